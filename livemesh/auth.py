@@ -1,0 +1,194 @@
+"""Credentials for the Live API: an API key, Vertex AI, or an ephemeral token.
+
+Three ways in, as the service offers them:
+
+* :class:`ApiKey`: the Gemini API (AI Studio) key, sent as ``x-goog-api-key``. Read from
+  ``GEMINI_API_KEY`` then ``GOOGLE_API_KEY`` when none is given (the official SDK's order).
+* :class:`VertexAI`: a Google Cloud project and location; each connection awaits a bearer token
+  from a caller-supplied ``token_provider`` (so google-auth stays optional: wrap
+  ``google.auth.default()`` in an async function if you use it).
+* :class:`EphemeralToken`: a short-lived ``auth_tokens/...`` name minted on a backend with
+  :func:`livemesh.rest.create_ephemeral_token`, safe to hand to a browser or phone. The real
+  service only accepts it on v1alpha and the ``BidiGenerateContentConstrained`` method;
+  :mod:`livemesh.endpoints` takes care of that.
+
+Secrets never leave these objects by accident: ``repr``/``str`` show ``<redacted>``, they are
+excluded from attrs' generated repr, and :func:`redact` scrubs them from any text (a server's
+error message, say) before it goes into an exception or a log line.
+
+These classes are pure values (frozen, no I/O); only :func:`livemesh.endpoints.live_headers`
+awaits the Vertex token provider.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeAlias
+
+import attrs
+
+from livemesh.errors import ConfigError
+
+__all__ = [
+    "ENV_API_KEY_NAMES",
+    "ApiKey",
+    "Auth",
+    "EphemeralToken",
+    "TokenProvider",
+    "VertexAI",
+    "redact",
+    "resolve_auth",
+    "secrets_of",
+]
+
+ENV_API_KEY_NAMES: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+"""Environment variables searched, in order, for an API key (same order as google-genai)."""
+
+EPHEMERAL_TOKEN_PREFIX = "auth_tokens/"
+"""Names of ephemeral tokens start with this; a string credential with it is taken as a token."""
+
+REDACTED = "<redacted>"
+
+TokenProvider: TypeAlias = Callable[[], Awaitable[str]]
+"""An async callable returning a fresh OAuth2 access token (called once per connection)."""
+
+
+def _check_secret(kind: str, value: object) -> None:
+    # Never echo the value itself: the error must not carry the secret it complains about.
+    if not isinstance(value, str):
+        raise ConfigError(f"{kind} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ConfigError(f"{kind} is empty")
+    if value != value.strip() or any(c in value for c in "\r\n\0"):
+        # A newline would let a credential inject an HTTP header; whitespace is a paste error.
+        raise ConfigError(f"{kind} contains whitespace or control characters")
+
+
+def _validate_key(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _check_secret(f"{type(instance).__name__}.{attribute.name}", value)
+
+
+@attrs.frozen(repr=False)
+class ApiKey:
+    """A Gemini API key. ``repr``/``str`` never show any of it."""
+
+    key: str = attrs.field(validator=_validate_key, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiKey:
+        """Read ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``; :class:`ConfigError` if neither is set.
+
+        ``environ`` defaults to :data:`os.environ`; pass a dict in tests instead of mutating it.
+        """
+        env = os.environ if environ is None else environ
+        for name in ENV_API_KEY_NAMES:
+            value = env.get(name)
+            if value:
+                return cls(value.strip())
+        raise ConfigError(
+            "no API key: pass auth=..., or set " + " or ".join(ENV_API_KEY_NAMES) + " in the environment"
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiKey({REDACTED})"
+
+    __str__ = __repr__
+
+
+def _validate_name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value or any(c.isspace() or c == "/" for c in value):
+        raise ConfigError(f"VertexAI.{attribute.name} must be a non-empty name without spaces or '/'")
+
+
+def _validate_provider(instance: object, attribute: attrs.Attribute[TokenProvider], value: object) -> None:
+    if not callable(value):
+        raise ConfigError("VertexAI.token_provider must be an async callable returning an access token")
+
+
+@attrs.frozen(kw_only=True)
+class VertexAI:
+    """Vertex AI: ``project`` and ``location`` pick the endpoint; ``token_provider`` is awaited for a
+    bearer token each time a connection or request is made (tokens expire; the provider refreshes).
+
+    ``location="global"`` uses the global host ``aiplatform.googleapis.com``.
+    The repr shows the project and location (not secrets) but never a token.
+    """
+
+    project: str = attrs.field(validator=_validate_name)
+    location: str = attrs.field(default="us-central1", validator=_validate_name)
+    token_provider: TokenProvider = attrs.field(validator=_validate_provider, repr=False, eq=False)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+@attrs.frozen(repr=False)
+class EphemeralToken:
+    """A short-lived token (``auth_tokens/...``) from :func:`livemesh.rest.create_ephemeral_token`.
+
+    ``name`` is the secret: ``repr``/``str`` never show it. ``expire_time`` and
+    ``new_session_expire_time`` are what the server reported (UTC), when known; they are
+    informational, the server enforces them.
+    """
+
+    name: str = attrs.field(validator=_validate_key, repr=False)
+    expire_time: datetime.datetime | None = attrs.field(default=None, kw_only=True)
+    new_session_expire_time: datetime.datetime | None = attrs.field(default=None, kw_only=True)
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.expire_time is not None:
+            extra = f", expire_time={self.expire_time.isoformat()}"
+        return f"EphemeralToken({REDACTED}{extra})"
+
+    __str__ = __repr__
+
+
+Auth: TypeAlias = ApiKey | VertexAI | EphemeralToken
+"""Any credential livemesh accepts."""
+
+
+def resolve_auth(auth: Auth | str | None, environ: Mapping[str, str] | None = None) -> Auth:
+    """Turn what a user passed as ``auth=`` into an :data:`Auth` object.
+
+    * an :data:`Auth` object is returned as is;
+    * a ``str`` is an API key, or an ephemeral token if it starts with ``auth_tokens/`` (the seed
+      and the SDKs let clients pass a token "as if it were an API key");
+    * ``None`` reads the key from the environment (:meth:`ApiKey.from_env`).
+    """
+    if isinstance(auth, ApiKey | VertexAI | EphemeralToken):
+        return auth
+    if auth is None:
+        return ApiKey.from_env(environ)
+    if isinstance(auth, str):
+        if auth.startswith(EPHEMERAL_TOKEN_PREFIX):
+            return EphemeralToken(auth)
+        return ApiKey(auth)
+    raise ConfigError(
+        f"auth must be ApiKey, VertexAI, EphemeralToken, an API key str or None, not {type(auth).__name__}"
+    )
+
+
+def secrets_of(auth: Auth) -> tuple[str, ...]:
+    """The secret strings an auth object holds (for :func:`redact`); none for Vertex, whose tokens
+    live only in the provider and in one request's headers."""
+    if isinstance(auth, ApiKey):
+        return (auth.key,)
+    if isinstance(auth, EphemeralToken):
+        name = auth.name
+        bare = name.removeprefix(EPHEMERAL_TOKEN_PREFIX)
+        return (name, bare) if bare and bare != name else (name,)
+    return ()
+
+
+def redact(text: str, *secrets: str) -> str:
+    """Replace every occurrence of each secret in ``text`` with ``<redacted>``.
+
+    Use it on any text that came from outside (a server's error body, a URL) before it goes into
+    an exception or a log line: servers sometimes echo what they were sent.
+    """
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
