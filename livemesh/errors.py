@@ -24,6 +24,10 @@ class LocalProtocolError(LivemeshError):
     """livemesh was asked to do something the protocol forbids in the current state."""
 
 
+class EncodeError(LocalProtocolError, ValueError):
+    """A message could not be encoded (a value JSON cannot carry); raised before sending."""
+
+
 class DecodeError(LivemeshError, ValueError):
     """A frame could not be decoded into a Live API message.
 
