@@ -1,0 +1,145 @@
+"""Per-message codec cost, livemesh vs google-genai vs bare orjson + base64, in one run.
+
+    python bench/codec.py [--number 20000] [--repeat 7]
+
+(a) decode a 100 ms 24 kHz audio server message (4,800 bytes of PCM in ``inlineData``);
+(b) encode a 100 ms 16 kHz ``realtimeInput`` audio message (3,200 bytes of PCM).
+
+google-genai's paths are copied from its ``live.py``: receive is ``json.loads`` +
+``_LiveServerMessage_from_mldev`` + ``LiveServerMessage._from_response``; send is
+``LiveSendRealtimeInputParameters.model_validate`` + ``_LiveSendRealtimeInputParameters_to_mldev``
++ ``convert_to_dict`` + ``encode_unserializable_types`` + ``json.dumps``. Every contender's output
+is checked against the others before timing. Figures are medians of ``--repeat`` runs of
+``--number`` calls (per call, in microseconds); read the ratios, not the absolute numbers: this
+machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pybase64
+
+from livemesh import wire
+
+
+def _median_us(fn: Callable[[], object], number: int, repeat: int) -> float:
+    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--number", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    from google.genai import _common, types
+    from google.genai import _live_converters as live_converters
+
+    out_pcm = os.urandom(4_800)  # 100 ms of 24 kHz 16-bit mono
+    in_pcm = os.urandom(3_200)  # 100 ms of 16 kHz 16-bit mono
+    server_frame = wire.encode_server(
+        wire.ServerMessage(
+            server_content=wire.ServerContent(
+                model_turn=wire.Content(
+                    role="model", parts=[wire.Part(inline_data=wire.Blob(out_pcm, "audio/pcm;rate=24000"))]
+                )
+            )
+        )
+    )
+    in_blob = wire.Blob(in_pcm, "audio/pcm;rate=16000")
+
+    # ---- (a) decode
+    def livemesh_decode() -> bytes:
+        msg = wire.decode_server(server_frame)
+        assert msg.server_content and msg.server_content.model_turn and msg.server_content.model_turn.parts
+        blob = msg.server_content.model_turn.parts[0].inline_data
+        assert blob is not None
+        return blob.data
+
+    empty_kwargs = types.LiveServerMessage().model_dump()
+
+    def genai_decode() -> bytes:
+        response = json.loads(server_frame)
+        response_dict = live_converters._LiveServerMessage_from_mldev(response)
+        msg = types.LiveServerMessage._from_response(response=response_dict, kwargs=empty_kwargs)
+        data = msg.server_content.model_turn.parts[0].inline_data.data  # type: ignore[union-attr,index]
+        assert data is not None
+        return data
+
+    def bare_decode() -> bytes:
+        obj = orjson.loads(server_frame)
+        return pybase64.b64decode(obj["serverContent"]["modelTurn"]["parts"][0]["inlineData"]["data"])
+
+    def bare_stdlib_decode() -> bytes:
+        obj = orjson.loads(server_frame)
+        return base64.b64decode(obj["serverContent"]["modelTurn"]["parts"][0]["inlineData"]["data"])
+
+    decoders = {
+        "livemesh": livemesh_decode,
+        "google-genai": genai_decode,
+        "orjson+pybase64": bare_decode,
+        "orjson+stdlib b64": bare_stdlib_decode,
+    }
+    for name, fn in decoders.items():
+        assert fn() == out_pcm, name
+
+    # ---- (b) encode
+    def livemesh_encode() -> bytes:
+        return wire.encode_client(wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=in_blob)))
+
+    def genai_encode() -> str:
+        realtime_input = types.LiveSendRealtimeInputParameters.model_validate(
+            {"audio": types.Blob(data=in_pcm, mime_type="audio/pcm;rate=16000")}
+        )
+        d = live_converters._LiveSendRealtimeInputParameters_to_mldev(from_object=realtime_input)
+        d = _common.convert_to_dict(d)
+        d = _common.encode_unserializable_types(d)
+        return json.dumps({"realtime_input": d})
+
+    def bare_encode() -> bytes:
+        return orjson.dumps(
+            {"realtimeInput": {"audio": {"data": pybase64.b64encode_as_string(in_pcm),
+                                         "mimeType": in_blob.mime_type}}}
+        )
+
+    encoders: dict[str, Callable[[], Any]] = {
+        "livemesh": livemesh_encode,
+        "google-genai": genai_encode,
+        "orjson+pybase64": bare_encode,
+    }
+    for name, fn in encoders.items():
+        decoded = wire.decode_client(fn())
+        assert decoded.realtime_input and decoded.realtime_input.audio, name
+        assert decoded.realtime_input.audio.data == in_pcm, name
+
+    results: dict[str, dict[str, float]] = {"decode (a)": {}, "encode (b)": {}}
+    for name, fn in decoders.items():
+        results["decode (a)"][name] = _median_us(fn, args.number, args.repeat)
+    for name, fn in encoders.items():
+        results["encode (b)"][name] = _median_us(fn, args.number, args.repeat)
+
+    print(f"median per message, us ({args.repeat} x {args.number} calls)")
+    for case, row in results.items():
+        ours = row["livemesh"]
+        print(f"\n{case}")
+        for name, us in row.items():
+            print(f"  {name:<20} {us:8.2f} us   {us / ours:6.2f}x livemesh's time")
+    a, b = results["decode (a)"], results["encode (b)"]
+    print("\nratios (targets: >= 8x google-genai, <= 2x bare orjson + pybase64)")
+    print(f"  decode (a): {a['google-genai'] / a['livemesh']:.1f}x faster than google-genai, "
+          f"{a['livemesh'] / a['orjson+pybase64']:.2f}x bare")
+    print(f"  encode (b): {b['google-genai'] / b['livemesh']:.1f}x faster than google-genai, "
+          f"{b['livemesh'] / b['orjson+pybase64']:.2f}x bare")
+
+
+if __name__ == "__main__":
+    main()
