@@ -488,8 +488,8 @@ class LiveConnectConstraints:
     """What sessions opened with the token are locked to (google-genai's ``LiveConnectConstraints``).
 
     ``model``: the model name (``NAME`` or ``models/NAME``). ``setup``: the session config to lock,
-    as a :class:`livemesh.wire.Setup` (its ``model`` is ignored in favour of ``model``) or as the
-    setup's camelCase JSON object.
+    as a :class:`livemesh.wire.Setup` (e.g. ``SessionConfig.setup(auth, handle=None)``) or as the
+    setup's camelCase JSON object; ``model``, when given, replaces the setup's own model.
 
     ``lock_additional_fields`` picks the lock mode, as in the SDK:
 
@@ -513,9 +513,10 @@ class LiveConnectConstraints:
             body = dict(self.setup)
         else:
             raise ConfigError("LiveConnectConstraints.setup must be a wire.Setup or a JSON object")
+        model = self.model if self.model is not None else body.pop("model", None)
         body.pop("model", None)
-        if self.model is not None:
-            body = {"model": model_name(auth, self.model), **body}
+        if model:
+            body = {"model": model_name(auth, model), **body}
         return body
 
     def field_mask(self, setup_json: Mapping[str, Any]) -> str | None:

@@ -446,3 +446,10 @@ def test_rfc3339() -> None:
     assert rfc3339(NOW) == "2026-01-02T03:04:05.678901Z"
     tz = datetime.timezone(datetime.timedelta(hours=2))
     assert rfc3339(datetime.datetime(2026, 1, 2, 5, 0, tzinfo=tz)) == "2026-01-02T03:00:00.000000Z"
+
+
+def test_constraints_keep_the_setups_model_unless_overridden() -> None:
+    setup = wire.Setup(model="gemini-2.0-flash-exp")
+    assert LiveConnectConstraints(setup=setup).setup_json(KEY) == {"model": "models/gemini-2.0-flash-exp"}
+    assert LiveConnectConstraints(model="m", setup=setup).setup_json(KEY) == {"model": "models/m"}
+    assert LiveConnectConstraints().setup_json(KEY) == {}
