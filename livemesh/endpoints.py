@@ -191,8 +191,16 @@ async def rest_headers(auth: Auth) -> list[tuple[str, str]]:
 
 
 def _check_model(model: str) -> str:
-    if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
-        raise ConfigError(f"model must be a non-empty name without whitespace, not {model!r}")
+    # Same refusals as the official SDK ('..', '?', '&' could rewrite a REST path or query).
+    if (
+        not isinstance(model, str)
+        or not model.strip()
+        or any(c.isspace() for c in model)
+        or ".." in model
+        or "?" in model
+        or "&" in model
+    ):
+        raise ConfigError(f"model must be a name without whitespace, '..', '?' or '&', not {model!r}")
     return model
 
 
@@ -201,7 +209,8 @@ def model_name(auth: Auth, model: str) -> str:
 
     * Gemini API: ``models/NAME`` (accepts ``NAME`` or ``models/NAME``; ``tunedModels/...`` kept).
     * Vertex AI: ``projects/P/locations/L/publishers/google/models/NAME`` (accepts ``NAME``,
-      ``models/NAME``, ``publishers/X/models/NAME``, or a full ``projects/...`` path, kept as is).
+      ``models/NAME``, ``PUBLISHER/NAME``, ``publishers/X/models/NAME``, or a full
+      ``projects/...`` path, kept as is).
     """
     _check_model(model)
     if isinstance(auth, VertexAI):
@@ -210,7 +219,11 @@ def model_name(auth: Auth, model: str) -> str:
         prefix = f"projects/{auth.project}/locations/{auth.location}/"
         if model.startswith("publishers/"):
             return prefix + model
-        return prefix + "publishers/google/models/" + model.removeprefix("models/")
+        model = model.removeprefix("models/")
+        if "/" in model:  # "PUBLISHER/NAME", as the SDK accepts
+            publisher, _, name = model.partition("/")
+            return f"{prefix}publishers/{publisher}/models/{name}"
+        return prefix + "publishers/google/models/" + model
     if model.startswith(("models/", "tunedModels/")):
         return model
     return "models/" + model

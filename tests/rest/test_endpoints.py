@@ -144,6 +144,10 @@ def test_model_names() -> None:
     assert model_name(VERTEX, "publishers/other/models/m") == (
         "projects/proj/locations/europe-west4/publishers/other/models/m"
     )
-    for bad in ("", "  ", "a b"):
+    assert (
+        model_name(VERTEX, "meta/llama")
+        == "projects/proj/locations/europe-west4/publishers/meta/models/llama"
+    )
+    for bad in ("", "  ", "a b", "../x", "m?key=1", "a&b"):
         with pytest.raises(ConfigError):
             model_name(KEY, bad)
