@@ -5,8 +5,10 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from livemesh.auth import ApiKey, EphemeralToken, VertexAI, redact, resolve_auth, secrets_of
+from livemesh.auth import REDACTED, ApiKey, EphemeralToken, VertexAI, redact, resolve_auth, secrets_of
 from livemesh.errors import ConfigError
 
 SENTINEL = "SENTINEL-KEY-9f3a1c"
@@ -108,3 +110,16 @@ def test_redact_and_secrets_of() -> None:
     assert SENTINEL not in scrubbed
     assert scrubbed == "bad key <redacted> in <redacted>"
     assert redact("nothing", "") == "nothing"
+
+
+@given(
+    secret=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=1, max_size=40),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+def test_redact_removes_every_occurrence(secret: str, before: str, after: str) -> None:
+    text = before + secret + after + secret
+    scrubbed = redact(text, secret)
+    assert secret not in scrubbed or secret in REDACTED
+    key = ApiKey(secret)
+    assert secret not in repr(key) or secret in repr(ApiKey("x"))

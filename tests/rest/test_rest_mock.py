@@ -453,3 +453,45 @@ def test_constraints_keep_the_setups_model_unless_overridden() -> None:
     assert LiveConnectConstraints(setup=setup).setup_json(KEY) == {"model": "models/gemini-2.0-flash-exp"}
     assert LiveConnectConstraints(model="m", setup=setup).setup_json(KEY) == {"model": "models/m"}
     assert LiveConnectConstraints().setup_json(KEY) == {}
+
+
+async def test_cancelled_fetch_fails_waiters_cleanly_and_is_retried() -> None:
+    release = trio.Event()
+    calls: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            await trio.sleep_forever()
+        await release.wait()
+        return httpx.Response(
+            200, json={"models": [_model("gemini-2.0-flash-live-001", "bidiGenerateContent")]}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        resolver = ModelResolver(base_url=BASE, client=client, fallback_on_error=False)
+        waiter_error: list[BaseException] = []
+
+        async def waiter() -> None:
+            try:
+                await resolver.resolve("text", KEY)
+            except RestError as exc:
+                waiter_error.append(exc)
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                fetch_scope = trio.CancelScope()
+
+                async def fetcher() -> None:
+                    with fetch_scope:
+                        await resolver.resolve("text", KEY)
+
+                nursery.start_soon(fetcher)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(waiter)
+                await trio.testing.wait_all_tasks_blocked()
+                fetch_scope.cancel()
+            assert len(waiter_error) == 1 and "cancelled" in str(waiter_error[0])
+            release.set()
+            assert await resolver.resolve("text", KEY) == "gemini-2.0-flash-live-001"
+    assert len(calls) == 2
