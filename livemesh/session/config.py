@@ -1,0 +1,515 @@
+"""Everything a session takes, validated before anything connects, and its translation to ``setup``.
+
+:class:`SessionConfig` covers what the seed's ``Session.start_link`` takes (model, auth,
+api_version, generation_config, system_instruction, tools, realtime_input_config,
+session_resumption, resume_handle, context_window_compression, transcription, affective dialog,
+proactivity, thinking, callbacks) plus what livemesh adds (limits, rotation, retries, buffers).
+
+Users coming from elsewhere can keep their spelling: :meth:`SessionConfig.from_dict` takes the
+seed's snake_case keys, google-genai ``LiveConnectConfig`` names (flat ``response_modalities``,
+``temperature``, ``speech_config`` ... are folded into ``generation_config``) and camelCase JSON
+keys; :meth:`SessionConfig.from_connect_config` takes a ``LiveConnectConfig`` object itself.
+
+Validation happens here, at the call (a :class:`~livemesh.errors.ConfigError`), for what the
+service would otherwise refuse with a 1007 after a round trip: two response modalities, wrong
+types, a ``transparent`` resumption on the Gemini API (the SDK refuses it too).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from livemesh import wire
+from livemesh.auth import Auth, VertexAI, resolve_auth
+from livemesh.endpoints import live_url, model_name
+from livemesh.errors import ConfigError, DecodeError
+from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
+from livemesh.session.callbacks import CALLBACK_NAMES, Callbacks
+from livemesh.session.tools import FunctionTool, ToolSpec, split_tools
+from livemesh.transport import TransportOptions
+
+__all__ = ["RetryPolicy", "RotationPolicy", "SessionConfig"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Bounded reconnect attempts with exponential backoff and full jitter.
+
+    Attempt ``n`` (0-based) waits ``uniform(0, 1) * jitter`` of ``min(max_delay, base_delay * 2**n)``
+    plus the rest un-jittered, so thousands of sessions dropped together do not reconnect in the
+    same millisecond. The first attempt after a planned move does not wait at all.
+    """
+
+    max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    base_delay: float = attrs.field(default=0.2, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)])
+
+    def delay(self, attempt: int, uniform: Callable[[], float]) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based); ``uniform`` returns [0, 1)."""
+        ceiling: float = min(self.max_delay, self.base_delay * math.pow(2.0, attempt))
+        return ceiling * (1.0 - self.jitter) + ceiling * self.jitter * uniform()
+
+
+@attrs.frozen(kw_only=True)
+class RotationPolicy:
+    """When the session moves itself to a fresh connection before the service cuts it.
+
+    The timer starts when a connection is set up and is independent of the receive loop (the
+    service may go silent after ``goAway``: LIVE_API_NOTES 2.5). It fires ``margin_s`` before
+    ``limits.connection_lifetime_s``; ``goAway`` triggers a move at once. A planned move first waits
+    up to ``quiet_timeout_s`` for a quiet point (no generation, no pending tool call, a resumable
+    handle) and up to ``handle_timeout_s`` for a fresh handle once input is held.
+    """
+
+    on_go_away: bool = True
+    timer: bool = True
+    margin_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    quiet_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    handle_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+
+
+def _structure(value: object, cls: type[T], name: str) -> T:
+    """A wire class from itself or a dict in snake_case or camelCase; ConfigError otherwise."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            result = wire.converter.structure(_jsonable(value), cls)
+        except DecodeError as exc:
+            raise ConfigError(f"{name}: {exc.reason}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        return result
+    raise ConfigError(f"{name} must be a {cls.__name__} or a dict, not {type(value).__name__}")
+
+
+def _jsonable(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return wire.converter.unstructure(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _opt(value: object, cls: type[T], name: str) -> T | None:
+    return None if value is None else _structure(value, cls, name)
+
+
+def _generation_config(value: object) -> wire.GenerationConfig | None:
+    return _opt(value, wire.GenerationConfig, "generation_config")
+
+
+def _realtime_input_config(value: object) -> wire.RealtimeInputConfig | None:
+    return _opt(value, wire.RealtimeInputConfig, "realtime_input_config")
+
+
+def _compression(value: object) -> wire.ContextWindowCompressionConfig | None:
+    return _opt(value, wire.ContextWindowCompressionConfig, "context_window_compression")
+
+
+def _proactivity(value: object) -> wire.ProactivityConfig | None:
+    return _opt(value, wire.ProactivityConfig, "proactivity")
+
+
+def _thinking(value: object) -> wire.ThinkingConfig | None:
+    return _opt(value, wire.ThinkingConfig, "thinking")
+
+
+def _optional_bool(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"expected a bool, not {type(value).__name__}")
+
+
+def _system_instruction(value: object) -> wire.Content | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return wire.Content(parts=[wire.Part(text=value)])
+    return _structure(value, wire.Content, "system_instruction")
+
+
+def _transcription(value: object) -> wire.AudioTranscriptionConfig | None:
+    """``True``/``{}``/a config object turns transcription on; ``None``/``False`` leaves it off."""
+    if value is None or value is False:
+        return None
+    if value is True or isinstance(value, Mapping):
+        return wire.AudioTranscriptionConfig()
+    if isinstance(value, wire.AudioTranscriptionConfig):
+        return value
+    raise ConfigError(f"transcription must be a bool or {{}}, not {type(value).__name__}")
+
+
+def _session_resumption(value: object) -> wire.SessionResumptionConfig | None:
+    """``True``/``{}`` turns resumption on (the seed's ``session_resumption: %{}``)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return wire.SessionResumptionConfig()
+    return _structure(value, wire.SessionResumptionConfig, "session_resumption")
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{attribute.name} must be a positive number of seconds, not {value!r}")
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a positive int, not {value!r}")
+
+
+def _check_model(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ConfigError(f"model must be a non-empty name without whitespace, not {value!r}")
+
+
+def _check_type(
+    cls: type | tuple[type, ...], label: str
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            raise ConfigError(f"{attribute.name} must be {label}, not {type(value).__name__}")
+
+    return check
+
+
+def _callbacks(value: object) -> Callbacks:
+    if value is None:
+        return Callbacks()
+    if isinstance(value, Callbacks):
+        return value
+    if isinstance(value, Mapping):
+        return Callbacks.from_mapping(value)
+    raise ConfigError(
+        f"callbacks must be a Callbacks or a dict of on_* callables, not {type(value).__name__}"
+    )
+
+
+def _tools(value: object) -> tuple[ToolSpec, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        value = [value]
+    return tuple(value)  # checked (and split) in __attrs_post_init__ via split_tools
+
+
+@attrs.frozen(kw_only=True)
+class SessionConfig:
+    """One Live session's configuration. Immutable; :meth:`evolve` makes changed copies.
+
+    ``auth`` may be an :class:`~livemesh.auth.ApiKey` / :class:`~livemesh.auth.VertexAI` /
+    :class:`~livemesh.auth.EphemeralToken`, an API key string, or ``None`` (read
+    ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` when the session opens). ``base_url`` points the
+    session at another origin, e.g. the emulator's ``ws://127.0.0.1:PORT``.
+
+    ``tools`` mixes plain Python functions (declared from their signature and run by the session,
+    answered automatically), :class:`~livemesh.session.tools.FunctionTool` objects, and
+    declarations the caller answers itself (``wire.Tool``, ``wire.FunctionDeclaration``, dicts such
+    as ``{"function_declarations": [...]}`` or ``{"google_search": {}}``).
+    """
+
+    model: str = attrs.field(validator=_check_model)
+    auth: Auth | str | None = attrs.field(default=None, repr=False)
+    api_version: str | None = None
+    base_url: str | None = None
+    allow_insecure: bool = False
+
+    generation_config: wire.GenerationConfig | None = attrs.field(default=None, converter=_generation_config)
+    system_instruction: wire.Content | None = attrs.field(default=None, converter=_system_instruction)
+    tools: tuple[ToolSpec, ...] = attrs.field(default=(), converter=_tools)
+    realtime_input_config: wire.RealtimeInputConfig | None = attrs.field(
+        default=None, converter=_realtime_input_config
+    )
+    session_resumption: wire.SessionResumptionConfig | None = attrs.field(
+        default=None, converter=_session_resumption
+    )
+    resume_handle: str | None = attrs.field(default=None, repr=False)
+    context_window_compression: wire.ContextWindowCompressionConfig | None = attrs.field(
+        default=None, converter=_compression
+    )
+    input_audio_transcription: wire.AudioTranscriptionConfig | None = attrs.field(
+        default=None, converter=_transcription
+    )
+    output_audio_transcription: wire.AudioTranscriptionConfig | None = attrs.field(
+        default=None, converter=_transcription
+    )
+    enable_affective_dialog: bool | None = attrs.field(default=None, converter=_optional_bool)
+    proactivity: wire.ProactivityConfig | None = attrs.field(default=None, converter=_proactivity)
+    thinking: wire.ThinkingConfig | None = attrs.field(default=None, converter=_thinking)
+    explicit_vad_signal: bool | None = attrs.field(default=None, converter=_optional_bool)
+
+    callbacks: Callbacks = attrs.field(factory=Callbacks, converter=_callbacks)
+    tool_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    """Default per-call timeout for session-run tools (a FunctionTool's own timeout wins)."""
+    hold_input_during_tool_calls: bool = True
+    """Hold realtime input while a BLOCKING call is unanswered (reported to cause 1008 otherwise)."""
+    cancel_tools_on_interrupt: bool = True
+    """An ``interrupted`` turn cancels its running tools; they are answered with an error."""
+
+    limits: ServiceLimits = attrs.field(
+        default=DEFAULT_LIMITS, validator=_check_type(ServiceLimits, "ServiceLimits")
+    )
+    rotation: RotationPolicy = attrs.field(
+        factory=RotationPolicy, validator=_check_type(RotationPolicy, "RotationPolicy")
+    )
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=_check_type(RetryPolicy, "RetryPolicy"))
+    transport: TransportOptions = attrs.field(
+        factory=TransportOptions, validator=_check_type(TransportOptions, "TransportOptions")
+    )
+    keepalive_interval: float = attrs.field(default=20.0, validator=_positive_or_none)
+    keepalive_timeout: float = attrs.field(default=60.0, validator=_positive_or_none)
+    setup_timeout: float = attrs.field(default=30.0, validator=_positive_or_none)
+
+    outbox_size: int = attrs.field(default=64, validator=_positive_int)
+    """Messages queued for the writer; a producer blocks when it is full (backpressure)."""
+    inbox_size: int = attrs.field(default=256, validator=_positive_int)
+    """Server messages queued for ``async for``; the reader waits when it is full."""
+    hold_limit: int = attrs.field(default=1024, validator=_positive_int)
+    """Messages held during a planned move or a blocking tool call before producers block."""
+    replay_limit_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive_int)
+    """Sent-but-unconfirmed messages kept for replay after a drop; beyond it the oldest are
+    forgotten and counted in ``metrics.replay_overflow``."""
+
+    session_id: str | None = None
+    """A name for logs and metrics; a random one is made when the session opens if not given."""
+
+    _function_tools: tuple[FunctionTool, ...] = attrs.field(init=False, repr=False, eq=False)
+    _wire_tools: tuple[wire.Tool, ...] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        functions, declared = split_tools(self.tools, default_timeout=self.tool_timeout)
+        object.__setattr__(self, "_function_tools", functions)
+        object.__setattr__(self, "_wire_tools", declared)
+        self._check()
+
+    # ------------------------------------------------------------------ validation
+
+    def _check(self) -> None:
+        for name in ("api_version", "base_url", "resume_handle", "session_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a str, not {type(value).__name__}")
+        if not isinstance(self.allow_insecure, bool):
+            raise ConfigError("allow_insecure must be a bool")
+        gen = self.generation_config
+        modalities = (gen.response_modalities if gen is not None else None) or []
+        if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+            raise ConfigError("response_modalities must be a list of strings such as ['TEXT'] or ['AUDIO']")
+        upper = {m.upper() for m in modalities}
+        if len(upper) > 1:
+            raise ConfigError(
+                f"only one response modality per session (got {sorted(upper)}); "
+                "the service refuses two with 1007 'Request contains an invalid argument.'"
+            )
+        unknown = upper - {wire.Modality.TEXT, wire.Modality.AUDIO}
+        if unknown:
+            raise ConfigError(f"response_modalities must be TEXT or AUDIO, not {sorted(unknown)}")
+        names = [tool.name for tool in self._function_tools]
+        names += [d.name or "" for tool in self._wire_tools for d in tool.function_declarations or ()]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ConfigError(f"tool names must be unique: {sorted(duplicates)} declared twice")
+        if self.rotation.margin_s >= self.limits.connection_lifetime_s and self.rotation.timer:
+            raise ConfigError(
+                f"rotation.margin_s ({self.rotation.margin_s}) must be less than "
+                f"limits.connection_lifetime_s ({self.limits.connection_lifetime_s})"
+            )
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def function_tools(self) -> tuple[FunctionTool, ...]:
+        """The tools this session runs itself (answered automatically)."""
+        return self._function_tools
+
+    @property
+    def resumption_enabled(self) -> bool:
+        return self.session_resumption is not None or self.resume_handle is not None
+
+    @property
+    def transparent(self) -> bool:
+        return bool(self.session_resumption is not None and self.session_resumption.transparent)
+
+    @property
+    def response_modality(self) -> str | None:
+        gen = self.generation_config
+        if gen is None or not gen.response_modalities:
+            return None
+        return gen.response_modalities[0].upper()
+
+    def resolved_auth(self) -> Auth:
+        """The credential object (reads the environment when ``auth`` is None)."""
+        auth = resolve_auth(self.auth)
+        if self.transparent and not isinstance(auth, VertexAI):
+            raise ConfigError(
+                "session_resumption.transparent works only on Vertex AI (the Gemini API has no "
+                "lastConsumedClientMessageIndex); drop it, livemesh resumes seamlessly without it"
+            )
+        return auth
+
+    def url(self, auth: Auth) -> str:
+        return live_url(
+            auth, api_version=self.api_version, base_url=self.base_url, allow_insecure=self.allow_insecure
+        )
+
+    def setup(self, auth: Auth, *, handle: str | None) -> wire.Setup:
+        """The ``setup`` message for one connection, resuming from ``handle`` when given."""
+        gen = self.generation_config
+        if self.enable_affective_dialog is not None or self.thinking is not None:
+            changes: dict[str, Any] = {}
+            if self.enable_affective_dialog is not None:
+                changes["enable_affective_dialog"] = self.enable_affective_dialog
+            if self.thinking is not None:
+                changes["thinking_config"] = self.thinking
+            gen = attrs.evolve(gen or wire.GenerationConfig(), **changes)
+        tools = list(self._wire_tools)
+        if self._function_tools:
+            tools.append(wire.Tool(function_declarations=[t.declaration for t in self._function_tools]))
+        resumption: wire.SessionResumptionConfig | None = None
+        if self.resumption_enabled:
+            transparent = self.transparent or None
+            resumption = wire.SessionResumptionConfig(handle=handle, transparent=transparent)
+        return wire.Setup(
+            model=model_name(auth, self.model),
+            generation_config=gen,
+            system_instruction=self.system_instruction,
+            tools=tools or None,
+            realtime_input_config=self.realtime_input_config,
+            session_resumption=resumption,
+            context_window_compression=self.context_window_compression,
+            input_audio_transcription=self.input_audio_transcription,
+            output_audio_transcription=self.output_audio_transcription,
+            proactivity=self.proactivity,
+            explicit_vad_signal=self.explicit_vad_signal,
+        )
+
+    def evolve(self, **changes: Any) -> SessionConfig:
+        """A copy with ``changes`` applied (and validated again)."""
+        return attrs.evolve(self, **changes)
+
+    # ------------------------------------------------------------------ other spellings
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> SessionConfig:
+        """Build from the seed's keys, google-genai ``LiveConnectConfig`` keys, or camelCase JSON.
+
+        Flat generation keys (``response_modalities``, ``temperature``, ``speech_config``,
+        ``thinking_config`` ...) are folded into ``generation_config``; ``on_*`` keys become
+        :class:`Callbacks`; the seed's ``project_id``/``location`` with ``auth: "vertex_ai"`` are
+        not enough on their own (a token provider is needed), so pass ``auth=VertexAI(...)``.
+        Unknown keys are a :class:`ConfigError` (a typo should not silently do nothing).
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"from_dict needs a mapping, not {type(data).__name__}")
+        merged = {_snake(str(k)): v for k, v in data.items()}
+        merged.update(overrides)
+        return cls(**_normalise(merged))
+
+    @classmethod
+    def from_connect_config(cls, model: str, config: object = None, **overrides: Any) -> SessionConfig:
+        """Build from a google-genai ``LiveConnectConfig`` (or its dict) as passed to ``live.connect``.
+
+        livemesh never imports google-genai; any object with ``model_dump()`` (pydantic) works.
+        """
+        if config is None:
+            data: Mapping[str, Any] = {}
+        elif isinstance(config, Mapping):
+            data = config
+        elif hasattr(config, "model_dump"):
+            data = config.model_dump(exclude_none=True, mode="json")
+        else:
+            raise ConfigError(f"config must be a LiveConnectConfig or a dict, not {type(config).__name__}")
+        return cls.from_dict({**data, "model": model}, **overrides)
+
+
+_GENERATION_KEYS = frozenset(
+    {
+        "response_modalities",
+        "speech_config",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_output_tokens",
+        "candidate_count",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "media_resolution",
+        "thinking_config",
+    }
+)
+_IGNORED_KEYS = frozenset({"http_options", "labels"})
+_RENAMES = {
+    "thinking_config": "thinking",
+    "project_id": "project",
+    "endpoint": "base_url",
+    "url": "base_url",
+    "handle": "resume_handle",
+}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    gen: dict[str, Any] = {}
+    callbacks: dict[str, Any] = {}
+    base_gen = data.pop("generation_config", None)
+    for key, value in data.items():
+        if key in _IGNORED_KEYS or value is None:
+            continue
+        if key in CALLBACK_NAMES:
+            callbacks[key] = value
+        elif key in _GENERATION_KEYS and key != "thinking_config":
+            gen[key] = value
+        elif key == "enable_affective_dialog":
+            out[key] = value
+        else:
+            out[_RENAMES.get(key, key)] = value
+    if base_gen is not None or gen:
+        merged = dict(_jsonable(base_gen) if base_gen is not None else {})
+        merged = {_snake(k): v for k, v in merged.items()}
+        thinking = merged.pop("thinking_config", None)
+        if thinking is not None and "thinking" not in out:
+            out["thinking"] = thinking
+        affective = merged.pop("enable_affective_dialog", None)
+        if affective is not None and "enable_affective_dialog" not in out:
+            out["enable_affective_dialog"] = affective
+        merged.update(gen)
+        out["generation_config"] = merged
+    if callbacks:
+        existing = out.get("callbacks")
+        if existing is not None:
+            raise ConfigError("pass callbacks either as callbacks=... or as on_* keys, not both")
+        out["callbacks"] = Callbacks.from_mapping(callbacks)
+    if "project" in out or "location" in out:
+        raise ConfigError(
+            "project/location: pass auth=VertexAI(project=..., location=..., token_provider=...) instead"
+        )
+    if isinstance(out.get("auth"), str) and out["auth"] in ("gemini", "vertex_ai", ":gemini", ":vertex_ai"):
+        if out["auth"].lstrip(":") == "vertex_ai":
+            raise ConfigError("auth='vertex_ai': pass auth=VertexAI(project=..., token_provider=...) instead")
+        out["auth"] = None  # the seed's :gemini means "key from the environment"
+    fields = {a.name for a in attrs.fields(SessionConfig) if a.init}
+    unknown = set(out) - fields
+    if unknown:
+        raise ConfigError(f"unknown session option(s): {sorted(unknown)}")
+    return out

@@ -1,0 +1,240 @@
+"""The session's books: which tool calls are owed an answer, and which sent messages may need replay.
+
+Both are plain synchronous state machines (no trio I/O) so they are tested without a server and
+the actor can "decide synchronously, then await" (STYLE.md habit 8).
+
+:class:`ToolLedger` guarantees exactly one response per call id. The real service blocks a turn
+until every call it emitted is answered and never times out (LIVE_API_NOTES 2.13), so a lost
+answer mutes the session; a second answer for the same id is a protocol error. Calls received after
+the handle a session resumes from are *void* on the new connection (the resumed context never
+issued them): their tools are cancelled and their answers dropped.
+
+:class:`ReplayLog` keeps client messages the newest resumable handle may not cover:
+
+* Vertex ``transparent``: the server says which message it consumed last
+  (``lastConsumedClientMessageIndex``); everything after it is replayed, exactly.
+* Gemini API: a handle names the context as it was when issued, and the client only knows when it
+  *received* it. A message sent more than ``settle`` seconds (about one round trip) before the
+  handle arrived is taken as covered; later ones are replayed. Messages in that window are
+  counted as *ambiguous* (maybe doubled on replay) so the session can report it honestly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import attrs
+import trio
+
+from livemesh import wire
+
+__all__ = ["PendingCall", "ReplayEntry", "ReplayLog", "ReplayPlan", "ToolLedger"]
+
+
+# ----------------------------------------------------------------------------- tool calls
+
+
+@attrs.define(eq=False)
+class PendingCall:
+    """One call the session owes an answer to."""
+
+    call: wire.FunctionCall
+    blocking: bool
+    received_at: float
+    handle_epoch: int
+    """How many resumable handles had arrived when the call did (for voiding on resume)."""
+    turn: int
+    """The turn number the call belongs to (interruptions cancel calls of their turn)."""
+    scope: trio.CancelScope | None = None
+    answered: bool = False
+    cancelled: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.call.id or ""
+
+
+class ToolLedger:
+    """Calls owed an answer, keyed by id; closed ids remembered (bounded) to refuse duplicates."""
+
+    def __init__(self, *, remember: int = 4096) -> None:
+        self._pending: dict[str, PendingCall] = {}
+        self._closed: dict[str, str] = {}  # id -> "answered" | "cancelled" | "void"
+        self._closed_order: deque[str] = deque()
+        self._remember = remember
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def pending(self) -> list[PendingCall]:
+        return list(self._pending.values())
+
+    @property
+    def blocking_pending(self) -> bool:
+        """True while a BLOCKING call waits for its answer (hold realtime input meanwhile)."""
+        return any(p.blocking for p in self._pending.values())
+
+    def get(self, call_id: str) -> PendingCall | None:
+        return self._pending.get(call_id)
+
+    def state(self, call_id: str) -> str:
+        """``"pending"``, ``"answered"``, ``"cancelled"``, ``"void"`` or ``"unknown"``."""
+        if call_id in self._pending:
+            return "pending"
+        return self._closed.get(call_id, "unknown")
+
+    def open(
+        self, call: wire.FunctionCall, *, blocking: bool, now: float, handle_epoch: int, turn: int
+    ) -> PendingCall | None:
+        """Record a call from a ``toolCall``; ``None`` if its id was already seen (a repeat)."""
+        call_id = call.id or ""
+        if call_id in self._pending or call_id in self._closed:
+            return None
+        pending = PendingCall(
+            call=call, blocking=blocking, received_at=now, handle_epoch=handle_epoch, turn=turn
+        )
+        self._pending[call_id] = pending
+        return pending
+
+    def _close(self, call_id: str, how: str) -> PendingCall | None:
+        pending = self._pending.pop(call_id, None)
+        if pending is None:
+            return None
+        self._closed[call_id] = how
+        self._closed_order.append(call_id)
+        while len(self._closed_order) > self._remember:
+            self._closed.pop(self._closed_order.popleft(), None)
+        return pending
+
+    def answer(self, call_id: str) -> PendingCall | None:
+        """Claim the one answer for ``call_id``: the call if this is it, ``None`` if not owed."""
+        pending = self._close(call_id, "answered")
+        if pending is not None:
+            pending.answered = True
+            if pending.scope is not None:
+                pending.scope.cancel()  # a user answered first: stop the tool, its result is moot
+        return pending
+
+    def cancel(self, ids: Iterable[str]) -> list[PendingCall]:
+        """The server cancelled these calls (``toolCallCancellation``): no answer is owed."""
+        out = []
+        for call_id in ids:
+            pending = self._close(call_id, "cancelled")
+            if pending is not None:
+                pending.cancelled = True
+                if pending.scope is not None:
+                    pending.scope.cancel()
+                out.append(pending)
+        return out
+
+    def of_turn(self, turn: int) -> list[PendingCall]:
+        return [p for p in self._pending.values() if p.turn == turn]
+
+    def void_after(self, handle_epoch: int) -> list[PendingCall]:
+        """Calls that arrived after the ``handle_epoch``-th handle: unknown to a resumed context."""
+        out = []
+        for pending in [p for p in self._pending.values() if p.handle_epoch >= handle_epoch]:
+            self._close(pending.id, "void")
+            if pending.scope is not None:
+                pending.scope.cancel()
+            out.append(pending)
+        return out
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+@attrs.define(eq=False, slots=True)
+class ReplayEntry:
+    message: wire.ClientMessage
+    index: int
+    """Index on its connection, as the server counts for ``lastConsumedClientMessageIndex``."""
+    sent_at: float
+    size: int
+
+
+@attrs.frozen
+class ReplayPlan:
+    """What to resend on the next connection, and how sure we are about it."""
+
+    messages: tuple[wire.ClientMessage, ...]
+    ambiguous: int
+    """Replayed messages the handle may already cover (may be doubled)."""
+    dropped_void: int
+    """Tool responses not replayed because their calls are void after the resume."""
+
+
+class ReplayLog:
+    """Sent client messages not yet known to be covered by a resumable handle (bounded by bytes)."""
+
+    def __init__(self, *, limit_bytes: int) -> None:
+        self._entries: deque[ReplayEntry] = deque()
+        self._bytes = 0
+        self._limit = limit_bytes
+        self.overflow = 0
+        """Entries forgotten because the log was full (may be lost after a drop)."""
+        self._handle_received_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def append(self, message: wire.ClientMessage, *, index: int, sent_at: float, size: int) -> None:
+        self._entries.append(ReplayEntry(message, index, sent_at, size))
+        self._bytes += size
+        while self._bytes > self._limit and len(self._entries) > 1:
+            old = self._entries.popleft()
+            self._bytes -= old.size
+            self.overflow += 1
+
+    def covered_through_index(self, index: int) -> None:
+        """Vertex transparent: the server consumed every message up to ``index``."""
+        entries = self._entries
+        while entries and entries[0].index <= index:
+            self._bytes -= entries.popleft().size
+
+    def covered_before(self, handle_received_at: float, settle: float) -> None:
+        """Gemini API: a resumable handle arrived; messages sent ``settle`` s before it are covered."""
+        self._handle_received_at = handle_received_at
+        horizon = handle_received_at - settle
+        entries = self._entries
+        while entries and entries[0].sent_at < horizon:
+            self._bytes -= entries.popleft().size
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def plan(self, *, void_call_ids: set[str], exact: bool) -> ReplayPlan:
+        """Everything to resend, oldest first, and empty the log (entries are re-logged when resent).
+
+        ``exact`` (Vertex transparent) means the log was trimmed by the server's index, so nothing
+        is ambiguous; otherwise messages sent before the newest handle arrived are ambiguous.
+        """
+        keep: list[wire.ClientMessage] = []
+        ambiguous = 0
+        dropped = 0
+        received = self._handle_received_at
+        for entry in self._entries:
+            message = entry.message
+            if message.tool_response is not None and void_call_ids:
+                responses = [
+                    r for r in message.tool_response.function_responses or () if r.id not in void_call_ids
+                ]
+                if not responses:
+                    dropped += 1
+                    continue
+                if len(responses) != len(message.tool_response.function_responses or ()):
+                    message = wire.ClientMessage(
+                        tool_response=wire.ToolResponse(function_responses=responses)
+                    )
+            if not exact and received is not None and entry.sent_at < received:
+                ambiguous += 1
+            keep.append(message)
+        self.clear()
+        return ReplayPlan(messages=tuple(keep), ambiguous=ambiguous, dropped_void=dropped)

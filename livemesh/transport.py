@@ -1,0 +1,334 @@
+"""Open and close one Live API WebSocket, and translate its failures into the livemesh error tree.
+
+The session actor talks to a :class:`Connection`: send bytes, receive bytes, ping, close. That
+seam is deliberately small so a second WebSocket engine (``websockets``, a raw wsproto one) can be
+slotted in later; :func:`open_connection` is the trio-websocket implementation.
+
+Everything below this module speaks trio-websocket; everything above it speaks livemesh errors
+(STYLE.md habit 9, httpcore's ``map_exceptions``):
+
+* a close the session may recover from by resuming (1006 no close frame, 1011 internal error,
+  1001/1000 server-side ends, network errors, keepalive timeouts) is a :class:`ConnectionLostError`;
+* 1007/1008 are fatal :class:`~livemesh.errors.SetupRejectedError` (or
+  :class:`~livemesh.errors.AuthError` when the text says the credentials are bad);
+* a close whose text mentions quota, billing, credits or RESOURCE_EXHAUSTED is a
+  :class:`~livemesh.errors.QuotaError` (back off, don't hammer; LIVE_API_NOTES 1.9).
+
+No message built here ever contains a URL query string or a header value, so an API key passed
+either way cannot leak into an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Final, Protocol
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+import trio_websocket
+
+from livemesh.errors import AuthError, QuotaError, SessionError, SetupRejectedError
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "RECEIVE_BUFFER_SIZE",
+    "CloseInfo",
+    "Connection",
+    "ConnectionLostError",
+    "TransportOptions",
+    "classify_close",
+    "close_error",
+    "keepalive",
+    "open_connection",
+    "redact_url",
+]
+
+log = logging.getLogger("livemesh.transport")
+
+RECEIVE_BUFFER_SIZE: Final = 64 * 1024
+"""Bytes read from the socket per call: audio frames are tens of KiB, 4 KiB (the default) thrashes."""
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+"""Largest server frame accepted (matches the codec's bound)."""
+
+NO_CLOSE_FRAME: Final = 1006
+"""RFC 6455: the connection ended without a close frame (never sent on the wire)."""
+
+
+class ConnectionLostError(SessionError):
+    """The connection ended in a way a resume can recover from (1006, 1011, network, keepalive).
+
+    The session actor catches it and reconnects; it only reaches users wrapped in
+    :class:`~livemesh.errors.ReconnectError` when retries are exhausted.
+    """
+
+
+# ----------------------------------------------------------------------------- close codes
+
+_QUOTA_WORDS: Final = ("quota", "billing", "credits", "resource_exhausted", "resource exhausted", "429")
+_AUTH_WORDS: Final = (
+    "api key",
+    "api_key",
+    "unregistered callers",
+    "permission",
+    "unauthenticated",
+    "token",
+    "credential",
+)
+
+
+@attrs.frozen
+class CloseInfo:
+    """How a connection ended: the close code and reason, or 1006 when no close frame came."""
+
+    code: int = NO_CLOSE_FRAME
+    reason: str = ""
+
+
+def classify_close(code: int, reason: str | None) -> str:
+    """``"retryable"``, ``"quota"``, ``"auth"`` or ``"fatal"`` for a close code and its text.
+
+    1007 (invalid argument) and 1008 (policy / not found) are fatal: resending the same setup gets
+    the same answer. 1011 is the service's generic internal error and the goAway deadline; it is
+    retryable unless its text blames quota or billing. 1006 means the network dropped.
+    """
+    text = (reason or "").lower()
+    if any(word in text for word in _QUOTA_WORDS):
+        return "quota"
+    if code in (1007, 1008):
+        return "auth" if any(word in text for word in _AUTH_WORDS) else "fatal"
+    if code in (1002, 1003, 1009, 1010):
+        return "fatal"  # protocol misuse on one side: resuming would repeat it
+    return "retryable"  # 1000, 1001, 1005, 1006, 1011, 1012-1014, private codes
+
+
+def close_error(info: CloseInfo, *, during_setup: bool = False) -> SessionError:
+    """The livemesh error for a close, so callers branch on type rather than on numbers."""
+    kind = classify_close(info.code, info.reason)
+    text = f"connection closed with {info.code}" + (f": {info.reason}" if info.reason else "")
+    if kind == "quota":
+        return QuotaError(text, code=info.code, reason=info.reason)
+    if kind == "auth":
+        return AuthError(text, code=info.code, reason=info.reason)
+    if kind == "fatal":
+        return SetupRejectedError(text, code=info.code, reason=info.reason)
+    if during_setup and info.code in (1000, 1001):
+        # Closed politely before setupComplete: the service refused without saying why; a retry
+        # may work (e.g. a resume attempted while the old socket was still open).
+        return ConnectionLostError(f"closed during setup ({info.code})", code=info.code, reason=info.reason)
+    return ConnectionLostError(text, code=info.code, reason=info.reason)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host/path`` without query or credentials, safe for logs and exceptions."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+# ----------------------------------------------------------------------------- the seam
+
+
+class Connection(Protocol):
+    """What the session needs from a WebSocket engine; implementations raise livemesh errors only."""
+
+    @property
+    def close_info(self) -> CloseInfo | None:
+        """How the connection ended, once it has (``None`` while it is open)."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Send one JSON message as a text frame (what the official SDK sends)."""
+        ...
+
+    async def receive(self) -> bytes | str:
+        """The next server frame; raises a livemesh :class:`SessionError` once the connection ends."""
+        ...
+
+    async def ping(self) -> None:
+        """Send a ping and wait for its pong (raises like :meth:`receive` if the connection ends)."""
+        ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame and wait (bounded) for the peer's; idempotent, never raises."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class TransportOptions:
+    """Knobs of the WebSocket engine. Defaults suit audio sessions against the real service."""
+
+    connect_timeout: float = 30.0
+    disconnect_timeout: float = 5.0
+    receive_buffer_size: int = RECEIVE_BUFFER_SIZE
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    message_queue_size: int = 4
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, repr=False)
+
+
+class _TrioWebsocketConnection:
+    """:class:`Connection` over a ``trio_websocket.WebSocketConnection``."""
+
+    __slots__ = ("_disconnect_timeout", "_ws")
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, *, disconnect_timeout: float) -> None:
+        self._ws = ws
+        self._disconnect_timeout = disconnect_timeout
+
+    def __repr__(self) -> str:
+        return f"<Connection closed={self.close_info!r}>"
+
+    @property
+    def close_info(self) -> CloseInfo | None:
+        closed = self._ws.closed
+        if closed is None:
+            return None
+        return CloseInfo(code=closed.code, reason=closed.reason or "")
+
+    def _lost(self, exc: trio_websocket.ConnectionClosed) -> SessionError:
+        reason = exc.reason
+        if reason is None:
+            return close_error(CloseInfo())
+        return close_error(CloseInfo(code=reason.code, reason=reason.reason or ""))
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send_message(data.decode())
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._lost(exc) from None
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise ConnectionLostError(f"send failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
+
+    async def receive(self) -> bytes | str:
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._lost(exc) from None
+
+    async def ping(self) -> None:
+        try:
+            await self._ws.ping()
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._lost(exc) from None
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise ConnectionLostError(f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        # Bounded: a peer that never answers our close frame must not hang a reconnect. On timeout
+        # (or cancellation) trio-websocket's own context manager aborts the stream.
+        with trio.move_on_after(self._disconnect_timeout) as scope:
+            scope.shield = True
+            try:
+                await self._ws.aclose(code, reason or None)
+            except (OSError, trio.BrokenResourceError, trio_websocket.ConnectionClosed):
+                pass
+
+
+def _handshake_error(exc: trio_websocket.HandshakeError, url: str) -> SessionError:
+    where = redact_url(url)
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        status = exc.status_code
+        text = f"{where} refused the WebSocket upgrade with HTTP {status}"
+        if status in (401, 403):
+            return AuthError(text, code=status, reason=f"HTTP {status}")
+        if status == 429:
+            return QuotaError(text, code=status, reason=f"HTTP {status}")
+        if status in (400, 404):
+            return SetupRejectedError(text, code=status, reason=f"HTTP {status}")
+        return ConnectionLostError(text, code=status, reason=f"HTTP {status}")
+    if isinstance(exc, trio_websocket.ConnectionTimeout):
+        return ConnectionLostError(f"connecting to {where} timed out", code=NO_CLOSE_FRAME)
+    cause = exc.__cause__ or exc.__context__
+    detail = type(cause).__name__ if cause is not None else type(exc).__name__
+    return ConnectionLostError(f"could not connect to {where} ({detail})", code=NO_CLOSE_FRAME)
+
+
+@asynccontextmanager
+async def open_connection(
+    url: str,
+    headers: Sequence[tuple[str, str]] = (),
+    *,
+    options: TransportOptions | None = None,
+) -> AsyncIterator[Connection]:
+    """Open a WebSocket to ``url`` with ``headers``; close it (bounded) when the block ends.
+
+    The engine's reader task lives in a nursery inside this block (trio-websocket's
+    ``open_websocket``), so nothing outlives it. Handshake and network failures are raised as
+    livemesh errors: :class:`ConnectionLostError` when retrying may help, ``AuthError`` /
+    ``QuotaError`` / ``SetupRejectedError`` when it will not.
+    """
+    opts = options or TransportOptions()
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    ssl_context: ssl.SSLContext | None = opts.ssl_context
+    if ssl_context is None and url.startswith("wss:"):
+        ssl_context = ssl.create_default_context()
+    cm = trio_websocket.open_websocket_url(
+        url,
+        ssl_context,
+        extra_headers=extra,
+        message_queue_size=opts.message_queue_size,
+        max_message_size=opts.max_message_bytes,
+        connect_timeout=opts.connect_timeout,
+        disconnect_timeout=opts.disconnect_timeout,
+        receive_buffer_size=opts.receive_buffer_size,
+    )
+    entered = False
+    try:
+        async with cm as ws:
+            entered = True
+            yield _TrioWebsocketConnection(ws, disconnect_timeout=opts.disconnect_timeout)
+    except trio_websocket.HandshakeError as exc:
+        if entered and not isinstance(exc, trio_websocket.DisconnectionTimeout):
+            raise
+        if entered:
+            return  # the peer did not answer our close frame in time: the socket is gone anyway
+        raise _handshake_error(exc, url) from None
+    except OSError as exc:
+        if entered:
+            raise
+        raise ConnectionLostError(
+            f"could not connect to {redact_url(url)} ({type(exc).__name__})", code=NO_CLOSE_FRAME
+        ) from None
+
+
+# ----------------------------------------------------------------------------- keepalive
+
+
+async def keepalive(
+    conn: Connection,
+    *,
+    interval: float,
+    pong_timeout: float,
+    last_activity: Callable[[], float],
+) -> None:
+    """Prove the connection is alive, tolerating slow pongs; raise when it is dead.
+
+    Any frame from the server counts as life (``last_activity`` returns its ``trio.current_time``),
+    so a busy connection never pings. An idle one pings every ``interval`` seconds and waits up to
+    ``pong_timeout`` for the pong: the service's pongs were seen taking 8-30 s (LIVE_API_NOTES 2.15), so
+    the default timeout is generous, unlike ``websockets``' 20 s that killed such sessions. Runs
+    until cancelled; raises :class:`ConnectionLostError` when neither traffic nor pong arrives.
+    """
+    last_pong = trio.current_time()
+
+    def last_proof() -> float:
+        return max(last_activity(), last_pong)
+
+    while True:
+        await trio.sleep_until(last_proof() + interval)
+        if trio.current_time() - last_proof() < interval:
+            continue
+        with trio.move_on_after(pong_timeout):
+            await conn.ping()
+            last_pong = trio.current_time()
+            continue
+        if trio.current_time() - last_activity() < pong_timeout:
+            continue  # traffic arrived while the pong was late: alive
+        log.warning("keepalive: no pong and no traffic for %.1f s", pong_timeout)
+        raise ConnectionLostError(f"keepalive: no pong within {pong_timeout:g} s", code=1011)
