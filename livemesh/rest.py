@@ -16,9 +16,10 @@ Everything runs on httpx (under trio through anyio). Pass your own ``httpx.Async
 connections; otherwise one is opened and closed per call. TLS is verified by default (httpx's
 default), and plain ``http://`` is refused for non-loopback hosts unless ``allow_insecure=True``.
 
-HTTP failures become livemesh errors, split by blame: :class:`~livemesh.errors.AuthError` for 401
-and 403, :class:`~livemesh.errors.QuotaError` for 429 (for both, ``code`` is the HTTP status and
-``reason`` the server's message), :class:`RestError` otherwise. Credentials are scrubbed from any
+HTTP failures become livemesh errors, split by blame: :class:`~livemesh.errors.AuthError` for 401,
+403 and a refused key (Google says 400 ``API_KEY_INVALID`` there), :class:`~livemesh.errors.QuotaError`
+for 429 / ``RESOURCE_EXHAUSTED`` (for both, ``code`` is the HTTP status and ``reason`` the server's
+message), :class:`RestError` otherwise. Credentials are scrubbed from any
 server text before it goes into an exception or a log line.
 """
 
@@ -169,15 +170,26 @@ class ModelInfo:
         )
 
 
-def _server_reason(response: httpx.Response, secrets: Sequence[str]) -> str:
-    """The server's error message (Google's ``{"error": {"message": ...}}`` or the raw body),
-    scrubbed of credentials and truncated."""
-    text = ""
+@attrs.frozen
+class _ServerError:
+    reason: str
+    status: str  # google.rpc status name ("UNAUTHENTICATED"), "" if absent
+    detail_reasons: tuple[str, ...]  # ErrorInfo reasons ("API_KEY_INVALID"), if any
+
+
+def _server_error(response: httpx.Response, secrets: Sequence[str]) -> _ServerError:
+    """The server's error (Google's ``{"error": {"message", "status", "details"}}`` or the raw
+    body), its message scrubbed of credentials and truncated."""
+    text, status, details = "", "", []
     try:
         body = orjson.loads(response.content)
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
             text = str(error.get("message") or error.get("status") or "")
+            status = str(error.get("status") or "")
+            for detail in error.get("details") or ():
+                if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
+                    details.append(detail["reason"])
         elif isinstance(error, str):
             text = error
     except orjson.JSONDecodeError:
@@ -185,20 +197,34 @@ def _server_reason(response: httpx.Response, secrets: Sequence[str]) -> str:
     text = redact(text, *secrets)
     if len(text) > _MAX_REASON_CHARS:
         text = text[:_MAX_REASON_CHARS] + "..."
-    return text or response.reason_phrase
+    return _ServerError(text or response.reason_phrase, status, tuple(details))
+
+
+_AUTH_STATUSES: Final = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+_AUTH_TEXTS: Final = ("api key not valid", "api key expired", "api_key_invalid")
+
+
+def _is_auth_failure(status: int, error: _ServerError) -> bool:
+    # Google answers a bad or expired API key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID),
+    # not 401: look at the details and the text too, so callers can catch AuthError for all of them.
+    if status in (401, 403) or error.status in _AUTH_STATUSES:
+        return True
+    if any(r.startswith("API_KEY_") for r in error.detail_reasons):
+        return True
+    return any(t in error.reason.lower() for t in _AUTH_TEXTS)
 
 
 def _raise_for_status(what: str, response: httpx.Response, secrets: Sequence[str]) -> None:
     status = response.status_code
     if status < 400:
         return
-    reason = _server_reason(response, secrets)
-    message = f"{what} failed: HTTP {status}: {reason}"
-    if status in (401, 403):
-        raise AuthError(message, code=status, reason=reason)
-    if status == 429:
-        raise QuotaError(message, code=status, reason=reason)
-    raise RestError(message, status=status, reason=reason)
+    error = _server_error(response, secrets)
+    message = f"{what} failed: HTTP {status}: {error.reason}"
+    if _is_auth_failure(status, error):
+        raise AuthError(message, code=status, reason=error.reason)
+    if status == 429 or error.status == "RESOURCE_EXHAUSTED":
+        raise QuotaError(message, code=status, reason=error.reason)
+    raise RestError(message, status=status, reason=error.reason)
 
 
 async def _request(
@@ -590,7 +616,7 @@ async def create_ephemeral_token(
 
     Call this on your backend with your API key; give the client only the returned token.
 
-    * ``uses``: how many sessions the token may start (a resume does not count).
+    * ``uses``: how many sessions the token may start (a resume does not count; 0 = no limit).
     * ``expire_time``: after it, messages are refused (server default: 30 minutes).
     * ``new_session_expire_time``: after it, new sessions are refused (server default: 1 minute).
       Both accept an aware ``datetime`` or a ``timedelta`` from ``now()``; ``None`` leaves the
@@ -602,8 +628,8 @@ async def create_ephemeral_token(
     resolved = _check_rest_auth(resolve_auth(auth), "creating an ephemeral token")
     if isinstance(resolved, VertexAI):
         raise ConfigError("ephemeral tokens are a Gemini API feature; Vertex AI does not issue them")
-    if isinstance(uses, bool) or not isinstance(uses, int) or uses < 1:
-        raise ConfigError("uses must be an int >= 1")
+    if isinstance(uses, bool) or not isinstance(uses, int) or uses < 0:
+        raise ConfigError("uses must be an int >= 0 (0: unlimited, as the API defines it)")
     moment = now()
     expire = _absolute(expire_time, moment, "expire_time")
     new_session = _absolute(new_session_expire_time, moment, "new_session_expire_time")

@@ -413,7 +413,7 @@ async def test_create_token_sends_field_mask() -> None:
 
 
 async def test_create_token_validation() -> None:
-    for uses in (0, -1, True, 1.5):
+    for uses in (-1, True, 1.5):
         with pytest.raises(ConfigError, match="uses"):
             await create_ephemeral_token(KEY, uses=uses, base_url=BASE)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="timezone-aware"):
@@ -495,3 +495,33 @@ async def test_cancelled_fetch_fails_waiters_cleanly_and_is_retried() -> None:
             release.set()
             assert await resolver.resolve("text", KEY) == "gemini-2.0-flash-live-001"
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error_body", "expected"),
+    [
+        (
+            400,
+            {"message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"},
+            AuthError,
+        ),
+        (400, {"message": "x", "details": [{"reason": "API_KEY_INVALID"}]}, AuthError),
+        (400, {"message": "API key expired. Please renew the API key."}, AuthError),
+        (400, {"message": "Request contains an invalid argument.", "status": "INVALID_ARGUMENT"}, RestError),
+        (500, {"message": "x", "status": "UNAUTHENTICATED"}, AuthError),
+        (503, {"message": "x", "status": "RESOURCE_EXHAUSTED"}, QuotaError),
+    ],
+)
+async def test_google_error_shapes(
+    status: int, error_body: dict[str, Any], expected: type[Exception]
+) -> None:
+    async with _client(lambda r: httpx.Response(status, json={"error": error_body})) as client:
+        with pytest.raises(expected):
+            await list_live_models(KEY, base_url=BASE, client=client)
+
+
+async def test_unlimited_uses_is_zero() -> None:
+    seen: list[httpx.Request] = []
+    async with _client(_token_handler(seen)) as client:
+        await create_ephemeral_token(KEY, uses=0, base_url=BASE, client=client)
+    assert orjson.loads(seen[0].content) == {"uses": 0}
