@@ -1,0 +1,345 @@
+"""The bench workload driven by google-genai's ``AsyncSession`` (asyncio), in its own process.
+
+    python -m livemesh.bench.genai_client SPEC_JSON
+
+The official SDK is the peer we compare against; it is a test extra and is imported only here,
+inside :func:`main`, so ``python -m livemesh bench`` works without it until ``--vs genai`` or
+``--client genai`` is asked for. The SDK only speaks ``wss://`` with an API key: the parent passes
+the emulator's CA as ``spec.ca_file`` and this process sets ``SSL_CERT_FILE`` to it before the
+client is made.
+
+What a careful SDK user writes for rotation is written here too, so both columns run the same
+workload: resumption is on, the newest resumable handle is kept, and on ``goAway`` the session
+finishes its turn, waits for the handle that follows ``turnComplete``, and reconnects with it.
+An unexpected close reconnects with the newest handle and replays the unfinished turn.
+Bytes are counted by wrapping the session's WebSocket ``send``/``recv`` (bench-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from typing import Any
+
+from livemesh.bench import workload as wl
+from livemesh.bench.metrics import Recorder
+from livemesh.bench.runner import emit
+from livemesh.bench.workload import Check, SessionPlan, WorkloadSpec
+
+MISSING_SDK = (
+    "google-genai is not installed: `--vs genai` / `--client genai` need the official SDK "
+    "(pip install 'livemesh[test]' or pip install google-genai)"
+)
+
+
+class _TurnFailed(Exception):
+    pass
+
+
+class _Connection:
+    """One SDK connection's receive side: turn results and resumption state, read by a task."""
+
+    def __init__(self, session: Any, rec: Recorder, state: _State, types: Any) -> None:
+        self.session = session
+        self.types = types
+        self.rec = rec
+        self.state = state
+        self.turn_done = asyncio.Event()
+        self.closed: BaseException | None = None
+        self.reply: list[str] = []
+        self.first_at: float | None = None
+        self.handle_after_turn = asyncio.Event()
+
+    def start_turn(self) -> None:
+        self.turn_done = asyncio.Event()
+        self.handle_after_turn = asyncio.Event()
+        self.reply = []
+        self.first_at = None
+
+    async def receive_loop(self) -> None:
+        try:
+            while True:
+                async for msg in self.session.receive():
+                    await self._on_message(msg)
+        except Exception as exc:  # the SDK raises APIError / websockets errors; any end stops this connection
+            self.closed = exc
+            self.turn_done.set()
+            self.handle_after_turn.set()
+
+    async def _on_message(self, msg: Any) -> None:
+        rec = self.rec
+        rec.messages_received += 1
+        update = msg.session_resumption_update
+        if update is not None and update.resumable and update.new_handle:
+            self.state.handle = update.new_handle
+            self.state.messages_since_handle = 0
+            if self.turn_done.is_set():
+                self.handle_after_turn.set()
+        if msg.go_away is not None:
+            self.state.go_away = True
+        content = msg.server_content
+        if content is not None:
+            has_output = bool(content.model_turn and content.model_turn.parts) or bool(
+                content.output_transcription and content.output_transcription.text
+            )
+            if has_output and self.first_at is None:
+                self.first_at = time.perf_counter()
+            if content.model_turn and content.model_turn.parts:
+                self.reply.extend(p.text for p in content.model_turn.parts if p.text)
+            if content.output_transcription and content.output_transcription.text:
+                self.reply.append(content.output_transcription.text)
+            if content.turn_complete:
+                self.turn_done.set()
+        if msg.tool_call is not None and msg.tool_call.function_calls:
+            responses = [
+                self.types.FunctionResponse(id=call.id, name=call.name, response=wl.tool_result(call.args))
+                for call in msg.tool_call.function_calls
+            ]
+            await self.session.send_tool_response(function_responses=responses)
+            rec.messages_sent += 1
+            self.state.check.tool_responses += len(responses)
+
+
+class _State:
+    """What survives reconnects: the newest handle, the ledger of what was sent."""
+
+    def __init__(self, plan: SessionPlan) -> None:
+        self.plan = plan
+        self.handle: str | None = None
+        self.go_away = False
+        self.messages_since_handle = 0
+        self.check = Check(plan.kind, plan.index)
+
+
+def _wrap_socket(session: Any, rec: Recorder) -> None:
+    """Count frames and bytes at the WebSocket (bench instrumentation, not SDK behaviour)."""
+    ws = session._ws
+    send, recv = ws.send, ws.recv
+
+    async def counting_send(message: Any, *args: Any, **kwargs: Any) -> Any:
+        rec.bytes_sent += len(message)
+        return await send(message, *args, **kwargs)
+
+    async def counting_recv(*args: Any, **kwargs: Any) -> Any:
+        data = await recv(*args, **kwargs)
+        rec.bytes_received += len(data)
+        return data
+
+    ws.send = counting_send
+    ws.recv = counting_recv
+
+
+async def _run_session(client: Any, types: Any, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder) -> None:
+    await asyncio.sleep(plan.start_delay_s)
+    deadline = rec.started_at + spec.duration_s
+    state = _State(plan)
+    modality = types.Modality.AUDIO if plan.kind == "audio" else types.Modality.TEXT
+    speech, silence = wl.speech_chunk(), wl.silence_chunk()
+    turn = 0
+    pending: list[tuple[str, Any]] | None = None  # a turn to replay after an unexpected close
+    rec.sessions_active += 1
+    try:
+        while True:
+            config = types.LiveConnectConfig(
+                response_modalities=[modality],
+                session_resumption=types.SessionResumptionConfig(handle=state.handle),
+                tools=[types.Tool(function_declarations=[wl.tool_declaration()])]
+                if plan.kind == "tools"
+                else None,
+                output_audio_transcription=types.AudioTranscriptionConfig() if plan.kind == "audio" else None,
+            )
+            reconnecting = state.handle is not None
+            async with client.aio.live.connect(model=spec.model, config=config) as session:
+                rec.messages_sent += 1  # setup
+                _wrap_socket(session, rec)
+                if reconnecting:
+                    if state.go_away:
+                        rec.rotations += 1
+                    else:
+                        rec.reconnects += 1
+                state.go_away = False
+                conn = _Connection(session, rec, state, types)
+                receiver = asyncio.create_task(conn.receive_loop())
+                try:
+                    outcome = await _drive(conn, spec, plan, state, deadline, speech, silence, turn, pending)
+                finally:
+                    receiver.cancel()
+                    try:
+                        await receiver
+                    except asyncio.CancelledError:
+                        pass
+            kind, turn, pending = outcome
+            if kind == "done":
+                break
+    except _TurnFailed as exc:
+        rec.error(str(exc))
+    except Exception as exc:
+        rec.error(f"s{plan.index}: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        rec.sessions_active -= 1
+        rec.sessions_done += 1
+
+
+Outcome = tuple[str, int, "list[tuple[str, Any]] | None"]
+
+
+async def _send(conn: _Connection, what: str, payload: Any) -> None:
+    session, rec, types = conn.session, conn.rec, conn.types
+    if what == "text":
+        await session.send_client_content(
+            turns={"role": "user", "parts": [{"text": payload}]}, turn_complete=True
+        )
+    else:
+        await session.send_realtime_input(audio=types.Blob(data=payload, mime_type=wl.INPUT_MIME))
+        rec.audio_messages_sent += 1
+    rec.messages_sent += 1
+    conn.state.messages_since_handle += 1
+
+
+async def _await_turn(conn: _Connection, spec: WorkloadSpec, label: str) -> None:
+    try:
+        await asyncio.wait_for(conn.turn_done.wait(), spec.turn_timeout_s)
+    except TimeoutError:
+        raise _TurnFailed(f"{label}: no turnComplete within {spec.turn_timeout_s:g} s") from None
+
+
+async def _drive(
+    conn: _Connection,
+    spec: WorkloadSpec,
+    plan: SessionPlan,
+    state: _State,
+    deadline: float,
+    speech: bytes,
+    silence: bytes,
+    turn: int,
+    pending: list[tuple[str, Any]] | None,
+) -> Outcome:
+    """Turns on this connection until the run ends ("done") or it must move ("again")."""
+    rec, check = conn.rec, state.check
+    while True:
+        if pending is None and time.perf_counter() >= deadline:
+            return await _final_check(conn, spec, state)
+        messages: list[tuple[str, Any]]
+        if pending is not None:
+            messages, pending = pending, None
+        else:
+            turn += 1
+            if plan.kind == "text":
+                messages = [("text", wl.text_turn(plan.index, turn, spec.text_filler))]
+            elif plan.kind == "tools":
+                messages = [("text", wl.tool_turn(plan.index, turn))]
+            else:
+                messages = [("audio", speech)] * spec.speech_chunks + [
+                    ("audio", silence)
+                ] * wl.SILENCE_CHUNKS_TO_END
+        conn.start_turn()
+        sent_at = time.perf_counter()
+        try:
+            for i, (what, payload) in enumerate(messages):
+                if what == "audio" and spec.audio_pace > 0:
+                    due = sent_at + i * wl.CHUNK_MS / 1000 / spec.audio_pace
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    rec.audio_lag(max(0.0, time.perf_counter() - due))
+                await _send(conn, what, payload)
+            ref = time.perf_counter()
+            await _await_turn(conn, spec, wl.label(plan.index, turn))
+        except _TurnFailed:
+            raise
+        except Exception as exc:
+            conn.closed = conn.closed or exc
+        if conn.closed is not None:
+            # The connection ended before the turn did: resume and replay the whole turn.
+            return ("again", turn, messages)
+        if plan.kind == "text":
+            check.labels.append(wl.label(plan.index, turn))
+        if plan.kind == "audio":
+            check.audio_chunks += len(messages)
+            check.audio_bytes += sum(len(p) for _, p in messages)
+        done_at = time.perf_counter()
+        rec.turn_done(done_at - ref)
+        if conn.first_at is not None:
+            rec.first_chunk(conn.first_at - ref)
+        reply = "".join(conn.reply)
+        ok = (
+            wl.label(plan.index, turn) in reply
+            if plan.kind == "text"
+            else wl.tool_reply_ok(reply, plan.index, turn)
+            if plan.kind == "tools"
+            else bool(conn.first_at)
+        )
+        if not ok:
+            raise _TurnFailed(f"{wl.label(plan.index, turn)}: unexpected reply {reply[:120]!r}")
+        if state.go_away:
+            # Rotate at this quiet point: the handle issued after turnComplete covers everything sent.
+            try:
+                await asyncio.wait_for(conn.handle_after_turn.wait(), spec.turn_timeout_s)
+            except TimeoutError:
+                raise _TurnFailed(f"s{plan.index}: no resumable handle after goAway") from None
+            return ("again", turn, None)
+
+
+async def _final_check(conn: _Connection, spec: WorkloadSpec, state: _State) -> Outcome:
+    rec = conn.rec
+    conn.start_turn()
+    await _send(conn, "text", wl.STATS_QUERY)
+    await _await_turn(conn, spec, f"s{state.plan.index} stats")
+    if conn.closed is not None:
+        raise _TurnFailed(f"s{state.plan.index}: connection closed during the final stats query")
+    stats = wl.parse_stats("".join(conn.reply))
+    if stats is None:
+        raise _TurnFailed(f"s{state.plan.index}: unreadable stats reply {''.join(conn.reply)[:120]!r}")
+    verdict = wl.check_stats(state.check, stats)
+    rec.lost += verdict.lost
+    rec.duplicated += verdict.duplicated
+    for problem in verdict.problems:
+        rec.note(problem)
+    rec.sessions_verified += 1
+    return ("done", 0, None)
+
+
+async def _progress(rec: Recorder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        rec.sample_rss()
+        emit({"progress": rec.progress()})
+
+
+async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
+    try:
+        from google import genai
+        from google.genai import types
+    except ImportError:
+        print(MISSING_SDK, file=sys.stderr)
+        raise SystemExit(2) from None
+
+    base = spec.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    http_options = types.HttpOptions(base_url=base, api_version=spec.api_version)
+    client = genai.Client(api_key=spec.api_key, http_options=http_options)
+    rec = Recorder()
+    plans = wl.plan_sessions(spec)
+    rec.restart_clock()
+    ticker = asyncio.create_task(_progress(rec, spec.progress_interval_s))
+    try:
+        await asyncio.gather(*(_run_session(client, types, spec, plan, rec) for plan in plans))
+    finally:
+        ticker.cancel()
+    return {"result": rec.result(client="genai", sessions=spec.sessions), "details": rec.details()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = WorkloadSpec.from_json(argv[0])
+    if spec.ca_file:
+        os.environ["SSL_CERT_FILE"] = spec.ca_file
+    random.seed(spec.seed)
+    emit(asyncio.run(_amain(spec)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
