@@ -1,0 +1,123 @@
+"""The livemesh emulator: a protocol-faithful local Live API server (``python -m livemesh serve``).
+
+See CONTRACT below; it is what the session actor, the pool and users' tests code against.
+
+CONTRACT
+========
+
+In process::
+
+    from livemesh.emulator import open_emulator, EmulatorConfig, FaultConfig
+    async with open_emulator(EmulatorConfig(...)) as emu:   # serves in a nursery inside the block
+        emu.url           # "ws://127.0.0.1:PORT" ("wss://" with TLS); append the Live path below
+        emu.http_url      # "http://127.0.0.1:PORT" ("https://"): REST on the same port
+        emu.ca_pem        # the throwaway CA (PEM bytes) with EmulatorConfig(tls=True), else None
+        emu.stats(session_id) -> SessionStats   # per resumable session, across its connections
+        await emu.send_go_away(time_left=1.0, session_id=None)   # None = every live connection
+        await emu.drop(session_id=None, close_code=None)  # None = abrupt (no close frame: 1006)
+        emu.live_connections()   # live connections past setup, for leak checks
+        emu.session_ids()
+
+Paths (repeated slashes tolerated), served over ws/wss on one port with REST:
+
+* ``/ws/google.ai.generativelanguage.{v1,v1beta,v1alpha}.GenerativeService.BidiGenerateContent``
+  key in ``?key=`` or ``x-goog-api-key`` (``api_keys=None`` accepts any non-empty key);
+* ``...GenerativeService.BidiGenerateContentConstrained``: ephemeral token in
+  ``Authorization: Token auth_tokens/...``, ``?access_token=`` or ``x-goog-api-key``;
+* ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent`` (Vertex):
+  ``Authorization: Bearer ...`` (``bearer_tokens=None`` accepts any).
+* REST: ``GET /{v1,v1beta,v1alpha}/models[/NAME]``, ``POST /v1alpha/auth_tokens``.
+
+Protocol: server frames are binary frames of camelCase JSON (``wire.encode_server``). Setup first,
+answered by ``setupComplete{sessionId}``; ``sessionId`` is the resumable session's id, stable
+across resumptions. Refusals accept the upgrade, read the setup, then close:
+
+* 1007 "Request contains an invalid argument.": bad JSON, a message before/instead of setup,
+  TEXT+AUDIO, ``transparent`` off Vertex, a resume naming another model, a second setup;
+* 1008 "models/X is not found for API version V, or is not supported for bidiGenerateContent";
+  1008 "Method doesn't allow unregistered callers ..." (no key), "API key not valid. ..." (bad
+  key), "Request had invalid authentication credentials." (bad/used/expired token), "Requested
+  entity was not found." (unknown or expired resumption handle);
+* 1011 "Internal error occurred." (resume while the old connection is open, fault closes),
+  "Deadline expired before operation could complete." (connection lifetime or session budget),
+  "The service is currently unavailable." (``max_sessions``), and the quota text
+  "RESOURCE_EXHAUSTED: You exceeded your current quota (concurrent sessions). Retry later."
+  (``max_concurrent_per_key`` or ``limits.concurrent_sessions``);
+* 1008 "The operation was aborted." on realtime input while a BLOCKING call is pending, only with
+  ``abort_input_during_blocking_call=True`` (reported behaviour).
+
+Default response modality is AUDIO (as the service); one modality only.
+
+Scripted model (words are a whole user text turn, case-insensitive, surrounding space ignored):
+
+* any other text T → ``"You said: T"`` in ``chunks_per_reply`` (>= 2) ``modelTurn`` chunks
+  (``first_chunk_delay_s`` before the first, ``chunk_interval_s`` between), then
+  ``generationComplete``, then ``turnComplete`` with ``usageMetadata``;
+* ``recall`` → ``json.dumps(texts)``: the user turn texts in the context, in order (commands
+  excluded; an audio turn is its transcription ``"[audio 1.20s, 38400 bytes]"``);
+* ``stats`` → ``json.dumps({"messages", "audio_bytes", "audio_chunks", "video_frames", "turns",
+  "texts", "tool_responses", "unknown_tool_responses"})``; ``emu.stats(id)`` gives the same.
+  ``messages`` counts every client message after setup consumed into this context
+  (clientContent, realtimeInput of any kind, toolResponse) EXCEPT messages that only carry the
+  commands ``recall``/``stats``/``call``, which are queries, not content. ``turns`` counts user
+  turns (text turns and audio turns ended by VAD, activityEnd or audioStreamEnd);
+* ``call NAME {json args}`` with NAME a declared function → ``toolCall{functionCalls:[{id,name,
+  args}]}`` (ids ``function-call-N``, unique per emulator). BLOCKING (default): the turn waits
+  for the response, then says ``"NAME returned {json response, sorted keys}"``. NON_BLOCKING
+  (declaration ``behavior``): the turn says ``"Calling NAME."`` at once; the response is
+  scheduled: INTERRUPT (interrupts and speaks the result now), WHEN_IDLE (default; after the
+  current turn), SILENT (folded into the next ``You said`` answer as a prefix
+  ``"NAME returned {...} You said: T"``). Interrupting a turn (new clientContent, realtime text,
+  barge-in speech, activityStart) sends ``interrupted``, ``toolCallCancellation{ids}`` for the
+  calls of that turn still pending, then ``turnComplete`` (no ``generationComplete``).
+  A response to an unknown or already answered id counts in ``unknown_tool_responses``.
+* AUDIO modality: the same text as a 440 Hz 24 kHz 16-bit PCM tone of
+  ``len(text)/speech_chars_per_s`` seconds in ``chunks_per_reply`` chunks
+  (``audio/pcm;rate=24000``), each followed by an ``outputTranscription`` chunk of the text if
+  ``outputAudioTranscription`` was set up.
+* Audio in (``audio/pcm;rate=N``, default 16 kHz): energy VAD in audio time (peak >= 800 per
+  20 ms frame with high start sensitivity, 2400 with low; end after ``silenceDurationMs``, default
+  500 ms, 1000 ms with low end sensitivity). Speech start barges in (unless NO_INTERRUPTION);
+  speech end, ``audioStreamEnd`` (auto VAD) or ``activityEnd`` (VAD disabled; audio outside
+  activityStart/End is counted but not a turn) ends an audio turn: ``inputTranscription``
+  ``"[audio D.DDs, N bytes]"`` (if set up), then the answer "You said: [audio ...]".
+
+Resumption (only if the setup has ``sessionResumption``): each ``sessionResumptionUpdate.newHandle``
+names a SNAPSHOT of the session context when it was issued. Resuming from H restores exactly that
+snapshot: client messages consumed after H was issued on the old connection are not in the
+resumed context (a client must replay them). Handles are issued right after ``setupComplete``,
+after every completed turn, after a tool response leaves nothing pending, and every
+``resumption_update_interval_s`` while resumable. ``{newHandle:"", resumable:false}`` is sent
+at the start of every model turn; no handle is issued while a turn runs or a call is pending.
+On the Vertex path with ``transparent: true`` every update carries
+``lastConsumedClientMessageIndex``: the 0-based index, among client messages sent on THIS
+connection after its setup (setup not counted, every later message counted, commands too), of
+the last message the snapshot includes (-1: none yet). Replay the messages after it.
+Handles stay valid while the session has a live connection and ``handle_validity_s`` after its
+last connection ended; the newest ``max_handles_per_session`` handles are kept. Resuming while
+the session's previous connection is still open waits ``resume_grace_s`` for it to close, then
+is refused with 1011 (``refuse_resume_while_open``; False aborts the old connection instead).
+A resume may change any config but the model.
+
+Limits: each connection gets ``goAway{timeLeft}`` ``go_away_notice_s`` before its deadline,
+then closes 1011 "Deadline expired before operation could complete.". The deadline is
+``connection_lifetime_s`` after setup, or, without ``contextWindowCompression``, the session
+budget if sooner (``audio_session_s``; ``audio_video_session_s`` once video was received),
+counted per connection (a resumed connection starts a new budget; a simplification).
+
+Faults (``FaultConfig``, seeded per connection): abrupt drops, 1011 closes, malformed frames,
+latency/jitter per server message; goAway storms; silence after goAway.
+
+Not emulated: real speech recognition or synthesis, context window compression and token limits
+(usage is estimated), google_search/code execution tools, video understanding, proactivity and
+affective dialog (accepted, ignored), HTTP/2.
+"""
+
+from livemesh.emulator.app import Emulator as Emulator
+from livemesh.emulator.app import open_emulator as open_emulator
+from livemesh.emulator.config import EmulatorConfig as EmulatorConfig
+from livemesh.emulator.config import FaultConfig as FaultConfig
+from livemesh.emulator.context import SessionStats as SessionStats
+from livemesh.limits import ServiceLimits as ServiceLimits
+
+__all__ = ["Emulator", "EmulatorConfig", "FaultConfig", "ServiceLimits", "SessionStats", "open_emulator"]

@@ -1,0 +1,188 @@
+"""The emulator: one listener serving REST and Live on one port, its sessions, and test controls.
+
+:func:`open_emulator` binds, serves in a nursery inside the caller's ``async with`` block and
+yields an :class:`Emulator` handle. Every accepted stream is served by
+:func:`livemesh.emulator.wsio.serve_stream`, which never lets one connection's error escape.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+from wsproto import WSConnection
+
+from livemesh.emulator import closes
+from livemesh.emulator.config import EmulatorConfig
+from livemesh.emulator.context import SessionStats, SessionStore
+from livemesh.emulator.faults import FaultPlan
+from livemesh.emulator.live import LiveConnection
+from livemesh.emulator.rest import RestApi
+from livemesh.emulator.routing import live_route
+from livemesh.emulator.tls import server_context
+from livemesh.emulator.tokens import TokenStore
+from livemesh.emulator.wsio import HttpRequest, HttpResponse, WebSocketPeer, serve_stream
+
+log = logging.getLogger("livemesh.emulator")
+
+_CLOSE_TEXTS = {
+    closes.INVALID_ARGUMENT: closes.TEXT_INVALID_ARGUMENT,
+    closes.POLICY: closes.TEXT_ABORTED,
+    closes.INTERNAL: closes.TEXT_INTERNAL,
+}
+
+
+class Emulator:
+    """A running emulator (from :func:`open_emulator`): its URLs, sessions and test controls."""
+
+    def __init__(
+        self, config: EmulatorConfig, *, host: str, port: int, tls: bool, ca_pem: bytes | None
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'wss' if tls else 'ws'}://{shown}:{port}"
+        """Base WebSocket URL; clients append ``/ws/google.ai.generativelanguage...``."""
+        self.http_url = f"{'https' if tls else 'http'}://{shown}:{port}"
+        self.ca_pem = ca_pem
+        """PEM of the throwaway CA when serving with ``tls=True`` (else None)."""
+        self.store = SessionStore(
+            handle_validity_s=config.limits.handle_validity_s,
+            max_handles_per_session=config.max_handles_per_session,
+        )
+        self.tokens = TokenStore()
+        self.rest = RestApi(config, self.tokens)
+        self._live: set[LiveConnection] = set()
+        self._per_key: collections.Counter[str | None] = collections.Counter()
+        self._calls = 0
+        self._connections = 0
+        self.messages_sent = 0
+
+    # ------------------------------------------------------------------ public controls
+
+    def stats(self, session_id: str) -> SessionStats:
+        """What the session's context has consumed (the ``stats`` command's numbers), plus how
+        many connections it had and how many were resumptions. KeyError if unknown."""
+        record = self.store.sessions[session_id]
+        snap = record.context.snapshot()
+        return snap.with_connections(record.connections, record.resumptions, record.handles_issued)
+
+    def session_ids(self) -> list[str]:
+        """Every session the emulator still remembers (live or resumable)."""
+        return list(self.store.sessions)
+
+    def live_connections(self) -> int:
+        """Live connections past setup (for leak checks)."""
+        return len(self._live)
+
+    async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> None:
+        """Send ``goAway`` to the session's live connection (``None``: every live connection)."""
+        for connection in self._select(session_id):
+            await connection.send_go_away(time_left)
+
+    async def drop(
+        self, session_id: str | None = None, close_code: int | None = None, reason: str | None = None
+    ) -> None:
+        """End live connections: abruptly without a close frame (``close_code=None``, the client
+        sees 1006), or with a close frame carrying ``close_code`` and the service's text for it."""
+        for connection in self._select(session_id):
+            if close_code is None:
+                connection.peer.abort()
+            else:
+                text = reason if reason is not None else _CLOSE_TEXTS.get(close_code, "")
+                await connection.peer.close(close_code, text)
+
+    def _select(self, session_id: str | None) -> list[LiveConnection]:
+        return [
+            c
+            for c in self._live
+            if session_id is None or (c.record is not None and c.record.id == session_id)
+        ]
+
+    # ------------------------------------------------------------------ used by connections
+
+    def register(self, connection: LiveConnection) -> None:
+        self._live.add(connection)
+        self._per_key[connection.key] += 1
+
+    def unregister(self, connection: LiveConnection) -> None:
+        if connection in self._live:
+            self._live.discard(connection)
+            self._per_key[connection.key] -= 1
+            if self._per_key[connection.key] <= 0:
+                del self._per_key[connection.key]
+            self.messages_sent += connection.sent_messages
+
+    def check_capacity(self, key: str | None) -> None:
+        """Refuse a new connection over the server's or the key's concurrency limit."""
+        if len(self._live) >= self.config.max_sessions:
+            raise closes.Refusal(closes.INTERNAL, closes.TEXT_UNAVAILABLE)
+        limit = self.config.concurrent_limit
+        if limit is not None and self._per_key[key] >= limit:
+            raise closes.Refusal(closes.INTERNAL, closes.TEXT_QUOTA)
+
+    def next_call_id(self) -> str:
+        self._calls += 1
+        return f"function-call-{self._calls}"
+
+    # ------------------------------------------------------------------ serving
+
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        await serve_stream(
+            stream,
+            on_http=self._on_http,
+            accepts_upgrade=self._accepts,
+            on_websocket=self._on_websocket,
+            make_peer=self._make_peer,
+        )
+
+    async def _on_http(self, request: HttpRequest) -> HttpResponse:
+        return await self.rest.handle(request)
+
+    def _accepts(self, request: HttpRequest) -> bool:
+        return live_route(request.target, request.headers) is not None
+
+    def _make_peer(self, stream: trio.abc.Stream, ws: WSConnection) -> WebSocketPeer:
+        self._connections += 1
+        faults = self.config.faults
+        return WebSocketPeer(
+            stream,
+            ws,
+            max_message_bytes=self.config.max_frame_bytes,
+            queue_size=self.config.send_queue_size,
+            close_timeout_s=self.config.close_timeout_s,
+            faults=FaultPlan(faults, self._connections) if faults.active else None,
+        )
+
+    async def _on_websocket(self, request: HttpRequest, peer: WebSocketPeer) -> None:
+        route = live_route(request.target, request.headers)
+        assert route is not None
+        self.store.prune(trio.current_time())
+        await LiveConnection(self, route, peer, self._connections).run()
+
+
+@asynccontextmanager
+async def open_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Emulator]:
+    """Serve an emulator for the duration of the block (in a nursery inside the caller's task tree)."""
+    config = config or EmulatorConfig()
+    ssl_context, ca_pem = server_context(config)
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    if config.port == 0:
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    port = listeners[0].socket.getsockname()[1]
+    served: list[trio.abc.Listener[trio.abc.Stream]] = list(listeners)
+    if ssl_context is not None:
+        served = [trio.SSLListener(listener, ssl_context, https_compatible=True) for listener in listeners]
+    emu = Emulator(config, host=config.host, port=port, tls=ssl_context is not None, ca_pem=ca_pem)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, emu.serve_stream, served)
+        try:
+            yield emu
+        finally:
+            nursery.cancel_scope.cancel()

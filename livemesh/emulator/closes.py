@@ -1,0 +1,52 @@
+"""Close codes and reason texts exactly as the real service sends them (LIVE_API_NOTES.md §1.14).
+
+A reason must fit in 123 bytes (the WebSocket limit); :func:`fit_reason` trims on a UTF-8 boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+INVALID_ARGUMENT: Final = 1007
+POLICY: Final = 1008
+TOO_BIG: Final = 1009
+INTERNAL: Final = 1011
+
+TEXT_INVALID_ARGUMENT: Final = "Request contains an invalid argument."
+TEXT_INTERNAL: Final = "Internal error occurred."
+TEXT_DEADLINE: Final = "Deadline expired before operation could complete."
+TEXT_UNAVAILABLE: Final = "The service is currently unavailable."
+TEXT_NOT_FOUND: Final = "Requested entity was not found."
+TEXT_ABORTED: Final = "The operation was aborted."
+TEXT_UNREGISTERED: Final = "Method doesn't allow unregistered callers (callers without established identity)."
+TEXT_BAD_KEY: Final = "API key not valid. Please pass a valid API key."
+TEXT_BAD_TOKEN: Final = "Request had invalid authentication credentials."
+TEXT_QUOTA: Final = "RESOURCE_EXHAUSTED: You exceeded your current quota (concurrent sessions). Retry later."
+TEXT_TOO_BIG: Final = "Message too big."
+
+
+def fit_reason(text: str, limit: int = 123) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes without splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode(errors="ignore")
+
+
+def model_not_found(model: str, version: str) -> str:
+    """The 1008 text for a model that does not serve bidiGenerateContent."""
+    tail = f" is not found for API version {version}, or is not supported for bidiGenerateContent"
+    name = f"models/{model}"
+    budget = 123 - len(tail.encode())
+    if len(name.encode()) > budget:
+        name = fit_reason(name, budget)
+    return name + tail
+
+
+class Refusal(Exception):
+    """Raised inside a connection to close it with ``code``/``reason`` (after the setup was read)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = fit_reason(reason)

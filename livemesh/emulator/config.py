@@ -1,0 +1,119 @@
+"""Every knob of the emulator in two frozen attrs classes (all defaulted), so tests shrink time.
+
+:class:`EmulatorConfig` says what the service does; :class:`FaultConfig` says how it misbehaves on
+purpose (seeded, so a failing run can be replayed). Limits shared with the pool live in
+:class:`livemesh.limits.ServiceLimits`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from livemesh.limits import ServiceLimits
+
+DEFAULT_LIVE_MODELS: tuple[str, ...] = (
+    "gemini-2.0-flash-live-001",
+    "gemini-live-2.5-flash-preview",
+    "gemini-2.5-flash-live-preview",
+    "gemini-2.5-flash-native-audio-preview-09-2025",
+    "gemini-2.5-flash-native-audio-preview-12-2025",
+    "gemini-2.5-flash-native-audio-latest",
+    "gemini-3.1-flash-live-preview",
+    "gemini-2.0-flash-exp",
+)
+"""Models that answer ``bidiGenerateContent`` (listed by REST, accepted in setup)."""
+
+DEFAULT_OTHER_MODELS: tuple[str, ...] = ("gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-004")
+"""Models listed by REST without ``bidiGenerateContent`` (a setup naming one is refused with 1008)."""
+
+
+@attrs.frozen(kw_only=True)
+class FaultConfig:
+    """Deliberate misbehaviour, deterministic for a given ``seed``.
+
+    Probabilities apply per server message the emulator is about to send (after setup); each
+    connection draws from its own ``random.Random(f"{seed}:{connection_number}")``.
+    """
+
+    seed: int = 0
+    drop_probability: float = 0.0
+    """Abrupt drop (TCP closed, no close frame; the client sees 1006)."""
+    drop_after_messages: int | None = None
+    """Drop every connection abruptly after it has sent this many server messages (after setup)."""
+    close_1011_probability: float = 0.0
+    """Close with 1011 "Internal error occurred." instead of sending the message."""
+    go_away_storm_interval_s: float | None = None
+    """Send a goAway (time_left = ``limits.go_away_notice_s``) this often on every connection."""
+    silent_after_go_away: bool = False
+    """After any goAway, send nothing more (the connection is then closed at its deadline)."""
+    latency_s: float = 0.0
+    """Added before each server message."""
+    jitter_s: float = 0.0
+    """Uniform random extra latency in ``[0, jitter_s)`` before each server message."""
+    malformed_probability: float = 0.0
+    """Replace a server message with a frame that is not valid JSON."""
+
+    @property
+    def active(self) -> bool:
+        """True if any per-message fault can fire (saves the draw on the fast path)."""
+        return bool(
+            self.drop_probability
+            or self.drop_after_messages is not None
+            or self.close_1011_probability
+            or self.latency_s
+            or self.jitter_s
+            or self.malformed_probability
+        )
+
+
+@attrs.frozen(kw_only=True)
+class EmulatorConfig:
+    """What the emulator serves and how. Defaults are fast (no artificial delays) for tests."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port; read the real one from ``emu.url``."""
+    limits: ServiceLimits = attrs.field(factory=ServiceLimits)
+    api_keys: frozenset[str] | None = None
+    """Accepted API keys; None accepts any non-empty key."""
+    bearer_tokens: frozenset[str] | None = None
+    """Accepted Vertex bearer tokens; None accepts any non-empty token."""
+    live_models: tuple[str, ...] = DEFAULT_LIVE_MODELS
+    other_models: tuple[str, ...] = DEFAULT_OTHER_MODELS
+    first_chunk_delay_s: float = 0.0
+    chunk_interval_s: float = 0.0
+    chunks_per_reply: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    speech_chars_per_s: float = 15.0
+    """How fast the scripted voice "speaks": the reply tone lasts len(text)/this seconds."""
+    resumption_update_interval_s: float = 5.0
+    """A fresh handle this often while the session is resumable (idle or taking input)."""
+    refuse_resume_while_open: bool = True
+    """Resuming a session whose previous connection is still open is refused with 1011 (reported)."""
+    resume_grace_s: float = 0.25
+    """How long a resume waits for the old connection to finish closing before being refused."""
+    abort_input_during_blocking_call: bool = False
+    """Close 1008 "The operation was aborted." on realtime input while a BLOCKING call waits (reported)."""
+    max_sessions: int = 10_000
+    """Live connections at once; more are refused with 1011 "The service is currently unavailable."."""
+    max_frame_bytes: int = 16 * 1024 * 1024
+    max_concurrent_per_key: int | None = None
+    """Concurrent live connections per API key (or per token's key); None uses
+    ``limits.concurrent_sessions``. Over it: close 1011 with RESOURCE_EXHAUSTED quota text."""
+    max_handles_per_session: int = 64
+    """Newest resumption handles kept per session; older ones stop resolving."""
+    send_queue_size: int = 64
+    """Server frames queued per connection before the model waits for the socket (backpressure)."""
+    close_timeout_s: float = 2.0
+    """How long to wait for the client's close frame after sending ours."""
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+    certfile: str | None = None
+    keyfile: str | None = None
+    tls: bool = False
+    """Serve TLS with a throwaway trustme CA (its PEM is ``emu.ca_pem``, written to ``ca_out``)."""
+    ca_out: str | None = None
+
+    @property
+    def concurrent_limit(self) -> int | None:
+        if self.max_concurrent_per_key is not None:
+            return self.max_concurrent_per_key
+        return self.limits.concurrent_sessions

@@ -1,0 +1,177 @@
+"""A resumable session's context, its snapshots, and the store that maps handles to snapshots.
+
+A resumption handle names a *snapshot*: the context exactly as it was when the handle was
+issued. Resuming restores that snapshot, so whatever the old connection consumed after the handle
+was issued is gone from the resumed context (that is what a client must replay). Handles stay
+valid while the session has a live connection and ``handle_validity_s`` after its last one ended.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+import attrs
+import trio
+
+from livemesh.emulator import closes
+
+
+@attrs.frozen(kw_only=True)
+class SessionStats:
+    """What a session's context has consumed: client messages after setup (commands ``recall`` /
+    ``stats`` excluded), audio, turns and the user turn texts in context, in order."""
+
+    messages: int = 0
+    audio_bytes: int = 0
+    audio_chunks: int = 0
+    video_frames: int = 0
+    turns: int = 0
+    texts: tuple[str, ...] = ()
+    tool_responses: int = 0
+    unknown_tool_responses: int = 0
+    pending_results: tuple[str, ...] = ()
+    """SILENT tool results folded into the next answer."""
+    connections: int = 0
+    """Connections this session has had (``emu.stats`` only; 0 in snapshots)."""
+    resumptions: int = 0
+    handles_issued: int = 0
+
+    def with_connections(self, connections: int, resumptions: int, handles_issued: int) -> SessionStats:
+        return attrs.evolve(
+            self, connections=connections, resumptions=resumptions, handles_issued=handles_issued
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``stats`` command's reply object."""
+        return {
+            "messages": self.messages,
+            "audio_bytes": self.audio_bytes,
+            "audio_chunks": self.audio_chunks,
+            "video_frames": self.video_frames,
+            "turns": self.turns,
+            "texts": list(self.texts),
+            "tool_responses": self.tool_responses,
+            "unknown_tool_responses": self.unknown_tool_responses,
+        }
+
+
+@attrs.define(eq=False)
+class Context:
+    """The mutable counters a connection updates per message; :meth:`snapshot` freezes them."""
+
+    messages: int = 0
+    audio_bytes: int = 0
+    audio_chunks: int = 0
+    video_frames: int = 0
+    turns: int = 0
+    texts: list[str] = attrs.Factory(list)
+    tool_responses: int = 0
+    unknown_tool_responses: int = 0
+    pending_results: list[str] = attrs.Factory(list)
+
+    def snapshot(self) -> SessionStats:
+        return SessionStats(
+            messages=self.messages,
+            audio_bytes=self.audio_bytes,
+            audio_chunks=self.audio_chunks,
+            video_frames=self.video_frames,
+            turns=self.turns,
+            texts=tuple(self.texts),
+            tool_responses=self.tool_responses,
+            unknown_tool_responses=self.unknown_tool_responses,
+            pending_results=tuple(self.pending_results),
+        )
+
+    @classmethod
+    def restore(cls, snap: SessionStats) -> Context:
+        return cls(
+            messages=snap.messages,
+            audio_bytes=snap.audio_bytes,
+            audio_chunks=snap.audio_chunks,
+            video_frames=snap.video_frames,
+            turns=snap.turns,
+            texts=list(snap.texts),
+            tool_responses=snap.tool_responses,
+            unknown_tool_responses=snap.unknown_tool_responses,
+            pending_results=list(snap.pending_results),
+        )
+
+
+@attrs.define(eq=False)
+class SessionRecord:
+    """One resumable session: its id, model, current context and the snapshots its handles name."""
+
+    id: str
+    model: str
+    key: str | None = attrs.field(repr=False)
+    context: Context = attrs.Factory(Context)
+    handles: OrderedDict[str, SessionStats] = attrs.Factory(OrderedDict)
+    connection: object | None = None
+    connection_closed: trio.Event = attrs.Factory(trio.Event)
+    ended_at: float | None = None
+    connections: int = 0
+    resumptions: int = 0
+    handles_issued: int = 0
+
+    def attach(self, connection: object) -> None:
+        self.connection = connection
+        self.connection_closed = trio.Event()
+        self.ended_at = None
+        self.connections += 1
+
+    def detach(self, connection: object, now: float) -> None:
+        if self.connection is connection:
+            self.connection = None
+            self.ended_at = now
+            self.connection_closed.set()
+
+
+class SessionStore:
+    """Every session and handle of one emulator (no global state: one store per emulator)."""
+
+    def __init__(self, *, handle_validity_s: float, max_handles_per_session: int) -> None:
+        self._validity = handle_validity_s
+        self._max_handles = max_handles_per_session
+        self.sessions: dict[str, SessionRecord] = {}
+        self._handle_owner: dict[str, str] = {}
+
+    def create(self, model: str, key: str | None) -> SessionRecord:
+        session_id = "s-" + secrets.token_hex(8)
+        record = SessionRecord(session_id, model, key)
+        self.sessions[session_id] = record
+        return record
+
+    def issue_handle(self, record: SessionRecord) -> str:
+        """A fresh handle naming the record's current state."""
+        handle = "h-" + secrets.token_urlsafe(18)
+        record.handles[handle] = record.context.snapshot()
+        record.handles_issued += 1
+        self._handle_owner[handle] = record.id
+        while len(record.handles) > self._max_handles:
+            old, _ = record.handles.popitem(last=False)
+            self._handle_owner.pop(old, None)
+        return handle
+
+    def resolve(self, handle: str, now: float) -> tuple[SessionRecord, SessionStats]:
+        """The session and snapshot a handle names, or :class:`~closes.Refusal` (1008 not found)."""
+        session_id = self._handle_owner.get(handle)
+        record = self.sessions.get(session_id) if session_id else None
+        if record is None or handle not in record.handles or self._expired(record, now):
+            raise closes.Refusal(closes.POLICY, closes.TEXT_NOT_FOUND)
+        return record, record.handles[handle]
+
+    def _expired(self, record: SessionRecord, now: float) -> bool:
+        return (
+            record.connection is None
+            and record.ended_at is not None
+            and now - record.ended_at > self._validity
+        )
+
+    def prune(self, now: float) -> None:
+        """Forget sessions whose handles have all expired (bounded memory over a long run)."""
+        for session_id in [sid for sid, rec in self.sessions.items() if self._expired(rec, now)]:
+            record = self.sessions.pop(session_id)
+            for handle in record.handles:
+                self._handle_owner.pop(handle, None)

@@ -1,0 +1,576 @@
+"""One Live connection's protocol engine: setup, turns, audio, tools, resumption, limits.
+
+The engine reads client messages in one task (decisions are made there, synchronously), runs
+each model turn in its own task and cancel scope (an interruption cancels it; frames go through
+the peer's bounded queue, so a cancelled turn never leaves half a frame), and keeps the
+connection's deadlines in a timer task. All three live in a nursery owned by :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from livemesh import wire
+from livemesh.emulator import closes, model
+from livemesh.emulator.context import Context, SessionRecord
+from livemesh.emulator.routing import Route
+from livemesh.emulator.tokens import apply_locked
+from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
+from livemesh.emulator.wsio import ConnectionEnded, WebSocketPeer
+from livemesh.errors import DecodeError
+
+if TYPE_CHECKING:
+    from livemesh.emulator.app import Emulator
+
+log = logging.getLogger("livemesh.emulator")
+
+AUDIO_MIME_OUT = "audio/pcm;rate=24000"
+
+
+@attrs.define(eq=False)
+class _Turn:
+    """A model turn in progress: its cancel scope and the BLOCKING calls it waits for."""
+
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    call_ids: list[str] = attrs.Factory(list)
+    answered: trio.Event = attrs.Factory(trio.Event)
+    results: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define(eq=False)
+class _Call:
+    name: str
+    blocking: bool
+    turn: _Turn
+
+
+@attrs.frozen
+class _Speak:
+    """A turn that just says ``text`` (a tool result, WHEN_IDLE or INTERRUPT scheduling)."""
+
+    text: str
+
+
+def model_name(raw: str) -> str:
+    """``models/NAME``, ``NAME`` or a Vertex publisher path, as ``NAME``."""
+    return raw.rsplit("/", 1)[-1].strip() if raw else ""
+
+
+class LiveConnection:
+    """The protocol engine of one accepted Live WebSocket (see the module docstring)."""
+
+    def __init__(self, emu: Emulator, route: Route, peer: WebSocketPeer, number: int) -> None:
+        self._emu = emu
+        self._config = emu.config
+        self.route = route
+        self.peer = peer
+        self.number = number
+        self.record: SessionRecord | None = None
+        self.key: str | None = None
+        self._setup = wire.Setup()
+        self._nursery: trio.Nursery | None = None
+        self._turn: _Turn | None = None
+        self._pending: dict[str, _Call] = {}
+        self._cancelled: set[str] = set()
+        self._idle: deque[str] = deque(maxlen=64)
+        self._index = -1  # index of the last client message consumed on this connection (after setup)
+        self._declared: frozenset[str] = frozenset()
+        self._non_blocking: frozenset[str] = frozenset()
+        self._audio_out = False
+        self._resumption = False
+        self._transparent = False
+        self._vad: EnergyVad | None = None
+        self._manual_active = False
+        self._manual_ms = 0.0
+        self._manual_bytes = 0
+        self._silent = False
+        self._video = False
+        self._deadline_changed = trio.Event()
+        self._started_at = 0.0
+        self.sent_messages = 0
+
+    @property
+    def context(self) -> Context:
+        assert self.record is not None
+        return self.record.context
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Serve the connection until it ends; refusals close it with the service's code and text."""
+        try:
+            setup = await self._read_setup()
+            await self._admit(setup)
+        except closes.Refusal as refusal:
+            await self.peer.close(refusal.code, refusal.reason)
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._timers)
+                await self._read_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._end()
+
+    async def _read_setup(self) -> wire.Setup:
+        raw = await self.peer.receive()
+        try:
+            message = wire.decode_client(raw, max_size=self._config.max_frame_bytes)
+        except DecodeError:
+            raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT) from None
+        if message.setup is None:
+            raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+        return message.setup
+
+    async def _admit(self, setup: wire.Setup) -> None:
+        """Authenticate, validate, resume or create the session, then answer ``setupComplete``."""
+        emu, config, route = self._emu, self._config, self.route
+        handle = setup.session_resumption.handle if setup.session_resumption else None
+        resume = bool(handle)
+        token = None
+        if route.api == "gemini" and route.constrained:
+            token = emu.tokens.admit(route.credential, resume=resume)
+            self.key = token.key
+            setup = apply_locked(setup, token.locked_setup)
+        elif route.api == "gemini":
+            if not route.credential:
+                raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
+            if config.api_keys is not None and route.credential not in config.api_keys:
+                raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_KEY)
+            self.key = route.credential
+        else:
+            if not route.credential:
+                raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
+            if config.bearer_tokens is not None and route.credential not in config.bearer_tokens:
+                raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_TOKEN)
+            self.key = route.credential
+        name = model_name(setup.model)
+        if not name:
+            raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+        if name not in config.live_models:
+            raise closes.Refusal(closes.POLICY, closes.model_not_found(name, route.version))
+        self._validate(setup)
+        if resume:
+            assert handle is not None
+            record, snapshot = emu.store.resolve(handle, trio.current_time())
+            if record.model != name:
+                raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+            old = record.connection
+            if old is not None and config.refuse_resume_while_open:
+                with trio.move_on_after(config.resume_grace_s):
+                    await record.connection_closed.wait()
+                if record.connection is not None:
+                    raise closes.Refusal(closes.INTERNAL, closes.TEXT_INTERNAL)
+            elif isinstance(old, LiveConnection):
+                old.peer.abort()
+                record.detach(old, trio.current_time())
+            record, snapshot = emu.store.resolve(handle, trio.current_time())
+        emu.check_capacity(self.key)
+        if resume:
+            record.context = Context.restore(snapshot)
+            record.resumptions += 1
+        else:
+            record = emu.store.create(name, self.key)
+        if token is not None:
+            emu.tokens.spend(token, resume=resume)
+        self.record = record
+        record.attach(self)
+        emu.register(self)
+        self.peer.on_end = self._end
+        if self.peer.closing:
+            self._end()
+            return
+        self._configure(setup)
+        self._started_at = trio.current_time()
+        await self._emit(
+            wire.ServerMessage(setup_complete=wire.SetupComplete(session_id=record.id)), fault=False
+        )
+        if self._resumption:
+            await self._send_handle()
+
+    def _validate(self, setup: wire.Setup) -> None:
+        invalid = closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+        modalities = (setup.generation_config.response_modalities if setup.generation_config else None) or []
+        if len(modalities) > 1 or any(m not in (wire.Modality.TEXT, wire.Modality.AUDIO) for m in modalities):
+            raise invalid
+        if setup.session_resumption and setup.session_resumption.transparent and self.route.api != "vertex":
+            raise invalid
+        for tool in setup.tools or []:
+            for declaration in tool.function_declarations or []:
+                if not declaration.name:
+                    raise invalid
+
+    def _configure(self, setup: wire.Setup) -> None:
+        self._setup = setup
+        modalities = (setup.generation_config.response_modalities if setup.generation_config else None) or []
+        self._audio_out = (modalities or [wire.Modality.AUDIO])[0] == wire.Modality.AUDIO
+        declarations = [d for t in setup.tools or [] for d in t.function_declarations or []]
+        self._declared = frozenset(d.name for d in declarations if d.name)
+        self._non_blocking = frozenset(
+            d.name for d in declarations if d.name and d.behavior == wire.Behavior.NON_BLOCKING
+        )
+        self._resumption = setup.session_resumption is not None
+        self._transparent = bool(setup.session_resumption and setup.session_resumption.transparent)
+        activity = (
+            setup.realtime_input_config.automatic_activity_detection if setup.realtime_input_config else None
+        )
+        self._vad = None if activity is not None and activity.disabled else EnergyVad.from_setup(activity)
+
+    def _end(self) -> None:
+        """Detach from the session as soon as the connection starts closing (idempotent)."""
+        if self.record is not None:
+            self.record.detach(self, trio.current_time())
+        self._emu.unregister(self)
+
+    # ------------------------------------------------------------------ sending
+
+    async def _emit(self, message: wire.ServerMessage, *, fault: bool = True) -> None:
+        if self._silent:
+            return
+        self.sent_messages += 1
+        await self.peer.send(wire.encode_server(message), faultable=fault)
+
+    async def _content(self, **fields: Any) -> None:
+        await self._emit(wire.ServerMessage(server_content=wire.ServerContent(**fields)))
+
+    async def _send_handle(self) -> None:
+        """A fresh handle naming the context as it is now (only while resumable)."""
+        if self.record is None or not self._resumption or not self._resumable():
+            return
+        handle = self._emu.store.issue_handle(self.record)
+        index = wire.Int64(self._index) if self._transparent else None
+        update = wire.SessionResumptionUpdate(
+            new_handle=handle, resumable=True, last_consumed_client_message_index=index
+        )
+        await self._emit(wire.ServerMessage(session_resumption_update=update))
+
+    async def _send_not_resumable(self) -> None:
+        if self._resumption:
+            update = wire.SessionResumptionUpdate(new_handle="", resumable=False)
+            await self._emit(wire.ServerMessage(session_resumption_update=update))
+
+    def _resumable(self) -> bool:
+        return self._turn is None and not self._pending
+
+    async def send_go_away(self, time_left: float) -> None:
+        await self._emit(wire.ServerMessage(go_away=wire.GoAway(time_left=wire.Duration(time_left))))
+        if self._config.faults.silent_after_go_away:
+            self._silent = True
+
+    # ------------------------------------------------------------------ timers
+
+    def _deadline(self) -> float:
+        limits = self._config.limits
+        lifetime = limits.connection_lifetime_s
+        if self._setup.context_window_compression is None:
+            lifetime = min(lifetime, limits.session_budget_s(video=self._video))
+        return self._started_at + lifetime
+
+    async def _timers(self) -> None:
+        config = self._config
+        notice = config.limits.go_away_notice_s
+        next_handle = trio.current_time() + config.resumption_update_interval_s
+        storm = config.faults.go_away_storm_interval_s
+        next_storm = trio.current_time() + storm if storm else math.inf
+        warned = False
+        while True:
+            deadline = self._deadline()
+            now = trio.current_time()
+            if now >= deadline:
+                await self.peer.close(closes.INTERNAL, closes.TEXT_DEADLINE)
+                return
+            if not warned and now >= deadline - notice:
+                warned = True
+                await self.send_go_away(max(0.0, deadline - now))
+                continue
+            if now >= next_handle:
+                next_handle = now + config.resumption_update_interval_s
+                await self._send_handle()
+                continue
+            if now >= next_storm:
+                next_storm = now + (storm or math.inf)
+                await self.send_go_away(notice)
+                continue
+            wake = min(deadline if warned else deadline - notice, next_handle, next_storm)
+            with trio.move_on_at(wake):
+                await self._deadline_changed.wait()
+                self._deadline_changed = trio.Event()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _read_loop(self) -> None:
+        max_size = self._config.max_frame_bytes
+        while True:
+            try:
+                raw = await self.peer.receive()
+            except ConnectionEnded:
+                return
+            try:
+                message = wire.decode_client(raw, max_size=max_size)
+            except DecodeError:
+                await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+                return
+            self._index += 1
+            if message.realtime_input is not None:
+                refusal = await self._on_realtime(message.realtime_input)
+            elif message.client_content is not None:
+                refusal = await self._on_client_content(message.client_content)
+            elif message.tool_response is not None:
+                refusal = await self._on_tool_response(message.tool_response)
+            elif message.context_update is not None:
+                self.context.messages += 1
+                refusal = None
+            else:
+                refusal = closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+            if refusal is not None:
+                await self.peer.close(refusal.code, refusal.reason)
+                return
+
+    async def _on_client_content(self, content: wire.ClientContent) -> closes.Refusal | None:
+        ctx = self.context
+        last_user: str | None = None
+        kept = False
+        for turn in content.turns or []:
+            if turn.role not in (None, "user"):
+                continue
+            text = "".join(part.text for part in turn.parts or [] if part.text)
+            last_user = text
+            if model.is_command(text, self._declared):
+                continue
+            ctx.texts.append(text)
+            ctx.turns += 1
+            kept = True
+        if kept or last_user is None:
+            ctx.messages += 1  # a message carrying only commands is a query, not content
+        await self._interrupt()
+        if content.turn_complete:
+            self._begin(model.classify(last_user or "", self._declared))
+        return None
+
+    async def _on_realtime(self, rt: wire.RealtimeInput) -> closes.Refusal | None:
+        ctx = self.context
+        if self._config.abort_input_during_blocking_call and any(c.blocking for c in self._pending.values()):
+            return closes.Refusal(closes.POLICY, closes.TEXT_ABORTED)
+        blobs = list(rt.media_chunks or [])
+        if rt.audio is not None:
+            blobs.append(rt.audio)
+        if rt.video is not None:
+            blobs.append(rt.video)
+        if rt.text is not None:
+            command = model.classify(rt.text, self._declared)
+            if isinstance(command, model.Say):
+                ctx.messages += 1
+                ctx.texts.append(rt.text)
+                ctx.turns += 1
+            await self._interrupt()
+            self._begin(command)
+            return None
+        ctx.messages += 1
+        for blob in blobs:
+            mime = (blob.mime_type or "").lower()
+            if mime.startswith("audio/"):
+                ctx.audio_bytes += len(blob.data)
+                ctx.audio_chunks += 1
+                await self._on_audio(blob.data, pcm_rate(mime))
+            else:
+                ctx.video_frames += 1
+                if not self._video:
+                    self._video = True
+                    self._deadline_changed.set()
+        if rt.activity_start is not None and self._vad is None:
+            self._manual_active = True
+            self._manual_ms = 0.0
+            self._manual_bytes = 0
+            await self._barge_in()
+        if rt.activity_end is not None and self._vad is None and self._manual_active:
+            self._manual_active = False
+            await self._audio_turn(VadEvent("end", round(self._manual_ms / 1000, 3), self._manual_bytes))
+        if rt.audio_stream_end and self._vad is not None:
+            event = self._vad.flush()
+            if event is not None:
+                await self._audio_turn(event)
+        return None
+
+    async def _on_audio(self, data: bytes, rate: int) -> None:
+        if self._vad is None:
+            if self._manual_active:
+                self._manual_bytes += len(data)
+                self._manual_ms += 1000 * (len(data) // 2) / rate
+            return
+        for event in self._vad.feed(data, rate):
+            if event.kind == "start":
+                await self._barge_in()
+            else:
+                await self._audio_turn(event)
+
+    async def _barge_in(self) -> None:
+        config = self._setup.realtime_input_config
+        if config is not None and config.activity_handling == wire.ActivityHandling.NO_INTERRUPTION:
+            return
+        await self._interrupt()
+
+    async def _audio_turn(self, event: VadEvent) -> None:
+        text = model.audio_turn_text(event.duration_s, event.nbytes)
+        ctx = self.context
+        ctx.texts.append(text)
+        ctx.turns += 1
+        if self._setup.input_audio_transcription is not None:
+            await self._content(input_transcription=wire.Transcription(text=text, finished=True))
+        await self._interrupt()
+        self._begin(model.Say(text))
+
+    async def _on_tool_response(self, response: wire.ToolResponse) -> closes.Refusal | None:
+        ctx = self.context
+        ctx.messages += 1
+        for answer in response.function_responses or []:
+            ctx.tool_responses += 1
+            call_id = answer.id
+            if call_id is None and answer.name:
+                matches = [cid for cid, call in self._pending.items() if call.name == answer.name]
+                call_id = matches[0] if len(matches) == 1 else None
+            if call_id is not None and call_id in self._cancelled:
+                self._cancelled.discard(call_id)
+                continue
+            call = self._pending.pop(call_id, None) if call_id is not None else None
+            if call is None or call_id is None:
+                ctx.unknown_tool_responses += 1
+                continue
+            text = model.tool_result_text(call.name, answer.response)
+            if call.blocking:
+                call.turn.results[call_id] = text
+                if all(cid in call.turn.results for cid in call.turn.call_ids):
+                    call.turn.answered.set()
+                continue
+            scheduling = answer.scheduling or wire.Scheduling.WHEN_IDLE
+            if scheduling == wire.Scheduling.SILENT:
+                ctx.pending_results.append(text)
+            elif scheduling == wire.Scheduling.INTERRUPT or self._turn is None:
+                await self._interrupt()
+                self._begin(_Speak(text))
+            else:
+                self._idle.append(text)
+        if self._resumable():
+            await self._send_handle()
+        return None
+
+    # ------------------------------------------------------------------ turns
+
+    def _begin(self, command: model.Command | _Speak) -> None:
+        """Start a model turn now (the caller has interrupted any turn in progress)."""
+        assert self._nursery is not None
+        turn = _Turn()
+        self._turn = turn
+        self._nursery.start_soon(self._run_turn, turn, command)
+
+    async def _interrupt(self) -> None:
+        """Cancel the turn in progress: ``interrupted``, cancelled calls, ``turnComplete``."""
+        turn = self._turn
+        if turn is None:
+            return
+        self._turn = None
+        turn.scope.cancel()
+        cancelled = [cid for cid in turn.call_ids if self._pending.pop(cid, None) is not None]
+        self._cancelled.update(cancelled)
+        await self._content(interrupted=True)
+        if cancelled:
+            await self._emit(
+                wire.ServerMessage(tool_call_cancellation=wire.ToolCallCancellation(ids=cancelled))
+            )
+        await self._content(turn_complete=True)
+
+    async def _run_turn(self, turn: _Turn, command: model.Command | _Speak) -> None:
+        with turn.scope:
+            await self._send_not_resumable()
+            text = await self._compose(turn, command)
+            await self._speak(text)
+            if self._turn is turn:
+                self._turn = None
+        if self._turn is None and not turn.scope.cancelled_caught:
+            if self._idle:
+                self._begin(_Speak(self._idle.popleft()))
+            else:
+                await self._send_handle()
+
+    async def _compose(self, turn: _Turn, command: model.Command | _Speak) -> str:
+        ctx = self.context
+        if isinstance(command, _Speak):
+            return command.text
+        if isinstance(command, model.Recall):
+            return json.dumps(ctx.texts)
+        if isinstance(command, model.Stats):
+            return json.dumps(ctx.snapshot().as_json())
+        if isinstance(command, model.Call):
+            call_id = self._emu.next_call_id()
+            blocking = command.name not in self._non_blocking
+            self._pending[call_id] = _Call(command.name, blocking, turn)
+            turn.call_ids.append(call_id)
+            call = wire.FunctionCall(name=command.name, args=command.args, id=call_id)
+            await self._emit(wire.ServerMessage(tool_call=wire.ToolCall(function_calls=[call])))
+            if not blocking:
+                return f"Calling {command.name}."
+            await turn.answered.wait()
+            return " ".join(turn.results[cid] for cid in turn.call_ids)
+        prefix = " ".join(ctx.pending_results)
+        ctx.pending_results.clear()
+        reply = model.say_reply(command.text)
+        return f"{prefix} {reply}" if prefix else reply
+
+    async def _speak(self, text: str) -> None:
+        config = self._config
+        count = max(2, config.chunks_per_reply)
+        if config.first_chunk_delay_s:
+            await trio.sleep(config.first_chunk_delay_s)
+        pieces = model.split_chunks(text, count)
+        if self._audio_out:
+            audio = model.tone(len(text) / config.speech_chars_per_s)
+            sounds = model.split_bytes(audio, len(pieces))
+            transcribe = self._setup.output_audio_transcription is not None
+            for index, sound in enumerate(sounds):
+                if index and config.chunk_interval_s:
+                    await trio.sleep(config.chunk_interval_s)
+                part = wire.Part(inline_data=wire.Blob(data=sound, mime_type=AUDIO_MIME_OUT))
+                await self._content(model_turn=wire.Content(parts=[part], role="model"))
+                if transcribe and index < len(pieces):
+                    await self._content(output_transcription=wire.Transcription(text=pieces[index]))
+            response_tokens = max(1, round(len(audio) / 2 / model.OUTPUT_RATE * model.AUDIO_TOKENS_PER_S))
+            modality = wire.Modality.AUDIO
+        else:
+            for index, piece in enumerate(pieces):
+                if index and config.chunk_interval_s:
+                    await trio.sleep(config.chunk_interval_s)
+                part = wire.Part(text=piece)
+                await self._content(model_turn=wire.Content(parts=[part], role="model"))
+            response_tokens = model.text_tokens(text)
+            modality = wire.Modality.TEXT
+        await self._content(generation_complete=True)
+        usage = self._usage(response_tokens, modality)
+        await self._emit(
+            wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True), usage_metadata=usage)
+        )
+
+    def _usage(self, response_tokens: int, modality: str) -> wire.UsageMetadata:
+        ctx = self.context
+        text_tokens = sum(model.text_tokens(t) for t in ctx.texts[-200:])
+        audio_tokens = round(ctx.audio_bytes / 2 / 16_000 * model.AUDIO_TOKENS_PER_S)
+        video_tokens = ctx.video_frames * model.VIDEO_TOKENS_PER_FRAME
+        prompt = text_tokens + audio_tokens + video_tokens
+        details = [wire.ModalityTokenCount(modality=wire.Modality.TEXT, token_count=text_tokens)]
+        if audio_tokens:
+            details.append(wire.ModalityTokenCount(modality=wire.Modality.AUDIO, token_count=audio_tokens))
+        if video_tokens:
+            details.append(wire.ModalityTokenCount(modality="VIDEO", token_count=video_tokens))
+        return wire.UsageMetadata(
+            prompt_token_count=prompt,
+            response_token_count=response_tokens,
+            total_token_count=prompt + response_tokens,
+            prompt_tokens_details=details,
+            response_tokens_details=[wire.ModalityTokenCount(modality=modality, token_count=response_tokens)],
+        )

@@ -1,0 +1,123 @@
+"""The REST side on the Live port: model listing and ephemeral tokens, as the SDK calls them.
+
+``GET /{v1,v1beta,v1alpha}/models`` (and ``/models/NAME``) lists Live models with
+``supportedGenerationMethods`` containing ``bidiGenerateContent``; ``POST /v1alpha/auth_tokens``
+issues ``auth_tokens/...`` (see :mod:`livemesh.emulator.tokens`). Errors use Google's JSON
+error shape ``{"error": {"code", "message", "status"}}``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import orjson
+
+from livemesh.emulator import closes
+from livemesh.emulator.config import EmulatorConfig
+from livemesh.emulator.routing import normalise_path
+from livemesh.emulator.tokens import TokenStore, format_time
+from livemesh.emulator.wsio import HttpRequest, HttpResponse
+
+_MODELS_RE: Final = re.compile(r"^/(v1|v1beta|v1alpha)/models(?:/(.+))?$")
+_TOKENS_RE: Final = re.compile(r"^/(v1alpha|v1beta|v1)/auth_tokens$")
+_STATUS: Final = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    429: "RESOURCE_EXHAUSTED",
+}
+
+
+def error(code: int, message: str) -> HttpResponse:
+    body = {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+    return HttpResponse(code, orjson.dumps(body))
+
+
+def _json(obj: Any) -> HttpResponse:
+    return HttpResponse(200, orjson.dumps(obj))
+
+
+def model_entry(name: str, *, live: bool, native_audio_window: int, default_window: int) -> dict[str, Any]:
+    methods = ["generateContent", "countTokens"]
+    if live:
+        methods.append("bidiGenerateContent")
+    window = native_audio_window if "native-audio" in name else default_window
+    return {
+        "name": f"models/{name}",
+        "version": "001",
+        "displayName": name,
+        "description": "livemesh emulator model" + (" (Live API)" if live else ""),
+        "inputTokenLimit": window,
+        "outputTokenLimit": 8192,
+        "supportedGenerationMethods": methods,
+    }
+
+
+class RestApi:
+    """Answers the REST requests of one emulator."""
+
+    def __init__(self, config: EmulatorConfig, tokens: TokenStore) -> None:
+        self._config = config
+        self._tokens = tokens
+
+    def _models(self) -> list[dict[str, Any]]:
+        limits = self._config.limits
+        windows = {
+            "native_audio_window": limits.context_window_native_audio,
+            "default_window": limits.context_window_default,
+        }
+        return [model_entry(n, live=True, **windows) for n in self._config.live_models] + [
+            model_entry(n, live=False, **windows) for n in self._config.other_models
+        ]
+
+    def _key(self, request: HttpRequest, query: dict[str, list[str]]) -> str | HttpResponse:
+        key = request.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
+        if not key:
+            return error(403, closes.TEXT_UNREGISTERED)
+        if self._config.api_keys is not None and key not in self._config.api_keys:
+            return error(400, closes.TEXT_BAD_KEY)
+        return key
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        path, query = normalise_path(request.target)
+        if match := _MODELS_RE.match(path):
+            if request.method != "GET":
+                return error(405, "Method not allowed.")
+            key = self._key(request, query)
+            if isinstance(key, HttpResponse):
+                return key
+            models = self._models()
+            name = match.group(2)
+            if name is None:
+                return _json({"models": models})
+            found = [m for m in models if m["name"] == f"models/{name.removeprefix('models/')}"]
+            if not found:
+                return error(404, f"models/{name} is not found for API version {match.group(1)}.")
+            return _json(found[0])
+        if _TOKENS_RE.match(path):
+            if request.method != "POST":
+                return error(405, "Method not allowed.")
+            key = self._key(request, query)
+            if isinstance(key, HttpResponse):
+                return key
+            try:
+                body = orjson.loads(request.body or b"{}")
+            except orjson.JSONDecodeError:
+                return error(400, "Invalid JSON payload received.")
+            if not isinstance(body, dict):
+                return error(400, "Invalid JSON payload received.")
+            try:
+                token = self._tokens.issue(body, key)
+            except closes.Refusal as refusal:
+                return error(refusal.code, refusal.reason)
+            reply: dict[str, Any] = {
+                "name": token.name,
+                "expireTime": format_time(token.expire_at),
+                "newSessionExpireTime": format_time(token.new_session_expire_at),
+            }
+            if token.uses_left is not None:
+                reply["uses"] = token.uses_left
+            return _json(reply)
+        return error(404, f"The requested URL {path} was not found on this server.")

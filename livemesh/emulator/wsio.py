@@ -1,0 +1,391 @@
+"""Serving one TCP/TLS stream: HTTP requests through h11, a WebSocket upgrade through wsproto.
+
+Both libraries are sans-IO, so this module owns every byte: it can drop a connection without a
+close frame (a fault the service really shows), send a garbled frame, bound message sizes and
+queues, and keep one connection's failure from touching any other. A WebSocket is a
+:class:`WebSocketPeer`: a reader task and a writer task around bounded channels; the protocol
+engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.send`,
+:meth:`~WebSocketPeer.close` and :meth:`~WebSocketPeer.abort`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import attrs
+import h11
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError as WsLocalError
+from wsproto.utilities import RemoteProtocolError as WsRemoteError
+
+from livemesh.emulator import closes
+from livemesh.emulator.faults import MALFORMED_FRAME, Action, FaultPlan
+
+log = logging.getLogger("livemesh.emulator")
+
+RECEIVE_SIZE: Final = 65536
+MAX_HEADER_BYTES: Final = 64 * 1024
+MAX_BODY_BYTES: Final = 1024 * 1024
+
+
+@attrs.frozen
+class HttpRequest:
+    """A parsed HTTP request; header names are lowercase (values may hold secrets: no repr)."""
+
+    method: str
+    target: str
+    headers: dict[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(default=b"", repr=False)
+
+
+@attrs.frozen
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json; charset=UTF-8"
+
+
+HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+UpgradeHandler = Callable[[HttpRequest, "WebSocketPeer"], Awaitable[None]]
+UpgradeFilter = Callable[[HttpRequest], bool]
+
+
+class ConnectionEnded(Exception):
+    """The WebSocket is closed (close handshake, EOF or abort): no more client messages."""
+
+
+async def serve_stream(
+    stream: trio.abc.Stream,
+    *,
+    on_http: HttpHandler,
+    accepts_upgrade: UpgradeFilter,
+    on_websocket: UpgradeHandler,
+    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+) -> None:
+    """Serve one accepted stream until it closes. Never raises (errors stop at this connection)."""
+    try:
+        await _serve_stream(stream, on_http, accepts_upgrade, on_websocket, make_peer)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, WsRemoteError):
+        pass
+    except Exception:
+        log.exception("emulator connection failed")
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _serve_stream(
+    stream: trio.abc.Stream,
+    on_http: HttpHandler,
+    accepts_upgrade: UpgradeFilter,
+    on_websocket: UpgradeHandler,
+    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+) -> None:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+    raw = bytearray()  # everything received before the first request: replayed into wsproto
+    first = True
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = bytes(await stream.receive_some(RECEIVE_SIZE))
+            if first:
+                raw += data
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            return
+        if not isinstance(event, h11.Request):
+            return
+        request = HttpRequest(
+            event.method.decode(),
+            event.target.decode("latin-1"),
+            {name.decode().lower(): value.decode("latin-1") for name, value in event.headers},
+        )
+        if request.headers.get("upgrade", "").lower() == "websocket":
+            if first:
+                await _upgrade(stream, bytes(raw), request, accepts_upgrade, on_websocket, make_peer)
+            return
+        first = False
+        raw.clear()
+        body = bytearray()
+        while True:
+            part = conn.next_event()
+            if part is h11.NEED_DATA:
+                conn.receive_data(bytes(await stream.receive_some(RECEIVE_SIZE)))
+                continue
+            if isinstance(part, h11.Data):
+                body += part.data
+                if len(body) > MAX_BODY_BYTES:
+                    await _respond(stream, conn, HttpResponse(413, b'{"error": {"code": 413}}'))
+                    return
+                continue
+            break
+        if not isinstance(part, h11.EndOfMessage):
+            return
+        try:
+            response = await on_http(attrs.evolve(request, body=bytes(body)))
+        except Exception:
+            log.exception("emulator REST handler failed")
+            response = HttpResponse(500, b'{"error": {"code": 500, "status": "INTERNAL"}}')
+        await _respond(stream, conn, response)
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return
+        conn.start_next_cycle()
+
+
+async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: HttpResponse) -> None:
+    headers = [
+        ("content-type", response.content_type),
+        ("content-length", str(len(response.body))),
+        ("server", "livemesh-emulator"),
+    ]
+    data = conn.send(h11.Response(status_code=response.status, headers=headers))
+    data = (data or b"") + (conn.send(h11.Data(data=response.body)) or b"")
+    data += conn.send(h11.EndOfMessage()) or b""
+    await stream.send_all(data)
+
+
+async def _upgrade(
+    stream: trio.abc.Stream,
+    raw: bytes,
+    request: HttpRequest,
+    accepts_upgrade: UpgradeFilter,
+    on_websocket: UpgradeHandler,
+    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+) -> None:
+    ws = WSConnection(ConnectionType.SERVER)
+    ws.receive_data(raw)
+    for event in ws.events():
+        if isinstance(event, Request):
+            break
+    else:
+        return
+    if not accepts_upgrade(request):
+        await stream.send_all(ws.send(RejectConnection(status_code=404)))
+        return
+    await stream.send_all(ws.send(AcceptConnection()))
+    peer = make_peer(stream, ws)
+    await peer.run(lambda: on_websocket(request, peer))
+
+
+@attrs.frozen
+class _Frame:
+    data: bytes
+    faultable: bool
+
+
+@attrs.frozen
+class _Close:
+    code: int
+    reason: str
+
+
+@attrs.frozen
+class _Reply:
+    """A control frame to send (a pong or the answer to the client's close)."""
+
+    event: Pong | CloseConnection
+
+
+class WebSocketPeer:
+    """One accepted WebSocket with a reader and a writer task (see the module docstring).
+
+    Server frames are binary frames of JSON, in the order :meth:`send` was called. ``close_code``
+    records how the connection ended (the code we sent or received; 1006 without a close frame).
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        ws: WSConnection,
+        *,
+        max_message_bytes: int,
+        queue_size: int,
+        close_timeout_s: float,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        self._stream = stream
+        self._ws = ws
+        self._max = max_message_bytes
+        self._close_timeout = close_timeout_s
+        self._faults = faults
+        self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
+        self._in_send, self._in_recv = trio.open_memory_channel[bytes | str](queue_size)
+        self._done = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self.closing = False
+        self.aborted = False
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.on_end: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ engine side
+
+    async def receive(self) -> bytes | str:
+        """The next complete client message; :class:`ConnectionEnded` once the connection is closing."""
+        try:
+            return await self._in_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise ConnectionEnded from None
+
+    async def send(self, data: bytes, *, faultable: bool = True) -> None:
+        """Queue one server frame (waits while the queue is full: backpressure). Dropped once closing."""
+        if self.closing:
+            return
+        await self._out_send.send(_Frame(data, faultable))
+
+    async def close(self, code: int, reason: str) -> None:
+        """Start the close handshake with ``code``/``reason`` after the frames already queued."""
+        if self.closing:
+            return
+        self.closing = True
+        self._mark_ended(code, reason)
+        with trio.move_on_after(self._close_timeout):
+            await self._out_send.send(_Close(code, closes.fit_reason(reason)))
+            return
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now: no close frame (the client sees 1006)."""
+        self.closing = True
+        self.aborted = True
+        self._mark_ended(1006, "")
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _mark_ended(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        if self.on_end is not None:
+            callback, self.on_end = self.on_end, None
+            callback()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def run(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Run reader, writer and ``handler`` until the connection is closed; never raises."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._writer)
+                try:
+                    await handler()
+                except (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                except closes.Refusal as refusal:
+                    await self.close(refusal.code, refusal.reason)
+                except Exception:
+                    log.exception("emulator session failed")
+                    await self.close(closes.INTERNAL, closes.TEXT_INTERNAL)
+                await self.close(1000, "")
+                with trio.move_on_after(self._close_timeout):
+                    await self._done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._mark_ended(1006, "")
+            self._in_send.close()
+
+    async def _reader(self) -> None:
+        parts: list[bytes | str] = []
+        size = 0
+        try:
+            while True:
+                try:
+                    data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    self._mark_ended(1006, "")
+                    self.closing = True
+                    self._done.set()
+                    return
+                try:
+                    self._ws.receive_data(data)
+                    events = list(self._ws.events())
+                except (WsRemoteError, WsLocalError):
+                    await self.close(1002, "Protocol error.")
+                    return
+                for event in events:
+                    if isinstance(event, Message):
+                        if self.closing:
+                            continue
+                        parts.append(event.data)
+                        size += len(event.data)
+                        if size > self._max:
+                            await self.close(closes.TOO_BIG, closes.TEXT_TOO_BIG)
+                            parts.clear()
+                            continue
+                        if event.message_finished:
+                            if isinstance(event, TextMessage):
+                                message: bytes | str = "".join(p for p in parts if isinstance(p, str))
+                            else:
+                                message = b"".join(p for p in parts if isinstance(p, bytes))
+                            parts.clear()
+                            size = 0
+                            await self._in_send.send(message)
+                    elif isinstance(event, Ping):
+                        await self._out_send.send(_Reply(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        if self.closing:
+                            self._done.set()
+                        else:
+                            self.closing = True
+                            self._mark_ended(event.code, event.reason or "")
+                            await self._out_send.send(_Reply(event.response()))
+                        return
+        finally:
+            self._in_send.close()
+
+    async def _writer(self) -> None:
+        try:
+            async for item in self._out_recv:
+                if self._ws.state is not ConnectionState.OPEN and not (
+                    isinstance(item, _Reply) and isinstance(item.event, CloseConnection)
+                ):
+                    continue
+                if isinstance(item, _Frame):
+                    payload = item.data
+                    if item.faultable and self._faults is not None:
+                        action, delay = self._faults.next()
+                        if delay > 0:
+                            await trio.sleep(delay)
+                        if action is Action.DROP:
+                            self.abort()
+                            return
+                        if action is Action.CLOSE:
+                            self.closing = True
+                            self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
+                            event = CloseConnection(closes.INTERNAL, closes.TEXT_INTERNAL)
+                            await self._stream.send_all(self._ws.send(event))
+                            continue
+                        if action is Action.MALFORMED:
+                            payload = MALFORMED_FRAME
+                    await self._stream.send_all(self._ws.send(BytesMessage(data=payload)))
+                elif isinstance(item, _Close):
+                    await self._stream.send_all(self._ws.send(CloseConnection(item.code, item.reason)))
+                elif isinstance(item.event, CloseConnection):
+                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                        await self._stream.send_all(self._ws.send(item.event))
+                    self._done.set()
+                else:
+                    await self._stream.send_all(self._ws.send(item.event))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._mark_ended(1006, "")
+            self.closing = True
+            self._done.set()
