@@ -221,6 +221,8 @@ async def _drive(
     rec, check = conn.rec, state.check
     while True:
         if pending is None and time.perf_counter() >= deadline:
+            if not spec.verify:
+                return ("done", turn, None)
             return await _final_check(conn, spec, state)
         messages: list[tuple[str, Any]]
         if pending is not None:
@@ -272,7 +274,7 @@ async def _drive(
             if plan.kind == "tools"
             else bool(conn.first_at)
         )
-        if not ok:
+        if spec.verify and not ok:
             raise _TurnFailed(f"{wl.label(plan.index, turn)}: unexpected reply {reply[:120]!r}")
         if state.go_away:
             # Rotate at this quiet point: the handle issued after turnComplete covers everything sent.

@@ -102,6 +102,8 @@ class WorkloadSpec:
     lifetime_s: float | None = None
     """The server's connection lifetime when known (the livemesh runner rotates before it)."""
     go_away_notice_s: float | None = None
+    verify: bool = True
+    """Check replies and ask ``stats`` at the end (only the emulator answers ``stats``)."""
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))

@@ -1,0 +1,190 @@
+"""``python -m livemesh bench``: many concurrent sessions with real traffic, optionally vs google-genai.
+
+With no arguments: the emulator in a separate process on a free loopback port, a mixed workload
+(200 sessions: text turns, real-time audio with audio answers, tool calls) for about 30 s, the
+emulator's connection lifetime shrunk so every session rotates at least once, live progress, and a
+summary table. Each client runs in its own process (:mod:`livemesh.bench.runner`), one after the
+other against the same emulator, so each gets a core while the emulator has the other.
+
+Exit status: 0 if nothing was lost, duplicated or errored; 1 otherwise; 2 on a usage problem
+(e.g. ``--vs genai`` without google-genai installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+from rich.console import Console
+from rich.live import Live
+
+from livemesh.bench import report
+from livemesh.bench.genai_client import MISSING_SDK
+from livemesh.bench.progress import ProgressView
+from livemesh.bench.runner import RunnerError, run_client
+from livemesh.bench.server import StartupError, emulator_args, open_emulator_process
+from livemesh.bench.workload import WORKLOADS, WorkloadSpec
+
+__all__ = ["add_arguments", "run"]
+
+DEFAULT_SESSIONS = 200
+DEFAULT_DURATION_S = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help="concurrent sessions (200)")
+    parser.add_argument(
+        "--duration", type=float, default=DEFAULT_DURATION_S, help="seconds of traffic per client (30)"
+    )
+    parser.add_argument("--workload", choices=WORKLOADS, default="mixed", help="what sessions do (mixed)")
+    parser.add_argument("--client", choices=("livemesh", "genai"), default="livemesh", help="which client")
+    parser.add_argument(
+        "--vs",
+        choices=("genai",),
+        default=None,
+        help="run livemesh, then google-genai, same workload, side by side",
+    )
+    parser.add_argument("--tls", action="store_true", help="wss (implied by --vs genai and --client genai)")
+    parser.add_argument(
+        "--url", default=None, help="an external server (ws[s]://host[:port]) instead of the emulator"
+    )
+    parser.add_argument("--model", default=None, help="model name (default: a native-audio Live model)")
+    parser.add_argument(
+        "--json", dest="json_path", default=None, metavar="PATH", help="write results as JSON"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for session kinds and start times")
+    parser.add_argument(
+        "--lifetime",
+        type=float,
+        default=None,
+        help="emulator connection lifetime in s (default: about a third of --duration, so sessions rotate)",
+    )
+    parser.add_argument(
+        "--go-away-notice", type=float, default=None, help="emulator goAway notice in s (default: lifetime/3)"
+    )
+    parser.add_argument(
+        "--audio-pace", type=float, default=1.0, help="1 = real-time audio, 0 = as fast as possible"
+    )
+    parser.add_argument("--ca-file", default=None, help="CA to trust for --url over wss")
+
+
+def _default_lifetime(duration_s: float) -> float:
+    # At least one rotation per session: the lifetime is well under the run; never below 2 s so a
+    # turn (audio: ~1.5 s) fits between goAway and the deadline.
+    return max(2.0, round(duration_s / 3, 1))
+
+
+def _clients(args: argparse.Namespace) -> list[str]:
+    if args.vs == "genai":
+        return ["livemesh", "genai"]
+    return [args.client]
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+async def _main(args: argparse.Namespace, console: Console, err: Console) -> int:
+    clients = _clients(args)
+    tls = bool(args.tls or "genai" in clients)
+    lifetime = args.lifetime if args.lifetime is not None else _default_lifetime(args.duration)
+    notice = args.go_away_notice if args.go_away_notice is not None else max(1.0, round(lifetime / 3, 1))
+    results: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
+    async with AsyncExitStack() as stack:
+        if args.url:
+            url, ca_file = args.url.rstrip("/"), args.ca_file
+            api_key = os.environ.get("GEMINI_API_KEY", "bench-key")
+            server_lifetime: float | None = None
+            server_notice: float | None = None
+        else:
+            emu = await stack.enter_async_context(
+                open_emulator_process(
+                    tls=tls, args=emulator_args(lifetime_s=lifetime, go_away_notice_s=notice)
+                )
+            )
+            url, ca_file, api_key = emu.url, emu.ca_file, "bench-key"
+            server_lifetime, server_notice = lifetime, notice
+            err.print(
+                f"emulator: {url} (pid {emu.pid}), connection lifetime {lifetime:g} s, "
+                f"goAway {notice:g} s before"
+            )
+        spec_kwargs: dict[str, Any] = {
+            "url": url,
+            "workload": args.workload,
+            "sessions": args.sessions,
+            "duration_s": args.duration,
+            "seed": args.seed,
+            "api_key": api_key,
+            "ca_file": ca_file,
+            "audio_pace": args.audio_pace,
+            "lifetime_s": server_lifetime,
+            "go_away_notice_s": server_notice,
+            "verify": not args.url or _is_local(args.url),
+        }
+        if args.model:
+            spec_kwargs["model"] = args.model
+        spec = WorkloadSpec(**spec_kwargs)
+        view = ProgressView()
+        with Live(view, console=err, refresh_per_second=4, transient=True):
+            for client in clients:
+                line = view.add(client, duration_s=args.duration, sessions=args.sessions)
+                out = await run_client(client, spec, line.update)
+                results.append(out["result"])
+                details.append(out["details"])
+    ratio = report.ratios(results[0], results[1], details[0], details[1]) if len(results) == 2 else None
+    title = f"livemesh bench: {args.workload}, {args.sessions} sessions, {args.duration:g} s" + (
+        ", TLS" if tls else ""
+    )
+    report.render_table(console, results, details, ratio, title=title)
+    if args.json_path:
+        report.write_json(args.json_path, results, ratio)
+    return 1 if any(report.failed(r) for r in results) else 0
+
+
+def _have_genai() -> bool:
+    try:
+        return importlib.util.find_spec("google.genai") is not None
+    except ImportError:  # no ``google`` namespace at all
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    err = Console(stderr=True)
+    if args.sessions < 1 or not math.isfinite(args.duration) or args.duration <= 0:
+        err.print("--sessions must be >= 1 and --duration > 0")
+        return 2
+    if "genai" in _clients(args) and not _have_genai():
+        err.print(MISSING_SDK)
+        return 2
+    try:
+        return trio.run(_main, args, console, err)
+    except (RunnerError, StartupError) as exc:
+        err.print(f"[red]bench failed:[/red] {exc}", markup=True, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m livemesh.bench.cli`` (the package CLI dispatches to :func:`run`)."""
+    parser = argparse.ArgumentParser(prog="livemesh bench")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
