@@ -180,9 +180,16 @@ async def open_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[E
     if ssl_context is not None:
         served = [trio.SSLListener(listener, ssl_context, https_compatible=True) for listener in listeners]
     emu = Emulator(config, host=config.host, port=port, tls=ssl_context is not None, ca_pem=ca_pem)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, emu.serve_stream, served)
-        try:
-            yield emu
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, emu.serve_stream, served)
+            try:
+                yield emu
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The server tasks never raise, so a lone exception is the caller's own: give it back
+        # unwrapped (an AssertionError in a test reads as one).
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

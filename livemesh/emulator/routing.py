@@ -37,8 +37,10 @@ class Route:
 
 def normalise_path(target: str) -> tuple[str, dict[str, list[str]]]:
     """The path with repeated slashes collapsed, and the parsed query string."""
-    parts = urlsplit(target)
-    return _SLASHES_RE.sub("/", parts.path) or "/", parse_qs(parts.query)
+    path, _, query = target.partition("?")
+    if "://" in path:  # an absolute-form target
+        path = urlsplit(path).path
+    return _SLASHES_RE.sub("/", path) or "/", parse_qs(query)
 
 
 def live_route(target: str, headers: Mapping[str, str]) -> Route | None:
