@@ -23,11 +23,13 @@ awaits the Vertex token provider.
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import attrs
+import trio
 
 from livemesh.errors import ConfigError
 
@@ -38,6 +40,7 @@ __all__ = [
     "EphemeralToken",
     "TokenProvider",
     "VertexAI",
+    "google_auth_token_provider",
     "redact",
     "resolve_auth",
     "secrets_of",
@@ -192,3 +195,55 @@ def redact(text: str, *secrets: str) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f"{module} is needed for google_auth_token_provider: pip install google-auth requests "
+            "(or pass VertexAI(token_provider=...) your own async function)"
+        ) from None
+
+
+def google_auth_token_provider(
+    credentials: Any = None,
+    *,
+    scopes: Sequence[str] = (CLOUD_PLATFORM_SCOPE,),
+    request_factory: Callable[[], Any] | None = None,
+) -> TokenProvider:
+    """A :data:`TokenProvider` over google-auth, for ``VertexAI(token_provider=...)``.
+
+    google-auth stays optional: it is imported only when this is called. ``credentials`` is any
+    google-auth credentials object (``None``: ``google.auth.default(scopes=scopes)`` on first use).
+    The token is refreshed when no longer valid; google-auth does blocking file and network I/O,
+    so loading and refreshing run in a worker thread (``trio.to_thread``), one at a time per
+    provider (concurrent connections share one refresh). ``request_factory`` makes the transport
+    request object for refreshes (default ``google.auth.transport.requests.Request``).
+    """
+    lock = trio.Lock()
+    state: dict[str, Any] = {"credentials": credentials}
+
+    def load_default() -> Any:
+        creds, _project = _import("google.auth").default(scopes=list(scopes))
+        return creds
+
+    def new_request() -> Any:
+        if request_factory is not None:
+            return request_factory()
+        return _import("google.auth.transport.requests").Request()
+
+    async def provider() -> str:
+        async with lock:
+            creds = state["credentials"]
+            if creds is None:
+                creds = state["credentials"] = await trio.to_thread.run_sync(load_default)
+            if not getattr(creds, "valid", False) or not getattr(creds, "token", None):
+                await trio.to_thread.run_sync(creds.refresh, new_request())
+            return str(creds.token)
+
+    return provider

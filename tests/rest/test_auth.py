@@ -5,10 +5,21 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livemesh.auth import REDACTED, ApiKey, EphemeralToken, VertexAI, redact, resolve_auth, secrets_of
+from livemesh.auth import (
+    CLOUD_PLATFORM_SCOPE,
+    REDACTED,
+    ApiKey,
+    EphemeralToken,
+    VertexAI,
+    google_auth_token_provider,
+    redact,
+    resolve_auth,
+    secrets_of,
+)
 from livemesh.errors import ConfigError
 
 SENTINEL = "SENTINEL-KEY-9f3a1c"
@@ -123,3 +134,64 @@ def test_redact_removes_every_occurrence(secret: str, before: str, after: str) -
     assert secret not in scrubbed or secret in REDACTED
     key = ApiKey(secret)
     assert secret not in repr(key) or secret in repr(ApiKey("x"))
+
+
+class FakeCredentials:
+    """Duck-typed google-auth credentials: ``valid``, ``token``, ``refresh(request)``."""
+
+    def __init__(self) -> None:
+        self.valid = False
+        self.token: str | None = None
+        self.refreshes = 0
+        self.requests: list[object] = []
+
+    def refresh(self, request: object) -> None:
+        self.refreshes += 1
+        self.requests.append(request)
+        self.token = f"ya29.fake{self.refreshes}"
+        self.valid = True
+
+
+async def test_google_auth_provider_refreshes_only_when_invalid() -> None:
+    creds = FakeCredentials()
+    provider = google_auth_token_provider(creds, request_factory=lambda: "REQ")
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(provider)
+        assert creds.refreshes == 1 and creds.requests == ["REQ"]
+        assert await provider() == "ya29.fake1"
+        creds.valid = False  # expired
+        assert await provider() == "ya29.fake2"
+    vertex = VertexAI(project="p", token_provider=provider)
+    assert "fake" not in repr(vertex)
+
+
+async def test_google_auth_provider_default_credentials_are_loaded_lazily(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import google.auth
+
+    creds = FakeCredentials()
+    calls: list[list[str]] = []
+
+    def fake_default(scopes: list[str]) -> tuple[FakeCredentials, str]:
+        calls.append(scopes)
+        return creds, "proj"
+
+    monkeypatch.setattr(google.auth, "default", fake_default)
+    provider = google_auth_token_provider(request_factory=object)
+    assert calls == []
+    with trio.fail_after(5):
+        assert await provider() == "ya29.fake1"
+        assert await provider() == "ya29.fake1"
+    assert calls == [[CLOUD_PLATFORM_SCOPE]]
+
+
+async def test_google_auth_missing_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "google.auth", None)  # what an absent package looks like
+    provider = google_auth_token_provider()
+    with pytest.raises(ConfigError, match="pip install google-auth"):
+        await provider()
