@@ -25,6 +25,7 @@ server text before it goes into an exception or a log line.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 import math
@@ -418,7 +419,8 @@ class ModelResolver:
         if inflight is not None:
             await inflight.done.wait()
             if inflight.error is not None:
-                raise inflight.error
+                # A copy: one exception object raised in many tasks would share one traceback.
+                raise copy.copy(inflight.error) from None
             assert inflight.names is not None
             return inflight.names
         inflight = self._inflight[key] = _Inflight()

@@ -525,3 +525,31 @@ async def test_unlimited_uses_is_zero() -> None:
     async with _client(_token_handler(seen)) as client:
         await create_ephemeral_token(KEY, uses=0, base_url=BASE, client=client)
     assert orjson.loads(seen[0].content) == {"uses": 0}
+
+
+async def test_concurrent_waiters_share_the_fetchers_error_as_copies() -> None:
+    release = trio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(401, json={"error": {"message": "nope", "status": "UNAUTHENTICATED"}})
+
+    errors: list[AuthError] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        resolver = ModelResolver(base_url=BASE, client=client)
+
+        async def one() -> None:
+            try:
+                await resolver.resolve("text", KEY)
+            except AuthError as exc:
+                errors.append(exc)
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                for _ in range(5):
+                    nursery.start_soon(one)
+                await trio.testing.wait_all_tasks_blocked()
+                release.set()
+    assert len(errors) == 5 and len({id(e) for e in errors}) == 5
+    assert all(e.code == 401 and e.reason == "nope" for e in errors)
+    assert resolver.fetches == 1
