@@ -381,7 +381,10 @@ class SessionResumptionUpdate:
 
 @attrs.define
 class VoiceActivity:
-    voice_activity_type: str | None = None  # ACTIVITY_START | ACTIVITY_END
+    """``type`` is the wire name (``{"voiceActivity": {"type": "ACTIVITY_START"}}``); the SDK calls
+    it ``voice_activity_type`` in Python and renames it in ``_VoiceActivity_from_mldev``."""
+
+    type: str | None = None  # ACTIVITY_START | ACTIVITY_END
     audio_offset: Duration | None = None
 
 

@@ -94,7 +94,7 @@ SDK_ENUMS: dict[tuple[type, str], tuple[str, ...]] = {
         "NEED_MORE_INPUT",
         "GENERATED_OTHER",
     ),
-    (m.VoiceActivity, "voice_activity_type"): ("ACTIVITY_START", "ACTIVITY_END"),
+    (m.VoiceActivity, "type"): ("ACTIVITY_START", "ACTIVITY_END"),
     (m.VoiceActivityDetectionSignal, "vad_signal_type"): ("VAD_SIGNAL_TYPE_SOS", "VAD_SIGNAL_TYPE_EOS"),
     (m.ModalityTokenCount, "modality"): ("TEXT", "IMAGE", "VIDEO", "AUDIO", "DOCUMENT"),
     (m.ExecutableCode, "language"): ("PYTHON",),
