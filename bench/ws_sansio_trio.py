@@ -20,7 +20,6 @@ answered by the protocol itself (its pong is flushed with the next send or read)
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
