@@ -75,6 +75,10 @@ class RotationPolicy:
     margin_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     quiet_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     handle_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    settle_min_s: float = attrs.field(default=0.005, validator=attrs.validators.ge(0))
+    """Gemini API: a message sent at least this long (or two setup round trips, if longer) before
+    a handle arrived is taken as covered by it."""
+    settle_max_s: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
 
 
 def _structure(value: object, cls: type[T], name: str) -> T:
@@ -237,8 +241,10 @@ class SessionConfig:
         default=None, converter=_realtime_input_config
     )
     session_resumption: wire.SessionResumptionConfig | None = attrs.field(
-        default=None, converter=_session_resumption
+        factory=wire.SessionResumptionConfig, converter=_session_resumption
     )
+    """On by default: seamless reconnects need handles. ``False`` turns it off (a drop then ends
+    the session); ``{"transparent": True}`` asks Vertex for exact replay indices."""
     resume_handle: str | None = attrs.field(default=None, repr=False)
     context_window_compression: wire.ContextWindowCompressionConfig | None = attrs.field(
         default=None, converter=_compression
@@ -275,6 +281,8 @@ class SessionConfig:
     keepalive_interval: float = attrs.field(default=20.0, validator=_positive_or_none)
     keepalive_timeout: float = attrs.field(default=60.0, validator=_positive_or_none)
     setup_timeout: float = attrs.field(default=30.0, validator=_positive_or_none)
+    close_timeout: float = attrs.field(default=5.0, validator=_positive_or_none)
+    """How long a graceful close waits to flush queued messages before closing anyway."""
 
     outbox_size: int = attrs.field(default=64, validator=_positive_int)
     """Messages queued for the writer; a producer blocks when it is full (backpressure)."""
@@ -337,6 +345,16 @@ class SessionConfig:
     def function_tools(self) -> tuple[FunctionTool, ...]:
         """The tools this session runs itself (answered automatically)."""
         return self._function_tools
+
+    @property
+    def non_blocking_names(self) -> frozenset[str]:
+        """Declared-only functions with NON_BLOCKING behaviour (their calls don't hold input)."""
+        return frozenset(
+            d.name
+            for tool in self._wire_tools
+            for d in tool.function_declarations or ()
+            if d.name and d.behavior == wire.Behavior.NON_BLOCKING
+        )
 
     @property
     def resumption_enabled(self) -> bool:

@@ -206,6 +206,15 @@ class ReplayLog:
         while entries and entries[0].sent_at < horizon:
             self._bytes -= entries.popleft().size
 
+    def ambiguous(self, handle_received_at: float) -> int:
+        """How many logged messages were sent before the newest handle arrived (maybe covered)."""
+        count = 0
+        for entry in self._entries:
+            if entry.sent_at >= handle_received_at:
+                break
+            count += 1
+        return count
+
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0

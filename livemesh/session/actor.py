@@ -1,0 +1,1092 @@
+"""The session actor: one Live session as trio tasks around bounded channels, moving itself between
+connections without losing or doubling anything.
+
+Tasks (all in nurseries the caller can see)::
+
+    session nursery (lives as long as the session)
+      pump           outbox channel ─▶ send queue (bounded; a full one blocks producers)
+      tool calls     one task per call, each in its own cancel scope
+      connection manager (the body of Session.run): connect, setup, serve, move, retry
+        connection nursery (one per WebSocket)
+          reader     frames ─▶ decode ─▶ bookkeeping ─▶ callbacks ─▶ inbox channel ─▶ async for
+          writer     replay queue, tool answers, send queue ─▶ the socket (one writer = ordering)
+          mover      waits for goAway / the lifetime timer / rotate() / close, then leaves cleanly
+          timer      connection age (independent of the reader: the server may go silent)
+          keepalive  pings when idle, tolerant of slow pongs
+
+A *move* ends one connection and resumes on the next with the newest resumable handle:
+
+* planned (goAway, timer, ``rotate()``): wait for a quiet point (no generation, no pending call,
+  a resumable handle), hold new input, make sure the handle covers everything sent (at once if the
+  replay log is unambiguous, else wait for a fresh one), close with 1000, resume, replay what the
+  handle does not cover, release the held input;
+* unplanned (drop, 1011, keepalive): resume with bounded, jittered retries and replay what the
+  handle may not cover (exact on Vertex ``transparent``; on the Gemini API messages in the last
+  round trip before the handle are ambiguous and counted in ``metrics.replay_ambiguous``).
+
+Fatal errors (bad frames, refused setup, expired handle, retries exhausted) end the session with a
+typed :class:`~livemesh.errors.SessionError`: raised by ``async for``/``receive``/``send_*``, by
+``Session.run`` (the pool's entry point) and by the ``open_session`` block.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from livemesh import wire
+from livemesh.auth import Auth
+from livemesh.endpoints import live_headers
+from livemesh.errors import (
+    ConfigError,
+    DecodeError,
+    LivemeshError,
+    LocalProtocolError,
+    ReconnectError,
+    RemoteProtocolError,
+    SessionClosedError,
+    SetupRejectedError,
+)
+from livemesh.session.callbacks import call_callback
+from livemesh.session.config import SessionConfig
+from livemesh.session.ledger import PendingCall, ReplayLog, ToolLedger
+from livemesh.session.metrics import SessionCounters, SessionMetrics
+from livemesh.session.sending import (
+    Outgoing,
+    build_client_content,
+    build_realtime_input,
+    build_tool_response,
+    encode,
+)
+from livemesh.session.tools import FunctionTool, run_tool
+from livemesh.session.turns import Turn, TurnBuilder
+from livemesh.transport import Connection, ConnectionLostError, keepalive, open_connection
+
+__all__ = ["HandleHook", "Session", "open_session"]
+
+log = logging.getLogger("livemesh.session")
+
+HandleHook = Callable[[str], Awaitable[None] | None]
+"""Called with every new resumable handle (a handle store's ``save``)."""
+
+ConnectFn = Callable[[str, list[tuple[str, str]]], Any]
+"""``(url, headers) -> async context manager yielding a Connection`` (the transport seam)."""
+
+
+class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['session_id'] if self.extra else '?'}] {msg}", kwargs
+
+
+@attrs.define(eq=False)
+class _Epoch:
+    """One connection's lifetime: how it ended (a planned outcome or an error)."""
+
+    scope: trio.CancelScope
+    outcome: str | None = None
+    error: LivemeshError | None = None
+
+    def finish(self, outcome: str) -> None:
+        if self.outcome is None and self.error is None:
+            self.outcome = outcome
+        self.scope.cancel()
+
+    def fail(self, error: LivemeshError) -> None:
+        if self.outcome is None and self.error is None:
+            self.error = error
+        self.scope.cancel()
+
+
+class Session:
+    """One Live API session. Create it with :func:`open_session`, or for a supervisor::
+
+        session = Session(config)
+        await nursery.start(session.run)     # returns once the first setupComplete arrived
+        ...
+        await session.aclose()               # flush, close frame, tasks done
+
+    Sending methods queue a message (waiting if the outbox is full) and return; receiving is
+    ``async for message in session`` or the helpers :meth:`receive`, :meth:`receive_turn`.
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        on_handle: HandleHook | None = None,
+        rng: random.Random | None = None,
+        connect: ConnectFn | None = None,
+    ) -> None:
+        if not isinstance(config, SessionConfig):
+            raise ConfigError(f"config must be a SessionConfig, not {type(config).__name__}")
+        self.config = config
+        self.session_id: str = config.session_id or "ls-" + secrets.token_hex(4)
+        """livemesh's name for this session in logs and metrics (see also :attr:`server_session_id`)."""
+        self.server_session_id: str | None = None
+        self._log = _SessionLog(log, {"session_id": self.session_id})
+        self._on_handle = on_handle
+        self._rng = rng or random.Random()
+        self._connect: ConnectFn = connect or (
+            lambda url, headers: open_connection(url, headers, options=config.transport)
+        )
+        self._auth: Auth | None = None
+        self._tools: dict[str, FunctionTool] = {t.name: t for t in config.function_tools}
+        activity = (
+            config.realtime_input_config.automatic_activity_detection
+            if config.realtime_input_config
+            else None
+        )
+        self._manual_vad = bool(activity is not None and activity.disabled)
+
+        self._outbox_send, self._outbox_recv = trio.open_memory_channel[Outgoing](config.outbox_size)
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[wire.ServerMessage](config.inbox_size)
+        self._queue: deque[Outgoing] = deque()  # pulled from the outbox, waiting for the writer
+        self._priority: deque[Outgoing] = deque()  # tool answers: never held behind input
+        self._replay_next: deque[Outgoing] = deque()  # resent first on a new connection
+        self._stash: wire.ServerMessage | None = None  # a delivery interrupted by a move
+        self._ledger = ToolLedger()
+        self._replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
+        self._counters = SessionCounters()
+
+        self._handle: str | None = config.resume_handle
+        self._handle_epoch = 0
+        self._handle_received_at = -1.0
+        self._resumable = False
+        self._generating = False
+        self._awaiting_reply_since: float | None = None
+        self._turn_no = 0
+        self._hold_planned = False
+        self._rtt = 0.0
+        self._conn_index = -1
+        self._sending = False
+        self._connected = False
+        self._pump_done = False
+
+        self._state = "new"
+        self._error: LivemeshError | None = None
+        self._error_seen = False
+        self._closing = False
+        self._move_reason: str | None = None
+        self._move_deadline: float | None = None
+        self._moves_done = 0
+        self._changed = trio.Event()
+        self._finished = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._epoch: _Epoch | None = None
+        self._body_scope: trio.CancelScope | None = None
+        self._started = False
+        self._move_started: float | None = None
+        self._non_blocking_names = config.non_blocking_names
+
+    def __repr__(self) -> str:
+        return f"<Session {self.session_id} {self._state} model={self.config.model!r}>"
+
+    # ================================================================== public: state
+
+    @property
+    def state(self) -> str:
+        """``new``, ``connecting``, ``open``, ``moving``, ``closing``, ``closed`` or ``failed``."""
+        return self._state
+
+    @property
+    def resume_handle(self) -> str | None:
+        """The newest resumable handle (never replaced by the empty one sent during generation)."""
+        return self._handle
+
+    @property
+    def is_quiet(self) -> bool:
+        """A good moment to move: connected, resumable handle, nothing generating, no call pending."""
+        return (
+            self._connected
+            and self._handle is not None
+            and self._resumable
+            and not self._generating
+            and self._awaiting_reply_since is None
+            and not len(self._ledger)
+        )
+
+    @property
+    def error(self) -> LivemeshError | None:
+        """Why the session failed (``None`` while healthy or after a normal close)."""
+        return self._error
+
+    def statistics(self) -> SessionMetrics:
+        """A frozen snapshot of this session's counters (cheap; call it any time)."""
+        self._counters.replay_overflow = self._replay.overflow
+        return self._counters.snapshot(session_id=self.session_id, state=self._state)
+
+    metrics = property(statistics)
+
+    async def wait_quiet(self) -> None:
+        """Wait until :attr:`is_quiet` (for a supervisor choosing when to rotate)."""
+        await self._wait_for(lambda: self.is_quiet or self._state in ("closed", "failed"))
+
+    async def rotate(self, reason: str = "requested") -> None:
+        """Move to a fresh connection now (at the next quiet point) and wait until it is done.
+
+        Nothing sent is lost or doubled and ``async for`` continues unbroken. Raises the session's
+        error if it fails meanwhile, :class:`SessionClosedError` if it is closed.
+        """
+        self._check_open()
+        target = self._moves_done + 1
+        self._request_move(reason, None)
+        await self._wait_for(lambda: self._moves_done >= target or self._state in ("closed", "failed"))
+        self._check_open()
+
+    # ================================================================== public: sending
+
+    async def send_client_content(self, turns: Any = None, *, turn_complete: bool = True) -> None:
+        """Append ordered turns to the context (a str is one user turn); interrupts a generation."""
+        await self._send(build_client_content(turns, turn_complete=turn_complete))
+
+    async def send_realtime_input(
+        self,
+        *,
+        audio: Any = None,
+        video: Any = None,
+        text: str | None = None,
+        activity_start: bool = False,
+        activity_end: bool = False,
+        audio_stream_end: bool = False,
+        audio_rate: int = 16000,
+    ) -> None:
+        """Stream one piece of realtime input: exactly one keyword per call.
+
+        ``audio`` is 16-bit little-endian PCM at ``audio_rate`` Hz (16 kHz native), ``video`` an
+        encoded frame (JPEG), ``text`` realtime text; the flags are VAD signals.
+        """
+        out = build_realtime_input(
+            audio=audio,
+            video=video,
+            text=text,
+            activity_start=activity_start,
+            activity_end=activity_end,
+            audio_stream_end=audio_stream_end,
+            audio_rate=audio_rate,
+            manual_vad=self._manual_vad,
+        )
+        await self._send(out)
+
+    async def send_tool_response(self, responses: Any, *, scheduling: str | None = None) -> None:
+        """Answer tool calls yourself (calls no registered function handles).
+
+        Each id must be owed an answer: an unknown or already answered id raises
+        :class:`LocalProtocolError`; an id the server cancelled is silently dropped.
+        """
+        self._check_open()
+        out = build_tool_response(responses, scheduling=scheduling)
+        states = {call_id: self._ledger.state(call_id) for call_id in out.call_ids}
+        bad = {cid: st for cid, st in states.items() if st not in ("pending", "cancelled", "void")}
+        if bad:
+            raise LocalProtocolError(f"no answer is owed for call id(s) {bad}")
+        owed = [cid for cid, st in states.items() if st == "pending"]
+        if len(owed) != len(out.call_ids):
+            responses_list = (
+                out.message.tool_response.function_responses or [] if out.message.tool_response else []
+            )
+            kept = [r for r in responses_list if r.id in owed]
+            if not kept:
+                return
+            out = encode(
+                wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=kept)), tuple(owed)
+            )
+        now = trio.current_time()
+        for call_id in owed:
+            pending = self._ledger.answer(call_id)
+            if pending is not None:
+                self._counters.tool_done(now - pending.received_at)
+        self._push_priority(out)
+
+    async def send(self, message: wire.ClientMessage) -> None:
+        """Send a raw client message (escape hatch; tool responses should use send_tool_response)."""
+        if not isinstance(message, wire.ClientMessage) or message.kind in ("", "setup"):
+            raise ConfigError("send() takes a ClientMessage other than setup")
+        if message.tool_response is not None:
+            await self.send_tool_response(message.tool_response.function_responses or [])
+            return
+        await self._send(encode(message))
+
+    async def _send(self, out: Outgoing) -> None:
+        self._check_open()
+        try:
+            await self._outbox_send.send(out)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._check_open()
+            raise SessionClosedError("the session is closing") from None
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            self._error_seen = True
+            raise SessionClosedError(
+                f"the session failed: {self._error}",
+                code=getattr(self._error, "code", None),
+                reason=getattr(self._error, "reason", None),
+            ) from self._error
+        if self._closing or self._state in ("closed", "closing"):
+            raise SessionClosedError("the session is closed")
+
+    # ================================================================== public: receiving
+
+    async def receive(self) -> wire.ServerMessage:
+        """The next server message; raises the session's error, or SessionClosedError when closed."""
+        try:
+            return await self._inbox_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            if self._error is not None:
+                self._error_seen = True
+                raise self._error from None
+            raise SessionClosedError("the session is closed") from None
+
+    def __aiter__(self) -> AsyncIterator[wire.ServerMessage]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[wire.ServerMessage]:
+        while True:
+            try:
+                message = await self._inbox_recv.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                if self._error is not None:
+                    self._error_seen = True
+                    raise self._error from None
+                return
+            yield message
+
+    async def receive_turn(self) -> Turn:
+        """Collect messages up to the next ``turnComplete``: text, audio, transcripts, tool calls."""
+        builder = TurnBuilder()
+        while True:
+            message = await self.receive()
+            if builder.add(message):
+                return builder.build()
+
+    async def ask(self, text: str) -> str:
+        """Send one user text turn and return the text (or output transcript) of the answer."""
+        await self.send_client_content(text)
+        turn = await self.receive_turn()
+        return turn.text or turn.output_transcript
+
+    # ================================================================== lifecycle
+
+    async def aclose(self) -> None:
+        """Flush what is queued (bounded by ``close_timeout``), send a close frame, end every task."""
+        if self._state in ("new",):
+            self._state = "closed"
+            self._finished.set()
+            return
+        if not self._closing:
+            self._closing = True
+            self._outbox_send.close()
+            self._notify()
+        await self._finished.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the session until it is closed (returns) or fails (raises a :class:`SessionError`).
+
+        ``task_status.started(self)`` is called once the first connection is set up, so
+        ``await nursery.start(session.run)`` returns a ready session; a setup failure is raised
+        from ``nursery.start`` itself.
+        """
+        if self._state != "new":
+            raise LocalProtocolError("a Session runs once")
+        self._state = "connecting"
+        try:
+            self._auth = self.config.resolved_auth()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._pump)
+                try:
+                    await self._manage(task_status)
+                finally:
+                    nursery.cancel_scope.cancel()
+        except LivemeshError as exc:
+            self._fail(exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._finish()
+        if self._error is not None:
+            raise self._error
+
+    def _fail(self, exc: LivemeshError) -> None:
+        if self._error is None:
+            self._error = exc
+            self._log.warning("session failed: %s", exc)
+
+    async def _finish(self) -> None:
+        failed = self._error is not None
+        self._state = "failed" if failed else "closed"
+        self._connected = False
+        self._inbox_send.close()
+        self._outbox_send.close()
+        self._notify()
+        callbacks = self.config.callbacks
+        if failed:
+            await self._safe_callback(callbacks.on_error, self._error)
+        await self._safe_callback(callbacks.on_close, self._error)
+        self._finished.set()
+
+    # ================================================================== connection manager
+
+    async def _manage(self, task_status: trio.TaskStatus[Session]) -> None:
+        retry = self.config.retry
+        attempt = 0
+        started = False
+        planned = False
+        while True:
+            if self._closing and (started or self._error is not None):
+                return
+            resuming = self._handle is not None
+            handle_epoch = self._handle_epoch
+            try:
+                outcome = await self._connection(task_status if not started else None, resuming, handle_epoch)
+            except ConnectionLostError as exc:
+                self._connected = False
+                if self._closing:
+                    return
+                if started and not self.config.resumption_enabled:
+                    raise ReconnectError(
+                        f"connection lost and session resumption is off: {exc}",
+                        code=exc.code,
+                        reason=exc.reason,
+                    ) from None
+                if started and self._handle is None:
+                    raise ReconnectError(
+                        f"connection lost before the server issued any resumption handle: {exc}",
+                        code=exc.code,
+                        reason=exc.reason,
+                    ) from None
+                if attempt >= retry.max_attempts:
+                    raise ReconnectError(
+                        f"gave up after {attempt} reconnect attempts: {exc}", code=exc.code, reason=exc.reason
+                    ) from None
+                self._counters.drops += 1 if self._state == "open" or self._state == "moving" else 0
+                delay = 0.0 if (planned and attempt == 0) else retry.delay(attempt, self._rng.random)
+                attempt += 1
+                self._state = "connecting"
+                self._log.info("connection lost (%s); reconnect attempt %d in %.3f s", exc, attempt, delay)
+                with trio.move_on_after(delay):
+                    await self._wait_for(lambda: self._closing)
+                planned = False
+                continue
+            started = True
+            attempt = 0
+            if outcome == "close":
+                return
+            planned = True
+
+    async def _connection(
+        self, task_status: trio.TaskStatus[Session] | None, resuming: bool, handle_epoch: int
+    ) -> str:
+        """Connect, set up (resuming if we have a handle), serve until the connection ends."""
+        assert self._auth is not None
+        config = self.config
+        url = config.url(self._auth)
+        headers = await live_headers(self._auth)
+        handle = self._handle
+        self._state = "connecting" if task_status is not None else "moving"
+        async with self._connect(url, headers) as conn:
+            try:
+                await self._handshake(conn, handle)
+            except SetupRejectedError as exc:
+                if resuming and handle is not None and task_status is None:
+                    raise ReconnectError(
+                        f"resuming failed (handle expired or unknown?): {exc}",
+                        code=exc.code,
+                        reason=exc.reason,
+                    ) from None
+                raise
+            self._after_setup(resuming, handle_epoch)
+            if task_status is not None:
+                self._started = True
+                task_status.started(self)
+            self._state = "open"
+            self._connected = True
+            self._notify()
+            epoch = _Epoch(scope=trio.CancelScope())
+            self._epoch = epoch
+            connected_at = trio.current_time()
+            last_activity = [connected_at]
+            with epoch.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
+                    nursery.start_soon(self._guard, epoch, self._writer(conn))
+                    nursery.start_soon(self._guard, epoch, self._mover(epoch))
+                    nursery.start_soon(self._lifetime_timer, connected_at)
+                    nursery.start_soon(
+                        self._guard,
+                        epoch,
+                        keepalive(
+                            conn,
+                            interval=config.keepalive_interval,
+                            pong_timeout=config.keepalive_timeout,
+                            last_activity=lambda: last_activity[0],
+                        ),
+                    )
+            self._epoch = None
+            self._connected = False
+            if epoch.error is not None:
+                raise epoch.error
+            if epoch.outcome is None:  # pragma: no cover - the epoch only ends via finish/fail
+                raise ConnectionLostError("connection ended without a reason")
+            if epoch.outcome in ("move", "close"):
+                await self._wait_writer_idle()
+                await conn.aclose(1000, "")
+            return epoch.outcome
+
+    async def _guard(self, epoch: _Epoch, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except LivemeshError as exc:
+            epoch.fail(exc)
+
+    async def _handshake(self, conn: Connection, handle: str | None) -> None:
+        assert self._auth is not None
+        setup = self.config.setup(self._auth, handle=handle)
+        start = trio.current_time()
+        await conn.send(wire.encode_client(wire.ClientMessage(setup=setup)))
+        with trio.move_on_after(self.config.setup_timeout) as scope:
+            raw = await conn.receive()
+        if scope.cancelled_caught:
+            raise ConnectionLostError(f"no setupComplete within {self.config.setup_timeout:g} s", code=1006)
+        message = self._decode(raw)
+        if message.setup_complete is None:
+            raise RemoteProtocolError(f"expected setupComplete, got {message.kind or 'an empty message'}")
+        rtt = trio.current_time() - start
+        self._rtt = rtt if self._rtt == 0 else 0.7 * self._rtt + 0.3 * rtt
+        self.server_session_id = message.setup_complete.session_id or self.server_session_id
+        self._counters.connections += 1
+        self._counters.messages_in += 1
+        self._counters.bytes_in += len(raw)
+        if self._counters.connections == 1:
+            self._deliver_nowait(message)
+
+    def _after_setup(self, resumed: bool, handle_epoch: int) -> None:
+        """Decide what the new connection must resend before anything else (synchronously)."""
+        self._conn_index = -1
+        self._generating = False
+        self._awaiting_reply_since = None
+        self._resumable = False
+        if self._counters.connections > 1:
+            self._counters.reconnects += 1
+        void = self._ledger.void_after(handle_epoch) if resumed else []
+        for pending in void:
+            self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
+        self._counters.void_calls += len(void)
+        plan = self._replay.plan(void_call_ids={p.id for p in void}, exact=self.config.transparent)
+        if plan.messages or plan.ambiguous or plan.dropped_void:
+            self._log.info(
+                "replaying %d message(s), %d ambiguous, %d void tool answers dropped",
+                len(plan.messages),
+                plan.ambiguous,
+                plan.dropped_void,
+            )
+        replay = [encode(m, _answered_ids(m)) for m in plan.messages]
+        self._replay_next.extendleft(reversed(replay))
+        self._counters.replayed += len(plan.messages)
+        self._counters.replay_ambiguous += plan.ambiguous
+        # Answers queued for calls that are now void must not be sent either.
+        if void:
+            void_ids = {p.id for p in void}
+            self._priority = deque(o for o in self._priority if not (set(o.call_ids) & void_ids))
+        now = trio.current_time()
+        if self._move_started is not None:
+            self._counters.move_stall(now - self._move_started)
+            self._move_started = None
+        if self._counters.connections > 1:
+            self._moves_done += 1
+        self._move_reason = None
+        self._move_deadline = None
+        self._hold_planned = False
+
+    # ================================================================== tasks: pump and writer
+
+    async def _pump(self) -> None:
+        """Outbox → send queue. Holds (planned moves, blocking calls) let the queue grow to
+        ``hold_limit``; otherwise it stays at one message so the outbox is the only buffer."""
+        try:
+            async for out in self._outbox_recv:
+                if len(self._queue) >= self._queue_limit():
+                    await self._wait_for(lambda: len(self._queue) < self._queue_limit())
+                self._queue.append(out)
+                if self._holding():
+                    self._counters.held += 1
+                    self._counters.held_max = max(self._counters.held_max, len(self._queue))
+                self._notify()
+        finally:
+            self._pump_done = True
+            self._notify()
+
+    def _holding(self) -> bool:
+        return self._hold_planned or not self._connected or self._tool_hold()
+
+    def _tool_hold(self) -> bool:
+        return self.config.hold_input_during_tool_calls and self._ledger.blocking_pending
+
+    def _queue_limit(self) -> int:
+        return self.config.hold_limit if self._holding() else 1
+
+    def _has_sendable(self) -> bool:
+        return bool(
+            self._replay_next
+            or self._priority
+            or (self._queue and not self._hold_planned and not self._tool_hold())
+        )
+
+    def _next_to_send(self) -> Outgoing | None:
+        if self._replay_next:
+            return self._replay_next.popleft()
+        if self._priority:
+            return self._priority.popleft()
+        if self._hold_planned or not self._queue or self._tool_hold():
+            return None
+        out = self._queue.popleft()
+        self._notify()  # room in the queue for the pump
+        return out
+
+    async def _writer(self, conn: Connection) -> None:
+        while True:
+            out = self._next_to_send()
+            if out is None:
+                await self._wait_for(self._has_sendable)
+                continue
+            self._conn_index += 1
+            now = trio.current_time()
+            self._replay.append(out.message, index=self._conn_index, sent_at=now, size=len(out.data))
+            if out.triggers_turn:
+                self._awaiting_reply_since = now
+            self._sending = True
+            try:
+                await conn.send(out.data)
+            finally:
+                self._sending = False
+                if self._closing or self._move_reason is not None:
+                    self._notify()
+            self._counters.messages_out += 1
+            self._counters.bytes_out += len(out.data)
+
+    async def _wait_writer_idle(self) -> None:
+        with trio.move_on_after(1.0):
+            await self._wait_for(lambda: not self._sending)
+
+    def _push_priority(self, out: Outgoing) -> None:
+        self._priority.append(out)
+        self._notify()
+
+    # ================================================================== task: reader
+
+    def _decode(self, raw: bytes | str) -> wire.ServerMessage:
+        try:
+            return wire.decode_server(raw, max_size=self.config.transport.max_message_bytes)
+        except DecodeError as exc:
+            self._counters.decode_errors += 1
+            raise RemoteProtocolError(f"malformed server frame: {exc.reason}") from None
+
+    async def _reader(self, conn: Connection, last_activity: list[float]) -> None:
+        if self._stash is not None:
+            stashed = self._stash
+            try:
+                await self._inbox_send.send(stashed)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+            self._stash = None
+        while True:
+            raw = await conn.receive()
+            now = trio.current_time()
+            last_activity[0] = now
+            message = self._decode(raw)
+            self._counters.messages_in += 1
+            self._counters.bytes_in += len(raw)
+            await self._process(message, now)
+            await self._deliver(message)
+
+    async def _deliver(self, message: wire.ServerMessage) -> None:
+        if message.setup_complete is not None:
+            return  # only the first connection's setupComplete reaches the user
+        try:
+            await self._inbox_send.send(message)
+        except trio.Cancelled:
+            self._stash = message  # moving on: the next connection's reader delivers it first
+            raise
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _deliver_nowait(self, message: wire.ServerMessage) -> None:
+        try:
+            self._inbox_send.send_nowait(message)
+        except trio.WouldBlock:
+            self._stash = message
+
+    async def _process(self, message: wire.ServerMessage, now: float) -> None:
+        """Bookkeeping for one server message, then its callbacks (in arrival order)."""
+        callbacks = self.config.callbacks
+        update = message.session_resumption_update
+        if update is not None:
+            await self._on_resumption_update(update, now)
+            await self._safe_callback(callbacks.on_session_resumption, update)
+        content = message.server_content
+        if content is not None:
+            if content.model_turn is not None:
+                self._generating = True
+            if content.interrupted:
+                self._counters.interruptions += 1
+                self._on_interrupted()
+            if content.turn_complete:
+                self._counters.turns += 1
+                self._turn_no += 1
+                self._generating = False
+                self._awaiting_reply_since = None
+            if content.input_transcription is not None:
+                await self._safe_callback(callbacks.on_transcription, "input", content.input_transcription)
+            if content.output_transcription is not None:
+                await self._safe_callback(callbacks.on_transcription, "output", content.output_transcription)
+            self._notify()
+        if message.tool_call is not None:
+            self._generating = True
+            self._on_tool_call(message.tool_call, now)
+        if message.tool_call_cancellation is not None:
+            ids = message.tool_call_cancellation.ids or []
+            cancelled = self._ledger.cancel(ids)
+            self._counters.tool_cancellations += len(cancelled)
+            self._notify()
+            await self._safe_callback(callbacks.on_tool_call_cancellation, list(ids))
+        if message.go_away is not None:
+            self._counters.go_aways += 1
+            time_left = message.go_away.time_left
+            deadline = now + (
+                float(time_left) if time_left is not None else self.config.limits.go_away_notice_s
+            )
+            self._log.info("goAway: %.3f s left", deadline - now)
+            if self.config.rotation.on_go_away:
+                self._request_move("go_away", deadline)
+            await self._safe_callback(callbacks.on_go_away, message.go_away)
+        if message.voice_activity is not None:
+            await self._safe_callback(callbacks.on_voice_activity, message.voice_activity)
+        await self._safe_callback(callbacks.on_message, message)
+
+    async def _on_resumption_update(self, update: wire.SessionResumptionUpdate, now: float) -> None:
+        self._resumable = bool(update.resumable)
+        if update.resumable and update.new_handle:
+            self._handle = update.new_handle
+            self._handle_epoch += 1
+            self._handle_received_at = now
+            waiting = self._awaiting_reply_since
+            if waiting is not None and not self._generating and now - self._settle() > waiting:
+                self._awaiting_reply_since = None  # the trigger was consumed and produced no turn
+            index = update.last_consumed_client_message_index
+            if self.config.transparent and index is not None:
+                self._replay.covered_through_index(int(index))
+            else:
+                self._replay.covered_before(now, self._settle())
+            if self._on_handle is not None:
+                try:
+                    await call_callback(self._on_handle, update.new_handle, log=self._log)
+                except Exception as exc:
+                    self._counters.callback_errors += 1
+                    self._log.warning("handle hook raised %s", type(exc).__name__)
+        self._notify()
+
+    def _settle(self) -> float:
+        policy = self.config.rotation
+        return min(max(2.0 * self._rtt, policy.settle_min_s), policy.settle_max_s)
+
+    # ================================================================== tools
+
+    def _on_tool_call(self, tool_call: wire.ToolCall, now: float) -> None:
+        assert self._nursery is not None
+        unhandled: list[wire.FunctionCall] = []
+        for call in tool_call.function_calls or []:
+            tool = self._tools.get(call.name or "")
+            blocking = not (tool.non_blocking if tool is not None else self._declared_non_blocking(call.name))
+            pending = self._ledger.open(
+                call, blocking=blocking, now=now, handle_epoch=self._handle_epoch, turn=self._turn_no
+            )
+            if pending is None:
+                self._log.warning("repeated tool call id %s ignored", call.id)
+                continue
+            self._counters.tool_calls += 1
+            if tool is not None:
+                self._nursery.start_soon(self._run_call, pending, tool)
+            else:
+                unhandled.append(call)
+        if unhandled and self.config.callbacks.on_tool_call is not None:
+            self._nursery.start_soon(self._run_callback_calls, unhandled)
+        self._notify()
+
+    def _declared_non_blocking(self, name: str | None) -> bool:
+        return name in self._non_blocking_names
+
+    async def _run_call(self, pending: PendingCall, tool: FunctionTool) -> None:
+        with trio.CancelScope() as scope:
+            pending.scope = scope
+            response = await run_tool(tool, pending.call)
+            if response.response is not None and "error" in response.response:
+                self._counters.tool_errors += 1
+        if scope.cancelled_caught:
+            if self._ledger.state(pending.id) != "pending":
+                return  # cancelled by the server, answered by the user, or void after a resume
+            response = wire.FunctionResponse(
+                id=pending.call.id,
+                name=pending.call.name,
+                response={"error": "cancelled: the turn was interrupted"},
+                scheduling=wire.Scheduling.SILENT if tool.non_blocking else None,
+            )
+        self._answer(pending, response)
+
+    async def _run_callback_calls(self, calls: list[wire.FunctionCall]) -> None:
+        try:
+            result = await call_callback(
+                self.config.callbacks.on_tool_call, wire.ToolCall(function_calls=calls), log=self._log
+            )
+        except Exception as exc:
+            self._counters.callback_errors += 1
+            self._log.warning("on_tool_call raised %s; answering with errors", type(exc).__name__)
+            result = [
+                wire.FunctionResponse(
+                    id=c.id, name=c.name, response={"error": f"{type(exc).__name__}: {exc}"}
+                )
+                for c in calls
+            ]
+            await self._safe_callback(self.config.callbacks.on_error, exc)
+        if result is None:
+            return  # the callback answers later with send_tool_response
+        if (
+            isinstance(result, tuple)
+            and len(result) == 2
+            and result[0] in ("tool_response", ":tool_response")
+        ):
+            result = result[1]  # the seed's {:tool_response, responses}
+        try:
+            out = build_tool_response(result)
+        except ConfigError as exc:
+            self._log.warning("on_tool_call returned an unusable value: %s", exc)
+            return
+        for response in (
+            out.message.tool_response.function_responses or [] if out.message.tool_response else []
+        ):
+            pending = self._ledger.get(response.id or "")
+            if pending is not None:
+                self._answer(pending, response)
+
+    def _answer(self, pending: PendingCall, response: wire.FunctionResponse) -> None:
+        """Send the one answer for ``pending`` if it is still owed (the ledger decides)."""
+        if self._ledger.answer(pending.id) is None:
+            return
+        self._counters.tool_done(trio.current_time() - pending.received_at)
+        self._push_priority(
+            encode(
+                wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=[response])),
+                (pending.id,),
+            )
+        )
+        self._notify()
+
+    def _on_interrupted(self) -> None:
+        self._generating = False
+        self._awaiting_reply_since = None
+        if not self.config.cancel_tools_on_interrupt:
+            return
+        for pending in self._ledger.of_turn(self._turn_no):
+            if pending.scope is not None:
+                pending.scope.cancel()  # _run_call answers it (unless the server cancels it too)
+
+    # ================================================================== moves
+
+    def _request_move(self, reason: str, deadline: float | None) -> None:
+        if self._move_reason is None or reason == "go_away":
+            self._move_reason = reason
+        if deadline is not None:
+            self._move_deadline = (
+                deadline if self._move_deadline is None else min(self._move_deadline, deadline)
+            )
+        self._notify()
+
+    async def _lifetime_timer(self, connected_at: float) -> None:
+        policy = self.config.rotation
+        if not policy.timer:
+            return
+        await trio.sleep_until(connected_at + self.config.limits.connection_lifetime_s - policy.margin_s)
+        self._log.info("connection age limit: rotating")
+        self._request_move("timer", connected_at + self.config.limits.connection_lifetime_s)
+
+    async def _mover(self, epoch: _Epoch) -> None:
+        """Wait for a reason to leave this connection, then leave at the right moment."""
+        await self._wait_for(lambda: self._move_reason is not None or self._closing)
+        if self._closing:
+            await self._flush_for_close()
+            epoch.finish("close")
+            return
+        reason = self._move_reason or "requested"
+        deadline = self._move_deadline
+        start = trio.current_time()
+        policy = self.config.rotation
+        reserve = 0.0 if deadline is None else min(1.0, max(0.0, (deadline - start) / 3))
+        limit = start + policy.quiet_timeout_s
+        if deadline is not None:
+            limit = min(limit, deadline - reserve)
+        self._state = "moving"
+        self._move_started = start
+        with trio.move_on_at(limit):
+            await self._wait_for(lambda: self.is_quiet or self._closing)
+        if self._closing:
+            await self._flush_for_close()
+            epoch.finish("close")
+            return
+        self._hold_planned = True
+        hold_at = trio.current_time()
+        if not self.config.transparent and self._replay_ambiguous(hold_at):
+            settle = self._settle()
+            handle_limit = hold_at + policy.handle_timeout_s
+            if deadline is not None:
+                handle_limit = min(handle_limit, deadline - reserve)
+            with trio.move_on_at(handle_limit):
+                await self._wait_for(lambda: self._handle_received_at >= hold_at + settle and self._resumable)
+        self._counters.rotations += 1
+        self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
+        epoch.finish("move")
+
+    def _replay_ambiguous(self, now: float) -> bool:
+        """True if some logged message might or might not be covered by the newest handle."""
+        return self._replay.ambiguous(self._handle_received_at) > 0 or not self._resumable
+
+    async def _flush_for_close(self) -> None:
+        self._hold_planned = False
+        self._notify()
+        with trio.move_on_after(self.config.close_timeout):
+            await self._wait_for(
+                lambda: (
+                    self._pump_done
+                    and not self._queue
+                    and not self._priority
+                    and not self._replay_next
+                    and not self._sending
+                    and not (self._hold_planned or self._tool_hold())
+                )
+            )
+
+    # ================================================================== small helpers
+
+    def _notify(self) -> None:
+        """Something changed: wake every task waiting in :meth:`_wait_for` to re-check."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
+
+    async def _safe_callback(self, fn: Any, *args: Any) -> None:
+        if fn is None:
+            return
+        try:
+            await call_callback(fn, *args, log=self._log)
+        except Exception as exc:
+            self._counters.callback_errors += 1
+            self._log.warning(
+                "callback %s raised %s", getattr(fn, "__name__", fn), type(exc).__name__, exc_info=True
+            )
+            if fn is not self.config.callbacks.on_error:
+                try:
+                    await call_callback(self.config.callbacks.on_error, exc, log=self._log)
+                except Exception:
+                    self._counters.callback_errors += 1
+
+
+# ====================================================================== open_session
+
+
+def _config_from(config: SessionConfig | Mapping[str, Any] | None, options: dict[str, Any]) -> SessionConfig:
+    if isinstance(config, SessionConfig):
+        return config.evolve(**options) if options else config
+    if config is None:
+        return SessionConfig.from_dict(options)
+    if isinstance(config, Mapping):
+        return SessionConfig.from_dict({**config, **options})
+    raise ConfigError(f"config must be a SessionConfig or a dict, not {type(config).__name__}")
+
+
+@asynccontextmanager
+async def open_session(
+    config: SessionConfig | Mapping[str, Any] | None = None,
+    /,
+    *,
+    on_handle: HandleHook | None = None,
+    rng: random.Random | None = None,
+    **options: Any,
+) -> AsyncIterator[Session]:
+    """Open a Live session for the duration of the block::
+
+        async with livemesh.open_session(model="gemini-2.0-flash-live-001",
+                                         response_modalities=["TEXT"]) as s:
+            await s.send_client_content("Hello")
+            turn = await s.receive_turn()
+
+    ``config`` is a :class:`SessionConfig` or a dict of its options (seed or google-genai
+    spellings); keyword ``options`` are merged in. The block's tasks run in a nursery that belongs
+    to it; leaving the block flushes queued input, sends a close frame and ends every task. If the
+    session fails, the block is cancelled and the :class:`SessionError` is raised from it.
+    """
+    session = Session(_config_from(config, options), on_handle=on_handle, rng=rng)
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_quietly, session)
+            with trio.CancelScope() as body_scope:
+                session._body_scope = body_scope
+                try:
+                    yield session
+                except BaseException as exc:
+                    body_error = exc
+                    raise
+            with trio.CancelScope(shield=True):
+                await session.aclose()
+    except BaseExceptionGroup as group:
+        raise _unwrap(group, body_error) from None
+    if session.error is not None and not session._error_seen:
+        raise session.error
+
+
+async def _run_quietly(
+    session: Session, *, task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """``session.run`` for :func:`open_session`: a failure after start cancels the block instead of
+    raising inside the nursery (the block then raises it, unwrapped)."""
+    try:
+        await session.run(task_status=task_status)
+    except LivemeshError:
+        if not session._started:
+            raise
+        if session._body_scope is not None:
+            session._body_scope.cancel()
+
+
+def _unwrap(group: BaseExceptionGroup, preferred: BaseException | None) -> BaseException:
+    """The one meaningful exception in a nursery's group (the body's, else the single leaf)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    if preferred is not None and preferred in leaves:
+        return preferred
+    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(meaningful) == 1:
+        return meaningful[0]
+    return group
+
+
+def _answered_ids(message: wire.ClientMessage) -> tuple[str, ...]:
+    if message.tool_response is None:
+        return ()
+    return tuple(r.id or "" for r in message.tool_response.function_responses or [])

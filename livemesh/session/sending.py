@@ -1,0 +1,216 @@
+"""Turn the public ``send_*`` arguments into encoded client messages, checking them at the call.
+
+Everything here is synchronous and raises :class:`~livemesh.errors.ConfigError` (a bad argument)
+or :class:`~livemesh.errors.LocalProtocolError` (a valid argument the protocol forbids in this
+session, e.g. ``activity_start`` while automatic VAD is on) *before* anything is queued, so a
+caller's bug never becomes a 1007 close of a live session. Messages are encoded here too: an
+unencodable value (say a set inside tool args) fails at the call, and the writer task only moves
+bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from livemesh import wire
+from livemesh.errors import ConfigError, EncodeError, LocalProtocolError
+from livemesh.wire import helpers
+
+__all__ = ["Outgoing", "build_client_content", "build_realtime_input", "build_tool_response", "encode"]
+
+
+@attrs.define(eq=False, slots=True)
+class Outgoing:
+    """One message on its way out: the value (for replay decisions) and its bytes (to send)."""
+
+    message: wire.ClientMessage
+    data: bytes
+    call_ids: tuple[str, ...] = ()
+    """For tool responses: the ids answered (dropped if their calls are void after a resume)."""
+
+    @property
+    def kind(self) -> str:
+        return self.message.kind
+
+    @property
+    def triggers_turn(self) -> bool:
+        """True if the model is expected to answer this message (a quiet point ends)."""
+        message = self.message
+        if message.client_content is not None:
+            return bool(message.client_content.turn_complete)
+        rt = message.realtime_input
+        if rt is not None:
+            return rt.text is not None or rt.activity_end is not None or bool(rt.audio_stream_end)
+        return False
+
+
+def encode(message: wire.ClientMessage, call_ids: tuple[str, ...] = ()) -> Outgoing:
+    try:
+        data = wire.encode_client(message)
+    except EncodeError as exc:
+        raise ConfigError(f"cannot send this {message.kind}: {exc}") from None
+    return Outgoing(message, data, call_ids)
+
+
+def build_client_content(turns: Any, *, turn_complete: bool) -> Outgoing:
+    content = helpers.client_content(turns, turn_complete=turn_complete)
+    return encode(wire.ClientMessage(client_content=content))
+
+
+def _blob(value: Any, name: str, default_mime: str) -> wire.Blob:
+    if isinstance(value, wire.Blob):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return wire.Blob(data=bytes(value), mime_type=default_mime)
+    if isinstance(value, Mapping):
+        data = value.get("data")
+        mime = value.get("mime_type", value.get("mimeType", default_mime))
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ConfigError(f"{name}['data'] must be bytes, not {type(data).__name__}")
+        if not isinstance(mime, str):
+            raise ConfigError(f"{name}['mime_type'] must be a str")
+        return wire.Blob(data=bytes(data), mime_type=mime)
+    raise ConfigError(
+        f"{name} must be bytes, a Blob or {{'data': bytes, 'mime_type': str}}, not {type(value).__name__}"
+    )
+
+
+def build_realtime_input(
+    *,
+    audio: Any = None,
+    video: Any = None,
+    text: str | None = None,
+    activity_start: bool = False,
+    activity_end: bool = False,
+    audio_stream_end: bool = False,
+    audio_rate: int = 16000,
+    manual_vad: bool,
+) -> Outgoing:
+    """One ``realtimeInput`` carrying exactly one of the arguments.
+
+    ``audio`` is raw 16-bit little-endian PCM (``audio/pcm;rate=audio_rate``), a ``Blob`` or the
+    seed's ``{"data": ..., "mime_type": ...}``; ``video`` an encoded frame (JPEG by default).
+    ``activity_start``/``activity_end`` need automatic VAD disabled, ``audio_stream_end`` needs it
+    on (LIVE_API_NOTES 1.11): the mismatch is refused here rather than silently ignored there.
+    """
+    for flag_name, flag in (
+        ("activity_start", activity_start),
+        ("activity_end", activity_end),
+        ("audio_stream_end", audio_stream_end),
+    ):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{flag_name} must be a bool, not {type(flag).__name__}")
+    given = [
+        name
+        for name, value in (
+            ("audio", audio is not None),
+            ("video", video is not None),
+            ("text", text is not None),
+            ("activity_start", activity_start),
+            ("activity_end", activity_end),
+            ("audio_stream_end", audio_stream_end),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "send_realtime_input takes exactly one of audio=, video=, text=, activity_start=True, "
+            f"activity_end=True, audio_stream_end=True (got {given or 'none'})"
+        )
+    rt: wire.RealtimeInput
+    if audio is not None:
+        if isinstance(audio, bytes | bytearray | memoryview):
+            rt = helpers.audio_input(bytes(audio), audio_rate)
+        else:
+            blob = _blob(audio, "audio", f"audio/pcm;rate={audio_rate}")
+            if not (blob.mime_type or "").lower().startswith("audio/"):
+                raise ConfigError(f"audio mime_type must be audio/*, not {blob.mime_type!r}")
+            rt = wire.RealtimeInput(audio=blob)
+    elif video is not None:
+        if isinstance(video, bytes | bytearray | memoryview):
+            rt = helpers.video_input(bytes(video))
+        else:
+            rt = wire.RealtimeInput(video=_blob(video, "video", "image/jpeg"))
+    elif text is not None:
+        rt = helpers.text_input(text)
+    elif activity_start or activity_end:
+        if not manual_vad:
+            raise LocalProtocolError(
+                "activity_start/activity_end need automatic VAD disabled: "
+                "realtime_input_config={'automatic_activity_detection': {'disabled': True}}"
+            )
+        rt = (
+            wire.RealtimeInput(activity_start=wire.ActivityStart())
+            if activity_start
+            else wire.RealtimeInput(activity_end=wire.ActivityEnd())
+        )
+    else:
+        if manual_vad:
+            raise LocalProtocolError("audio_stream_end is only used with automatic VAD (it is disabled here)")
+        rt = wire.RealtimeInput(audio_stream_end=True)
+    return encode(wire.ClientMessage(realtime_input=rt))
+
+
+def _response(value: Any, index: int, scheduling: str | None) -> wire.FunctionResponse:
+    if isinstance(value, wire.FunctionResponse):
+        response = value
+    elif isinstance(value, Mapping):
+        known = {"id", "name", "response", "scheduling", "will_continue", "willContinue"}
+        unknown = set(value) - known
+        if unknown:
+            raise ConfigError(f"responses[{index}] has unknown keys {sorted(unknown)}")
+        body = value.get("response", {})
+        if not isinstance(body, Mapping):
+            body = {"result": body}
+        sched = value.get("scheduling")
+        if sched is not None and not isinstance(sched, str):
+            sched = getattr(sched, "value", str(sched)).upper()
+        response = wire.FunctionResponse(
+            id=value.get("id"),
+            name=value.get("name"),
+            response=dict(body),
+            scheduling=sched.upper() if isinstance(sched, str) else None,
+            will_continue=value.get("will_continue", value.get("willContinue")),
+        )
+    else:
+        raise ConfigError(
+            f"responses[{index}] must be a FunctionResponse or {{'id', 'name', 'response'}}, "
+            f"not {type(value).__name__}"
+        )
+    if not isinstance(response.id, str) or not response.id:
+        raise ConfigError(f"responses[{index}] needs the call's id (the Gemini API requires it)")
+    if scheduling is not None and response.scheduling is None:
+        response = attrs.evolve(response, scheduling=scheduling)
+    if response.scheduling not in (
+        None,
+        wire.Scheduling.SILENT,
+        wire.Scheduling.WHEN_IDLE,
+        wire.Scheduling.INTERRUPT,
+    ):
+        raise ConfigError(f"responses[{index}].scheduling must be SILENT, WHEN_IDLE or INTERRUPT")
+    return response
+
+
+def build_tool_response(responses: Any, *, scheduling: str | None = None) -> Outgoing:
+    """A ``toolResponse`` from one response or a list (FunctionResponse objects or dicts)."""
+    if isinstance(scheduling, str):
+        scheduling = scheduling.upper().lstrip(":")
+    items: Sequence[Any]
+    if isinstance(responses, wire.FunctionResponse | Mapping):
+        items = [responses]
+    elif isinstance(responses, Sequence) and not isinstance(responses, str | bytes):
+        items = responses
+    else:
+        raise ConfigError(
+            f"responses must be a FunctionResponse, a dict or a list of them, not {type(responses).__name__}"
+        )
+    if not items:
+        raise ConfigError("send_tool_response needs at least one response")
+    built = [_response(value, index, scheduling) for index, value in enumerate(items)]
+    ids = tuple(r.id or "" for r in built)
+    if len(set(ids)) != len(ids):
+        raise ConfigError("one response per call id")
+    return encode(wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=built)), ids)
