@@ -30,9 +30,13 @@ _STATUS: Final = {
 }
 
 
-def error(code: int, message: str) -> HttpResponse:
-    body = {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
-    return HttpResponse(code, orjson.dumps(body))
+def error(code: int, message: str, *, reason: str | None = None) -> HttpResponse:
+    """Google's error shape; ``reason`` adds a ``google.rpc.ErrorInfo`` detail (``API_KEY_INVALID``)."""
+    body: dict[str, Any] = {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}
+    if reason is not None:
+        info = "type.googleapis.com/google.rpc.ErrorInfo"
+        body["details"] = [{"@type": info, "reason": reason, "domain": "googleapis.com"}]
+    return HttpResponse(code, orjson.dumps({"error": body}))
 
 
 def _json(obj: Any) -> HttpResponse:
@@ -77,7 +81,7 @@ class RestApi:
         if not key:
             return error(403, closes.TEXT_UNREGISTERED)
         if self._config.api_keys is not None and key not in self._config.api_keys:
-            return error(400, closes.TEXT_BAD_KEY)
+            return error(400, closes.TEXT_BAD_KEY, reason="API_KEY_INVALID")
         return key
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
