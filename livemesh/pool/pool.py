@@ -1,0 +1,753 @@
+"""``open_pool``: many Live sessions as supervised actors in one nursery.
+
+Shape (STYLE.md habit 1): ``async with open_pool(...) as pool`` owns one nursery; every session
+the pool runs is one child task in it. A child opens its session with ``open_session`` (so the
+session's own tasks live in a nursery inside the child), runs the user's handler next to a
+rotation driver and a handle saver, and catches *everything* the session or handler raises at
+its boundary. One session failing therefore never cancels its siblings: the failure is logged,
+counted, passed to ``on_session_error`` and judged by the restart policy
+(:mod:`livemesh.pool.supervision`), and the child restarts from the newest stored resumption
+handle (:mod:`livemesh.pool.handles`) or gives up with a typed error.
+
+Cancellation is the only thing not caught: ``pool.close()``, the enclosing block being cancelled,
+or Ctrl-C unwind every child through its session's ``async with``, which closes its socket.
+
+Two ways in:
+
+* ``async with pool.session(config) as session:`` lends a session to the caller's block (the
+  session still runs in the pool's nursery; the caller talks to it through its channels). A
+  lent session is never restarted behind the caller's back (the caller holds the object); its
+  failures are reported and surface in the caller's next send/receive.
+* ``await pool.start(config, handler)`` is fire-and-supervise: ``handler(session)`` runs in the
+  pool, and is called again with a resumed session after a restart. It returns a
+  :class:`Supervised` handle once admitted.
+
+Admission (:mod:`livemesh.pool.admission`) bounds concurrent sessions fairly; every connection
+attempt (first connects and restarts) passes the quota backoff and the rate limiter
+(:mod:`livemesh.pool.ratelimit`); rotations are planned by :mod:`livemesh.pool.rotation`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol, TypeAlias
+
+import attrs
+import trio
+
+from livemesh import wire
+from livemesh.errors import ConfigError, QuotaError
+from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
+from livemesh.pool.admission import Admission, QuotaBackoff
+from livemesh.pool.errors import PoolClosedError, RestartIntensityError, SessionLimitError
+from livemesh.pool.handles import HandleStore, MemoryHandleStore, StoredHandle
+from livemesh.pool.metrics import PoolMetrics, PoolSnapshot, SessionSummary, Traffic
+from livemesh.pool.ratelimit import RateLimiter
+from livemesh.pool.rotation import RotationConfig, RotationInputs, Step, StepKind, plan
+from livemesh.pool.supervision import Action, Decision, Restart, RestartPolicy, RestartTracker
+from livemesh.session.callbacks import Callbacks, call_callback
+from livemesh.session.config import SessionConfig
+
+__all__ = ["Handler", "Pool", "PoolSession", "SessionFailure", "Supervised", "open_pool"]
+
+log = logging.getLogger("livemesh.pool")
+
+
+class PoolSession(Protocol):
+    """What the pool needs from a session (``livemesh.session.Session`` provides it)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    async def rotate(self) -> None: ...
+
+
+Handler: TypeAlias = Callable[[Any], Awaitable[object]]
+"""``async def handler(session)``: the body of a supervised session."""
+
+Connect: TypeAlias = Callable[[SessionConfig], AbstractAsyncContextManager[Any]]
+"""How a child opens a session (``livemesh.session.open_session``; tests inject fakes)."""
+
+
+@attrs.frozen(kw_only=True)
+class SessionFailure:
+    """What ``on_session_error`` receives: which session failed, how, and what the pool does next."""
+
+    conversation_id: str
+    error: BaseException
+    action: Action
+    reason: str
+    restarts: int
+
+
+def _default_connect(config: SessionConfig) -> AbstractAsyncContextManager[Any]:
+    # Looked up at call time: the session package is imported only when a pool really connects.
+    open_session = importlib.import_module("livemesh.session").open_session
+    return open_session(config)  # type: ignore[no-any-return]
+
+
+_CANCELLATION = (trio.Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _split_cancellation(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:
+    """(cancellation part, failure part) of an exception or exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(_CANCELLATION)
+    if isinstance(exc, _CANCELLATION):
+        return exc, None
+    return None, exc
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The single underlying error of nested one-leaf groups (what users want to see)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@attrs.define(eq=False)
+class _Child:
+    """The pool's private record of one supervised conversation."""
+
+    conversation_id: str
+    config: SessionConfig
+    lent: bool
+    tracker: RestartTracker
+    started_at: float
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    state: str = "connecting"
+    session: Any = None
+    error: BaseException | None = None
+    incarnations: int = 0
+    rotations: int = 0
+    # connection / quiet-point tracking (fed by the session's callbacks)
+    connection_started_at: float = 0.0
+    budget_started_at: float = 0.0
+    connections_seen: int = 0
+    jitter: float = 0.0
+    go_away_at: float | None = None
+    go_away_time_left: float | None = None
+    resumable: bool = False
+    generating: bool = False
+    changed: trio.Event = attrs.field(factory=trio.Event)
+    next_step: Step | None = None
+    # handles
+    handle: str | None = None
+    handle_seq: int = 0
+    saved_seq: int = -1
+    handle_changed: trio.Event = attrs.field(factory=trio.Event)
+    # traffic of earlier incarnations (the live one is read from the session)
+    last_traffic: Traffic = attrs.field(factory=Traffic)
+    last_reconnects: int = 0
+    turns: int = 0
+    turn_sent_at: float | None = None
+
+    def poke(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+@attrs.define(eq=False)
+class Supervised:
+    """A handle on a conversation started with :meth:`Pool.start`."""
+
+    _child: _Child
+
+    @property
+    def conversation_id(self) -> str:
+        return self._child.conversation_id
+
+    @property
+    def state(self) -> str:
+        return self._child.state
+
+    @property
+    def restarts(self) -> int:
+        return self._child.tracker.restarts
+
+    @property
+    def session(self) -> Any:
+        """The current incarnation's session (None between incarnations)."""
+        return self._child.session
+
+    @property
+    def error(self) -> BaseException | None:
+        """The failure that ended the conversation for good (None while running or after a clean end)."""
+        return self._child.error
+
+    def cancel(self) -> None:
+        """End this conversation (its session closes); siblings are unaffected."""
+        self._child.scope.cancel()
+
+    async def wait(self) -> None:
+        """Wait until the conversation ended for good."""
+        await self._child.finished.wait()
+
+
+class Pool:
+    """Create with :func:`open_pool`. Every method is safe to call from any task of the run."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        max_sessions: int,
+        limits: ServiceLimits,
+        restart: RestartPolicy,
+        rotation: RotationConfig,
+        admission_timeout: float | None,
+        connect_rate: float,
+        connect_burst: int,
+        quota_backoff_s: tuple[float, float],
+        on_session_error: Callable[[SessionFailure], object] | None,
+        handle_store: HandleStore,
+        rng: random.Random,
+        connect: Connect,
+        close_timeout: float,
+    ) -> None:
+        if limits.concurrent_sessions is not None:
+            max_sessions = min(max_sessions, limits.concurrent_sessions)
+        self._nursery = nursery
+        self.limits = limits
+        self.restart_policy = restart
+        self.rotation = rotation
+        self._admission_timeout = admission_timeout
+        self._admission = Admission(max_sessions)
+        self._rate = RateLimiter(connect_rate, burst=connect_burst)
+        self._quota = QuotaBackoff(base_s=quota_backoff_s[0], max_s=quota_backoff_s[1], uniform=rng.random)
+        self._on_error = on_session_error
+        self.handle_store = handle_store
+        self._rng = rng
+        self._connect = connect
+        self._close_timeout = close_timeout
+        self._children: dict[str, _Child] = {}
+        self._metrics = PoolMetrics()
+        self._closing = trio.Event()
+        self._counter = 0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    async def wait_closing(self) -> None:
+        """Return when :meth:`close` has begun (handlers may use it to finish their turn and leave)."""
+        await self._closing.wait()
+
+    def metrics(self, *, include_sessions: bool = True) -> PoolSnapshot:
+        """A frozen pool-wide snapshot (cheap: O(live sessions) when ``include_sessions``)."""
+        stats = self._admission.statistics()
+        summaries = [self._summary(child) for child in self._children.values()]
+        return self._metrics.snapshot(
+            active=stats.active, queued=stats.waiting, sessions=summaries, include_sessions=include_sessions
+        )
+
+    async def start(
+        self,
+        config: SessionConfig,
+        handler: Handler,
+        *,
+        conversation_id: str | None = None,
+        restart: RestartPolicy | None = None,
+        admission_timeout: float | None = None,
+    ) -> Supervised:
+        """Admit a conversation (queueing fairly) and supervise ``handler(session)`` in the pool.
+
+        Returns once admitted; connection failures are supervised, not raised here. Raises
+        :class:`~livemesh.pool.errors.AdmissionTimeoutError` or ``PoolClosedError``.
+        """
+        child = self._new_child(config, conversation_id, restart or self.restart_policy, lent=False)
+        await self._admit(admission_timeout)
+        self._spawn(child, handler, None)
+        return Supervised(child)
+
+    @asynccontextmanager
+    async def session(
+        self,
+        config: SessionConfig,
+        *,
+        conversation_id: str | None = None,
+        admission_timeout: float | None = None,
+    ) -> AsyncIterator[Any]:
+        """Lend a pooled session to the caller's block; closed (and its slot freed) on exit.
+
+        Errors opening the session are raised here; later failures are reported by the pool and
+        surface in the caller's next use of the session.
+        """
+        child = self._new_child(config, conversation_id, RestartPolicy(restart=Restart.TEMPORARY), lent=True)
+        await self._admit(admission_timeout)
+        ready = trio.Event()
+        done = trio.Event()
+        box: list[Any] = []
+
+        async def lend(session: Any) -> None:
+            box.append(session)
+            ready.set()
+            await done.wait()
+
+        self._spawn(child, lend, ready)
+        try:
+            await ready.wait()
+            if not box:
+                raise child.error or PoolClosedError("the pool closed before the session opened")
+            yield box[0]
+        finally:
+            done.set()
+            if not ready.is_set():
+                child.scope.cancel()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(self._close_timeout):
+                    await child.finished.wait()
+                child.scope.cancel()
+                await child.finished.wait()
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Stop admitting, let sessions finish their turn within ``grace`` s, then close them all.
+
+        Each session is closed at its first quiet point (no generation, no pending tool call)
+        inside the grace; whatever is still busy when it ends is cancelled. Returns when every
+        child has finished.
+        """
+        if not self._closing.is_set():
+            self._closing.set()
+            self._admission.close()
+            log.info("pool closing: %d session(s), grace %.3gs", len(self._children), grace)
+        with trio.move_on_after(grace):
+            async with trio.open_nursery() as nursery:
+                for child in list(self._children.values()):
+                    nursery.start_soon(self._close_when_quiet, child)
+        for child in list(self._children.values()):
+            child.scope.cancel()
+        for child in list(self._children.values()):
+            await child.finished.wait()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _new_child(
+        self, config: SessionConfig, conversation_id: str | None, policy: RestartPolicy, *, lent: bool
+    ) -> _Child:
+        if not isinstance(config, SessionConfig):
+            raise ConfigError(f"config must be a SessionConfig, not {type(config).__name__}")
+        if self._closing.is_set():
+            raise PoolClosedError("the pool is closing; no new sessions are admitted")
+        if conversation_id is None:
+            self._counter += 1
+            conversation_id = config.session_id or f"conv-{self._counter}-{self._rng.getrandbits(32):08x}"
+        if conversation_id in self._children:
+            raise ConfigError(f"conversation {conversation_id!r} is already running in this pool")
+        return _Child(
+            conversation_id=conversation_id,
+            config=config,
+            lent=lent,
+            tracker=RestartTracker(policy, uniform=self._rng.random),
+            started_at=trio.current_time(),
+        )
+
+    async def _admit(self, admission_timeout: float | None) -> None:
+        if admission_timeout is None:
+            admission_timeout = self._admission_timeout
+        try:
+            await self._admission.acquire(timeout=admission_timeout)
+        except TimeoutError:
+            self._metrics.admission_timeouts += 1
+            raise
+
+    def _spawn(self, child: _Child, handler: Handler, ready: trio.Event | None) -> None:
+        try:
+            self._children[child.conversation_id] = child
+            self._metrics.started += 1
+            self._nursery.start_soon(
+                self._supervise, child, handler, ready, name=f"pool:{child.conversation_id}"
+            )
+        except BaseException:
+            self._children.pop(child.conversation_id, None)
+            self._admission.release()
+            raise
+
+    def _summary(self, child: _Child) -> SessionSummary:
+        traffic, reconnects = child.last_traffic, child.last_reconnects
+        live = _session_metrics(child.session)
+        if live is not None:
+            traffic = traffic + Traffic(live.messages_in, live.messages_out, live.bytes_in, live.bytes_out)
+            reconnects += live.reconnects
+        step = child.next_step
+        return SessionSummary(
+            conversation_id=child.conversation_id,
+            state=child.state,
+            started_at=child.started_at,
+            connection_started_at=child.connection_started_at if child.session is not None else None,
+            restarts=child.tracker.restarts,
+            rotations=child.rotations,
+            reconnects=reconnects,
+            turns=child.turns,
+            traffic=traffic,
+            last_error=_describe(child.error) if child.error is not None else None,
+            next_rotation_at=step.at if step is not None and math.isfinite(step.at) else None,
+            next_rotation_reason=step.reason.value if step is not None and step.reason is not None else None,
+        )
+
+    # ------------------------------------------------------------------ supervision
+
+    async def _supervise(self, child: _Child, handler: Handler, ready: trio.Event | None) -> None:
+        """One conversation, start to end, across restarts. Never raises anything but cancellation."""
+        try:
+            with child.scope:
+                while True:
+                    error = await self._incarnation(child, handler, ready)
+                    if ready is not None and not ready.is_set():
+                        child.error = error
+                        ready.set()  # the lender raises it in the caller's task
+                        if error is not None:
+                            self._metrics.failed += 1
+                            self._report(child, error, Decision(Action.STOP, reason="raised to the caller"))
+                        return
+                    decision = self._judge(child, error)
+                    if decision.action is not Action.RESTART:
+                        return
+                    child.state = "restarting"
+                    self._metrics.restarted += 1
+                    await trio.sleep(decision.delay)
+        finally:
+            child.state = "failed" if child.error is not None else "ended"
+            child.session = None
+            self._children.pop(child.conversation_id, None)
+            self._metrics.retire(self._summary(child))
+            self._admission.release()
+            if ready is not None:
+                ready.set()
+            child.finished.set()
+
+    def _judge(self, child: _Child, error: BaseException | None) -> Decision:
+        """Apply the restart policy to how an incarnation ended; report failures."""
+        if isinstance(error, SessionLimitError):
+            decision = Decision(Action.STOP, reason="ended at a service limit it cannot avoid")
+            self._metrics.ended_by_limit += 1
+        else:
+            decision = child.tracker.decide(error, trio.current_time())
+        if error is None and decision.action is Action.STOP:
+            return decision
+        if decision.action is Action.GIVE_UP:
+            policy = child.tracker.policy
+            given_up = RestartIntensityError(
+                child.conversation_id, restarts=policy.max_restarts, period_s=policy.period_s
+            )
+            given_up.__cause__ = error
+            child.error = given_up
+            self._metrics.given_up += 1
+        elif decision.action is Action.STOP:
+            child.error = error
+        if error is not None:
+            self._metrics.failed += 1
+            self._report(child, error, decision)
+        return decision
+
+    def _report(self, child: _Child, error: BaseException, decision: Decision) -> None:
+        log.warning(
+            "session %s failed (%s); %s: %s",
+            child.conversation_id,
+            _describe(error),
+            decision.action.value,
+            decision.reason,
+        )
+        if self._on_error is None:
+            return
+        failure = SessionFailure(
+            conversation_id=child.conversation_id,
+            error=error,
+            action=decision.action,
+            reason=decision.reason,
+            restarts=child.tracker.restarts,
+        )
+        try:
+            self._on_error(failure)
+        except Exception:  # a broken hook must not break supervision
+            log.exception("on_session_error hook raised for session %s", child.conversation_id)
+
+    async def _incarnation(
+        self, child: _Child, handler: Handler, ready: trio.Event | None
+    ) -> BaseException | None:
+        """Connect once, run the handler; return the failure (None: clean end). Re-raises cancellation."""
+        child.state = "connecting"
+        child.incarnations += 1
+        try:
+            await self._quota.wait()
+            await self._rate.acquire()
+            config = await self._incarnation_config(child)
+            async with self._connect(config) as session:
+                self._quota.note_success()
+                self._on_connected(child, session)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._drive_rotation, child, session, name="pool:rotation")
+                        nursery.start_soon(self._save_handles, child, name="pool:handles")
+                        await handler(session)
+                        nursery.cancel_scope.cancel()
+                finally:
+                    self._on_disconnected(child, session)
+            with trio.CancelScope(shield=True):
+                await self._save_newest(child)
+            return None
+        except BaseException as exc:
+            cancelled, failure = _split_cancellation(exc)
+            if failure is not None:
+                failure = _leaf(failure)
+                if isinstance(failure, QuotaError):
+                    until = self._quota.note_quota()
+                    log.info(
+                        "quota refusal for %s: new connections pause until %.3f", child.conversation_id, until
+                    )
+            if cancelled is not None:
+                if failure is not None:
+                    self._metrics.failed += 1
+                    self._report(child, failure, Decision(Action.STOP, reason="pool cancelled"))
+                raise cancelled from None
+            return failure
+
+    async def _incarnation_config(self, child: _Child) -> SessionConfig:
+        config = child.config
+        changes: dict[str, Any] = {"callbacks": self._callbacks(child, config.callbacks)}
+        if config.session_id is None:
+            changes["session_id"] = child.conversation_id
+        if config.resumption_enabled and child.tracker.policy.resume:
+            stored = await self.handle_store.load(child.conversation_id)
+            if stored is not None and (child.handle is None or stored.seq >= child.handle_seq):
+                child.handle, child.handle_seq = stored.handle, stored.seq
+            if child.handle is not None:
+                changes["resume_handle"] = child.handle
+        return config.evolve(**changes)
+
+    def _on_connected(self, child: _Child, session: Any) -> None:
+        now = trio.current_time()
+        child.session = session
+        child.state = "running"
+        child.connection_started_at = child.budget_started_at = now
+        child.jitter = self._rng.random()
+        child.go_away_at = child.go_away_time_left = None
+        child.generating = False
+        child.resumable = child.handle is not None
+        live = _session_metrics(session)
+        child.connections_seen = live.connections if live is not None else 1
+        child.poke()
+
+    def _on_disconnected(self, child: _Child, session: Any) -> None:
+        live = _session_metrics(session)
+        if live is not None:
+            child.last_traffic = child.last_traffic + Traffic(
+                live.messages_in, live.messages_out, live.bytes_in, live.bytes_out
+            )
+            child.last_reconnects += live.reconnects
+        child.session = None
+        child.generating = False
+        child.poke()
+
+    # ------------------------------------------------------------------ callbacks (adapting from outside)
+
+    def _callbacks(self, child: _Child, user: Callbacks) -> Callbacks:
+        """The user's callbacks, with the pool's bookkeeping run first (never instead)."""
+
+        def on_resumption(update: wire.SessionResumptionUpdate) -> None:
+            child.resumable = bool(update.resumable)
+            if update.resumable and update.new_handle:
+                child.handle = update.new_handle
+                child.handle_seq += 1
+                child.handle_changed.set()
+            child.poke()
+
+        def on_go_away(go_away: wire.GoAway) -> None:
+            child.go_away_at = trio.current_time()
+            child.go_away_time_left = go_away.time_left
+            child.poke()
+
+        def on_message(message: wire.ServerMessage) -> None:
+            content = message.server_content
+            if message.tool_call is not None:
+                child.generating = True
+            if content is None:
+                return
+            if content.model_turn is not None:
+                if not child.generating and child.turn_sent_at is not None:
+                    self._metrics.record_turn_latency(trio.current_time() - child.turn_sent_at)
+                    child.turn_sent_at = None
+                child.generating = True
+            if content.turn_complete or content.interrupted:
+                child.generating = False
+                child.turns += 1
+                child.poke()
+
+        return attrs.evolve(
+            user,
+            on_session_resumption=_chain(on_resumption, user.on_session_resumption),
+            on_go_away=_chain(on_go_away, user.on_go_away),
+            on_message=_chain(on_message, user.on_message),
+        )
+
+    # ------------------------------------------------------------------ handles
+
+    async def _save_handles(self, child: _Child) -> None:
+        """Save the newest resumable handle whenever one arrives (coalescing bursts)."""
+        while True:
+            await child.handle_changed.wait()
+            child.handle_changed = trio.Event()
+            await self._save_newest(child)
+
+    async def _save_newest(self, child: _Child) -> None:
+        if child.handle is None or child.saved_seq >= child.handle_seq:
+            return
+        seq = child.handle_seq
+        try:
+            await self.handle_store.save(child.conversation_id, StoredHandle(child.handle, seq))
+        except Exception:  # a store outage must not kill the session; the next handle retries
+            log.exception("saving the resumption handle of %s failed", child.conversation_id)
+            return
+        child.saved_seq = max(child.saved_seq, seq)
+
+    # ------------------------------------------------------------------ rotation
+
+    def _rotation_inputs(self, child: _Child, session: Any) -> RotationInputs:
+        now = trio.current_time()
+        live = _session_metrics(session)
+        if live is not None and live.connections > child.connections_seen:
+            # The session moved by itself (a drop, or its own goAway handling): a fresh connection.
+            child.connections_seen = live.connections
+            child.connection_started_at = now
+            if self.rotation.budget_resets_on_resume:
+                child.budget_started_at = now
+            child.go_away_at = child.go_away_time_left = None
+            child.jitter = self._rng.random()
+        config = child.config
+        return RotationInputs(
+            now=now,
+            connection_started_at=child.connection_started_at,
+            budget_started_at=child.budget_started_at,
+            video=False,
+            compressed=config.context_window_compression is not None,
+            go_away_at=child.go_away_at,
+            go_away_time_left=child.go_away_time_left,
+            quiet=child.resumable and not child.generating,
+            jitter=child.jitter,
+        )
+
+    async def _drive_rotation(self, child: _Child, session: Any) -> None:
+        """Rotate (or end) the session when the planner says so, at a quiet point."""
+        if not (self.rotation.enabled and child.config.resumption_enabled):
+            return
+        while True:
+            changed = child.changed
+            step = plan(self._rotation_inputs(child, session), self.limits, self.rotation)
+            child.next_step = step
+            if step.kind is StepKind.WAIT:
+                with trio.move_on_at(step.at):
+                    await changed.wait()
+                continue
+            if step.kind is StepKind.END:
+                raise SessionLimitError(child.conversation_id, step.detail)
+            log.debug(
+                "rotating %s: %s%s", child.conversation_id, step.detail, " (forced)" if step.forced else ""
+            )
+            child.state = "rotating"
+            await session.rotate()
+            child.state = "running"
+            self._metrics.rotations += 1
+            child.rotations += 1
+            now = trio.current_time()
+            live = _session_metrics(session)
+            child.connections_seen = live.connections if live is not None else child.connections_seen + 1
+            child.connection_started_at = now
+            if self.rotation.budget_resets_on_resume:
+                child.budget_started_at = now
+            child.go_away_at = child.go_away_time_left = None
+            child.jitter = self._rng.random()
+
+    async def _close_when_quiet(self, child: _Child) -> None:
+        while child.session is not None and child.generating:
+            changed = child.changed
+            await changed.wait()
+        child.scope.cancel()
+
+
+def _session_metrics(session: Any) -> Any:
+    """The session's metrics snapshot, or None (no session, or a session without metrics)."""
+    if session is None:
+        return None
+    metrics = getattr(session, "metrics", None)
+    if callable(metrics):
+        metrics = metrics()
+    return metrics
+
+
+def _chain(ours: Callable[..., None], theirs: Any) -> Callable[..., Awaitable[object]]:
+    async def both(*args: Any) -> object:
+        ours(*args)
+        return await call_callback(theirs, *args, log=log)
+
+    return both
+
+
+@asynccontextmanager
+async def open_pool(
+    *,
+    max_sessions: int = 100,
+    limits: ServiceLimits = DEFAULT_LIMITS,
+    restart: RestartPolicy | None = None,
+    rotation: RotationConfig | None = None,
+    admission_timeout: float | None = None,
+    connect_rate: float = 50.0,
+    connect_burst: int = 10,
+    quota_backoff_s: tuple[float, float] = (1.0, 60.0),
+    on_session_error: Callable[[SessionFailure], object] | None = None,
+    handle_store: HandleStore | None = None,
+    seed: int | None = None,
+    close_grace: float = 0.0,
+    close_timeout: float = 5.0,
+    connect: Connect | None = None,
+) -> AsyncIterator[Pool]:
+    """Run a pool of supervised sessions for the duration of the block.
+
+    ``max_sessions`` (capped by ``limits.concurrent_sessions``) bounds concurrent sessions; more
+    callers queue first-come first-served for up to ``admission_timeout`` s. ``connect_rate``
+    (per second, ``connect_burst`` back to back) bounds connection attempts. ``seed`` makes the
+    jitter (rotation stagger, backoffs) reproducible. Leaving the block closes the pool with
+    ``close_grace`` (0: cancel at once); an exception or cancellation closes it at once.
+    """
+    rng = random.Random(seed)
+    store = handle_store if handle_store is not None else MemoryHandleStore(ttl_s=limits.handle_validity_s)
+    async with trio.open_nursery() as nursery:
+        pool = Pool(
+            nursery,
+            max_sessions=max_sessions,
+            limits=limits,
+            restart=restart or RestartPolicy(),
+            rotation=rotation or RotationConfig(),
+            admission_timeout=admission_timeout,
+            connect_rate=connect_rate,
+            connect_burst=connect_burst,
+            quota_backoff_s=quota_backoff_s,
+            on_session_error=on_session_error,
+            handle_store=store,
+            rng=rng,
+            connect=connect or _default_connect,
+            close_timeout=close_timeout,
+        )
+        try:
+            yield pool
+        except BaseException:
+            pool._closing.set()
+            pool._admission.close()
+            nursery.cancel_scope.cancel()
+            raise
+        await pool.close(grace=close_grace)
+
+
+def _iter_children(pool: Pool) -> Iterator[_Child]:  # for tests and the bench
+    return iter(list(pool._children.values()))
