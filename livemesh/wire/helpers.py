@@ -163,7 +163,7 @@ def client_content(
 ) -> m.ClientContent:
     """A ``clientContent`` from a string, one turn, or a list of turns (the seed's two forms).
 
-    ``"Hi"`` becomes one user turn with one text part; dicts use the API's shape, in camelCase
+    ``"Hi"`` becomes one user turn with one text part (``""`` none); dicts use the API's shape, in camelCase
     or snake_case (``{"role": "user", "parts": [{"text": "Hi"}]}``), and may carry raw bytes for
     ``inline_data.data``. ``turns=None`` or ``[]`` sends no content, only ``turnComplete``.
     ``turn_complete=False`` lets several messages build one turn before the model answers.
@@ -172,6 +172,9 @@ def client_content(
         raise ConfigError(f"turn_complete must be a bool, not {type(turn_complete).__name__}")
     if turns is None:
         return m.ClientContent(turn_complete=turn_complete)
+    if isinstance(turns, str) and not turns:
+        # An empty text part is an invalid argument to the API; send no turn (as the SDK does).
+        return m.ClientContent(turns=[], turn_complete=turn_complete)
     items: Sequence[object]
     if isinstance(turns, str | m.Content | Mapping):
         items = [turns]
