@@ -136,7 +136,7 @@ _DURATION_RE: Final = re.compile(r"^(-?\d+)(?:\.(\d{1,9}))?s$")
 
 def parse_duration(text: str) -> float:
     """A protobuf Duration JSON string to seconds: ``"9.5s" -> 9.5``."""
-    match = _DURATION_RE.match(text)
+    match = _DURATION_RE.fullmatch(text)  # not match(): "$" also matches before a final "\n"
     if match is None:
         raise DecodeError(f"invalid duration {text!r:.40} (expected e.g. '9.5s')")
     return float(text[:-1])
