@@ -183,6 +183,7 @@ class Session:
         self._epoch: _Epoch | None = None
         self._body_scope: trio.CancelScope | None = None
         self._started = False
+        self._established = False
         self._move_started: float | None = None
         self._non_blocking_names = config.non_blocking_names
 
@@ -435,28 +436,33 @@ class Session:
     # ================================================================== connection manager
 
     async def _manage(self, task_status: trio.TaskStatus[Session]) -> None:
+        """Connect, serve, move, retry: the session's life as a loop over connections."""
         retry = self.config.retry
         attempt = 0
-        started = False
         planned = False
         while True:
-            if self._closing and (started or self._error is not None):
+            if self._closing and (self._started or self._error is not None):
                 return
             resuming = self._handle is not None
             handle_epoch = self._handle_epoch
+            self._established = False
             try:
-                outcome = await self._connection(task_status if not started else None, resuming, handle_epoch)
+                status = task_status if not self._started else None
+                outcome = await self._connection(status, resuming, handle_epoch)
             except ConnectionLostError as exc:
                 self._connected = False
                 if self._closing:
                     return
-                if started and not self.config.resumption_enabled:
+                if self._established:
+                    attempt = 0  # that connection worked: this is a new failure, not a retry
+                    self._counters.drops += 1
+                if self._started and not self.config.resumption_enabled:
                     raise ReconnectError(
                         f"connection lost and session resumption is off: {exc}",
                         code=exc.code,
                         reason=exc.reason,
                     ) from None
-                if started and self._handle is None:
+                if self._started and self._handle is None:
                     raise ReconnectError(
                         f"connection lost before the server issued any resumption handle: {exc}",
                         code=exc.code,
@@ -466,7 +472,6 @@ class Session:
                     raise ReconnectError(
                         f"gave up after {attempt} reconnect attempts: {exc}", code=exc.code, reason=exc.reason
                     ) from None
-                self._counters.drops += 1 if self._state == "open" or self._state == "moving" else 0
                 delay = 0.0 if (planned and attempt == 0) else retry.delay(attempt, self._rng.random)
                 attempt += 1
                 self._state = "connecting"
@@ -475,7 +480,6 @@ class Session:
                     await self._wait_for(lambda: self._closing)
                 planned = False
                 continue
-            started = True
             attempt = 0
             if outcome == "close":
                 return
@@ -502,6 +506,7 @@ class Session:
                         reason=exc.reason,
                     ) from None
                 raise
+            self._established = True
             self._after_setup(resuming, handle_epoch)
             if task_status is not None:
                 self._started = True
