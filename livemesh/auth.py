@@ -5,8 +5,8 @@ Three ways in, as the service offers them:
 * :class:`ApiKey`: the Gemini API (AI Studio) key, sent as ``x-goog-api-key``. Read from
   ``GEMINI_API_KEY`` then ``GOOGLE_API_KEY`` when none is given (the official SDK's order).
 * :class:`VertexAI`: a Google Cloud project and location; each connection awaits a bearer token
-  from a caller-supplied ``token_provider`` (so google-auth stays optional: wrap
-  ``google.auth.default()`` in an async function if you use it).
+  from a caller-supplied ``token_provider`` (so google-auth stays optional;
+  :func:`google_auth_token_provider` adapts google-auth credentials when it is installed).
 * :class:`EphemeralToken`: a short-lived ``auth_tokens/...`` name minted on a backend with
   :func:`livemesh.rest.create_ephemeral_token`, safe to hand to a browser or phone. The real
   service only accepts it on v1alpha and the ``BidiGenerateContentConstrained`` method;
