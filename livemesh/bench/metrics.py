@@ -80,6 +80,8 @@ class Recorder:
     sessions_active: int = 0
     sessions_done: int = 0
     sessions_verified: int = 0
+    extra_turns: int = 0
+    """Turns the client saw that answered nothing it asked in that moment (a doubled turn's echo)."""
     error_samples: list[str] = attrs.Factory(list)
     turn_latency: HdrHistogram = attrs.field(factory=_histogram, repr=False)
     first_response: HdrHistogram = attrs.field(factory=_histogram, repr=False)
@@ -170,5 +172,6 @@ class Recorder:
         return {
             "audio_messages_sent": self.audio_messages_sent,
             "sessions_verified": self.sessions_verified,
+            "extra_turns": self.extra_turns,
             "error_samples": list(self.error_samples),
         }
