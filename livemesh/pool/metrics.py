@@ -73,6 +73,8 @@ class LatencySummary:
 
 @attrs.frozen(kw_only=True)
 class PoolSnapshot:
+    """A frozen, pool-wide view of the counters at one instant (cheap: no per-message work)."""
+
     active: int
     queued: int
     started: int
@@ -80,7 +82,10 @@ class PoolSnapshot:
     restarted: int
     given_up: int
     rotations: int
+    """Planned moves to a fresh connection (goAway, age, budget, ``rotate()``), all sessions."""
     reconnects: int
+    """New connections after the first, planned or not (drops included), all sessions."""
+    turns: int
     ended_by_limit: int
     admission_timeouts: int
     traffic: Traffic
@@ -96,11 +101,12 @@ class PoolMetrics:
         self.failed = 0
         self.restarted = 0
         self.given_up = 0
-        self.rotations = 0
         self.ended_by_limit = 0
         self.admission_timeouts = 0
         self._retired = Traffic()
         self._retired_reconnects = 0
+        self._retired_rotations = 0
+        self._retired_turns = 0
         self._histogram = HdrHistogram(1, _MAX_US, 2)
 
     def record_turn_latency(self, seconds: float) -> None:
@@ -110,6 +116,8 @@ class PoolMetrics:
         """Fold a finished session (or a finished incarnation of one) into the totals."""
         self._retired = self._retired + summary.traffic
         self._retired_reconnects += summary.reconnects
+        self._retired_rotations += summary.rotations
+        self._retired_turns += summary.turns
 
     def latency(self) -> LatencySummary:
         h = self._histogram
@@ -125,9 +133,13 @@ class PoolMetrics:
         live = tuple(sessions)
         traffic = self._retired
         reconnects = self._retired_reconnects
+        rotations = self._retired_rotations
+        turns = self._retired_turns
         for summary in live:
             traffic = traffic + summary.traffic
             reconnects += summary.reconnects
+            rotations += summary.rotations
+            turns += summary.turns
         return PoolSnapshot(
             active=active,
             queued=queued,
@@ -135,7 +147,8 @@ class PoolMetrics:
             failed=self.failed,
             restarted=self.restarted,
             given_up=self.given_up,
-            rotations=self.rotations,
+            rotations=rotations,
+            turns=turns,
             reconnects=reconnects,
             ended_by_limit=self.ended_by_limit,
             admission_timeouts=self.admission_timeouts,
