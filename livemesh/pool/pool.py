@@ -29,7 +29,6 @@ attempt (first connects and restarts) passes the quota backoff and the rate limi
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import random
@@ -52,6 +51,7 @@ from livemesh.pool.rotation import RotationConfig, RotationInputs, Step, StepKin
 from livemesh.pool.supervision import Action, Decision, Restart, RestartPolicy, RestartTracker
 from livemesh.session.callbacks import Callbacks, call_callback
 from livemesh.session.config import SessionConfig
+from livemesh.session.metrics import SessionMetrics
 
 __all__ = ["Handler", "Pool", "PoolSession", "SessionFailure", "Supervised", "open_pool"]
 
@@ -62,16 +62,23 @@ class PoolSession(Protocol):
     """What the pool needs from a session (``livemesh.session.Session`` provides it)."""
 
     @property
-    def session_id(self) -> str: ...
+    def is_quiet(self) -> bool: ...
 
-    async def rotate(self) -> None: ...
+    async def wait_quiet(self) -> None: ...
+
+    async def rotate(self, reason: str = ...) -> None: ...
+
+    def statistics(self) -> SessionMetrics: ...
 
 
 Handler: TypeAlias = Callable[[Any], Awaitable[object]]
 """``async def handler(session)``: the body of a supervised session."""
 
-Connect: TypeAlias = Callable[[SessionConfig], AbstractAsyncContextManager[Any]]
-"""How a child opens a session (``livemesh.session.open_session``; tests inject fakes)."""
+HandleHook: TypeAlias = Callable[[str], Awaitable[None] | None]
+
+Connect: TypeAlias = Callable[[SessionConfig, HandleHook, random.Random], AbstractAsyncContextManager[Any]]
+"""How a child opens a session: ``(config, on_handle, rng)``; ``livemesh.session.open_session`` by
+default (tests inject fakes). ``on_handle`` is called with every new resumable handle."""
 
 
 @attrs.frozen(kw_only=True)
@@ -85,10 +92,12 @@ class SessionFailure:
     restarts: int
 
 
-def _default_connect(config: SessionConfig) -> AbstractAsyncContextManager[Any]:
-    # Looked up at call time: the session package is imported only when a pool really connects.
-    open_session = importlib.import_module("livemesh.session").open_session
-    return open_session(config)  # type: ignore[no-any-return]
+def _default_connect(
+    config: SessionConfig, on_handle: HandleHook, rng: random.Random
+) -> AbstractAsyncContextManager[Any]:
+    from livemesh.session import open_session
+
+    return open_session(config, on_handle=on_handle, rng=rng)
 
 
 _CANCELLATION = (trio.Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -121,6 +130,7 @@ class _Child:
     conversation_id: str
     config: SessionConfig
     lent: bool
+    video: bool
     tracker: RestartTracker
     started_at: float
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -129,16 +139,13 @@ class _Child:
     session: Any = None
     error: BaseException | None = None
     incarnations: int = 0
-    rotations: int = 0
-    # connection / quiet-point tracking (fed by the session's callbacks)
+    # connection tracking for the rotation planner
     connection_started_at: float = 0.0
     budget_started_at: float = 0.0
     connections_seen: int = 0
     jitter: float = 0.0
     go_away_at: float | None = None
     go_away_time_left: float | None = None
-    resumable: bool = False
-    generating: bool = False
     changed: trio.Event = attrs.field(factory=trio.Event)
     next_step: Step | None = None
     # handles
@@ -146,11 +153,8 @@ class _Child:
     handle_seq: int = 0
     saved_seq: int = -1
     handle_changed: trio.Event = attrs.field(factory=trio.Event)
-    # traffic of earlier incarnations (the live one is read from the session)
-    last_traffic: Traffic = attrs.field(factory=Traffic)
-    last_reconnects: int = 0
-    turns: int = 0
-    turn_sent_at: float | None = None
+    # counters of earlier incarnations (the live one is read from the session)
+    retired: SessionSummary | None = None
 
     def poke(self) -> None:
         self.changed.set()
@@ -261,13 +265,16 @@ class Pool:
         conversation_id: str | None = None,
         restart: RestartPolicy | None = None,
         admission_timeout: float | None = None,
+        video: bool = False,
     ) -> Supervised:
         """Admit a conversation (queueing fairly) and supervise ``handler(session)`` in the pool.
 
         Returns once admitted; connection failures are supervised, not raised here. Raises
         :class:`~livemesh.pool.errors.AdmissionTimeoutError` or ``PoolClosedError``.
         """
-        child = self._new_child(config, conversation_id, restart or self.restart_policy, lent=False)
+        child = self._new_child(
+            config, conversation_id, restart or self.restart_policy, lent=False, video=video
+        )
         await self._admit(admission_timeout)
         self._spawn(child, handler, None)
         return Supervised(child)
@@ -279,13 +286,16 @@ class Pool:
         *,
         conversation_id: str | None = None,
         admission_timeout: float | None = None,
+        video: bool = False,
     ) -> AsyncIterator[Any]:
         """Lend a pooled session to the caller's block; closed (and its slot freed) on exit.
 
         Errors opening the session are raised here; later failures are reported by the pool and
         surface in the caller's next use of the session.
         """
-        child = self._new_child(config, conversation_id, RestartPolicy(restart=Restart.TEMPORARY), lent=True)
+        child = self._new_child(
+            config, conversation_id, RestartPolicy(restart=Restart.TEMPORARY), lent=True, video=video
+        )
         await self._admit(admission_timeout)
         ready = trio.Event()
         done = trio.Event()
@@ -335,7 +345,13 @@ class Pool:
     # ------------------------------------------------------------------ bookkeeping
 
     def _new_child(
-        self, config: SessionConfig, conversation_id: str | None, policy: RestartPolicy, *, lent: bool
+        self,
+        config: SessionConfig,
+        conversation_id: str | None,
+        policy: RestartPolicy,
+        *,
+        lent: bool,
+        video: bool,
     ) -> _Child:
         if not isinstance(config, SessionConfig):
             raise ConfigError(f"config must be a SessionConfig, not {type(config).__name__}")
@@ -350,6 +366,7 @@ class Pool:
             conversation_id=conversation_id,
             config=config,
             lent=lent,
+            video=video,
             tracker=RestartTracker(policy, uniform=self._rng.random),
             started_at=trio.current_time(),
         )
@@ -376,11 +393,17 @@ class Pool:
             raise
 
     def _summary(self, child: _Child) -> SessionSummary:
-        traffic, reconnects = child.last_traffic, child.last_reconnects
+        """The child's counters: earlier incarnations plus the live session's statistics()."""
+        traffic, reconnects, rotations, turns = Traffic(), 0, 0, 0
+        if child.retired is not None:
+            old = child.retired
+            traffic, reconnects, rotations, turns = old.traffic, old.reconnects, old.rotations, old.turns
         live = _session_metrics(child.session)
         if live is not None:
             traffic = traffic + Traffic(live.messages_in, live.messages_out, live.bytes_in, live.bytes_out)
             reconnects += live.reconnects
+            rotations += live.rotations
+            turns += live.turns
         step = child.next_step
         return SessionSummary(
             conversation_id=child.conversation_id,
@@ -388,9 +411,9 @@ class Pool:
             started_at=child.started_at,
             connection_started_at=child.connection_started_at if child.session is not None else None,
             restarts=child.tracker.restarts,
-            rotations=child.rotations,
+            rotations=rotations,
             reconnects=reconnects,
-            turns=child.turns,
+            turns=turns,
             traffic=traffic,
             last_error=_describe(child.error) if child.error is not None else None,
             next_rotation_at=step.at if step is not None and math.isfinite(step.at) else None,
@@ -484,7 +507,9 @@ class Pool:
             await self._quota.wait()
             await self._rate.acquire()
             config = await self._incarnation_config(child)
-            async with self._connect(config) as session:
+            async with self._connect(
+                config, lambda handle: self._note_handle(child, handle), self._rng
+            ) as session:
                 self._quota.note_success()
                 self._on_connected(child, session)
                 try:
@@ -494,9 +519,7 @@ class Pool:
                         await handler(session)
                         nursery.cancel_scope.cancel()
                 finally:
-                    self._on_disconnected(child, session)
-            with trio.CancelScope(shield=True):
-                await self._save_newest(child)
+                    self._on_disconnected(child)
             return None
         except BaseException as exc:
             cancelled, failure = _split_cancellation(exc)
@@ -513,12 +536,28 @@ class Pool:
                     self._report(child, failure, Decision(Action.STOP, reason="pool cancelled"))
                 raise cancelled from None
             return failure
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(self._close_timeout):
+                    await self._save_newest(child)
 
     async def _incarnation_config(self, child: _Child) -> SessionConfig:
+        """The child's config for this connection: pool limits, rotation backstops, newest handle."""
         config = child.config
         changes: dict[str, Any] = {"callbacks": self._callbacks(child, config.callbacks)}
         if config.session_id is None:
             changes["session_id"] = child.conversation_id
+        limits = config.limits if config.limits != DEFAULT_LIMITS else self.limits
+        changes["limits"] = limits
+        # The pool's planner rotates first (staggered, at quiet points); the session's own timer
+        # stays on as a backstop just before the deadline, and its quiet wait is kept short
+        # because the pool has already waited for a quiet point when it asks to rotate.
+        backstop = self.rotation.force_before(limits.connection_lifetime_s)
+        changes["rotation"] = attrs.evolve(
+            config.rotation,
+            margin_s=min(config.rotation.margin_s, backstop),
+            quiet_timeout_s=min(config.rotation.quiet_timeout_s, backstop / 2),
+        )
         if config.resumption_enabled and child.tracker.policy.resume:
             stored = await self.handle_store.load(child.conversation_id)
             if stored is not None and (child.handle is None or stored.seq >= child.handle_seq):
@@ -534,63 +573,32 @@ class Pool:
         child.connection_started_at = child.budget_started_at = now
         child.jitter = self._rng.random()
         child.go_away_at = child.go_away_time_left = None
-        child.generating = False
-        child.resumable = child.handle is not None
         live = _session_metrics(session)
         child.connections_seen = live.connections if live is not None else 1
         child.poke()
 
-    def _on_disconnected(self, child: _Child, session: Any) -> None:
-        live = _session_metrics(session)
-        if live is not None:
-            child.last_traffic = child.last_traffic + Traffic(
-                live.messages_in, live.messages_out, live.bytes_in, live.bytes_out
-            )
-            child.last_reconnects += live.reconnects
+    def _on_disconnected(self, child: _Child) -> None:
+        child.retired = self._summary(child)
         child.session = None
-        child.generating = False
         child.poke()
 
-    # ------------------------------------------------------------------ callbacks (adapting from outside)
+    # ------------------------------------------------------------------ callbacks and hooks
+
+    def _note_handle(self, child: _Child, handle: str) -> None:
+        """The session's ``on_handle`` hook: remember the newest handle; the saver task stores it."""
+        child.handle = handle
+        child.handle_seq += 1
+        child.handle_changed.set()
 
     def _callbacks(self, child: _Child, user: Callbacks) -> Callbacks:
-        """The user's callbacks, with the pool's bookkeeping run first (never instead)."""
-
-        def on_resumption(update: wire.SessionResumptionUpdate) -> None:
-            child.resumable = bool(update.resumable)
-            if update.resumable and update.new_handle:
-                child.handle = update.new_handle
-                child.handle_seq += 1
-                child.handle_changed.set()
-            child.poke()
+        """The user's callbacks, with the pool's goAway bookkeeping run first (never instead)."""
 
         def on_go_away(go_away: wire.GoAway) -> None:
             child.go_away_at = trio.current_time()
             child.go_away_time_left = go_away.time_left
             child.poke()
 
-        def on_message(message: wire.ServerMessage) -> None:
-            content = message.server_content
-            if message.tool_call is not None:
-                child.generating = True
-            if content is None:
-                return
-            if content.model_turn is not None:
-                if not child.generating and child.turn_sent_at is not None:
-                    self._metrics.record_turn_latency(trio.current_time() - child.turn_sent_at)
-                    child.turn_sent_at = None
-                child.generating = True
-            if content.turn_complete or content.interrupted:
-                child.generating = False
-                child.turns += 1
-                child.poke()
-
-        return attrs.evolve(
-            user,
-            on_session_resumption=_chain(on_resumption, user.on_session_resumption),
-            on_go_away=_chain(on_go_away, user.on_go_away),
-            on_message=_chain(on_message, user.on_message),
-        )
+        return attrs.evolve(user, on_go_away=_chain(on_go_away, user.on_go_away))
 
     # ------------------------------------------------------------------ handles
 
@@ -614,27 +622,29 @@ class Pool:
 
     # ------------------------------------------------------------------ rotation
 
+    def _new_connection(self, child: _Child, now: float) -> None:
+        child.connection_started_at = now
+        if self.rotation.budget_resets_on_resume:
+            child.budget_started_at = now
+        child.go_away_at = child.go_away_time_left = None
+        child.jitter = self._rng.random()
+
     def _rotation_inputs(self, child: _Child, session: Any) -> RotationInputs:
         now = trio.current_time()
         live = _session_metrics(session)
         if live is not None and live.connections > child.connections_seen:
-            # The session moved by itself (a drop, or its own goAway handling): a fresh connection.
+            # The session moved by itself (a drop, or its own goAway/timer handling).
             child.connections_seen = live.connections
-            child.connection_started_at = now
-            if self.rotation.budget_resets_on_resume:
-                child.budget_started_at = now
-            child.go_away_at = child.go_away_time_left = None
-            child.jitter = self._rng.random()
-        config = child.config
+            self._new_connection(child, now)
         return RotationInputs(
             now=now,
             connection_started_at=child.connection_started_at,
             budget_started_at=child.budget_started_at,
-            video=False,
-            compressed=config.context_window_compression is not None,
+            video=child.video,
+            compressed=child.config.context_window_compression is not None,
             go_away_at=child.go_away_at,
             go_away_time_left=child.go_away_time_left,
-            quiet=child.resumable and not child.generating,
+            quiet=bool(session.is_quiet),
             jitter=child.jitter,
         )
 
@@ -648,7 +658,10 @@ class Pool:
             child.next_step = step
             if step.kind is StepKind.WAIT:
                 with trio.move_on_at(step.at):
-                    await changed.wait()
+                    if step.waiting_for_quiet:
+                        await _first_of(session.wait_quiet, changed.wait)
+                    else:
+                        await changed.wait()
                 continue
             if step.kind is StepKind.END:
                 raise SessionLimitError(child.conversation_id, step.detail)
@@ -656,34 +669,38 @@ class Pool:
                 "rotating %s: %s%s", child.conversation_id, step.detail, " (forced)" if step.forced else ""
             )
             child.state = "rotating"
-            await session.rotate()
+            await session.rotate(step.reason.value if step.reason is not None else "pool")
             child.state = "running"
-            self._metrics.rotations += 1
-            child.rotations += 1
-            now = trio.current_time()
             live = _session_metrics(session)
             child.connections_seen = live.connections if live is not None else child.connections_seen + 1
-            child.connection_started_at = now
-            if self.rotation.budget_resets_on_resume:
-                child.budget_started_at = now
-            child.go_away_at = child.go_away_time_left = None
-            child.jitter = self._rng.random()
+            self._new_connection(child, trio.current_time())
 
     async def _close_when_quiet(self, child: _Child) -> None:
-        while child.session is not None and child.generating:
-            changed = child.changed
-            await changed.wait()
+        """Cancel the child at its session's next quiet point (at once if it has none)."""
+        session = child.session
+        if session is not None and child.config.resumption_enabled and not session.is_quiet:
+            await session.wait_quiet()
         child.scope.cancel()
 
 
-def _session_metrics(session: Any) -> Any:
-    """The session's metrics snapshot, or None (no session, or a session without metrics)."""
+async def _first_of(*waits: Callable[[], Awaitable[object]]) -> None:
+    """Return as soon as any of ``waits`` returns (the others are cancelled)."""
+    async with trio.open_nursery() as nursery:
+
+        async def run(wait: Callable[[], Awaitable[object]]) -> None:
+            await wait()
+            nursery.cancel_scope.cancel()
+
+        for wait in waits:
+            nursery.start_soon(run, wait)
+
+
+def _session_metrics(session: Any) -> SessionMetrics | None:
+    """The session's statistics snapshot, or None between incarnations."""
     if session is None:
         return None
-    metrics = getattr(session, "metrics", None)
-    if callable(metrics):
-        metrics = metrics()
-    return metrics
+    stats: SessionMetrics = session.statistics()
+    return stats
 
 
 def _chain(ours: Callable[..., None], theirs: Any) -> Callable[..., Awaitable[object]]:

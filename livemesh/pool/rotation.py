@@ -129,6 +129,8 @@ class Step:
     reason: Reason | None = None
     forced: bool = False
     detail: str = ""
+    waiting_for_quiet: bool = False
+    """A ``WAIT`` that is due already: re-plan as soon as the session turns quiet."""
 
 
 def plan(inputs: RotationInputs, limits: ServiceLimits, config: RotationConfig) -> Step:
@@ -191,4 +193,11 @@ def plan(inputs: RotationInputs, limits: ServiceLimits, config: RotationConfig) 
         return Step(
             act, now, deadline, reason, forced=True, detail=detail + "; no quiet point before the deadline"
         )
-    return Step(StepKind.WAIT, force_at, deadline, reason, detail=detail + "; waiting for a quiet point")
+    return Step(
+        StepKind.WAIT,
+        force_at,
+        deadline,
+        reason,
+        detail=detail + "; waiting for a quiet point",
+        waiting_for_quiet=True,
+    )

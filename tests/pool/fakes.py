@@ -1,13 +1,15 @@
 """A scripted stand-in for the session actor, so supervision is tested without sockets.
 
 ``FakeConnect`` is what ``open_pool(connect=...)`` calls: it records every config it was given
-and can be told to fail the next connects. A ``FakeSession`` feeds the pool's callbacks the way
-the real session does (resumption updates, goAway, server messages) when the test asks it to.
+and can be told to fail the next connects. A ``FakeSession`` offers what the pool uses of the real
+``Session`` (``is_quiet``, ``wait_quiet``, ``rotate``, ``statistics``) and drives the pool's hooks
+(``on_handle``, ``on_go_away``) when the test asks it to.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -19,51 +21,61 @@ from livemesh.session.metrics import SessionCounters, SessionMetrics
 
 
 class FakeSession:
-    def __init__(self, config: SessionConfig, number: int) -> None:
+    def __init__(self, config: SessionConfig, on_handle: Callable[[str], Awaitable[None] | None]) -> None:
         self.config = config
-        self.number = number
+        self.on_handle = on_handle
         self.session_id = config.session_id or "fake"
         self.counters = SessionCounters(connections=1)
         self.rotated_at: list[float] = []
         self.closed = False
         self.generating = False
+        self.resumable = False
+        self.handle_value: str | None = None
         self.opened_at = trio.current_time()
+        self._changed = trio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     @property
-    def metrics(self) -> SessionMetrics:
+    def is_quiet(self) -> bool:
+        return self.handle_value is not None and self.resumable and not self.generating
+
+    async def wait_quiet(self) -> None:
+        while not (self.is_quiet or self.closed):
+            await self._changed.wait()
+
+    def statistics(self) -> SessionMetrics:
         return self.counters.snapshot(session_id=self.session_id, state="open")
 
-    async def rotate(self) -> None:
+    async def rotate(self, reason: str = "requested") -> None:
         assert not self.generating, "rotated mid-generation"
         await trio.sleep(0.01)
         self.rotated_at.append(trio.current_time())
         self.counters.connections += 1
+        self.counters.reconnects += 1
         self.counters.rotations += 1
 
     async def handle(self, handle: str) -> None:
-        cb = self.config.callbacks.on_session_resumption
-        assert cb is not None
-        await cb(wire.SessionResumptionUpdate(new_handle=handle, resumable=True))
+        self.handle_value = handle
+        self.resumable = True
+        self.on_handle(handle)
+        self._notify()
+        await trio.lowlevel.checkpoint()
 
-    async def generation(self, resumable_after: bool = True) -> None:
-        """A model turn as the pool sees it through callbacks: not resumable, content, complete."""
-        on_resumption = self.config.callbacks.on_session_resumption
-        on_message = self.config.callbacks.on_message
-        assert on_resumption is not None and on_message is not None
-        await on_resumption(wire.SessionResumptionUpdate(new_handle="", resumable=False))
+    async def generation(self) -> None:
+        """A model turn starts: the service sends resumable=false, then content."""
+        self.resumable = False
         self.generating = True
-        await on_message(
-            wire.ServerMessage(
-                server_content=wire.ServerContent(model_turn=wire.Content(parts=[wire.Part(text="x")]))
-            )
-        )
+        self._notify()
+        await trio.lowlevel.checkpoint()
 
     async def finish_generation(self, handle: str | None = "after-turn") -> None:
         """turnComplete, then (like the service) a fresh resumable handle."""
-        on_message = self.config.callbacks.on_message
-        assert on_message is not None
         self.generating = False
-        await on_message(wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True)))
+        self.counters.turns += 1
+        self._notify()
         if handle is not None:
             await self.handle(handle)
 
@@ -82,12 +94,14 @@ class FakeConnect:
     opened: trio.Event = attrs.Factory(trio.Event)
 
     @asynccontextmanager
-    async def __call__(self, config: SessionConfig) -> AsyncIterator[FakeSession]:
+    async def __call__(
+        self, config: SessionConfig, on_handle: Callable[[str], Awaitable[None] | None], rng: random.Random
+    ) -> AsyncIterator[FakeSession]:
         self.configs.append(config)
         await trio.sleep(0.001)
         if self.failures:
             raise self.failures.pop(0)
-        session = FakeSession(config, len(self.sessions))
+        session = FakeSession(config, on_handle)
         self.sessions.append(session)
         self.open_now += 1
         self.opened.set()
@@ -97,6 +111,7 @@ class FakeConnect:
         finally:
             self.open_now -= 1
             session.closed = True
+            session._notify()
 
 
 def config(**kw: object) -> SessionConfig:

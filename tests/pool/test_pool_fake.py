@@ -254,27 +254,26 @@ async def test_close_lets_turns_finish_within_the_grace_then_cancels(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     connect = FakeConnect()
-    finished_turn = trio.Event()
 
     async def busy(session: FakeSession) -> None:
         await session.handle("h0")
         await session.generation()
         await trio.sleep(1.0)
         await session.finish_generation()
-        finished_turn.set()
         await trio.sleep(100)
 
     async def idle(session: FakeSession) -> None:
+        await session.handle("h-idle")  # the service issues a handle right after setup
         await trio.sleep(100)
 
     async with open_pool(connect=connect) as pool:
         await pool.start(config(), busy)
         await pool.start(config(), idle)
-        await connect.opened.wait() if connect.open_now < 2 else None
-        await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(0.01)  # mock time: both connected (connect takes 1 ms)
+        assert connect.open_now == 2
         start = trio.current_time()
         await pool.close(grace=5.0)
-        assert finished_turn.is_set()
+        assert sorted(s.counters.turns for s in connect.sessions) == [0, 1]  # the busy one finished its turn
         assert trio.current_time() - start == pytest.approx(1.0, abs=0.05)
         assert connect.open_now == 0
         with pytest.raises(PoolClosedError):

@@ -89,7 +89,8 @@ def test_waits_for_a_quiet_point_then_forces_before_the_deadline() -> None:
     step = plan(inputs(545.0, quiet=False), REAL, CONFIG)
     assert step.kind is StepKind.WAIT
     assert step.at == pytest.approx(595.0)  # force_before = min(5, 0.05 * 600)
-    assert "quiet" in step.detail
+    assert "quiet" in step.detail and step.waiting_for_quiet
+    assert not plan(inputs(0.0, quiet=False), REAL, CONFIG).waiting_for_quiet
     assert plan(inputs(560.0, quiet=True), REAL, CONFIG).kind is StepKind.ROTATE
     forced = plan(inputs(595.0, quiet=False), REAL, CONFIG)
     assert forced.kind is StepKind.ROTATE and forced.forced
