@@ -358,7 +358,7 @@ def encode_server(message: m.ServerMessage) -> bytes:
 def _dumps(hook: Callable[[Any], Any], message: Any) -> bytes:
     try:
         return orjson.dumps(hook(message))
-    except (orjson.JSONEncodeError, TypeError, AttributeError) as exc:
+    except (orjson.JSONEncodeError, TypeError, ValueError, AttributeError) as exc:
         raise EncodeError(f"cannot encode {type(message).__name__}: {exc}") from None
 
 

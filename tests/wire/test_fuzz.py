@@ -276,3 +276,52 @@ def test_values_json_cannot_carry_raise_encode_error() -> None:
     for message in (too_big, not_json):
         with pytest.raises(EncodeError):
             wire.encode_client(message)
+
+
+# Wrong Python values a caller might put in a message: the encoder may write them (it does not
+# re-validate types on the hot path) or refuse them, but only with EncodeError.
+WRONG_PYTHON_VALUES = st.sampled_from(
+    [object(), "9.5s", "x", 1.5, -1, 2**70, b"\x00", [object()], {"k": object()}, {1: 2}, math.nan, True]
+)
+
+
+def _attrs_slots(obj: Any) -> list[tuple[Any, str]]:
+    """Every (instance, field name) in a message tree, nested instances included."""
+    found: list[tuple[Any, str]] = []
+    for field in attrs.fields(type(obj)):
+        found.append((obj, field.name))
+        value = getattr(obj, field.name)
+        children = value if isinstance(value, list) else [value]
+        for child in children:
+            if attrs.has(type(child)):
+                found.extend(_attrs_slots(child))
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(s.client_messages(), s.server_messages()), st.data())
+def test_encoders_raise_only_encode_error_for_wrong_values(message: Any, data: st.DataObject) -> None:
+    target, name = data.draw(st.sampled_from(_attrs_slots(message)))
+    setattr(target, name, data.draw(WRONG_PYTHON_VALUES))
+    encode = wire.encode_client if type(message) is m.ClientMessage else wire.encode_server
+    try:
+        encode(message)
+    except EncodeError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        m.ServerMessage(go_away=m.GoAway(time_left="9.5s")),  # type: ignore[arg-type]
+        m.ServerMessage(voice_activity=m.VoiceActivity(audio_offset=[1])),  # type: ignore[arg-type]
+        m.ServerMessage(setup_complete=m.SetupComplete(session_id=object())),  # type: ignore[arg-type]
+        m.ServerMessage(
+            server_content=m.ServerContent(model_turn=m.Content(parts=[m.Part(inline_data=m.Blob("x"))]))
+        ),  # type: ignore[arg-type]
+    ],
+    ids=["duration-as-str", "duration-as-list", "str-as-object", "bytes-as-str"],
+)
+def test_encoder_refuses_mistyped_values_with_encode_error(message: m.ServerMessage) -> None:
+    with pytest.raises(EncodeError):
+        wire.encode_server(message)
