@@ -8,8 +8,7 @@ below it. Defaults follow the service's: high start/end sensitivity on the Gemin
 
 from __future__ import annotations
 
-import array
-import sys
+from functools import cache
 from typing import Final, Literal
 
 import attrs
@@ -17,9 +16,16 @@ import attrs
 from livemesh import wire
 
 FRAME_MS: Final = 20
-THRESHOLD_HIGH: Final = 800
-THRESHOLD_LOW: Final = 2400
-_BIG_ENDIAN: Final = sys.byteorder == "big"
+THRESHOLD_HIGH: Final = 768
+THRESHOLD_LOW: Final = 2304
+
+
+@cache
+def _quiet_high_bytes(threshold: int) -> bytes:
+    """High bytes of little-endian int16 samples with ``-threshold <= s < threshold``
+    (``threshold`` a multiple of 256): deleting them leaves only loud samples' high bytes."""
+    top = threshold // 256
+    return bytes(range(top)) + bytes(range(256 - top, 256))
 
 
 def pcm_rate(mime_type: str | None, default: int = 16_000) -> int:
@@ -46,6 +52,7 @@ class EnergyVad:
     """Feed chunks with :meth:`feed`; read start/end events; :meth:`flush` ends a turn in progress."""
 
     threshold: int = THRESHOLD_HIGH
+    """Peak amplitude that counts as speech (a multiple of 256)."""
     prefix_ms: int = FRAME_MS
     silence_ms: int = 500
     in_speech: bool = False
@@ -72,22 +79,27 @@ class EnergyVad:
         return vad
 
     def feed(self, data: bytes, rate: int) -> list[VadEvent]:
+        """Events for one chunk of 16-bit little-endian PCM at ``rate`` Hz.
+
+        Loudness is judged on the samples' high bytes with ``bytes.translate`` (C speed: the
+        emulator runs this for every audio message of every session)."""
         events: list[VadEvent] = []
         if self.in_speech:
             self._turn_bytes += len(data)
-        data = self._carry + data
+        if self._carry:
+            data = self._carry + data
         usable = len(data) - len(data) % 2
         self._carry = data[usable:]
-        samples = array.array("h")
-        samples.frombytes(data[:usable])
-        if _BIG_ENDIAN:
-            samples.byteswap()
+        high = data[1:usable:2]
+        quiet = _quiet_high_bytes(self.threshold)
+        if not high.translate(None, quiet) and not self.in_speech:
+            self._loud_ms = 0.0  # a silent chunk outside speech: nothing can happen
+            return events
         step = max(1, rate * FRAME_MS // 1000)
-        for start in range(0, len(samples), step):
-            frame = samples[start : start + step]
+        for start in range(0, len(high), step):
+            frame = high[start : start + step]
             frame_ms = 1000 * len(frame) / rate
-            peak = max(max(frame), -min(frame))
-            if peak >= self.threshold:
+            if frame.translate(None, quiet):
                 self._quiet_ms = 0.0
                 if self.in_speech:
                     self._speech_ms += frame_ms

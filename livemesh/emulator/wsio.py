@@ -41,6 +41,7 @@ log = logging.getLogger("livemesh.emulator")
 RECEIVE_SIZE: Final = 65536
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_BODY_BYTES: Final = 1024 * 1024
+WRITE_BATCH: Final = 64
 
 
 @attrs.frozen
@@ -353,39 +354,59 @@ class WebSocketPeer:
             self._in_send.close()
 
     async def _writer(self) -> None:
+        """Send queued frames in order. Frames already queued are sent with one ``send_all``
+        (fewer syscalls and wakeups on both ends); with faults on, one frame at a time."""
+        batch_limit = 1 if self._faults is not None else WRITE_BATCH
         try:
-            async for item in self._out_recv:
-                if self._ws.state is not ConnectionState.OPEN and not (
-                    isinstance(item, _Reply) and isinstance(item.event, CloseConnection)
-                ):
-                    continue
-                if isinstance(item, _Frame):
-                    payload = item.data
-                    if item.faultable and self._faults is not None:
-                        action, delay = self._faults.next()
-                        if delay > 0:
-                            await trio.sleep(delay)
-                        if action is Action.DROP:
-                            self.abort()
-                            return
-                        if action is Action.CLOSE:
-                            self.closing = True
-                            self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
-                            event = CloseConnection(closes.INTERNAL, closes.TEXT_INTERNAL)
-                            await self._stream.send_all(self._ws.send(event))
-                            continue
-                        if action is Action.MALFORMED:
-                            payload = MALFORMED_FRAME
-                    await self._stream.send_all(self._ws.send(BytesMessage(data=payload)))
-                elif isinstance(item, _Close):
-                    await self._stream.send_all(self._ws.send(CloseConnection(item.code, item.reason)))
-                elif isinstance(item.event, CloseConnection):
-                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                        await self._stream.send_all(self._ws.send(item.event))
+            async for first in self._out_recv:
+                batch = [first]
+                while len(batch) < batch_limit:
+                    try:
+                        batch.append(self._out_recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                out = bytearray()
+                finished = False
+                for item in batch:
+                    data, finished = await self._render(item)
+                    if data is None:
+                        return  # aborted
+                    out += data
+                if out:
+                    await self._stream.send_all(out)
+                if finished:
                     self._done.set()
-                else:
-                    await self._stream.send_all(self._ws.send(item.event))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._mark_ended(1006, "")
             self.closing = True
             self._done.set()
+
+    async def _render(self, item: _Frame | _Close | _Reply) -> tuple[bytes | None, bool]:
+        """The bytes for one queued item (None: the connection was aborted) and whether the
+        close handshake is complete once they are sent."""
+        state = self._ws.state
+        if isinstance(item, _Reply) and isinstance(item.event, CloseConnection):
+            if state is ConnectionState.REMOTE_CLOSING:
+                return self._ws.send(item.event), True
+            return b"", True
+        if state is not ConnectionState.OPEN:
+            return b"", False
+        if isinstance(item, _Close):
+            return self._ws.send(CloseConnection(item.code, item.reason)), False
+        if isinstance(item, _Reply):
+            return self._ws.send(item.event), False
+        payload = item.data
+        if item.faultable and self._faults is not None:
+            action, delay = self._faults.next()
+            if delay > 0:
+                await trio.sleep(delay)
+            if action is Action.DROP:
+                self.abort()
+                return None, False
+            if action is Action.CLOSE:
+                self.closing = True
+                self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
+                return self._ws.send(CloseConnection(closes.INTERNAL, closes.TEXT_INTERNAL)), False
+            if action is Action.MALFORMED:
+                payload = MALFORMED_FRAME
+        return self._ws.send(BytesMessage(data=payload)), False

@@ -1,0 +1,201 @@
+"""How many messages/s the emulator serves (it is the other side of every benchmark).
+
+The server runs in its own process (``python -m livemesh serve``, or ``--server hypercorn``: a
+minimal hypercorn-trio ASGI app that only decodes client frames, as a framework baseline). The
+client process opens ``--connections`` sessions; each streams ``--messages`` realtime audio
+chunks (100 ms of 16 kHz PCM, about 4.3 KB of JSON) and then asks ``stats`` (emulator) to prove
+all were consumed; in ``--kind text`` each connection asks for replies of 100 chunks and counts
+what comes back. Reported: wall-clock messages/s and messages per server CPU-second (the
+server's capacity, whatever the client's speed).
+
+    python bench/emulator_throughput.py --connections 50 --messages 400 --kind audio
+    python bench/emulator_throughput.py --kind text
+    python bench/emulator_throughput.py --server hypercorn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import trio
+from trio_websocket import open_websocket_url
+
+from livemesh import wire
+
+PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=bench"
+SETUP = wire.ClientMessage(
+    setup=wire.Setup(
+        model="models/gemini-live-2.5-flash-preview",
+        generation_config=wire.GenerationConfig(response_modalities=["TEXT"]),
+    )
+)
+AUDIO = wire.encode_client(
+    wire.ClientMessage(
+        realtime_input=wire.RealtimeInput(
+            audio=wire.Blob(data=b"\x01\x00" * 1600, mime_type="audio/pcm;rate=16000")
+        )
+    )
+).decode()
+
+
+def turn(text: str) -> str:
+    content = wire.Content(parts=[wire.Part(text=text)], role="user")
+    return wire.encode_client(
+        wire.ClientMessage(client_content=wire.ClientContent(turns=[content], turn_complete=True))
+    ).decode()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_session(url: str, kind: str, messages: int, counts: list[int], check: bool) -> None:
+    async with open_websocket_url(url + PATH, message_queue_size=4096) as ws:
+        await ws.send_message(wire.encode_client(SETUP).decode())
+        await ws.get_message()
+        if kind == "audio":
+            for _ in range(messages):
+                await ws.send_message(AUDIO)
+            counts[0] += messages
+            if check:
+                await ws.send_message(turn("stats"))
+                text = ""
+                while True:
+                    message = wire.decode_server(await ws.get_message())
+                    content = message.server_content
+                    if content and content.model_turn:
+                        text += "".join(p.text or "" for p in content.model_turn.parts or [])
+                    if content and content.turn_complete:
+                        break
+                assert json.loads(text)["audio_chunks"] == messages, text
+        else:
+            received = 0
+            for n in range(max(1, messages // 100)):
+                await ws.send_message(turn(f"turn {n} " + "x" * 200))  # 100 chunks of reply
+                counts[0] += 1
+                while True:
+                    message = wire.decode_server(await ws.get_message())
+                    received += 1
+                    if message.server_content and message.server_content.turn_complete:
+                        break
+            counts[0] += received
+
+
+async def client(url: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    counts = [0]
+    cpu0 = cpu_seconds(server_pid)
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(args.connections):
+            nursery.start_soon(one_session, url, args.kind, args.messages, counts, args.server == "emulator")
+    elapsed = time.perf_counter() - start
+    server_cpu = cpu_seconds(server_pid) - cpu0
+    return {
+        "server": args.server,
+        "kind": args.kind,
+        "connections": args.connections,
+        "messages": counts[0],
+        "seconds": round(elapsed, 3),
+        "messages_per_s": round(counts[0] / elapsed),
+        "server_cpu_s": round(server_cpu, 3),
+        "messages_per_server_cpu_s": round(counts[0] / server_cpu) if server_cpu else None,
+    }
+
+
+# ---------------------------------------------------------------------------- hypercorn baseline
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts the WebSocket, answers the setup, decodes every frame, answers text turns with 100
+    frames: the least a Live server must do, on hypercorn's trio worker."""
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    chunk = wire.encode_server(
+        wire.ServerMessage(
+            server_content=wire.ServerContent(model_turn=wire.Content(parts=[wire.Part(text="x")]))
+        )
+    )
+    done = wire.encode_server(wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True)))
+    while True:
+        event = await receive()
+        if event["type"] != "websocket.receive":
+            return
+        message = wire.decode_client(event.get("bytes") or event.get("text"))
+        if message.setup is not None:
+            await send(
+                {
+                    "type": "websocket.send",
+                    "bytes": wire.encode_server(wire.ServerMessage(setup_complete=wire.SetupComplete())),
+                }
+            )
+        elif message.client_content is not None:
+            for _ in range(98):
+                await send({"type": "websocket.send", "bytes": chunk})
+            await send({"type": "websocket.send", "bytes": done})
+
+
+def serve_hypercorn() -> None:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    async def main() -> None:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.loglevel = "WARNING"
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(serve, asgi_app, config)
+            print("listening on " + binds[0].replace("http://", "ws://"), flush=True)
+
+    trio.run(main)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=400, help="per connection")
+    parser.add_argument("--kind", choices=["audio", "text"], default="audio")
+    parser.add_argument("--server", choices=["emulator", "hypercorn"], default="emulator")
+    parser.add_argument("--serve-hypercorn", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_hypercorn:
+        serve_hypercorn()
+        return 0
+    if args.server == "emulator":
+        command = [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--chunks-per-reply", "100"]
+    else:
+        command = [sys.executable, __file__, "--serve-hypercorn"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline().strip()
+            url = line.removeprefix("listening on ")
+            result = trio.run(client, url, args, server.pid)
+            print(json.dumps(result))
+        finally:
+            server.terminate()
+            server.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
