@@ -25,7 +25,7 @@ from tests.wire import strategies as s
 from tests.wire.wirejson import camel, leaves, replace_at, to_wire
 
 DECODERS: list[Callable[..., Any]] = [wire.decode_client, wire.decode_server]
-FUZZ = settings(max_examples=150, deadline=None)
+FUZZ = settings(max_examples=100, deadline=None)
 
 
 def _decodes_or_decode_error(decode: Callable[..., Any], data: bytes | str) -> None:
@@ -71,7 +71,7 @@ ANY_JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(ANY_JSON)
 def test_arbitrary_json_with_real_field_names(value: Any) -> None:
     data = orjson.dumps(value)
@@ -79,7 +79,7 @@ def test_arbitrary_json_with_real_field_names(value: Any) -> None:
         _decodes_or_decode_error(decode, data)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(s.client_messages(), s.server_messages()), st.data())
 def test_valid_frames_with_one_leaf_replaced_by_any_json(message: Any, data: st.DataObject) -> None:
     cls = type(message)
@@ -117,7 +117,7 @@ def _wrong_values(tp: Any) -> tuple[list[Any], str] | None:
     return None  # Any: every JSON value is valid
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(s.client_messages(), s.server_messages()), st.data())
 def test_wrong_type_at_depth_names_the_expected_type(message: Any, data: st.DataObject) -> None:
     cls = type(message)
@@ -203,7 +203,7 @@ def test_oversized_server_frame_and_default_limit() -> None:
         wire.decode_server(big)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.sampled_from(m.CLIENT_ONEOF), min_size=2, max_size=5, unique=True), st.data())
 def test_client_frames_with_two_or_more_oneof_fields_are_refused(
     names: list[str], data: st.DataObject
@@ -222,7 +222,7 @@ def test_client_frame_with_no_oneof_field_is_refused() -> None:
             wire.decode_client(frame)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.sampled_from(m.SERVER_ONEOF), min_size=2, max_size=4, unique=True), st.data())
 def test_server_frames_with_two_or_more_oneof_fields_are_refused(
     names: list[str], data: st.DataObject
@@ -298,7 +298,7 @@ def _attrs_slots(obj: Any) -> list[tuple[Any, str]]:
     return found
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(s.client_messages(), s.server_messages()), st.data())
 def test_encoders_raise_only_encode_error_for_wrong_values(message: Any, data: st.DataObject) -> None:
     target, name = data.draw(st.sampled_from(_attrs_slots(message)))

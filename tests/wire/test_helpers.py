@@ -20,7 +20,7 @@ from livemesh.wire import messages as m
 from tests.wire import strategies as s
 from tests.wire.wirejson import rewrite, snake, to_wire
 
-PROPS = settings(max_examples=50, deadline=None)
+PROPS = settings(max_examples=40, deadline=None)
 
 
 def _sdk_receive(message: m.ServerMessage) -> types.LiveServerMessage:

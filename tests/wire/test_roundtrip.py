@@ -19,7 +19,7 @@ from tests.wire.wirejson import canonical, rewrite, snake, to_wire
 
 CLIENT = s.client_messages()
 SERVER = s.server_messages()
-FAST = settings(max_examples=60, deadline=None)
+FAST = settings(max_examples=40, deadline=None)
 
 
 def test_strategies_cover_every_field() -> None:
@@ -162,7 +162,7 @@ def test_sdk_style_url_safe_audio_decodes() -> None:
 # ----------------------------------------------------------------------------- durations
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(s.DURATION_NANOS)
 def test_whole_nanosecond_durations_round_trip_exactly(nanos: int) -> None:
     seconds = nanos / 1e9
@@ -171,7 +171,7 @@ def test_whole_nanosecond_durations_round_trip_exactly(nanos: int) -> None:
     assert wire.parse_duration(text) == seconds
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.floats(min_value=0, max_value=315_576_000_000, allow_nan=False))
 def test_any_duration_round_trips_to_the_nearest_nanosecond(seconds: float) -> None:
     """A float between nanoseconds is rounded to 9 decimals (protobuf's resolution), no further."""
