@@ -30,7 +30,7 @@ from livemesh.bench import report
 from livemesh.bench.genai_client import MISSING_SDK
 from livemesh.bench.progress import ProgressView
 from livemesh.bench.runner import RunnerError, run_client
-from livemesh.bench.server import StartupError, emulator_args, open_emulator_process
+from livemesh.bench.server import StartupError, emulator_args, open_emulator_process, process_cpu_s
 from livemesh.bench.workload import WORKLOADS, WorkloadSpec
 
 __all__ = ["add_arguments", "run"]
@@ -106,6 +106,7 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
         if args.url:
             url, ca_file = args.url.rstrip("/"), args.ca_file
             api_key = os.environ.get("GEMINI_API_KEY", "bench-key")
+            server_pid: int | None = None
             server_lifetime: float | None = None
             server_notice: float | None = None
         else:
@@ -114,7 +115,7 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
                     tls=tls, args=emulator_args(lifetime_s=lifetime, go_away_notice_s=notice)
                 )
             )
-            url, ca_file, api_key = emu.url, emu.ca_file, "bench-key"
+            url, ca_file, api_key, server_pid = emu.url, emu.ca_file, "bench-key", emu.pid
             server_lifetime, server_notice = lifetime, notice
             err.print(
                 f"emulator: {url} (pid {emu.pid}), connection lifetime {lifetime:g} s, "
@@ -140,7 +141,11 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
         with Live(view, console=err, refresh_per_second=4, transient=True):
             for client in clients:
                 line = view.add(client, duration_s=args.duration, sessions=args.sessions)
+                cpu_before = process_cpu_s(server_pid) if server_pid else None
                 out = await run_client(client, spec, line.update)
+                cpu_after = process_cpu_s(server_pid) if server_pid else None
+                if cpu_before is not None and cpu_after is not None:
+                    out["details"]["server_cpu_s"] = round(cpu_after - cpu_before, 2)
                 results.append(out["result"])
                 details.append(out["details"])
     ratio = report.ratios(results[0], results[1], details[0], details[1]) if len(results) == 2 else None

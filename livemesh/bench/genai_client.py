@@ -103,11 +103,28 @@ class _Connection:
             self.state.check.tool_responses += len(responses)
 
 
+class _Phase:
+    """End of the traffic phase for all sessions (see the livemesh runner's ``_Phase``)."""
+
+    def __init__(self, sessions: int, rec: Recorder) -> None:
+        self.remaining = sessions
+        self.ended = asyncio.Event()
+        self.rec = rec
+
+    def leave(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.rec.freeze_traffic()
+            self.ended.set()
+
+
 class _State:
     """What survives reconnects: the newest handle, the ledger of what was sent."""
 
-    def __init__(self, plan: SessionPlan) -> None:
+    def __init__(self, plan: SessionPlan, phase: _Phase) -> None:
         self.plan = plan
+        self.phase = phase
+        self.in_phase = True
         self.handle: str | None = None
         self.go_away = False
         self.messages_since_handle = 0
@@ -132,10 +149,12 @@ def _wrap_socket(session: Any, rec: Recorder) -> None:
     ws.recv = counting_recv
 
 
-async def _run_session(client: Any, types: Any, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder) -> None:
+async def _run_session(
+    client: Any, types: Any, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder, phase: _Phase
+) -> None:
+    state = _State(plan, phase)
     await asyncio.sleep(plan.start_delay_s)
     deadline = rec.started_at + spec.duration_s
-    state = _State(plan)
     modality = types.Modality.AUDIO if plan.kind == "audio" else types.Modality.TEXT
     speech, silence = wl.speech_chunk(), wl.silence_chunk()
     turn = 0
@@ -179,6 +198,9 @@ async def _run_session(client: Any, types: Any, spec: WorkloadSpec, plan: Sessio
     except Exception as exc:
         rec.error(f"s{plan.index}: {type(exc).__name__}: {exc}"[:300])
     finally:
+        if state.in_phase:
+            state.in_phase = False
+            phase.leave()
         rec.sessions_active -= 1
         rec.sessions_done += 1
 
@@ -221,8 +243,14 @@ async def _drive(
     rec, check = conn.rec, state.check
     while True:
         if pending is None and time.perf_counter() >= deadline:
+            if state.in_phase:
+                state.in_phase = False
+                state.phase.leave()
+                await state.phase.ended.wait()
             if not spec.verify:
                 return ("done", turn, None)
+            if state.go_away or conn.closed is not None:
+                return ("again", turn, None)  # the check runs on the next connection
             return await _final_check(conn, spec, state)
         messages: list[tuple[str, Any]]
         if pending is not None:
@@ -325,9 +353,10 @@ async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
     rec = Recorder()
     plans = wl.plan_sessions(spec)
     rec.restart_clock()
+    phase = _Phase(len(plans), rec)
     ticker = asyncio.create_task(_progress(rec, spec.progress_interval_s))
     try:
-        await asyncio.gather(*(_run_session(client, types, spec, plan, rec) for plan in plans))
+        await asyncio.gather(*(_run_session(client, types, spec, plan, rec, phase) for plan in plans))
     finally:
         ticker.cancel()
     return {"result": rec.result(client="genai", sessions=spec.sessions), "details": rec.details()}

@@ -88,6 +88,26 @@ async def _plain_open(config: SessionConfig) -> AsyncIterator[Session]:
         yield session
 
 
+class _Phase:
+    """The traffic phase ends when every session has finished its turns (or failed): then the
+    recorder's throughput figures are frozen, and the final ``stats`` checks run outside them."""
+
+    def __init__(self, sessions: int, on_end: Callable[[], None]) -> None:
+        self.remaining = sessions
+        self.ended = trio.Event()
+        self._on_end = on_end
+
+    def leave(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self._on_end()
+            self.ended.set()
+
+    async def arrive(self) -> None:
+        self.leave()
+        await self.ended.wait()
+
+
 class _Live:
     """Sessions currently open, so progress can add their live counters to the finished ones."""
 
@@ -188,7 +208,9 @@ async def _run_session(
     live: _Live,
     open_fn: OpenFn,
     ssl_context: ssl.SSLContext | None,
+    phase: _Phase,
 ) -> None:
+    in_phase = True
     await trio.sleep(plan.start_delay_s)
     deadline = rec.started_at + spec.duration_s
     check = Check(plan.kind, plan.index)
@@ -234,6 +256,8 @@ async def _run_session(
                 rec.turn_done(done_at - ref)
                 if first_at is not None:
                     rec.first_chunk(first_at - ref)
+            in_phase = False
+            await phase.arrive()
             if spec.verify:
                 await session.send_client_content(wl.STATS_QUERY)
                 reply, _, _ = await _await_turn(session, spec, f"s{plan.index} stats")
@@ -251,6 +275,8 @@ async def _run_session(
     except Exception as exc:  # a session's failure is counted; the others carry on
         rec.error(f"s{plan.index}: {type(exc).__name__}: {exc}"[:300])
     finally:
+        if in_phase:
+            phase.leave()
         if session is not None:
             live.retire(session)
         rec.sessions_active -= 1
@@ -297,13 +323,18 @@ async def amain(spec: WorkloadSpec, *, use_pool: bool = True) -> dict[str, Any]:
             totals: Callable[[], dict[str, int]] = lambda: _pool_totals(pool)  # noqa: E731
         else:
             open_fn, totals = _plain_open, live.totals
+
+        def end_of_traffic() -> None:
+            _apply(rec, totals())
+            rec.freeze_traffic()
+
+        phase = _Phase(len(plans), end_of_traffic)
         async with trio.open_nursery() as outer:
             outer.start_soon(_progress, rec, totals, spec.progress_interval_s)
             async with trio.open_nursery() as nursery:
                 for plan in plans:
-                    nursery.start_soon(_run_session, spec, plan, rec, live, open_fn, ssl_context)
+                    nursery.start_soon(_run_session, spec, plan, rec, live, open_fn, ssl_context, phase)
             outer.cancel_scope.cancel()
-        _apply(rec, totals())
     return {"result": rec.result(client="livemesh", sessions=spec.sessions), "details": rec.details()}
 
 

@@ -89,6 +89,30 @@ class Recorder:
     started_at: float = attrs.field(factory=time.perf_counter)
     cpu_at_start: float = attrs.field(factory=cpu_seconds)
     peak_rss_mb: float = 0.0
+    _frozen: dict[str, Any] | None = None
+
+    _TRAFFIC = (
+        "turns",
+        "messages_sent",
+        "messages_received",
+        "bytes_sent",
+        "bytes_received",
+        "audio_messages_sent",
+        "rotations",
+        "reconnects",
+    )
+
+    def freeze_traffic(self) -> None:
+        """End of the traffic phase: duration, CPU and traffic counters are fixed now.
+
+        The final ``stats`` checks come after (an audio session's answer is spoken, so it is big);
+        they still count lost/duplicated/errors but not throughput, CPU or bytes.
+        """
+        if self._frozen is None:
+            self.sample_rss()
+            self._frozen = {name: getattr(self, name) for name in self._TRAFFIC}
+            self._frozen["elapsed"] = time.perf_counter() - self.started_at
+            self._frozen["cpu"] = cpu_seconds() - self.cpu_at_start
 
     def turn_done(self, latency_s: float) -> None:
         self.turns += 1
@@ -137,19 +161,23 @@ class Recorder:
 
     def result(self, *, client: str, sessions: int, duration_s: float | None = None) -> dict[str, Any]:
         """Exactly the report's keys (issue 7); see :meth:`details` for what the table adds."""
-        elapsed = time.perf_counter() - self.started_at if duration_s is None else duration_s
         self.sample_rss()
+        frozen = self._frozen or {name: getattr(self, name) for name in self._TRAFFIC}
+        elapsed = frozen.get("elapsed", time.perf_counter() - self.started_at)
+        if duration_s is not None:
+            elapsed = duration_s
+        cpu = frozen.get("cpu", cpu_seconds() - self.cpu_at_start)
         return {
             "client": client,
             "sessions": sessions,
             "duration_s": round(elapsed, 3),
-            "turns": self.turns,
-            "messages_sent": self.messages_sent,
-            "messages_received": self.messages_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "rotations": self.rotations,
-            "reconnects": self.reconnects,
+            "turns": frozen["turns"],
+            "messages_sent": frozen["messages_sent"],
+            "messages_received": frozen["messages_received"],
+            "bytes_sent": frozen["bytes_sent"],
+            "bytes_received": frozen["bytes_received"],
+            "rotations": frozen["rotations"],
+            "reconnects": frozen["reconnects"],
             "lost": self.lost,
             "duplicated": self.duplicated,
             "errors": self.errors,
@@ -163,14 +191,15 @@ class Recorder:
             },
             "first_response_ms": {"p50": _ms(self.first_response, 50), "p99": _ms(self.first_response, 99)},
             "chunk_lag_ms": {"p50": _ms(self.chunk_lag, 50), "p99": _ms(self.chunk_lag, 99)},
-            "client_cpu_s": round(cpu_seconds() - self.cpu_at_start, 3),
+            "client_cpu_s": round(cpu, 3),
             "client_rss_mb": round(self.peak_rss_mb, 1),
         }
 
     def details(self) -> dict[str, Any]:
         """Figures beyond the report's fixed keys: audio messages (a throughput target), checks done."""
+        frozen = self._frozen or {}
         return {
-            "audio_messages_sent": self.audio_messages_sent,
+            "audio_messages_sent": frozen.get("audio_messages_sent", self.audio_messages_sent),
             "sessions_verified": self.sessions_verified,
             "extra_turns": self.extra_turns,
             "error_samples": list(self.error_samples),

@@ -127,6 +127,7 @@ def _rows(result: Mapping[str, Any], details: Mapping[str, Any]) -> list[tuple[s
         ("audio chunk lag p50/p99", f"{lag['p50']:.1f} / {lag['p99']:.1f} ms"),
         ("client CPU", f"{result['client_cpu_s']:.1f} s ({_cpu_per_message_us(result):.0f} us/message)"),
         ("client RSS (peak)", f"{result['client_rss_mb']:.0f} MB"),
+        ("emulator CPU", f"{details['server_cpu_s']:.1f} s" if "server_cpu_s" in details else "n/a"),
     ]
 
 

@@ -22,11 +22,26 @@ from typing import Final
 import attrs
 import trio
 
-__all__ = ["EmulatorProcess", "StartupError", "emulator_args", "open_emulator_process"]
+__all__ = ["EmulatorProcess", "StartupError", "emulator_args", "open_emulator_process", "process_cpu_s"]
 
 _STARTUP_TIMEOUT_S: Final = 30.0
 _STOP_GRACE_S: Final = 5.0
 _LISTENING: Final = "listening on "
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of another process (Linux ``/proc``), None where unavailable.
+
+    The bench reports the emulator's CPU next to the client's: if the server is saturated, the
+    client's throughput says nothing about the client.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class StartupError(RuntimeError):
