@@ -39,6 +39,9 @@ Source: TypeAlias = "m.ServerMessage | m.ServerContent | m.Content | None"
 TurnLike: TypeAlias = "m.Content | Mapping[str, Any]"
 """One turn for :func:`client_content`: a :class:`Content` or its JSON-like dict."""
 
+BytesLike: TypeAlias = "bytes | bytearray | memoryview"
+"""Media payloads: copied to ``bytes`` once, so a caller may reuse its buffer after the call."""
+
 DEFAULT_INPUT_RATE = 16000
 """The Live API's native input sample rate (16-bit PCM, mono, little-endian)."""
 
@@ -198,7 +201,7 @@ def _check_bytes(name: str, value: object) -> bytes:
     raise ConfigError(f"{name} must be bytes, not {type(value).__name__}")
 
 
-def audio_input(pcm: bytes, rate: int = DEFAULT_INPUT_RATE) -> m.RealtimeInput:
+def audio_input(pcm: BytesLike, rate: int = DEFAULT_INPUT_RATE) -> m.RealtimeInput:
     """A ``realtimeInput.audio`` chunk of 16-bit little-endian mono PCM at ``rate`` Hz.
 
     The MIME type is ``audio/pcm;rate=N``, which is how the API learns the sample rate; 16 kHz
@@ -213,7 +216,7 @@ def audio_input(pcm: bytes, rate: int = DEFAULT_INPUT_RATE) -> m.RealtimeInput:
     return m.RealtimeInput(audio=m.Blob(data=data, mime_type=f"audio/pcm;rate={rate}"))
 
 
-def video_input(frame: bytes, mime_type: str = "image/jpeg") -> m.RealtimeInput:
+def video_input(frame: BytesLike, mime_type: str = "image/jpeg") -> m.RealtimeInput:
     """A ``realtimeInput.video`` frame: one encoded image (JPEG by default; about 1 FPS suits the API)."""
     data = _check_bytes("frame", frame)
     if not isinstance(mime_type, str) or not mime_type.lower().startswith(("image/", "video/")):

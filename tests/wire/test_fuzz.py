@@ -317,8 +317,10 @@ def test_encoders_raise_only_encode_error_for_wrong_values(message: Any, data: s
         m.ServerMessage(voice_activity=m.VoiceActivity(audio_offset=[1])),  # type: ignore[arg-type]
         m.ServerMessage(setup_complete=m.SetupComplete(session_id=object())),  # type: ignore[arg-type]
         m.ServerMessage(
-            server_content=m.ServerContent(model_turn=m.Content(parts=[m.Part(inline_data=m.Blob("x"))]))
-        ),  # type: ignore[arg-type]
+            server_content=m.ServerContent(
+                model_turn=m.Content(parts=[m.Part(inline_data=m.Blob("x"))])  # type: ignore[arg-type]
+            )
+        ),
     ],
     ids=["duration-as-str", "duration-as-list", "str-as-object", "bytes-as-str"],
 )

@@ -87,8 +87,8 @@ def test_readers_on_messages_without_content() -> None:
     ):
         assert h.extract_text(source) == ""
         assert h.extract_audio(source) == []
-        assert h.input_transcript(source) == ""  # type: ignore[arg-type]
-        assert h.output_transcript(source) == ""  # type: ignore[arg-type]
+        assert h.input_transcript(source) == ""
+        assert h.output_transcript(source) == ""
 
 
 def test_transcripts() -> None:

@@ -141,14 +141,17 @@ def _realtime_inputs(draw: st.DrawFn) -> tuple[str, m.RealtimeInput]:
     blob = st.builds(m.Blob, data=s.BYTES, mime_type=mime)  # the SDK checks audio/* and image/*
     if name == "media":
         return name, m.RealtimeInput(media_chunks=[draw(blob)])
-    if name in ("audio", "video"):
-        return name, m.RealtimeInput(**{name: draw(blob)})
+    if name == "audio":
+        return name, m.RealtimeInput(audio=draw(blob))
+    if name == "video":
+        return name, m.RealtimeInput(video=draw(blob))
     if name == "audio_stream_end":
         return name, m.RealtimeInput(audio_stream_end=draw(st.booleans()))
     if name == "text":
         return name, m.RealtimeInput(text=draw(s.TEXT))
-    marker = m.ActivityStart() if name == "activity_start" else m.ActivityEnd()
-    return name, m.RealtimeInput(**{name: marker})
+    if name == "activity_start":
+        return name, m.RealtimeInput(activity_start=m.ActivityStart())
+    return name, m.RealtimeInput(activity_end=m.ActivityEnd())
 
 
 @SDK
@@ -290,6 +293,7 @@ def test_sdk_connect_setup_frames_decode_to_the_same_content(api_client: Any, se
         )
     del request["config"]
     request = _common.encode_unserializable_types(request)
+    assert isinstance(request, dict)
     request["setup"]["model"] = setup.model
     assert wire.decode_client(json.dumps(request)) == m.ClientMessage(setup=setup)
 
