@@ -33,6 +33,10 @@ class SessionStats:
     unknown_tool_responses: int = 0
     pending_results: tuple[str, ...] = ()
     """SILENT tool results folded into the next answer."""
+    turn_tokens: tuple[int, ...] = ()
+    """Estimated tokens per entry of ``texts`` (user turn plus answer)."""
+    compressions: int = 0
+    """How often the sliding window cut the context."""
     connections: int = 0
     """Connections this session has had (``emu.stats`` only; 0 in snapshots)."""
     resumptions: int = 0
@@ -54,6 +58,8 @@ class SessionStats:
             "texts": list(self.texts),
             "tool_responses": self.tool_responses,
             "unknown_tool_responses": self.unknown_tool_responses,
+            "tokens": sum(self.turn_tokens),
+            "compressions": self.compressions,
         }
 
 
@@ -70,6 +76,35 @@ class Context:
     tool_responses: int = 0
     unknown_tool_responses: int = 0
     pending_results: list[str] = attrs.Factory(list)
+    turn_tokens: list[int] = attrs.Factory(list)
+    """Estimated tokens of each entry of ``texts`` (the user turn plus the model's answer)."""
+    compressions: int = 0
+
+    def add_turn(self, text: str, tokens: int) -> None:
+        self.texts.append(text)
+        self.turn_tokens.append(tokens)
+        self.turns += 1
+
+    def add_reply_tokens(self, tokens: int) -> None:
+        if self.turn_tokens:
+            self.turn_tokens[-1] += tokens
+
+    def tokens(self) -> int:
+        return sum(self.turn_tokens)
+
+    def compress(self, trigger: int, target: int) -> None:
+        """The sliding window: past ``trigger`` tokens, drop whole user turns from the oldest
+        until at most ``target`` remain (the newest turn is always kept)."""
+        if self.tokens() <= trigger:
+            return
+        total = self.tokens()
+        cut = 0
+        while cut < len(self.texts) - 1 and total > target:
+            total -= self.turn_tokens[cut]
+            cut += 1
+        del self.texts[:cut]
+        del self.turn_tokens[:cut]
+        self.compressions += 1
 
     def snapshot(self) -> SessionStats:
         return SessionStats(
@@ -82,6 +117,8 @@ class Context:
             tool_responses=self.tool_responses,
             unknown_tool_responses=self.unknown_tool_responses,
             pending_results=tuple(self.pending_results),
+            turn_tokens=tuple(self.turn_tokens),
+            compressions=self.compressions,
         )
 
     @classmethod
@@ -96,6 +133,8 @@ class Context:
             tool_responses=snap.tool_responses,
             unknown_tool_responses=snap.unknown_tool_responses,
             pending_results=list(snap.pending_results),
+            turn_tokens=list(snap.turn_tokens),
+            compressions=snap.compressions,
         )
 
 

@@ -345,11 +345,12 @@ class LiveConnection:
             last_user = text
             if model.is_command(text, self._declared):
                 continue
-            ctx.texts.append(text)
-            ctx.turns += 1
+            ctx.add_turn(text, model.text_tokens(text))
             kept = True
         if kept or last_user is None:
             ctx.messages += 1  # a message carrying only commands is a query, not content
+        if kept:
+            await self._fit_window()
         await self._interrupt()
         if content.turn_complete:
             self._begin(model.classify(last_user or "", self._declared))
@@ -368,8 +369,8 @@ class LiveConnection:
             command = model.classify(rt.text, self._declared)
             if isinstance(command, model.Say):
                 ctx.messages += 1
-                ctx.texts.append(rt.text)
-                ctx.turns += 1
+                ctx.add_turn(rt.text, model.text_tokens(rt.text))
+                await self._fit_window()
             await self._interrupt()
             self._begin(command)
             return None
@@ -420,8 +421,8 @@ class LiveConnection:
     async def _audio_turn(self, event: VadEvent) -> None:
         text = model.audio_turn_text(event.duration_s, event.nbytes)
         ctx = self.context
-        ctx.texts.append(text)
-        ctx.turns += 1
+        ctx.add_turn(text, max(1, round(event.duration_s * model.AUDIO_TOKENS_PER_S)))
+        await self._fit_window()
         if self._setup.input_audio_transcription is not None:
             await self._content(input_transcription=wire.Transcription(text=text, finished=True))
         await self._interrupt()
@@ -551,14 +552,34 @@ class LiveConnection:
             response_tokens = model.text_tokens(text)
             modality = wire.Modality.TEXT
         await self._content(generation_complete=True)
+        self.context.add_reply_tokens(response_tokens)
         usage = self._usage(response_tokens, modality)
         await self._emit(
             wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True), usage_metadata=usage)
         )
+        await self._fit_window(compress=False)
+
+    async def _fit_window(self, *, compress: bool = True) -> None:
+        """Keep the context inside its window: with ``contextWindowCompression``, the sliding
+        window (at the start of a user turn: trigger default 80% of the window, target default
+        trigger/2); without it, a context past the window ends the session with 1007."""
+        assert self.record is not None
+        limits = self._config.limits
+        native = "native-audio" in self.record.model
+        window = limits.context_window_native_audio if native else limits.context_window_default
+        compression = self._setup.context_window_compression
+        if compression is not None:
+            if compress:
+                trigger = compression.trigger_tokens or int(window * 0.8)
+                sliding = compression.sliding_window
+                target = (sliding.target_tokens if sliding else None) or trigger // 2
+                self.context.compress(trigger, target)
+        elif self.context.tokens() > window:
+            await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
 
     def _usage(self, response_tokens: int, modality: str) -> wire.UsageMetadata:
         ctx = self.context
-        text_tokens = sum(model.text_tokens(t) for t in ctx.texts[-200:])
+        text_tokens = ctx.tokens()
         audio_tokens = round(ctx.audio_bytes / 2 / 16_000 * model.AUDIO_TOKENS_PER_S)
         video_tokens = ctx.video_frames * model.VIDEO_TOKENS_PER_FRAME
         prompt = text_tokens + audio_tokens + video_tokens

@@ -1,0 +1,60 @@
+"""``python -m livemesh serve`` as a process, and the context window."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import trio
+
+from livemesh import wire
+from livemesh.emulator import EmulatorConfig, ServiceLimits, open_emulator
+from tests.emulator.helpers import connect, sleep_until_closed, text_setup
+
+
+async def test_serve_prints_url_first_and_exits_cleanly_on_ctrl_c() -> None:
+    command = [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--api-key", "k"]
+    with trio.fail_after(20):
+        process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(1)
+            assert chunk, "serve exited before printing its URL"
+            line += chunk
+        url = line.decode().strip().removeprefix("listening on ")
+        assert url.startswith("ws://127.0.0.1:")
+        path = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=k"
+        from trio_websocket import open_websocket_url
+
+        async with open_websocket_url(url + path) as ws:
+            await ws.send_message(wire.encode_client(wire.ClientMessage(setup=text_setup())).decode())
+            assert wire.decode_server(await ws.get_message()).setup_complete is not None
+        process.send_signal(signal.SIGINT)
+        assert await process.wait() == 0
+
+
+async def test_sliding_window_keeps_the_newest_turns() -> None:
+    compression = wire.ContextWindowCompressionConfig(
+        trigger_tokens=wire.Int64(40), sliding_window=wire.SlidingWindow(target_tokens=wire.Int64(20))
+    )
+    with trio.fail_after(5):
+        async with (
+            open_emulator() as emu,
+            connect(emu, text_setup(context_window_compression=compression)) as c,
+        ):
+            for n in range(10):
+                await c.ask(f"turn number {n}")
+            kept = await c.ask_json("recall")
+            assert 1 <= len(kept) < 10 and kept == [f"turn number {n}" for n in range(10 - len(kept), 10)]
+            stats = await c.ask_json("stats")
+            assert stats["compressions"] >= 1 and stats["turns"] == 10
+
+
+async def test_window_overflow_without_compression_ends_the_session() -> None:
+    limits = ServiceLimits(context_window_default=50)
+    with trio.fail_after(5):
+        async with open_emulator(EmulatorConfig(limits=limits)) as emu, connect(emu, text_setup()) as c:
+            await c.say("x" * 400)
+            assert await sleep_until_closed(c) == (1007, "Request contains an invalid argument.")

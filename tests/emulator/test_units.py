@@ -1,0 +1,100 @@
+"""Sans-IO parts of the emulator: scripted model words, VAD, routing, context snapshots."""
+
+from __future__ import annotations
+
+import array
+import math
+
+from livemesh import wire
+from livemesh.emulator import model
+from livemesh.emulator.context import Context
+from livemesh.emulator.routing import live_route
+from livemesh.emulator.vad import EnergyVad, pcm_rate
+
+
+def tone(ms: int, amplitude: int, rate: int = 16_000) -> bytes:
+    n = rate * ms // 1000
+    return array.array("h", (int(amplitude * math.sin(i / 3)) for i in range(n))).tobytes()
+
+
+def test_classify_words() -> None:
+    declared = frozenset({"f"})
+    assert model.classify(" Recall ", declared) == model.Recall()
+    assert model.classify("STATS", declared) == model.Stats()
+    assert model.classify('call f {"a": 1}', declared) == model.Call("f", {"a": 1})
+    assert model.classify("call f not json", declared) == model.Call("f", {"input": "not json"})
+    assert model.classify("call g", declared) == model.Say("call g")
+    assert model.classify("recall me", declared) == model.Say("recall me")
+
+
+def test_split_chunks_rejoins_exactly() -> None:
+    for text in ["", "a", "You said: hello", "x" * 101]:
+        pieces = model.split_chunks(text, 3)
+        assert "".join(pieces) == text
+        assert len(pieces) == min(3, max(1, len(text)))
+
+
+def test_tone_is_whole_samples() -> None:
+    audio = model.tone(1.5)
+    assert len(audio) == 2 * 36_000
+    assert [len(p) % 2 for p in model.split_bytes(audio, 7)] == [0] * 7
+    assert b"".join(model.split_bytes(audio, 7)) == audio
+
+
+def test_vad_in_audio_time() -> None:
+    vad = EnergyVad()
+    assert vad.feed(tone(200, 100), 16_000) == []  # quiet: below the threshold
+    events = vad.feed(tone(300, 8000), 16_000)
+    assert [e.kind for e in events] == ["start"]
+    assert vad.feed(b"\x00\x00" * 16 * 400, 16_000) == []  # 400 ms: not yet the 500 ms of silence
+    (end,) = vad.feed(b"\x00\x00" * 16 * 200, 16_000)
+    assert end.kind == "end" and 0.28 <= end.duration_s <= 0.32
+    assert vad.flush() is None
+
+
+def test_vad_low_sensitivity_and_odd_chunks() -> None:
+    low = wire.AutomaticActivityDetection(
+        start_of_speech_sensitivity=wire.StartSensitivity.LOW, silence_duration_ms=100
+    )
+    vad = EnergyVad.from_setup(low)
+    assert vad.feed(tone(300, 1500), 16_000) == []  # loud enough for HIGH, not for LOW
+    data = tone(300, 8000)
+    events = vad.feed(data[:1001], 16_000) + vad.feed(data[1001:], 16_000)  # split mid-sample
+    assert [e.kind for e in events] == ["start"]
+    end = vad.flush()
+    assert end is not None and end.kind == "end"
+
+
+def test_pcm_rate() -> None:
+    assert pcm_rate("audio/pcm;rate=24000") == 24_000
+    assert pcm_rate("audio/pcm; rate=8000") == 8_000
+    assert pcm_rate("audio/pcm") == 16_000
+    assert pcm_rate("audio/pcm;rate=abc") == 16_000
+
+
+def test_routes_and_credentials() -> None:
+    gemini = "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
+    route = live_route("/" + gemini + "?key=K", {})
+    assert route is not None and route.api == "gemini" and route.version == "v1alpha"
+    assert route.credential == "K" and "K" not in repr(route)
+    route = live_route(gemini + "Constrained", {"authorization": "Token auth_tokens/abc"})
+    assert route is not None and route.constrained and route.credential == "auth_tokens/abc"
+    vertex = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+    route = live_route(vertex, {"authorization": "Bearer ya29"})
+    assert route is not None and route.api == "vertex" and route.credential == "ya29"
+    assert live_route("/ws/other", {}) is None
+    assert live_route(gemini, {}) is not None
+
+
+def test_snapshot_restore_and_compression() -> None:
+    ctx = Context()
+    for n in range(6):
+        ctx.add_turn(f"t{n}", 10)
+    snap = ctx.snapshot()
+    ctx.add_turn("later", 10)
+    restored = Context.restore(snap)
+    assert restored.texts == [f"t{n}" for n in range(6)] and restored.turns == 6
+    restored.compress(trigger=50, target=25)
+    assert restored.texts == ["t4", "t5"] and restored.compressions == 1
+    restored.compress(trigger=50, target=25)
+    assert restored.compressions == 1  # under the trigger: nothing to do
