@@ -16,6 +16,7 @@ In process::
         await emu.send_go_away(time_left=1.0, session_id=None)   # None = every live connection
         await emu.drop(session_id=None, close_code=None)  # None = abrupt (no close frame: 1006)
         emu.live_connections()   # live connections past setup, for leak checks
+        await emu.wait_idle()    # until no live connection remains
         emu.session_ids()
 
 Paths (repeated slashes tolerated), served over ws/wss on one port with REST:

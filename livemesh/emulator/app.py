@@ -53,6 +53,7 @@ class Emulator:
         self.store = SessionStore(
             handle_validity_s=config.limits.handle_validity_s,
             max_handles_per_session=config.max_handles_per_session,
+            max_stored_sessions=config.max_stored_sessions,
         )
         self.tokens = TokenStore()
         self.rest = RestApi(config, self.tokens)
@@ -60,6 +61,8 @@ class Emulator:
         self._per_key: collections.Counter[str | None] = collections.Counter()
         self._calls = 0
         self._connections = 0
+        self._idle = trio.Event()
+        self._idle.set()
         self.messages_sent = 0
 
     # ------------------------------------------------------------------ public controls
@@ -78,6 +81,11 @@ class Emulator:
     def live_connections(self) -> int:
         """Live connections past setup (for leak checks)."""
         return len(self._live)
+
+    async def wait_idle(self) -> None:
+        """Wait until no live connection remains (a leak check that needs no polling)."""
+        while self._live:
+            await self._idle.wait()
 
     async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> None:
         """Send ``goAway`` to the session's live connection (``None``: every live connection)."""
@@ -108,6 +116,8 @@ class Emulator:
     def register(self, connection: LiveConnection) -> None:
         self._live.add(connection)
         self._per_key[connection.key] += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
 
     def unregister(self, connection: LiveConnection) -> None:
         if connection in self._live:
@@ -116,6 +126,8 @@ class Emulator:
             if self._per_key[connection.key] <= 0:
                 del self._per_key[connection.key]
             self.messages_sent += connection.sent_messages
+            if not self._live:
+                self._idle.set()
 
     def check_capacity(self, key: str | None) -> None:
         """Refuse a new connection over the server's or the key's concurrency limit."""
@@ -138,6 +150,7 @@ class Emulator:
             accepts_upgrade=self._accepts,
             on_websocket=self._on_websocket,
             make_peer=self._make_peer,
+            idle_timeout_s=self.config.http_idle_timeout_s,
         )
 
     async def _on_http(self, request: HttpRequest) -> HttpResponse:

@@ -101,6 +101,14 @@ class EmulatorConfig:
     ``limits.concurrent_sessions``. Over it: close 1011 with RESOURCE_EXHAUSTED quota text."""
     max_handles_per_session: int = 64
     """Newest resumption handles kept per session; older ones stop resolving."""
+    max_stored_sessions: int = 100_000
+    """Ended sessions remembered for resumption; the oldest are forgotten first."""
+    max_pending_calls: int = 128
+    """Tool calls awaiting a response per connection; more ends it with 1011."""
+    setup_timeout_s: float = 30.0
+    """A connection that sends no setup this long is closed."""
+    http_idle_timeout_s: float = 60.0
+    """An HTTP connection idle this long (or a request this slow) is closed."""
     send_queue_size: int = 64
     """Server frames queued per connection before the model waits for the socket (backpressure)."""
     close_timeout_s: float = 2.0

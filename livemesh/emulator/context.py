@@ -170,11 +170,25 @@ class SessionRecord:
 class SessionStore:
     """Every session and handle of one emulator (no global state: one store per emulator)."""
 
-    def __init__(self, *, handle_validity_s: float, max_handles_per_session: int) -> None:
+    def __init__(
+        self, *, handle_validity_s: float, max_handles_per_session: int, max_stored_sessions: int = 100_000
+    ) -> None:
         self._validity = handle_validity_s
         self._max_handles = max_handles_per_session
+        self._max_sessions = max_stored_sessions
         self.sessions: dict[str, SessionRecord] = {}
         self._handle_owner: dict[str, str] = {}
+        self._ended: OrderedDict[str, float] = OrderedDict()  # sessions without a connection, oldest first
+
+    def attach(self, record: SessionRecord, connection: object) -> None:
+        record.attach(connection)
+        self._ended.pop(record.id, None)
+
+    def detach(self, record: SessionRecord, connection: object, now: float) -> None:
+        if record.connection is connection:
+            record.detach(connection, now)
+            self._ended[record.id] = now
+            self._ended.move_to_end(record.id)
 
     def create(self, model: str, key: str | None) -> SessionRecord:
         session_id = "s-" + secrets.token_hex(8)
@@ -209,8 +223,14 @@ class SessionStore:
         )
 
     def prune(self, now: float) -> None:
-        """Forget sessions whose handles have all expired (bounded memory over a long run)."""
-        for session_id in [sid for sid, rec in self.sessions.items() if self._expired(rec, now)]:
-            record = self.sessions.pop(session_id)
-            for handle in record.handles:
-                self._handle_owner.pop(handle, None)
+        """Forget sessions whose handles have all expired, and the oldest ended sessions past
+        ``max_stored_sessions`` (bounded memory over a long run; cheap: oldest first)."""
+        while self._ended:
+            session_id, ended_at = next(iter(self._ended.items()))
+            if now - ended_at <= self._validity and len(self.sessions) <= self._max_sessions:
+                break
+            del self._ended[session_id]
+            record = self.sessions.pop(session_id, None)
+            if record is not None:
+                for handle in record.handles:
+                    self._handle_owner.pop(handle, None)

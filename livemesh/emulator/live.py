@@ -78,7 +78,7 @@ class LiveConnection:
         self._nursery: trio.Nursery | None = None
         self._turn: _Turn | None = None
         self._pending: dict[str, _Call] = {}
-        self._cancelled: set[str] = set()
+        self._cancelled: deque[str] = deque(maxlen=256)  # answering these is not an error
         self._idle: deque[str] = deque(maxlen=64)
         self._index = -1  # index of the last client message consumed on this connection (after setup)
         self._declared: frozenset[str] = frozenset()
@@ -121,7 +121,12 @@ class LiveConnection:
             self._end()
 
     async def _read_setup(self) -> wire.Setup:
-        raw = await self.peer.receive()
+        with trio.move_on_after(self._config.setup_timeout_s):
+            raw = await self.peer.receive()
+            return self._parse_setup(raw)
+        raise closes.Refusal(closes.INTERNAL, closes.TEXT_DEADLINE)
+
+    def _parse_setup(self, raw: bytes | str) -> wire.Setup:
         try:
             message = wire.decode_client(raw, max_size=self._config.max_frame_bytes)
         except DecodeError:
@@ -171,7 +176,7 @@ class LiveConnection:
                     raise closes.Refusal(closes.INTERNAL, closes.TEXT_INTERNAL)
             elif isinstance(old, LiveConnection):
                 old.peer.abort()
-                record.detach(old, trio.current_time())
+                emu.store.detach(record, old, trio.current_time())
             record, snapshot = emu.store.resolve(handle, trio.current_time())
         emu.check_capacity(self.key)
         if resume:
@@ -182,7 +187,7 @@ class LiveConnection:
         if token is not None:
             emu.tokens.spend(token, resume=resume)
         self.record = record
-        record.attach(self)
+        emu.store.attach(record, self)
         emu.register(self)
         self.peer.on_end = self._end
         if self.peer.closing:
@@ -227,7 +232,7 @@ class LiveConnection:
     def _end(self) -> None:
         """Detach from the session as soon as the connection starts closing (idempotent)."""
         if self.record is not None:
-            self.record.detach(self, trio.current_time())
+            self._emu.store.detach(self.record, self, trio.current_time())
         self._emu.unregister(self)
 
     # ------------------------------------------------------------------ sending
@@ -438,7 +443,7 @@ class LiveConnection:
                 matches = [cid for cid, call in self._pending.items() if call.name == answer.name]
                 call_id = matches[0] if len(matches) == 1 else None
             if call_id is not None and call_id in self._cancelled:
-                self._cancelled.discard(call_id)
+                self._cancelled.remove(call_id)
                 continue
             call = self._pending.pop(call_id, None) if call_id is not None else None
             if call is None or call_id is None:
@@ -479,7 +484,7 @@ class LiveConnection:
         self._turn = None
         turn.scope.cancel()
         cancelled = [cid for cid in turn.call_ids if self._pending.pop(cid, None) is not None]
-        self._cancelled.update(cancelled)
+        self._cancelled.extend(cancelled)
         await self._content(interrupted=True)
         if cancelled:
             await self._emit(
@@ -509,6 +514,9 @@ class LiveConnection:
         if isinstance(command, model.Stats):
             return json.dumps(ctx.snapshot().as_json())
         if isinstance(command, model.Call):
+            if len(self._pending) >= self._config.max_pending_calls:
+                await self.peer.close(closes.INTERNAL, closes.TEXT_INTERNAL)
+                return ""
             call_id = self._emu.next_call_id()
             blocking = command.name not in self._non_blocking
             self._pending[call_id] = _Call(command.name, blocking, turn)

@@ -77,11 +77,21 @@ async def serve_stream(
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
     make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+    idle_timeout_s: float = 60.0,
 ) -> None:
-    """Serve one accepted stream until it closes. Never raises (errors stop at this connection)."""
+    """Serve one accepted stream until it closes. Never raises (errors stop at this connection).
+
+    Until a WebSocket is accepted, every read must arrive within ``idle_timeout_s`` (no idle or
+    slow HTTP connection holds a task forever)."""
     try:
-        await _serve_stream(stream, on_http, accepts_upgrade, on_websocket, make_peer)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, WsRemoteError):
+        await _serve_stream(stream, on_http, accepts_upgrade, on_websocket, make_peer, idle_timeout_s)
+    except (
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+        trio.TooSlowError,
+        h11.ProtocolError,
+        WsRemoteError,
+    ):
         pass
     except Exception:
         log.exception("emulator connection failed")
@@ -95,14 +105,19 @@ async def _serve_stream(
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
     make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+    idle_timeout_s: float,
 ) -> None:
+    async def receive() -> bytes:
+        with trio.fail_after(idle_timeout_s):
+            return bytes(await stream.receive_some(RECEIVE_SIZE))
+
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
     raw = bytearray()  # everything received before the first request: replayed into wsproto
     first = True
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            data = bytes(await stream.receive_some(RECEIVE_SIZE))
+            data = await receive()
             if first:
                 raw += data
             conn.receive_data(data)
@@ -126,7 +141,7 @@ async def _serve_stream(
         while True:
             part = conn.next_event()
             if part is h11.NEED_DATA:
-                conn.receive_data(bytes(await stream.receive_some(RECEIVE_SIZE)))
+                conn.receive_data(await receive())
                 continue
             if isinstance(part, h11.Data):
                 body += part.data
