@@ -20,6 +20,11 @@ DEFAULT_LIVE_MODELS: tuple[str, ...] = (
     "gemini-2.5-flash-native-audio-latest",
     "gemini-3.1-flash-live-preview",
     "gemini-2.0-flash-exp",
+    # Vertex AI names
+    "gemini-live-2.5-flash",
+    "gemini-live-2.5-flash-preview-native-audio",
+    "gemini-live-2.5-flash-preview-native-audio-09-2025",
+    "gemini-2.0-flash-live-preview-04-09",
 )
 """Models that answer ``bidiGenerateContent`` (listed by REST, accepted in setup)."""
 

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import trio
+from trio_websocket import open_websocket_url
 
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, ServiceLimits, open_emulator
 from tests.emulator.helpers import connect, sleep_until_closed, text_setup
 
 
-async def test_serve_prints_url_first_and_exits_cleanly_on_ctrl_c() -> None:
-    command = [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--api-key", "k"]
+async def test_serve_prints_url_first_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    command = [
+        sys.executable,
+        "-m",
+        "livemesh",
+        "serve",
+        "--port",
+        "0",
+        "--api-key",
+        "k",
+        "--tls",
+        "--ca-out",
+        str(ca),
+    ]
     with trio.fail_after(20):
         process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert process.stdout is not None
@@ -24,11 +40,10 @@ async def test_serve_prints_url_first_and_exits_cleanly_on_ctrl_c() -> None:
             assert chunk, "serve exited before printing its URL"
             line += chunk
         url = line.decode().strip().removeprefix("listening on ")
-        assert url.startswith("ws://127.0.0.1:")
+        assert url.startswith("wss://127.0.0.1:")
         path = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=k"
-        from trio_websocket import open_websocket_url
-
-        async with open_websocket_url(url + path) as ws:
+        context = ssl.create_default_context(cafile=str(ca))
+        async with open_websocket_url(url + path, ssl_context=context) as ws:
             await ws.send_message(wire.encode_client(wire.ClientMessage(setup=text_setup())).decode())
             assert wire.decode_server(await ws.get_message()).setup_complete is not None
         process.send_signal(signal.SIGINT)

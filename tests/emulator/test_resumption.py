@@ -125,6 +125,12 @@ async def test_session_budget_without_compression_but_not_with_it() -> None:
         async with open_emulator(EmulatorConfig(limits=limits)) as emu:
             async with connect(emu, text_setup()) as c:
                 assert (await sleep_until_closed(c))[0] == 1011
+            budget = ServiceLimits(audio_session_s=10, audio_video_session_s=0.2, go_away_notice_s=0.1)
+            async with open_emulator(EmulatorConfig(limits=budget)) as emu2, connect(emu2, text_setup()) as v:
+                frame = wire.Blob(data=b"\xff\xd8", mime_type="image/jpeg")
+                await v.send(wire.ClientMessage(realtime_input=wire.RealtimeInput(video=frame)))
+                assert (await sleep_until_closed(v))[0] == 1011
+                assert emu2.stats(session_of(v)).video_frames == 1
             compressed = text_setup(context_window_compression=wire.ContextWindowCompressionConfig())
             async with connect(emu, compressed) as c2:
                 with trio.move_on_after(0.4):
