@@ -166,7 +166,15 @@ def tool_result(args: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def tool_reply_ok(reply: str, session: int, turn: int) -> bool:
-    return f'"n": {turn}' in reply and f'"sid": {session}' in reply
+    """The model's answer after the tool ran carries the tool's result (``NAME returned {...}``)."""
+    start, end = reply.find("{"), reply.rfind("}")
+    if start < 0 or end < start:
+        return False
+    try:
+        value = json.loads(reply[start : end + 1])
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("sid") == session and value.get("n") == turn
 
 
 def tool_declaration() -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""``python -m livemesh bench`` end to end, short: the emulator in its own process, rotations on.
+
+These are the CI benches the issue asks for: a few sessions for a few seconds, asserting that the
+emulator's own ``stats`` found nothing lost or duplicated, that nothing errored (exit status 0) and
+that the JSON report is complete. Speed is never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from livemesh.bench import cli, report
+
+
+async def _bench(tmp_path: Path, *args: str) -> tuple[int, str, dict[str, object]]:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "livemesh", "bench", "--json", str(out), *args]
+    with trio.fail_after(90):
+        proc = await trio.run_process(command, capture_stdout=True, capture_stderr=True, check=False)
+    text = proc.stdout.decode() + proc.stderr.decode()
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    return proc.returncode, text, doc
+
+
+def _complete(result: dict[str, object]) -> None:
+    assert tuple(result) == report.RESULT_KEYS
+    assert set(result["turn_latency_ms"]) == {"p50", "p90", "p99", "max"}  # type: ignore[arg-type]
+    assert set(result["first_response_ms"]) == {"p50", "p99"}  # type: ignore[arg-type]
+    assert set(result["chunk_lag_ms"]) == {"p50", "p99"}  # type: ignore[arg-type]
+
+
+async def test_short_mixed_bench_loses_nothing(tmp_path: Path) -> None:
+    # 6 sessions = 2 text + 2 tools + 2 audio (seeded mix); lifetime 2 s with the goAway 1 s before
+    # it, over 4 s of traffic: every session is moved to a new connection at least once.
+    code, text, doc = await _bench(
+        tmp_path,
+        "--sessions",
+        "6",
+        "--duration",
+        "4",
+        "--lifetime",
+        "2",
+        "--go-away-notice",
+        "1",
+        "--seed",
+        "1",
+    )
+    assert code == 0, text
+    _complete(doc)
+    assert doc["client"] == "livemesh" and doc["sessions"] == 6
+    assert doc["lost"] == doc["duplicated"] == doc["errors"] == 0
+    assert doc["turns"] > 0 and doc["messages_sent"] > 0 and doc["bytes_received"] > 0  # type: ignore[operator]
+    assert doc["rotations"] >= 1  # type: ignore[operator]
+    assert "lost / duplicated / errors" in text
+
+
+async def test_vs_genai_smoke(tmp_path: Path) -> None:
+    code, text, doc = await _bench(
+        tmp_path, "--vs", "genai", "--sessions", "3", "--duration", "2", "--workload", "mixed"
+    )
+    assert code == 0, text
+    results = doc["results"]
+    assert [r["client"] for r in results] == ["livemesh", "genai"]  # type: ignore[union-attr, index]
+    for result in results:  # type: ignore[union-attr]
+        _complete(result)
+        assert result["lost"] == result["duplicated"] == result["errors"] == 0
+    assert set(doc["ratios"]) == {  # type: ignore[arg-type]
+        "turns_per_s",
+        "audio_messages_per_s",
+        "messages_per_s",
+        "p99_turn_latency",
+        "cpu_per_message",
+    }
+    assert "livemesh / google-genai" in text
+
+
+def _args(**over: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([])
+    for key, value in over.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_defaults_are_the_issue_run() -> None:
+    args = _args()
+    assert (args.sessions, args.duration, args.workload, args.client, args.vs) == (
+        200,
+        30.0,
+        "mixed",
+        "livemesh",
+        None,
+    )
+    assert cli._default_lifetime(30.0) < 30.0 / 2  # every session rotates at least once
+
+
+def test_missing_sdk_is_a_clear_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_have_genai", lambda: False)
+    assert cli.run(_args(vs="genai")) == 2
+    assert "google-genai is not installed" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2() -> None:
+    assert cli.run(_args(sessions=0)) == 2
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "livemesh", "bench", "--workload", "nope"],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 2
+    )
