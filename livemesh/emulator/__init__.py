@@ -26,7 +26,8 @@ Paths (repeated slashes tolerated), served over ws/wss on one port with REST:
 * ``...GenerativeService.BidiGenerateContentConstrained``: ephemeral token in
   ``Authorization: Token auth_tokens/...``, ``?access_token=`` or ``x-goog-api-key``;
 * ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent`` (Vertex):
-  ``Authorization: Bearer ...`` (``bearer_tokens=None`` accepts any).
+  ``Authorization: Bearer ...`` (``bearer_tokens=None`` accepts any), or an API key in
+  ``x-goog-api-key``/``?key=`` (Vertex express mode, checked against ``api_keys``).
 * REST: ``GET /{v1,v1beta,v1alpha}/models[/NAME]``, ``POST /v1alpha/auth_tokens``.
 
 Protocol: server frames are binary frames of camelCase JSON (``wire.encode_server``). Setup first,

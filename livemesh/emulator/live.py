@@ -154,7 +154,10 @@ class LiveConnection:
         else:
             if not route.credential:
                 raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
-            if config.bearer_tokens is not None and route.credential not in config.bearer_tokens:
+            if route.kind == "key":  # Vertex express mode
+                if config.api_keys is not None and route.credential not in config.api_keys:
+                    raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_KEY)
+            elif config.bearer_tokens is not None and route.credential not in config.bearer_tokens:
                 raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_TOKEN)
             self.key = route.credential
         name = model_name(setup.model)

@@ -33,6 +33,8 @@ class Route:
     version: str
     constrained: bool
     credential: str | None = attrs.field(default=None, repr=False)
+    kind: Literal["key", "token", "bearer"] = "key"
+    """What ``credential`` is: an API key, an ephemeral token name, or a bearer token."""
 
 
 def normalise_path(target: str) -> tuple[str, dict[str, list[str]]]:
@@ -53,10 +55,15 @@ def live_route(target: str, headers: Mapping[str, str]) -> Route | None:
             credential = credential or headers.get("x-goog-api-key") or _first(query, "key")
         else:
             credential = headers.get("x-goog-api-key") or _first(query, "key")
-        return Route("gemini", match.group(1), constrained, credential or None)
+        return Route(
+            "gemini", match.group(1), constrained, credential or None, "token" if constrained else "key"
+        )
     if match := _VERTEX_RE.match(path):
-        credential = _token_from(headers.get("authorization"), "bearer") or _first(query, "access_token")
-        return Route("vertex", match.group(1), False, credential or None)
+        bearer = _token_from(headers.get("authorization"), "bearer") or _first(query, "access_token")
+        if bearer:
+            return Route("vertex", match.group(1), False, bearer, "bearer")
+        key = headers.get("x-goog-api-key") or _first(query, "key")  # Vertex express mode
+        return Route("vertex", match.group(1), False, key or None, "key")
     return None
 
 

@@ -220,3 +220,31 @@ async def test_error_closes_are_api_errors(
         assert got == code
         if code == 1008:
             assert "is not found for API version v1beta" in text
+
+
+async def test_vertex_express_transparent_resumption(ca_file: str) -> None:
+    async with open_emulator(tls_config(ca_file)) as emu:
+
+        async def scenario() -> list[int]:
+            client = genai.Client(
+                vertexai=True, api_key="k", http_options={"base_url": emu.http_url, "api_version": "v1beta1"}
+            )
+            config = types.LiveConnectConfig(
+                response_modalities=["TEXT"],
+                session_resumption=types.SessionResumptionConfig(transparent=True),
+            )
+            indices = []
+            async with client.aio.live.connect(model="gemini-live-2.5-flash", config=config) as session:
+                await session.send_client_content(turns={"role": "user", "parts": [{"text": "a"}]})
+                await session.send_client_content(turns={"role": "user", "parts": [{"text": "b"}]})
+                while not indices or indices[-1] < 1:
+                    async for message in session.receive():
+                        update = message.session_resumption_update
+                        if update and update.resumable:
+                            index = update.last_consumed_client_message_index
+                            indices.append(-1 if index is None else int(index))
+                            break
+            return indices
+
+        indices = await in_asyncio(scenario)
+        assert indices[0] == -1 and indices[-1] == 1
