@@ -31,12 +31,19 @@ class EncodeError(LocalProtocolError, ValueError):
 class DecodeError(LivemeshError, ValueError):
     """A frame could not be decoded into a Live API message.
 
-    ``reason`` names the cause (invalid JSON, wrong type at a path, two oneof fields, ...).
+    ``reason`` names the cause (invalid JSON, wrong type, two oneof fields, ...) and ``path`` where
+    in the frame it was found, e.g. ``("serverContent", "modelTurn", "parts", 0, "thought")``.
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, path: tuple[str | int, ...] = ()) -> None:
         self.reason = reason
+        self.path = path
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        super().__init__(f"{where}: {reason}" if path else reason)
+
+    def at(self, key: str | int) -> DecodeError:
+        """The same error one level further out (``key`` is a field name or a list index)."""
+        return DecodeError(self.reason, (key, *self.path))
 
 
 class RemoteProtocolError(LivemeshError):

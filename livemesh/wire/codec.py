@@ -16,6 +16,7 @@ Built once at import and never changed (STYLE.md habit 5). Design choices, all m
 from __future__ import annotations
 
 import binascii
+import math
 import re
 import types
 import typing
@@ -75,16 +76,16 @@ _INT_MAX: Final = 2**63 - 1
 _INT_MIN: Final = -(2**63)
 
 
+_INT_RE: Final = re.compile(r"-?[0-9]{1,19}")
+
+
 def _structure_int(value: Any, _: Any) -> int:
     # protobuf's JSON parser accepts int64 as a string or a number, int32 as a number;
     # we accept both everywhere (strictness here would only reject valid servers).
     if type(value) is int:
         result = value
-    elif type(value) is str:
-        try:
-            result = int(value)
-        except ValueError:
-            raise _type_error("an integer", value) from None
+    elif type(value) is str and _INT_RE.fullmatch(value):
+        result = int(value)
     elif type(value) is float and value.is_integer():
         result = int(value)
     else:
@@ -127,6 +128,8 @@ def _unstructure_bytes(value: bytes) -> str:
 
 def format_duration(seconds: float) -> str:
     """Seconds as a protobuf Duration JSON string: ``9.5 -> "9.5s"``, ``50 -> "50s"``."""
+    if not math.isfinite(seconds):
+        raise EncodeError(f"a duration must be finite, got {seconds!r}")
     text = f"{seconds:.9f}".rstrip("0").rstrip(".")
     return f"{text}s"
 
@@ -146,6 +149,12 @@ def _structure_duration(value: Any, _: Any) -> float:
     if type(value) is str:
         return parse_duration(value)
     raise _type_error("a duration string like '9.5s'", value)
+
+
+def _unstructure_int64(value: int) -> str:
+    if type(value) is not int:
+        raise EncodeError(f"an int64 field needs an int, got {type(value).__name__}")
+    return str(value)
 
 
 def _structure_int64(value: Any, _: Any) -> int:
@@ -168,7 +177,13 @@ def _make_list_hook(conv: cattrs.Converter, item_type: Any) -> Callable[[Any, An
     def structure_list(value: Any, _: Any) -> list[Any]:
         if type(value) is not list:
             raise _type_error("a list", value)
-        return [item_hook(item, item_type) for item in value]
+        out = []
+        for index, item in enumerate(value):
+            try:
+                out.append(item_hook(item, item_type))
+            except DecodeError as exc:
+                raise exc.at(index) from None
+        return out
 
     return structure_list
 
@@ -209,7 +224,7 @@ def _build_converter() -> cattrs.Converter:
     conv.register_structure_hook(bytes, _structure_bytes)
     conv.register_unstructure_hook(bytes, _unstructure_bytes)
     conv.register_structure_hook(m.Int64, _structure_int64)
-    conv.register_unstructure_hook(m.Int64, str)
+    conv.register_unstructure_hook(m.Int64, _unstructure_int64)
     conv.register_structure_hook(m.Duration, _structure_duration)
     conv.register_unstructure_hook(m.Duration, format_duration)
     conv.register_structure_hook_func(lambda t: t == m.JSONObject, _structure_json_object)
@@ -269,7 +284,7 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     attrs.resolve_types(cls)
     fields = attrs.fields(cls)
     name = cls.__name__
-    globs: dict[str, Any] = {"_cl": cls, "_type_error": _type_error}
+    globs: dict[str, Any] = {"_cl": cls, "_type_error": _type_error, "_DecodeError": DecodeError}
 
     # Structure: walk only the keys present (messages are sparse: a Part sets one of nine fields),
     # find each key's slot in a table holding both spellings (camelCase and snake_case), and call
@@ -290,7 +305,10 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
         "  for k, v in o.items():",
         "    i = _index(k)",
         "    if i is not None and v is not None:",
-        "      a[i] = _hooks[i](v, _types[i])",
+        "      try:",
+        "        a[i] = _hooks[i](v, _types[i])",
+        "      except _DecodeError as e:",  # zero-cost unless raised (3.11): the path for free
+        "        raise e.at(k) from None",
         "  return _cl(*a)",
     ]
     u_lines = [f"def unstructure_{name}(obj):", "  res = {}"]
@@ -363,8 +381,10 @@ def _dumps(hook: Callable[[Any], Any], message: Any) -> bytes:
 
 
 def _load(data: bytes | str, max_size: int) -> dict[str, Any]:
-    if len(data) > max_size:
-        raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {max_size}")
+    # A str frame is measured in UTF-8 bytes, as the wire carried it (cheap for ASCII JSON).
+    size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode("utf-8", "replace"))
+    if size > max_size:
+        raise DecodeError(f"frame of {size} bytes exceeds the limit of {max_size}")
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
