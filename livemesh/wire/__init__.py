@@ -2,44 +2,14 @@
 
 from livemesh.errors import DecodeError as DecodeError
 from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    converter as converter,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    decode_client as decode_client,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    decode_server as decode_server,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    encode_client as encode_client,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    encode_server as encode_server,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    format_duration as format_duration,
-)
-from livemesh.errors import DecodeError as DecodeError
-from livemesh.errors import EncodeError as EncodeError
-from livemesh.wire.codec import (
-    parse_duration as parse_duration,
-)
+from livemesh.wire.codec import DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES
+from livemesh.wire.codec import converter as converter
+from livemesh.wire.codec import decode_client as decode_client
+from livemesh.wire.codec import decode_server as decode_server
+from livemesh.wire.codec import encode_client as encode_client
+from livemesh.wire.codec import encode_server as encode_server
+from livemesh.wire.codec import format_duration as format_duration
+from livemesh.wire.codec import parse_duration as parse_duration
 from livemesh.wire.helpers import audio_input as audio_input
 from livemesh.wire.helpers import client_content as client_content
 from livemesh.wire.helpers import extract_audio as extract_audio
