@@ -8,7 +8,7 @@ below it. Defaults follow the service's: high start/end sensitivity on the Gemin
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final, Literal
 
 import attrs
@@ -28,6 +28,7 @@ def _quiet_high_bytes(threshold: int) -> bytes:
     return bytes(range(top)) + bytes(range(256 - top, 256))
 
 
+@lru_cache(maxsize=64)
 def pcm_rate(mime_type: str | None, default: int = 16_000) -> int:
     """The ``rate=`` of an ``audio/pcm;rate=N`` MIME type."""
     if mime_type:

@@ -10,6 +10,7 @@ engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.s
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -240,7 +241,10 @@ class WebSocketPeer:
         self._close_timeout = close_timeout_s
         self._faults = faults
         self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
-        self._in_send, self._in_recv = trio.open_memory_channel[bytes | str](queue_size)
+        # Client messages travel in lists, one per TCP read: one channel hop per read, not per
+        # message (audio streams put a dozen messages in one read). Bounded by queue_size reads.
+        self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | str]](queue_size)
+        self._inbox: collections.deque[bytes | str] = collections.deque()
         self._done = trio.Event()
         self._scope: trio.CancelScope | None = None
         self.closing = False
@@ -253,8 +257,11 @@ class WebSocketPeer:
 
     async def receive(self) -> bytes | str:
         """The next complete client message; :class:`ConnectionEnded` once the connection is closing."""
+        if self._inbox:
+            return self._inbox.popleft()
         try:
-            return await self._in_recv.receive()
+            self._inbox.extend(await self._in_recv.receive())
+            return self._inbox.popleft()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise ConnectionEnded from None
 
@@ -337,6 +344,7 @@ class WebSocketPeer:
                 except (WsRemoteError, WsLocalError):
                     await self.close(1002, "Protocol error.")
                     return
+                batch: list[bytes | str] = []
                 for event in events:
                     if isinstance(event, Message):
                         if self.closing:
@@ -354,10 +362,12 @@ class WebSocketPeer:
                                 message = b"".join(p for p in parts if isinstance(p, bytes))
                             parts.clear()
                             size = 0
-                            await self._in_send.send(message)
+                            batch.append(message)
                     elif isinstance(event, Ping):
                         await self._out_send.send(_Reply(event.response()))
                     elif isinstance(event, CloseConnection):
+                        if batch:
+                            await self._in_send.send(batch)
                         if self.closing:
                             self._done.set()
                         else:
@@ -365,6 +375,8 @@ class WebSocketPeer:
                             self._mark_ended(event.code, event.reason or "")
                             await self._out_send.send(_Reply(event.response()))
                         return
+                if batch:
+                    await self._in_send.send(batch)
         finally:
             self._in_send.close()
 
