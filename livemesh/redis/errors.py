@@ -1,0 +1,86 @@
+"""Errors of the Redis layer, under :class:`livemesh.errors.LivemeshError`, split by blame.
+
+* :class:`RedisUnavailableError`: the *infrastructure* is away (Redis restarting, a failover in
+  progress, a partition). Raised only after the bounded retry with backoff gave up, so callers see
+  one clear, typed error instead of a coredis ``ConnectionError`` from deep in a pool. Sessions
+  already running are not affected: they keep their WebSocket connections while Redis is away.
+* :class:`QuotaTimeoutError`: the project's distributed session quota stayed full for the
+  caller's whole timeout (it says where the caller stood in the queue).
+* :class:`OwnershipError` / :class:`OwnershipLostError`: another worker owns the conversation,
+  or this worker's lease on it was taken over (its fencing token is stale): stop writing.
+"""
+
+from __future__ import annotations
+
+from livemesh.errors import LivemeshError
+
+__all__ = [
+    "OwnershipError",
+    "OwnershipLostError",
+    "QuotaLostError",
+    "QuotaTimeoutError",
+    "RedisError",
+    "RedisUnavailableError",
+]
+
+
+class RedisError(LivemeshError):
+    """Base class of the Redis layer's errors."""
+
+
+class RedisUnavailableError(RedisError, ConnectionError):
+    """Redis did not answer ``what`` within the retry budget (``attempts`` tries over ``waited`` s).
+
+    The coredis error is chained as ``__cause__``. Retrying later is safe: every livemesh script is
+    idempotent (claims, tickets and leases carry client-generated ids).
+    """
+
+    def __init__(self, what: str, *, attempts: int, waited: float) -> None:
+        super().__init__(f"redis unavailable for {what}: {attempts} attempt(s) over {waited:.3g}s")
+        self.what = what
+        self.attempts = attempts
+        self.waited = waited
+
+
+class QuotaTimeoutError(RedisError, TimeoutError):
+    """The project's distributed quota had no free slot within the caller's timeout."""
+
+    def __init__(self, project: str, *, waited: float, position: int | None, limit: int) -> None:
+        where = "unknown position" if position is None else f"{position} caller(s) still ahead"
+        super().__init__(
+            f"no session slot for project {project!r} within {waited:.3g}s: all {limit} in use, {where}"
+        )
+        self.project = project
+        self.waited = waited
+        self.position = position
+        self.limit = limit
+
+
+class QuotaLostError(RedisError):
+    """A held quota lease could not be renewed or reinstated (Redis lost it and the project is
+    full again): the block holding it was cancelled, so the project's limit stays honest."""
+
+    def __init__(self, project: str, lease_id: str) -> None:
+        super().__init__(f"lost quota lease {lease_id!r} of project {project!r}")
+        self.project = project
+        self.lease_id = lease_id
+
+
+class OwnershipError(RedisError):
+    """Another live worker owns the conversation (``owner``); this one may not run it."""
+
+    def __init__(self, conversation_id: str, *, owner: str | None) -> None:
+        super().__init__(f"conversation {conversation_id!r} is owned by worker {owner!r}")
+        self.conversation_id = conversation_id
+        self.owner = owner
+
+
+class OwnershipLostError(RedisError):
+    """This worker's lease on the conversation was superseded (its fencing ``token`` is stale)."""
+
+    def __init__(self, conversation_id: str, *, token: int) -> None:
+        super().__init__(
+            f"lost ownership of conversation {conversation_id!r} (fencing token {token} is stale)"
+        )
+        self.conversation_id = conversation_id
+        self.token = token

@@ -1,0 +1,311 @@
+"""One owner per live conversation across a fleet: leases with fencing tokens, and failover.
+
+Each worker opens an :class:`Ownership` (``open_ownership``) with its own ``worker_id``. To run a
+conversation it *claims* it: one atomic script checks that no other worker holds a live lease,
+increments the conversation's **fencing token** (a counter that only grows) and records
+``owner, token, expiry`` (Redis time). The worker's single heartbeat renews all its leases in one
+script every ``lease_ttl_s / 3``.
+
+When a worker dies (SIGKILL, host loss) its leases run out. Other workers look for
+:meth:`Ownership.orphans` (conversations whose lease expired, from a sorted set of live
+conversations by expiry) and claim them: the claim script is atomic, so **exactly one** claimant
+wins, with a token larger than the dead owner's. The winner resumes the session from the shared
+handle (:class:`~livemesh.redis.handles.RedisHandleStore`) and continues.
+
+Fencing is what makes "exactly once" hold when the old owner is not dead but only paused or cut
+off: every write it would make after losing its lease carries its stale token and is refused
+(handle saves with ``fence=ownership.token``, :meth:`Ownership.write_state`), its heartbeat learns
+it lost, and the block it runs the conversation in is cancelled with
+:class:`~livemesh.redis.errors.OwnershipLostError`. (The Live service itself also refuses to resume
+a session whose previous connection is still open, reported with 1011.)
+
+Redis restarts: a renew that finds its entry gone (a restart without persistence) reinstates it
+unless a newer token was issued meanwhile, and the fence counter is raised back to the live token,
+so tokens stay monotonic. Claims of expired leases may be delayed by ``grace_s`` to give owners a
+moment to renew after an outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from livemesh.errors import ConfigError
+from livemesh.limits import DEFAULT_LIMITS
+from livemesh.redis import scripts
+from livemesh.redis._client import RedisBackend
+from livemesh.redis.errors import OwnershipError, OwnershipLostError, RedisUnavailableError
+from livemesh.redis.handles import FLEET_TAG
+
+__all__ = ["Claim", "Ownership", "OwnershipStatistics", "open_ownership"]
+
+log = logging.getLogger("livemesh.redis.ownership")
+
+
+@attrs.define(eq=False)
+class Claim:
+    """This worker's lease on one conversation."""
+
+    conversation_id: str
+    token: int
+    """The fencing token: larger than every earlier owner's."""
+    previous_owner: str | None
+    """The worker whose expired lease this claim took over (None: nobody held it)."""
+    lost: bool = False
+    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+
+    @property
+    def is_takeover(self) -> bool:
+        return self.previous_owner is not None
+
+
+@attrs.frozen
+class OwnershipStatistics:
+    owned: int
+    claims: int
+    takeovers: int
+    refused: int
+    renewals: int
+    reinstated: int
+    lost: int
+    heartbeat_failures: int
+
+
+class Ownership:
+    """One worker's view of conversation ownership. Create with :func:`open_ownership`."""
+
+    def __init__(
+        self,
+        backend: RedisBackend,
+        *,
+        worker_id: str | None = None,
+        lease_ttl_s: float = 10.0,
+        grace_s: float = 0.0,
+        state_ttl_s: float = DEFAULT_LIMITS.handle_validity_s,
+    ) -> None:
+        if not lease_ttl_s > 0 or grace_s < 0 or not state_ttl_s > 0:
+            raise ConfigError("need lease_ttl_s > 0, grace_s >= 0, state_ttl_s > 0")
+        self.backend = backend
+        self.worker_id = worker_id or "w-" + secrets.token_hex(4)
+        self.lease_ttl_s = lease_ttl_s
+        self.grace_s = grace_s
+        self._state_ttl_ms = round(state_ttl_s * 1000)
+        self._live_key = backend.key(FLEET_TAG, "live")
+        self._owned: dict[str, Claim] = {}
+        self._claims = self._takeovers = self._refused = 0
+        self._renewals = self._reinstated = self._lost = self._heartbeat_failures = 0
+
+    def __repr__(self) -> str:
+        return f"Ownership(worker_id={self.worker_id!r}, owned={len(self._owned)})"
+
+    def _key(self, kind: str, conversation_id: str) -> str:
+        return self.backend.key(FLEET_TAG, kind, conversation_id)
+
+    def statistics(self) -> OwnershipStatistics:
+        return OwnershipStatistics(
+            len(self._owned),
+            self._claims,
+            self._takeovers,
+            self._refused,
+            self._renewals,
+            self._reinstated,
+            self._lost,
+            self._heartbeat_failures,
+        )
+
+    def token(self, conversation_id: str) -> int | None:
+        """This worker's current fencing token for the conversation (None if not owned): pass
+        ``fence=ownership.token`` to :class:`~livemesh.redis.handles.RedisHandleStore`."""
+        claim = self._owned.get(conversation_id)
+        return None if claim is None or claim.lost else claim.token
+
+    # ------------------------------------------------------------------ claiming
+
+    async def claim(self, conversation_id: str) -> Claim:
+        """Take the conversation (free, or its owner's lease expired); :class:`OwnershipError` if
+        another worker holds a live lease."""
+        if conversation_id in self._owned:
+            raise OwnershipError(conversation_id, owner=self.worker_id)
+        claim_id = secrets.token_hex(8)
+        reply = await self.backend.eval(
+            "ownership claim",
+            scripts.OWN_CLAIM,
+            [self._key("owner", conversation_id), self._key("fence", conversation_id), self._live_key],
+            [
+                self.worker_id,
+                round(self.lease_ttl_s * 1000),
+                round(self.grace_s * 1000),
+                claim_id,
+                conversation_id,
+                self._state_ttl_ms,
+            ],
+        )
+        if int(reply[0]) != 1:
+            self._refused += 1
+            raise OwnershipError(conversation_id, owner=str(reply[2]))
+        previous = str(reply[2]) or None
+        claim = Claim(conversation_id, int(reply[1]), previous)
+        self._owned[conversation_id] = claim
+        self._claims += 1
+        if previous is not None:
+            self._takeovers += 1
+            log.info(
+                "%s took over %s from %s (token %d)", self.worker_id, conversation_id, previous, claim.token
+            )
+        return claim
+
+    async def release(self, claim: Claim, *, finished: bool = False) -> bool:
+        """Give the conversation up (only if our token is still current). ``finished`` drops its
+        state and takes it off the live set for good; otherwise it is listed as an orphan at once
+        (handover). Shielded and bounded."""
+        self._owned.pop(claim.conversation_id, None)
+        with trio.CancelScope(shield=True):
+            try:
+                done = await self.backend.eval(
+                    "ownership release",
+                    scripts.OWN_RELEASE,
+                    [
+                        self._key("owner", claim.conversation_id),
+                        self._live_key,
+                        self._key("state", claim.conversation_id),
+                    ],
+                    [claim.token, claim.conversation_id, "1" if finished else "0"],
+                    budget_s=min(2.0, self.lease_ttl_s / 2),
+                )
+            except RedisUnavailableError:
+                log.warning("could not release %s; its lease expires by itself", claim.conversation_id)
+                return False
+        return int(done) == 1
+
+    @asynccontextmanager
+    async def own(self, conversation_id: str, *, finished: bool = True) -> AsyncIterator[Claim]:
+        """Claim for the block; released when it ends. If the lease is lost (another worker now
+        holds a newer token), the block is cancelled and :class:`OwnershipLostError` raised.
+
+        ``finished``: a block that ends normally means the conversation is done (it leaves the
+        live set). A block that ends with an error or a cancellation hands the conversation over:
+        it is released and listed as an orphan at once, for another worker to take over.
+        """
+        claim = await self.claim(conversation_id)
+        completed = False
+        try:
+            with trio.CancelScope() as scope:
+                claim._scope = scope
+                yield claim
+                completed = True
+        finally:
+            if not claim.lost:
+                await self.release(claim, finished=finished and completed)
+        if claim.lost:
+            raise OwnershipLostError(conversation_id, token=claim.token)
+
+    async def orphans(self, *, limit: int = 100) -> list[str]:
+        """Conversations whose owner's lease expired (``grace_s`` ago): candidates to claim."""
+        found = await self.backend.eval(
+            "ownership orphans", scripts.OWN_ORPHANS, [self._live_key], [round(self.grace_s * 1000), limit]
+        )
+        return [str(conv) for conv in found if str(conv) not in self._owned]
+
+    async def owner_of(self, conversation_id: str) -> tuple[str | None, int | None]:
+        """(owner worker id, token) as Redis records it now."""
+        key = self._key("owner", conversation_id)
+        owner, token = await self.backend.call(
+            "ownership read", lambda: self.backend.client.hmget(key, ["owner", "token"])
+        )
+        return owner, None if token is None else int(token)
+
+    # ------------------------------------------------------------------ fenced state
+
+    async def write_state(self, claim: Claim, values: Mapping[str, str | int]) -> None:
+        """Store application state for the conversation, fenced by the claim's token
+        (:class:`OwnershipLostError` if a newer owner exists)."""
+        args: list[str | int] = [claim.token, self._state_ttl_ms]
+        for field, value in values.items():
+            args += [field, value]
+        written = await self.backend.eval(
+            "ownership state",
+            scripts.OWN_WRITE_STATE,
+            [self._key("owner", claim.conversation_id), self._key("state", claim.conversation_id)],
+            args,
+        )
+        if int(written) != 1:
+            raise OwnershipLostError(claim.conversation_id, token=claim.token)
+
+    async def read_state(self, conversation_id: str) -> dict[str, str]:
+        key = self._key("state", conversation_id)
+        state: dict[str, str] = await self.backend.call(
+            "ownership state", lambda: self.backend.client.hgetall(key)
+        )
+        return dict(state)
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def renew(self) -> None:
+        """Renew every owned lease in one script; cancel the blocks of the lost ones."""
+        owned = [claim for claim in self._owned.values() if not claim.lost]
+        if not owned:
+            return
+        keys = [self._live_key]
+        keys += [self._key("owner", c.conversation_id) for c in owned]
+        keys += [self._key("fence", c.conversation_id) for c in owned]
+        args: list[str | int] = [self.worker_id, round(self.lease_ttl_s * 1000), self._state_ttl_ms]
+        for claim in owned:
+            args += [claim.conversation_id, claim.token]
+        statuses = await self.backend.eval(
+            "ownership renew", scripts.OWN_RENEW, keys, args, budget_s=self.lease_ttl_s / 3
+        )
+        for claim, status in zip(owned, statuses, strict=True):
+            if self._owned.get(claim.conversation_id) is not claim:
+                continue  # released meanwhile
+            if int(status) == 0:
+                self._lost += 1
+                claim.lost = True
+                self._owned.pop(claim.conversation_id, None)
+                if claim._scope is not None:
+                    claim._scope.cancel()
+                log.warning(
+                    "%s lost %s (token %d is stale)", self.worker_id, claim.conversation_id, claim.token
+                )
+            elif int(status) == 2:
+                self._reinstated += 1
+        self._renewals += 1
+
+    async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Renew every ``lease_ttl_s / 3`` until cancelled; an outage is logged and retried at the
+        next beat while the sessions keep running on their connections."""
+        task_status.started()
+        interval = self.lease_ttl_s / 3
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.renew()
+            except RedisUnavailableError as exc:
+                self._heartbeat_failures += 1
+                log.warning("ownership heartbeat of %s failed: %s", self.worker_id, exc)
+
+
+@asynccontextmanager
+async def open_ownership(
+    backend: RedisBackend,
+    *,
+    worker_id: str | None = None,
+    lease_ttl_s: float = 10.0,
+    grace_s: float = 0.0,
+    state_ttl_s: float = DEFAULT_LIMITS.handle_validity_s,
+) -> AsyncIterator[Ownership]:
+    """An :class:`Ownership` whose heartbeat runs in a nursery owned by this block. Leaving the
+    block stops the heartbeat; conversations still owned then expire and can be taken over."""
+    ownership = Ownership(
+        backend, worker_id=worker_id, lease_ttl_s=lease_ttl_s, grace_s=grace_s, state_ttl_s=state_ttl_s
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ownership.run_heartbeat)
+        try:
+            yield ownership
+        finally:
+            nursery.cancel_scope.cancel()

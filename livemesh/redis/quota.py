@@ -1,0 +1,310 @@
+"""A per-project session quota shared by every worker: leases with expiry, heartbeat, fair waiting.
+
+The service counts concurrent Live sessions per *project* (3 on a free tier; LIVE_API_NOTES 1.9),
+whatever host they come from, so one process's :class:`~livemesh.pool.admission.Admission` cannot
+enforce it for a fleet. :class:`DistributedQuota` keeps, per project, in one Cluster slot:
+
+* ``leases``: a sorted set of lease id -> expiry (Redis time). A holder's heartbeat extends its
+  leases every ``lease_ttl_s / 3``; a worker that crashes stops beating and its slots come back by
+  themselves within ``lease_ttl_s`` (expired leases are swept by the next acquire);
+* ``queue``: waiting callers as tickets in arrival order (a counter gives each its number). A
+  caller at queue position ``r`` is granted only while ``r < free slots``, and a newcomer never
+  takes a slot while anyone queues, so callers are served first-come first-served across the fleet;
+* ``alive``: each waiter's liveness (refreshed by its polls) so a crashed waiter leaves the queue.
+
+Waiters poll (with jitter, slower the further back they stand) rather than subscribe: polling
+survives a Redis restart or failover with no resubscription logic, and costs one small script per
+poll. A timeout raises :class:`~livemesh.redis.errors.QuotaTimeoutError` with the caller's position.
+
+Layering with the pool: a worker's pool keeps its local ``Admission`` (bounding this process) and
+its ``QuotaBackoff`` (pausing after the service's own quota closes); :func:`quota_connect` wraps the
+pool's ``connect`` so each connection attempt also holds a distributed lease::
+
+    async with open_quota(backend, project="my-project", limit=3) as quota:
+        async with open_pool(max_sessions=50, connect=quota_connect(quota, timeout=30)) as pool:
+            ...
+
+If Redis loses the leases (a restart without persistence), the heartbeat reinstates them while
+the project has room; a lease that cannot be reinstated cancels the block holding it
+(:class:`~livemesh.redis.errors.QuotaLostError`), so the limit is never knowingly exceeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from livemesh.errors import ConfigError
+from livemesh.redis import scripts
+from livemesh.redis._client import RedisBackend
+from livemesh.redis.errors import QuotaLostError, QuotaTimeoutError, RedisUnavailableError
+
+__all__ = ["DistributedQuota", "QuotaLease", "QuotaStatistics", "open_quota", "quota_connect"]
+
+log = logging.getLogger("livemesh.redis.quota")
+
+
+@attrs.define(eq=False)
+class QuotaLease:
+    """One held slot of a project's quota (``id`` is unique across the fleet)."""
+
+    id: str
+    project: str
+    lost: bool = False
+    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class QuotaStatistics:
+    held: int
+    waiting: int
+    renewals: int
+    reinstated: int
+    lost: int
+    heartbeat_failures: int
+
+
+class DistributedQuota:
+    """Create with :func:`open_quota` (which runs the heartbeat). Safe to share between tasks."""
+
+    def __init__(
+        self,
+        backend: RedisBackend,
+        project: str,
+        limit: int,
+        *,
+        lease_ttl_s: float = 15.0,
+        poll_s: float = 0.1,
+        waiter_ttl_s: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"limit must be a positive int, not {limit!r}")
+        if not lease_ttl_s > 0 or not poll_s > 0:
+            raise ConfigError("lease_ttl_s and poll_s must be positive")
+        self.backend = backend
+        self.project = project
+        self.limit = limit
+        self.lease_ttl_s = lease_ttl_s
+        self.poll_s = poll_s
+        self.waiter_ttl_s = waiter_ttl_s if waiter_ttl_s is not None else max(2.0, 10 * poll_s)
+        self._rng = rng or random.Random()
+        tag = f"quota:{project}"
+        self._leases_key = backend.key(tag, "leases")
+        self._queue_key = backend.key(tag, "queue")
+        self._alive_key = backend.key(tag, "alive")
+        self._counter_key = backend.key(tag, "tickets")
+        self._held: dict[str, QuotaLease] = {}
+        self._waiting = 0
+        self._renewals = 0
+        self._reinstated = 0
+        self._lost = 0
+        self._heartbeat_failures = 0
+
+    def __repr__(self) -> str:
+        return f"DistributedQuota(project={self.project!r}, limit={self.limit}, held={len(self._held)})"
+
+    def statistics(self) -> QuotaStatistics:
+        return QuotaStatistics(
+            len(self._held),
+            self._waiting,
+            self._renewals,
+            self._reinstated,
+            self._lost,
+            self._heartbeat_failures,
+        )
+
+    # ------------------------------------------------------------------ acquiring
+
+    def _new_lease(self) -> QuotaLease:
+        return QuotaLease(id=secrets.token_hex(8), project=self.project)
+
+    async def _attempt(self, lease: QuotaLease, mode: str) -> tuple[bool, int]:
+        granted, rank = await self.backend.eval(
+            "quota acquire",
+            scripts.QUOTA_ACQUIRE,
+            [self._leases_key, self._queue_key, self._alive_key, self._counter_key],
+            [self.limit, round(self.lease_ttl_s * 1000), lease.id, round(self.waiter_ttl_s * 1000), mode],
+        )
+        if int(granted) == 1:
+            self._held[lease.id] = lease
+            return True, 0
+        return False, int(rank)
+
+    async def try_acquire(self) -> QuotaLease | None:
+        """A lease if a slot is free and nobody queues, else None (never waits, never queues)."""
+        lease = self._new_lease()
+        granted, _ = await self._attempt(lease, "try")
+        return lease if granted else None
+
+    async def acquire(self, *, timeout: float | None = None) -> QuotaLease:  # noqa: ASYNC109 (reported in the error)
+        """Wait in the project's fleet-wide FIFO queue for a slot; :class:`QuotaTimeoutError` after
+        ``timeout`` s. The ticket is withdrawn however the wait ends (timeout, cancel, error)."""
+        lease = self._new_lease()
+        started = trio.current_time()
+        position: int | None = None
+        self._waiting += 1
+        try:
+            with trio.move_on_after(float("inf") if timeout is None else timeout):
+                while True:
+                    granted, position = await self._attempt(lease, "wait")
+                    if granted:
+                        return lease
+                    # The head of the queue polls fastest; the back, where nothing changes soon, slower.
+                    factor = 1.0 + min(position, 8) / 2
+                    await trio.sleep(self.poll_s * factor * (0.5 + self._rng.random()))
+        except BaseException:
+            await self._withdraw(lease)
+            raise
+        finally:
+            self._waiting -= 1
+        await self._withdraw(lease)
+        raise QuotaTimeoutError(
+            self.project, waited=trio.current_time() - started, position=position, limit=self.limit
+        )
+
+    async def _withdraw(self, lease: QuotaLease) -> None:
+        """Give back a lease or a queue ticket (shielded, bounded: a dead waiter also expires)."""
+        self._held.pop(lease.id, None)
+        with trio.CancelScope(shield=True):
+            try:
+                await self.backend.eval(
+                    "quota release",
+                    scripts.QUOTA_RELEASE,
+                    [self._leases_key, self._queue_key, self._alive_key],
+                    [lease.id],
+                    budget_s=min(1.0, self.lease_ttl_s / 3),
+                )
+            except RedisUnavailableError:
+                log.warning("could not release quota lease of %s; it expires by itself", self.project)
+
+    async def release(self, lease: QuotaLease) -> None:
+        """Free the slot (idempotent)."""
+        await self._withdraw(lease)
+
+    @asynccontextmanager
+    async def slot(self, *, timeout: float | None = None) -> AsyncIterator[QuotaLease]:  # noqa: ASYNC109
+        """Hold a slot for the block. If the heartbeat finds the lease lost for good, the block is
+        cancelled and :class:`QuotaLostError` raised from it."""
+        lease = await self.acquire(timeout=timeout)
+        try:
+            with trio.CancelScope() as scope:
+                lease._scope = scope
+                if lease.lost:
+                    scope.cancel()
+                yield lease
+        finally:
+            await self._withdraw(lease)
+        if lease.lost:
+            raise QuotaLostError(self.project, lease.id)
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def renew(self) -> None:
+        """Extend every held lease once (one script for all); mark and cancel the lost ones."""
+        held = list(self._held.values())
+        if not held:
+            return
+        statuses = await self.backend.eval(
+            "quota renew",
+            scripts.QUOTA_RENEW,
+            [self._leases_key],
+            [self.limit, round(self.lease_ttl_s * 1000), *(lease.id for lease in held)],
+            budget_s=self.lease_ttl_s / 3,
+        )
+        for lease, status in zip(held, statuses, strict=True):
+            if lease.id not in self._held:
+                continue  # released while we waited for Redis
+            if int(status) == 0:
+                self._lost += 1
+                lease.lost = True
+                self._held.pop(lease.id, None)
+                if lease._scope is not None:
+                    lease._scope.cancel()
+                log.warning("quota lease of %s lost: the project is full again", self.project)
+            elif int(status) == 2:
+                self._reinstated += 1
+        self._renewals += 1
+
+    async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Renew held leases every ``lease_ttl_s / 3`` until cancelled; outages are logged and
+        retried at the next beat (sessions keep running meanwhile)."""
+        task_status.started()
+        interval = self.lease_ttl_s / 3
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.renew()
+            except RedisUnavailableError as exc:
+                self._heartbeat_failures += 1
+                log.warning("quota heartbeat for %s failed: %s", self.project, exc)
+
+    async def usage(self) -> tuple[int, int]:
+        """(leases held fleet-wide, callers queued) as Redis sees them now (expired ones included
+        until the next acquire sweeps them)."""
+        client = self.backend.client
+
+        async def read() -> tuple[int, int]:
+            return await client.zcard(self._leases_key), await client.zcard(self._queue_key)
+
+        return await self.backend.call("quota usage", read)
+
+
+@asynccontextmanager
+async def open_quota(
+    backend: RedisBackend,
+    project: str,
+    limit: int,
+    *,
+    lease_ttl_s: float = 15.0,
+    poll_s: float = 0.1,
+    waiter_ttl_s: float | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[DistributedQuota]:
+    """A :class:`DistributedQuota` whose heartbeat runs in a nursery owned by this block."""
+    quota = DistributedQuota(
+        backend, project, limit, lease_ttl_s=lease_ttl_s, poll_s=poll_s, waiter_ttl_s=waiter_ttl_s, rng=rng
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(quota.run_heartbeat)
+        try:
+            yield quota
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+Connect = Callable[[Any, Any, random.Random], AbstractAsyncContextManager[Any]]
+
+
+def quota_connect(
+    quota: DistributedQuota, connect: Connect | None = None, *, timeout: float | None = None
+) -> Connect:
+    """Wrap the pool's ``connect`` so every connection attempt holds a distributed lease.
+
+    Order per attempt: the pool's local admission, quota backoff and rate limiter, then this lease
+    (waiting fairly up to ``timeout``), then the connection. A :class:`QuotaTimeoutError` is an
+    ordinary session failure for the pool's restart policy.
+    """
+
+    def wrapped(config: Any, on_handle: Any, rng: random.Random) -> AbstractAsyncContextManager[Any]:
+        @asynccontextmanager
+        async def hold() -> AsyncIterator[Any]:
+            inner = connect
+            if inner is None:
+                from livemesh.pool.pool import _default_connect
+
+                inner = _default_connect
+            async with quota.slot(timeout=timeout):
+                async with inner(config, on_handle, rng) as session:
+                    yield session
+
+        return hold()
+
+    return wrapped

@@ -1,0 +1,132 @@
+"""A real ``redis-server`` on 127.0.0.1 (no fake Redis): started in a temp dir on a free port.
+
+``redis_server`` is shared by the whole test session (tests isolate themselves with a unique key
+prefix, ``backend``); ``fresh_redis`` gives a test its own server it may stop and restart (same
+port, same directory). Readiness is read from the server's log line, not guessed with sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import IO
+
+import pytest
+
+from livemesh.redis import RedisBackend, RedisRetry, open_redis
+
+_READY = b"Ready to accept connections"
+_START_TIMEOUT_S = 15.0
+
+
+def _drain(stream: IO[bytes]) -> None:
+    while stream.read(65536):
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One redis-server process; ``stop()``/``start()`` restart it on the same port and directory."""
+
+    def __init__(self, directory: str, *, appendonly: bool = False) -> None:
+        self.directory = directory
+        self.port = _free_port()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not installed (apt-get install -y redis-server)"
+        command = [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", self.directory,
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+            "--logfile", "",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while _READY not in seen:
+                left = deadline - time.monotonic()
+                if left <= 0 or process.poll() is not None:
+                    process.kill()
+                    process.wait()
+                    raise RuntimeError(f"redis-server did not start: {seen[-2000:]!r}")
+                if selector.select(timeout=left):
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    seen += chunk
+        self.process = process
+        # Keep reading the log so a full pipe can never block the server.
+        threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+
+    def stop(self, *, kill: bool = False) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with tempfile.TemporaryDirectory(prefix="livemesh-redis-") as directory:
+        server = RedisServer(directory)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[RedisServer]:
+    with tempfile.TemporaryDirectory(prefix="livemesh-redis-") as directory:
+        server = RedisServer(directory)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop(kill=True)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so tests sharing the server never see each other's keys."""
+    return "t" + secrets.token_hex(6)
+
+
+@pytest.fixture
+async def backend(redis_server: RedisServer, prefix: str) -> AsyncIterator[RedisBackend]:
+    async with open_redis(redis_server.url, prefix=prefix, retry=RedisRetry(budget_s=3.0)) as backend:
+        yield backend
