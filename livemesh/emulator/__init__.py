@@ -15,6 +15,8 @@ In process::
         emu.stats(session_id) -> SessionStats   # per resumable session, across its connections
         await emu.send_go_away(time_left=1.0, session_id=None)   # None = every live connection
         await emu.drop(session_id=None, close_code=None)  # None = abrupt (no close frame: 1006)
+        await emu.send_raw(data, session_id=None)         # one binary frame, as is
+        await emu.send_malformed(session_id=None)         # a truncated-JSON frame
         emu.live_connections()   # live connections past setup, for leak checks
         await emu.wait_idle()    # until no live connection remains
         emu.session_ids()
@@ -107,8 +109,16 @@ then closes 1011 "Deadline expired before operation could complete.". The deadli
 budget if sooner (``audio_session_s``; ``audio_video_session_s`` once video was received),
 counted per connection (a resumed connection starts a new budget; a simplification).
 
+``SessionStats`` (``emu.stats``): ``messages, audio_bytes, audio_chunks, video_frames, turns,
+texts, tool_responses, unknown_tool_responses, turn_tokens, compressions`` (the context, as the
+``stats`` command reports it) plus ``connections, resumptions, handles_issued`` and
+``disconnects_mid_turn``: connections the CLIENT closed or dropped while a model turn or a
+BLOCKING call was in progress (rotations that did not wait for a quiet point).
+
 Faults (``FaultConfig``, seeded per connection): abrupt drops, 1011 closes, malformed frames,
 latency/jitter per server message; goAway storms; silence after goAway.
+``EmulatorConfig.faults_by_key`` applies a different ``FaultConfig`` to connections made with
+one credential, so one session of many misbehaves.
 
 Not emulated: real speech recognition or synthesis, context window compression and token limits
 (usage is estimated), google_search/code execution tools, video understanding, proactivity and

@@ -18,7 +18,7 @@ from wsproto import WSConnection
 from livemesh.emulator import closes
 from livemesh.emulator.config import EmulatorConfig
 from livemesh.emulator.context import SessionStats, SessionStore
-from livemesh.emulator.faults import FaultPlan
+from livemesh.emulator.faults import MALFORMED_FRAME, FaultPlan
 from livemesh.emulator.live import LiveConnection
 from livemesh.emulator.rest import RestApi
 from livemesh.emulator.routing import live_route
@@ -72,7 +72,9 @@ class Emulator:
         many connections it had and how many were resumptions. KeyError if unknown."""
         record = self.store.sessions[session_id]
         snap = record.context.snapshot()
-        return snap.with_connections(record.connections, record.resumptions, record.handles_issued)
+        return snap.with_connections(
+            record.connections, record.resumptions, record.handles_issued, record.disconnects_mid_turn
+        )
 
     def session_ids(self) -> list[str]:
         """Every session the emulator still remembers (live or resumable)."""
@@ -103,6 +105,16 @@ class Emulator:
             else:
                 text = reason if reason is not None else _CLOSE_TEXTS.get(close_code, "")
                 await connection.peer.close(close_code, text)
+
+    async def send_raw(self, data: bytes, session_id: str | None = None) -> None:
+        """Send ``data`` as one binary frame to the session's live connection (``None``: every
+        one), e.g. a malformed frame to fail one session on purpose."""
+        for connection in self._select(session_id):
+            await connection.peer.send(data, faultable=False)
+
+    async def send_malformed(self, session_id: str | None = None) -> None:
+        """Send a frame that is not valid JSON (truncated) to the session's live connection."""
+        await self.send_raw(MALFORMED_FRAME, session_id)
 
     def _select(self, session_id: str | None) -> list[LiveConnection]:
         return [
@@ -159,9 +171,12 @@ class Emulator:
     def _accepts(self, request: HttpRequest) -> bool:
         return live_route(request.target, request.headers) is not None
 
-    def _make_peer(self, stream: trio.abc.Stream, ws: WSConnection) -> WebSocketPeer:
+    def _make_peer(self, stream: trio.abc.Stream, ws: WSConnection, request: HttpRequest) -> WebSocketPeer:
         self._connections += 1
         faults = self.config.faults
+        route = live_route(request.target, request.headers)
+        if route is not None and route.credential is not None:
+            faults = self.config.faults_by_key.get(route.credential, faults)
         return WebSocketPeer(
             stream,
             ws,

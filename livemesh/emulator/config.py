@@ -7,6 +7,8 @@ purpose (seeded, so a failing run can be replayed). Limits shared with the pool 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from livemesh.limits import ServiceLimits
@@ -119,6 +121,9 @@ class EmulatorConfig:
     close_timeout_s: float = 2.0
     """How long to wait for the client's close frame after sending ours."""
     faults: FaultConfig = attrs.field(factory=FaultConfig)
+    faults_by_key: Mapping[str, FaultConfig] = attrs.field(factory=dict)
+    """Faults for connections made with one API key (or token name, or bearer token) instead of
+    ``faults``: misbehave towards one session of many."""
     certfile: str | None = None
     keyfile: str | None = None
     tls: bool = False

@@ -41,10 +41,19 @@ class SessionStats:
     """Connections this session has had (``emu.stats`` only; 0 in snapshots)."""
     resumptions: int = 0
     handles_issued: int = 0
+    disconnects_mid_turn: int = 0
+    """Connections the CLIENT closed or dropped while a model turn or BLOCKING call was in
+    progress (a rotation that did not wait for a quiet point)."""
 
-    def with_connections(self, connections: int, resumptions: int, handles_issued: int) -> SessionStats:
+    def with_connections(
+        self, connections: int, resumptions: int, handles_issued: int, disconnects_mid_turn: int
+    ) -> SessionStats:
         return attrs.evolve(
-            self, connections=connections, resumptions=resumptions, handles_issued=handles_issued
+            self,
+            connections=connections,
+            resumptions=resumptions,
+            handles_issued=handles_issued,
+            disconnects_mid_turn=disconnects_mid_turn,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -153,6 +162,7 @@ class SessionRecord:
     connections: int = 0
     resumptions: int = 0
     handles_issued: int = 0
+    disconnects_mid_turn: int = 0
 
     def attach(self, connection: object) -> None:
         self.connection = connection

@@ -234,8 +234,12 @@ class LiveConnection:
 
     def _end(self) -> None:
         """Detach from the session as soon as the connection starts closing (idempotent)."""
-        if self.record is not None:
-            self._emu.store.detach(self.record, self, trio.current_time())
+        record = self.record
+        if record is not None and record.connection is self:
+            busy = self._turn is not None or any(call.blocking for call in self._pending.values())
+            if busy and not self.peer.closed_by_server:
+                record.disconnects_mid_turn += 1
+            self._emu.store.detach(record, self, trio.current_time())
         self._emu.unregister(self)
 
     # ------------------------------------------------------------------ sending

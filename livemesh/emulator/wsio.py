@@ -77,7 +77,7 @@ async def serve_stream(
     on_http: HttpHandler,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
     idle_timeout_s: float = 60.0,
 ) -> None:
     """Serve one accepted stream until it closes. Never raises (errors stop at this connection).
@@ -105,7 +105,7 @@ async def _serve_stream(
     on_http: HttpHandler,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
     idle_timeout_s: float,
 ) -> None:
     async def receive() -> bytes:
@@ -182,7 +182,7 @@ async def _upgrade(
     request: HttpRequest,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
 ) -> None:
     ws = WSConnection(ConnectionType.SERVER)
     ws.receive_data(raw)
@@ -195,7 +195,7 @@ async def _upgrade(
         await stream.send_all(ws.send(RejectConnection(status_code=404)))
         return
     await stream.send_all(ws.send(AcceptConnection()))
-    peer = make_peer(stream, ws)
+    peer = make_peer(stream, ws, request)
     await peer.run(lambda: on_websocket(request, peer))
 
 
@@ -248,6 +248,8 @@ class WebSocketPeer:
         self._done = trio.Event()
         self._scope: trio.CancelScope | None = None
         self.closing = False
+        self.closed_by_server = False
+        """True if this side started the close (a close frame, a fault, an abort)."""
         self.aborted = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -276,6 +278,7 @@ class WebSocketPeer:
         if self.closing:
             return
         self.closing = True
+        self.closed_by_server = True
         self._mark_ended(code, reason)
         with trio.move_on_after(self._close_timeout):
             await self._out_send.send(_Close(code, closes.fit_reason(reason)))
@@ -284,6 +287,8 @@ class WebSocketPeer:
 
     def abort(self) -> None:
         """Drop the connection now: no close frame (the client sees 1006)."""
+        if not self.closing:
+            self.closed_by_server = True
         self.closing = True
         self.aborted = True
         self._mark_ended(1006, "")
@@ -432,6 +437,7 @@ class WebSocketPeer:
                 return None, False
             if action is Action.CLOSE:
                 self.closing = True
+                self.closed_by_server = True
                 self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
                 return self._ws.send(CloseConnection(closes.INTERNAL, closes.TEXT_INTERNAL)), False
             if action is Action.MALFORMED:

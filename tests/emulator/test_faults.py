@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
 from livemesh.emulator import EmulatorConfig, FaultConfig, ServiceLimits, open_emulator
 from livemesh.errors import DecodeError
-from tests.emulator.helpers import connect, sleep_until_closed, text_setup
+from tests.emulator.helpers import connect, session_of, sleep_until_closed, text_setup
 
 
 async def test_drop_after_messages_is_abrupt() -> None:
@@ -99,3 +100,42 @@ async def test_latency() -> None:
             start = trio.current_time()
             assert await c.ask("slow") == "You said: slow"
             assert trio.current_time() - start >= 4 * 0.05
+
+
+async def test_faults_by_key_hit_only_that_key() -> None:
+    config = EmulatorConfig(faults_by_key={"bad": FaultConfig(drop_probability=1.0)})
+    with trio.fail_after(5):
+        async with open_emulator(config) as emu:
+            async with (
+                connect(emu, text_setup()) as good,
+                connect(emu, text_setup(), query="?key=bad") as bad,
+            ):
+                await bad.say("x")
+                assert (await sleep_until_closed(bad))[0] == 1006
+                assert await good.ask("fine") == "You said: fine"
+
+
+async def test_send_malformed_to_one_session() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu, connect(emu, text_setup()) as a, connect(emu, text_setup()) as b:
+            await emu.send_malformed(session_of(a))
+            with pytest.raises(DecodeError):
+                await a.recv()
+            assert await b.ask("fine") == "You said: fine"
+
+
+async def test_disconnect_mid_turn_is_counted() -> None:
+    config = EmulatorConfig(chunks_per_reply=100, chunk_interval_s=0.01)
+    with trio.fail_after(5):
+        async with open_emulator(config) as emu:
+            async with connect(emu, text_setup()) as c:
+                sid = session_of(c)
+                await c.say("x" * 200)
+                await c.until("server_content")
+            await emu.wait_idle()
+            async with connect(emu, text_setup()) as quiet:
+                await quiet.ask("done first")
+                quiet_sid = session_of(quiet)
+            await emu.wait_idle()
+            assert emu.stats(sid).disconnects_mid_turn == 1
+            assert emu.stats(quiet_sid).disconnects_mid_turn == 0
