@@ -125,6 +125,7 @@ class _State:
         self.plan = plan
         self.phase = phase
         self.in_phase = True
+        self.stats_attempts = 0
         self.handle: str | None = None
         self.go_away = False
         self.messages_since_handle = 0
@@ -319,7 +320,12 @@ async def _final_check(conn: _Connection, spec: WorkloadSpec, state: _State) -> 
     await _send(conn, "text", wl.STATS_QUERY)
     await _await_turn(conn, spec, f"s{state.plan.index} stats")
     if conn.closed is not None:
-        raise _TurnFailed(f"s{state.plan.index}: connection closed during the final stats query")
+        # The connection reached its end meanwhile: ``stats`` is a query, not content, so asking
+        # again on the next connection is safe.
+        state.stats_attempts += 1
+        if state.stats_attempts > 3:
+            raise _TurnFailed(f"s{state.plan.index}: connection closed during the final stats query")
+        return ("again", 0, None)
     stats = wl.parse_stats("".join(conn.reply))
     if stats is None:
         raise _TurnFailed(f"s{state.plan.index}: unreadable stats reply {''.join(conn.reply)[:120]!r}")
