@@ -102,6 +102,7 @@ class DistributedQuota:
         self._alive_key = backend.key(tag, "alive")
         self._counter_key = backend.key(tag, "tickets")
         self._held: dict[str, QuotaLease] = {}
+        self._released = trio.Event()
         self._waiting = 0
         self._renewals = 0
         self._reinstated = 0
@@ -158,8 +159,10 @@ class DistributedQuota:
                     if granted:
                         return lease
                     # The head of the queue polls fastest; the back, where nothing changes soon, slower.
+                    # A release in this process wakes local waiters at once (the next slot may be theirs).
                     factor = 1.0 + min(position, 8) / 2
-                    await trio.sleep(self.poll_s * factor * (0.5 + self._rng.random()))
+                    with trio.move_on_after(self.poll_s * factor * (0.5 + self._rng.random())):
+                        await self._released.wait()
         except BaseException:
             await self._withdraw(lease)
             raise
@@ -172,7 +175,7 @@ class DistributedQuota:
 
     async def _withdraw(self, lease: QuotaLease) -> None:
         """Give back a lease or a queue ticket (shielded, bounded: a dead waiter also expires)."""
-        self._held.pop(lease.id, None)
+        was_held = self._held.pop(lease.id, None) is not None
         with trio.CancelScope(shield=True):
             try:
                 await self.backend.eval(
@@ -184,6 +187,9 @@ class DistributedQuota:
                 )
             except RedisUnavailableError:
                 log.warning("could not release quota lease of %s; it expires by itself", self.project)
+        if was_held:
+            self._released.set()
+            self._released = trio.Event()
 
     async def release(self, lease: QuotaLease) -> None:
         """Free the slot (idempotent)."""
