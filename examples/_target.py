@@ -58,8 +58,9 @@ async def live_target(
         model = await livemesh.resolve_model(kind, auth)
         yield Target(options={"model": model, "auth": auth}, emulator=None)
         return
-    # A fresh handle every 0.5 s instead of 5 s: a rotation right after a reply waits for one.
-    async with open_emulator(emulator or EmulatorConfig(resumption_update_interval_s=0.5)) as emu:
+    # 50 ms before the first reply chunk, as a real model takes a moment: with instant replies
+    # the session cannot tell whether a handle arriving right after a message covers it.
+    async with open_emulator(emulator or EmulatorConfig(first_chunk_delay_s=0.05)) as emu:
         auth = livemesh.ApiKey("emulator-key")  # the emulator accepts any non-empty key
         model = await livemesh.resolve_model(kind, auth, base_url=emu.http_url)
         yield Target(options={"model": model, "auth": auth, "base_url": emu.url}, emulator=emu)
