@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 import trio
+from coredis.tokens import PureToken
 
 from livemesh.errors import ConfigError
 from livemesh.limits import DEFAULT_LIMITS
@@ -210,6 +211,18 @@ class Ownership:
             "ownership orphans", scripts.OWN_ORPHANS, [self._live_key], [round(self.grace_s * 1000), limit]
         )
         return [str(conv) for conv in found if str(conv) not in self._owned]
+
+    async def enlist(self, conversation_ids: list[str]) -> None:
+        """List conversations as waiting for an owner (orphans from the start): a front end hands
+        work to the fleet this way, and a conversation whose first worker died before claiming it
+        is still found. Already-listed conversations keep their lease expiry."""
+        if not conversation_ids:
+            return
+        mapping: dict[str | bytes, int | float] = dict.fromkeys(conversation_ids, 0)
+        await self.backend.call(
+            "ownership enlist",
+            lambda: self.backend.client.zadd(self._live_key, mapping, condition=PureToken.NX),
+        )
 
     async def owner_of(self, conversation_id: str) -> tuple[str | None, int | None]:
         """(owner worker id, token) as Redis records it now."""
