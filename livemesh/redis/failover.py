@@ -98,6 +98,8 @@ class FailoverReport:
     takeover_latency_s: tuple[float, float, float]
     """(min, median, max) seconds from the SIGKILL to the new owner's first answer."""
     finished: int
+    contexts_intact: int
+    """Conversations whose context (the emulator's record) is exactly ``turn 1 .. turn N``, in order."""
     lost_turns: int
     duplicated_turns: int
     emulator_resumptions: int
@@ -109,6 +111,7 @@ class FailoverReport:
     def ok(self) -> bool:
         return (
             self.finished == self.sessions
+            and self.contexts_intact == self.sessions
             and self.lost_turns == 0
             and self.duplicated_turns == 0
             and self.resumed_by_others == self.killed_sessions
@@ -140,6 +143,7 @@ def render_report(report: FailoverReport) -> str:
         ("fencing token increased", str(report.fencing_ok)),
         ("kill -> first answer (min/med/max)", f"{lo:.2f} / {mid:.2f} / {hi:.2f} s"),
         ("sessions finished", f"{report.finished}/{report.sessions}"),
+        ("contexts exactly turn 1..N", f"{report.contexts_intact}/{report.sessions}"),
         ("turns lost / duplicated", f"{report.lost_turns} / {report.duplicated_turns}"),
         ("emulator resumptions", str(report.emulator_resumptions)),
         ("worker errors", str(report.errors)),
@@ -410,7 +414,7 @@ async def _run(
                 fencing_ok += 1
         if e.get("event") == "answered" and e["conv"] in owned_at_kill and e["conv"] not in first_answer:
             first_answer[e["conv"]] = t - killed_at
-    lost = duplicated = resumptions = 0
+    lost = duplicated = resumptions = intact = 0
     expected = [f"turn {t}" for t in range(1, turns + 1)]
     for conv in conversations:
         server_id = finished.get(conv, {}).get("server")
@@ -419,6 +423,7 @@ async def _run(
             continue
         stats = emu.stats(server_id)
         counts = Counter(stats.texts)
+        intact += list(stats.texts) == expected
         lost += sum(1 for text in expected if counts[text] == 0)
         duplicated += sum(counts[text] - 1 for text in expected if counts[text] > 1)
         resumptions += stats.resumptions
@@ -439,6 +444,7 @@ async def _run(
         fencing_ok=fencing_ok,
         takeover_latency_s=(latency[0], latency[1], latency[2]),
         finished=len(finished),
+        contexts_intact=intact,
         lost_turns=lost,
         duplicated_turns=duplicated,
         emulator_resumptions=resumptions,
