@@ -156,3 +156,151 @@ async def serve_sansio(handler: Handler, port_file: str) -> None:
     await tmp.write_text(str(port))
     await tmp.rename(port_file)
     await trio.serve_listeners(one, listeners)
+
+
+# ----------------------------------------------------------------------------- the transport seam
+#
+# ``open_connection`` below has the signature and behaviour of ``livemesh.transport.open_connection``
+# (a ``Connection``: send / receive / ping / aclose / close_info, livemesh errors only), so
+# bench/engine_compare.py can run the real session actor and pool on it unchanged.
+
+
+class SansioConnection:
+    """:class:`livemesh.transport.Connection` over websockets' sans-I/O protocol on a trio stream.
+
+    ``receive`` reads the socket in the caller's task (the session's reader) and returns messages
+    parsed from one read without another trip through the scheduler; ``send`` writes one frame
+    with one ``send_all`` (text frames straight from the codec's UTF-8 bytes, no decode).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol, disconnect_timeout: float) -> None:
+        self._ws = WsConnection(stream, protocol)
+        self._protocol = protocol
+        self._disconnect_timeout = disconnect_timeout
+        self._pong = trio.Event()
+        self._closed = False
+
+    @property
+    def close_info(self) -> Any:
+        from livemesh.transport import CloseInfo
+
+        if self._protocol.close_code is None and not self._closed:
+            return None
+        return CloseInfo(code=self._protocol.close_code or 1006, reason=self._protocol.close_reason or "")
+
+    def _lost(self) -> Exception:
+        from livemesh.transport import CloseInfo, ConnectionLostError, close_error
+
+        code = self._protocol.close_code
+        if code is None or code == 1006:
+            return ConnectionLostError("connection closed without a close frame", code=1006)
+        return close_error(CloseInfo(code=code, reason=self._protocol.close_reason or ""))
+
+    async def send(self, data: bytes) -> None:
+        if self._closed or self._protocol.close_code is not None:
+            raise self._lost()
+        try:
+            self._protocol.send_text(data)
+            await self._ws._flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            from livemesh.transport import ConnectionLostError
+
+            self._closed = True
+            raise ConnectionLostError(f"send failed: {type(exc).__name__}", code=1006) from None
+        except Exception:
+            self._closed = True
+            raise self._lost() from None
+
+    async def receive(self) -> bytes | str:
+        ws = self._ws
+        if ws._messages:
+            return ws._messages.popleft()
+        try:
+            while not ws._messages:
+                data = await ws.stream.receive_some(RECEIVE_BUFFER)
+                if not data:
+                    self._protocol.receive_eof()
+                else:
+                    self._protocol.receive_data(data)
+                events = self._protocol.events_received()
+                for event in events:
+                    if isinstance(event, Frame) and event.opcode is Opcode.PONG:
+                        self._pong.set()
+                ws._absorb(events)
+                await ws._flush()
+                if not ws._messages and (not data or self._protocol.close_code is not None):
+                    self._closed = True
+                    raise self._lost()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._closed = True
+            raise self._lost() from None
+        return ws._messages.popleft()
+
+    async def ping(self) -> None:
+        self._pong = trio.Event()
+        self._protocol.send_ping(b"lm")
+        await self._ws._flush()
+        await self._pong.wait()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        with trio.move_on_after(self._disconnect_timeout) as scope:
+            scope.shield = True
+            try:
+                if self._protocol.close_code is None:
+                    self._protocol.send_close(code, reason)
+                    await self._ws._flush()
+            except Exception:
+                pass
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(self._ws.stream)
+        self._closed = True
+
+
+@asynccontextmanager
+async def open_connection(
+    url: str, headers: Any = (), *, options: Any = None
+) -> AsyncIterator[SansioConnection]:
+    """Drop-in for ``livemesh.transport.open_connection`` (prototype: no proxy, no redirects)."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    from livemesh.transport import ConnectionLostError, TransportOptions, redact_url
+
+    opts = options or TransportOptions()
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    try:
+        with trio.fail_after(opts.connect_timeout):
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            if secure:
+                ctx = opts.ssl_context or ssl.create_default_context()
+                stream = trio.SSLStream(stream, ctx, server_hostname=host, https_compatible=True)
+                await stream.do_handshake()
+            protocol = ClientProtocol(parse_uri(url), max_size=opts.max_message_bytes)
+            request = protocol.connect()
+            for name, value in headers:
+                request.headers[name] = value
+            protocol.send_request(request)
+            conn = SansioConnection(stream, protocol, opts.disconnect_timeout)
+            await conn._ws._flush()
+            while True:
+                data = await stream.receive_some(RECEIVE_BUFFER)
+                if not data:
+                    raise ConnectionLostError(f"{redact_url(url)} closed during the handshake", code=1006)
+                protocol.receive_data(data)
+                events = protocol.events_received()
+                if any(isinstance(e, Response) for e in events):
+                    break
+            if protocol.handshake_exc is not None:
+                raise ConnectionLostError(f"{redact_url(url)} refused the WebSocket upgrade", code=1006)
+            conn._ws._absorb(events)
+    except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+        raise ConnectionLostError(
+            f"could not connect to {redact_url(url)} ({type(exc).__name__})", code=1006
+        ) from None
+    try:
+        yield conn
+    finally:
+        await conn.aclose()
