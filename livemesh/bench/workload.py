@@ -23,6 +23,7 @@ so a client that silently drops input across a rotation shows up here.
 from __future__ import annotations
 
 import array
+import functools
 import json
 import math
 import random
@@ -190,6 +191,7 @@ def tool_declaration() -> dict[str, Any]:
     }
 
 
+@functools.cache
 def speech_chunk() -> bytes:
     """100 ms of a loud 300 Hz tone (well above the VAD threshold at either sensitivity)."""
     samples = array.array(
