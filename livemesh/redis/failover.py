@@ -189,8 +189,8 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
     ):
         done_key = backend.key(FLEET_TAG, "bench-done")
         _emit({"ready": worker_id})
-        stdin = trio.lowlevel.FdStream(os.dup(0))
-        await stdin.receive_some()  # "go"
+        async with trio.lowlevel.FdStream(os.dup(0)) as stdin:
+            await stdin.receive_some()  # "go"
         running: set[str] = set()
 
         async def drive(conversation_id: str) -> None:

@@ -302,14 +302,15 @@ def quota_connect(
     def wrapped(config: Any, on_handle: Any, rng: random.Random) -> AbstractAsyncContextManager[Any]:
         @asynccontextmanager
         async def hold() -> AsyncIterator[Any]:
-            inner = connect
-            if inner is None:
-                from livemesh.pool.pool import _default_connect
-
-                inner = _default_connect
             async with quota.slot(timeout=timeout):
-                async with inner(config, on_handle, rng) as session:
-                    yield session
+                if connect is not None:
+                    async with connect(config, on_handle, rng) as session:
+                        yield session
+                else:
+                    from livemesh.session import open_session
+
+                    async with open_session(config, on_handle=on_handle, rng=rng) as session:
+                        yield session
 
         return hold()
 

@@ -43,10 +43,11 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process; ``stop()``/``start()`` restart it on the same port and directory."""
 
-    def __init__(self, directory: str, *, appendonly: bool = False) -> None:
+    def __init__(self, directory: str, *, appendonly: bool = False, cluster: bool = False) -> None:
         self.directory = directory
         self.port = _free_port()
         self.appendonly = appendonly
+        self.cluster = cluster
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,6 +68,8 @@ class RedisServer:
             "--daemonize", "no",
             "--logfile", "",
         ]  # fmt: skip
+        if self.cluster:
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
         seen = b""
@@ -115,6 +118,25 @@ def fresh_redis() -> Iterator[RedisServer]:
         server = RedisServer(directory)
         server.start()
         try:
+            yield server
+        finally:
+            server.stop(kill=True)
+
+
+@pytest.fixture
+def cluster_redis() -> Iterator[RedisServer]:
+    """A one-node Redis Cluster owning all 16384 slots: cheap, and it enforces the same CROSSSLOT
+    rule as a real cluster, which is what the key layout must satisfy."""
+    with tempfile.TemporaryDirectory(prefix="livemesh-redis-cluster-") as directory:
+        server = RedisServer(directory, cluster=True)
+        server.start()
+        try:
+            subprocess.run(
+                ["redis-cli", "-p", str(server.port), "cluster", "addslotsrange", "0", "16383"],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
             yield server
         finally:
             server.stop(kill=True)
