@@ -40,7 +40,7 @@ import attrs
 import trio
 
 from livemesh import wire
-from livemesh.errors import ConfigError, QuotaError
+from livemesh.errors import ConfigError, QuotaError, SessionClosedError
 from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
 from livemesh.pool.admission import Admission, QuotaBackoff
 from livemesh.pool.errors import PoolClosedError, RestartIntensityError, SessionLimitError
@@ -112,11 +112,27 @@ def _split_cancellation(exc: BaseException) -> tuple[BaseException | None, BaseE
     return None, exc
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The single underlying error of nested one-leaf groups (what users want to see)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+def _root_cause(exc: BaseException, session: Any) -> BaseException:
+    """The one error users want to see for a failed incarnation.
+
+    If the session itself failed, that is the cause (the handler's ``SessionClosedError`` and the
+    rotation driver's are consequences). Otherwise the single leaf of the group, or the group.
+    """
+    session_error = getattr(session, "error", None) if session is not None else None
+    if isinstance(session_error, BaseException):
+        return session_error
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for inner in e.exceptions:
+                walk(inner)
+        else:
+            leaves.append(e)
+
+    walk(exc)
+    causes = [e for e in leaves if not isinstance(e, SessionClosedError)] or leaves
+    return causes[0] if len(causes) == 1 else exc
 
 
 def _describe(exc: BaseException) -> str:
@@ -503,6 +519,7 @@ class Pool:
         """Connect once, run the handler; return the failure (None: clean end). Re-raises cancellation."""
         child.state = "connecting"
         child.incarnations += 1
+        opened: Any = None
         try:
             await self._quota.wait()
             await self._rate.acquire()
@@ -510,6 +527,7 @@ class Pool:
             async with self._connect(
                 config, lambda handle: self._note_handle(child, handle), self._rng
             ) as session:
+                opened = session
                 self._quota.note_success()
                 self._on_connected(child, session)
                 try:
@@ -524,7 +542,7 @@ class Pool:
         except BaseException as exc:
             cancelled, failure = _split_cancellation(exc)
             if failure is not None:
-                failure = _leaf(failure)
+                failure = _root_cause(failure, opened)
                 if isinstance(failure, QuotaError):
                     until = self._quota.note_quota()
                     log.info(
