@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 import trio
 
-from livemesh.errors import ConfigError
+from livemesh.errors import ConfigError, QuotaError
 from livemesh.redis import scripts
 from livemesh.redis._client import RedisBackend
 from livemesh.redis.errors import QuotaLostError, QuotaTimeoutError, RedisUnavailableError
@@ -83,6 +83,7 @@ class DistributedQuota:
         lease_ttl_s: float = 15.0,
         poll_s: float = 0.1,
         waiter_ttl_s: float | None = None,
+        refusal_pause_s: tuple[float, float] = (1.0, 60.0),
         rng: random.Random | None = None,
     ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -95,12 +96,15 @@ class DistributedQuota:
         self.lease_ttl_s = lease_ttl_s
         self.poll_s = poll_s
         self.waiter_ttl_s = waiter_ttl_s if waiter_ttl_s is not None else max(2.0, 10 * poll_s)
+        self.refusal_pause_s = refusal_pause_s
         self._rng = rng or random.Random()
         tag = f"quota:{project}"
         self._leases_key = backend.key(tag, "leases")
         self._queue_key = backend.key(tag, "queue")
         self._alive_key = backend.key(tag, "alive")
         self._counter_key = backend.key(tag, "tickets")
+        self._pause_key = backend.key(tag, "pause")
+        self._strikes_key = backend.key(tag, "strikes")
         self._held: dict[str, QuotaLease] = {}
         self._released = trio.Event()
         self._waiting = 0
@@ -131,7 +135,7 @@ class DistributedQuota:
         granted, rank = await self.backend.eval(
             "quota acquire",
             scripts.QUOTA_ACQUIRE,
-            [self._leases_key, self._queue_key, self._alive_key, self._counter_key],
+            [self._leases_key, self._queue_key, self._alive_key, self._counter_key, self._pause_key],
             [self.limit, round(self.lease_ttl_s * 1000), lease.id, round(self.waiter_ttl_s * 1000), mode],
         )
         if int(granted) == 1:
@@ -190,6 +194,24 @@ class DistributedQuota:
         if was_held:
             self._released.set()
             self._released = trio.Event()
+
+    async def note_refusal(self) -> float:
+        """The service refused a session for quota anyway (other clients share the project, or
+        ``limit`` is set too high): pause new grants fleet-wide, exponentially per consecutive
+        refusal (``refusal_pause_s``), so no worker hammers the service. Returns the pause in s."""
+        pause_ms = await self.backend.eval(
+            "quota pause",
+            scripts.QUOTA_PAUSE,
+            [self._pause_key, self._strikes_key],
+            [round(self.refusal_pause_s[0] * 1000), round(self.refusal_pause_s[1] * 1000)],
+        )
+        log.info("service quota refusal for %s: new sessions pause %d ms fleet-wide", self.project, pause_ms)
+        return int(pause_ms) / 1000
+
+    async def note_success(self) -> None:
+        """A session got through: the next refusal pauses from the base again."""
+        key = self._strikes_key
+        await self.backend.call("quota strikes", lambda: self.backend.client.delete([key]))
 
     async def release(self, lease: QuotaLease) -> None:
         """Free the slot (idempotent)."""
@@ -272,11 +294,19 @@ async def open_quota(
     lease_ttl_s: float = 15.0,
     poll_s: float = 0.1,
     waiter_ttl_s: float | None = None,
+    refusal_pause_s: tuple[float, float] = (1.0, 60.0),
     rng: random.Random | None = None,
 ) -> AsyncIterator[DistributedQuota]:
     """A :class:`DistributedQuota` whose heartbeat runs in a nursery owned by this block."""
     quota = DistributedQuota(
-        backend, project, limit, lease_ttl_s=lease_ttl_s, poll_s=poll_s, waiter_ttl_s=waiter_ttl_s, rng=rng
+        backend,
+        project,
+        limit,
+        lease_ttl_s=lease_ttl_s,
+        poll_s=poll_s,
+        waiter_ttl_s=waiter_ttl_s,
+        refusal_pause_s=refusal_pause_s,
+        rng=rng,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(quota.run_heartbeat)
@@ -296,22 +326,49 @@ def quota_connect(
 
     Order per attempt: the pool's local admission, quota backoff and rate limiter, then this lease
     (waiting fairly up to ``timeout``), then the connection. A :class:`QuotaTimeoutError` is an
-    ordinary session failure for the pool's restart policy.
+    ordinary session failure for the pool's restart policy. If the service still refuses the
+    connection for quota (:class:`~livemesh.errors.QuotaError`), the pool backs off locally as
+    usual and this wrapper also pauses the project's grants fleet-wide (:meth:`note_refusal`).
     """
 
     def wrapped(config: Any, on_handle: Any, rng: random.Random) -> AbstractAsyncContextManager[Any]:
         @asynccontextmanager
         async def hold() -> AsyncIterator[Any]:
             async with quota.slot(timeout=timeout):
-                if connect is not None:
-                    async with connect(config, on_handle, rng) as session:
-                        yield session
-                else:
-                    from livemesh.session import open_session
+                opened = False
+                try:
+                    if connect is not None:
+                        async with connect(config, on_handle, rng) as session:
+                            opened = True
+                            await _note_success(quota)
+                            yield session
+                    else:
+                        from livemesh.session import open_session
 
-                    async with open_session(config, on_handle=on_handle, rng=rng) as session:
-                        yield session
+                        async with open_session(config, on_handle=on_handle, rng=rng) as session:
+                            opened = True
+                            await _note_success(quota)
+                            yield session
+                except QuotaError:
+                    if not opened:
+                        with trio.CancelScope(shield=True):
+                            await _note_refusal(quota)
+                    raise
 
         return hold()
 
     return wrapped
+
+
+async def _note_success(quota: DistributedQuota) -> None:
+    try:
+        await quota.note_success()
+    except RedisUnavailableError:
+        pass  # only resets the refusal backoff; the session itself is fine
+
+
+async def _note_refusal(quota: DistributedQuota) -> None:
+    try:
+        await quota.note_refusal()
+    except RedisUnavailableError:
+        log.warning("could not pause %s fleet-wide after a quota refusal", quota.project)

@@ -24,6 +24,7 @@ __all__ = [
     "OWN_RENEW",
     "OWN_WRITE_STATE",
     "QUOTA_ACQUIRE",
+    "QUOTA_PAUSE",
     "QUOTA_RELEASE",
     "QUOTA_RENEW",
 ]
@@ -58,9 +59,12 @@ QUOTA_ACQUIRE = (
     _NOW
     + """
 -- KEYS: leases zset (id -> expiry), queue zset (id -> ticket number), alive zset (id -> waiter
--- expiry), ticket counter. ARGV: limit, lease_ttl_ms, id, waiter_ttl_ms, mode ('try' | 'wait').
+-- expiry), ticket counter, pause flag. ARGV: limit, lease_ttl_ms, id, waiter_ttl_ms, mode
+-- ('try' | 'wait'). While the pause flag lives (the service refused for quota), no new lease is
+-- granted: the project holds no free slot.
 -- Returns {1, 0} granted, {0, rank} queued at rank (0 = next), {0, -1} refused (mode 'try').
 local limit = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[5]) == 1 then limit = 0 end
 local id = ARGV[3]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -93,6 +97,19 @@ end
 return {0, rank}
 """
 )
+
+QUOTA_PAUSE = """
+-- KEYS: pause flag, strike counter. ARGV: base_ms, max_ms. The service refused a session for
+-- quota: pause new grants fleet-wide for min(max, base * 2^(strikes-1)) ms (never shortening a
+-- longer pause already set). Returns the pause in ms.
+local strikes = redis.call('INCR', KEYS[2])
+local pause = math.min(tonumber(ARGV[2]), tonumber(ARGV[1]) * 2 ^ (strikes - 1))
+redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[2]) * 4))
+if redis.call('PTTL', KEYS[1]) < pause then
+  redis.call('SET', KEYS[1], '1', 'PX', math.floor(pause))
+end
+return math.floor(pause)
+"""
 
 QUOTA_RENEW = (
     _NOW

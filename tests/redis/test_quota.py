@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,8 +15,12 @@ from typing import Any
 import pytest
 import trio
 
+from livemesh.auth import ApiKey
+from livemesh.emulator import EmulatorConfig, open_emulator
+from livemesh.errors import QuotaError
 from livemesh.redis import QuotaTimeoutError, RedisBackend, open_quota
 from livemesh.redis.quota import quota_connect
+from livemesh.session.config import RetryPolicy, SessionConfig
 from tests.redis.conftest import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,3 +158,29 @@ async def test_quota_connect_holds_a_lease_for_each_connection(backend: RedisBac
                     pass
         assert opened == [1, 2]
         assert await quota.usage() == (0, 0)
+
+
+async def test_a_service_quota_refusal_pauses_grants_fleet_wide(backend: RedisBackend) -> None:
+    """The limit is set too high (2) for the service (1 per key): the refused connection pauses the
+    project's grants for every worker, although Redis still counts a free slot."""
+    config = SessionConfig(
+        model="gemini-2.0-flash-live-001",
+        auth=ApiKey("k"),
+        base_url="",
+        generation_config={"response_modalities": ["TEXT"]},
+        retry=RetryPolicy(max_attempts=1),
+    )
+    async with open_emulator(EmulatorConfig(max_concurrent_per_key=1)) as emu:
+        config = config.evolve(base_url=emu.url)
+        async with open_quota(backend, "svc", 2, lease_ttl_s=5, refusal_pause_s=(0.5, 5.0)) as quota:
+            connect = quota_connect(quota, timeout=1)
+            with trio.fail_after(15):
+                async with connect(config, None, random.Random(1)) as first:
+                    assert await first.ask("hello") == "You said: hello"
+                    with pytest.raises(QuotaError):
+                        async with connect(config, None, random.Random(2)):
+                            pass
+                    assert await quota.try_acquire() is None  # paused, though a slot is free
+                    assert await backend.client.pttl(backend.key("quota:svc", "pause")) > 0
+                    other = await quota.acquire(timeout=3)  # granted once the pause ran out
+                    await quota.release(other)
