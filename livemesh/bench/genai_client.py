@@ -126,6 +126,7 @@ class _State:
         self.phase = phase
         self.in_phase = True
         self.stats_attempts = 0
+        self.rotations = 0
         self.handle: str | None = None
         self.go_away = False
         self.messages_since_handle = 0
@@ -178,6 +179,7 @@ async def _run_session(
                 if reconnecting:
                     if state.go_away:
                         rec.rotations += 1
+                        state.rotations += 1
                     else:
                         rec.reconnects += 1
                 state.go_away = False
@@ -199,6 +201,7 @@ async def _run_session(
     except Exception as exc:
         rec.error(f"s{plan.index}: {type(exc).__name__}: {exc}"[:300])
     finally:
+        rec.session_rotated(state.rotations)
         if state.in_phase:
             state.in_phase = False
             phase.leave()

@@ -278,6 +278,7 @@ async def _run_session(
         if in_phase:
             phase.leave()
         if session is not None:
+            rec.session_rotated(session.statistics().rotations)
             live.retire(session)
         rec.sessions_active -= 1
         rec.sessions_done += 1

@@ -81,6 +81,8 @@ class Recorder:
     sessions_done: int = 0
     sessions_verified: int = 0
     extra_turns: int = 0
+    min_session_rotations: int | None = None
+    """The fewest planned moves any session made (the default run wants >= 1 for every session)."""
     """Turns the client saw that answered nothing it asked in that moment (a doubled turn's echo)."""
     error_samples: list[str] = attrs.Factory(list)
     turn_latency: HdrHistogram = attrs.field(factory=_histogram, repr=False)
@@ -129,6 +131,11 @@ class Recorder:
         self.errors += 1
         if len(self.error_samples) < MAX_ERROR_SAMPLES and text not in self.error_samples:
             self.error_samples.append(text)
+
+    def session_rotated(self, rotations: int) -> None:
+        """A finished session's own rotation count."""
+        if self.min_session_rotations is None or rotations < self.min_session_rotations:
+            self.min_session_rotations = rotations
 
     def note(self, text: str) -> None:
         """Keep a problem's text for the report without counting an error (loss is counted apart)."""
@@ -202,5 +209,6 @@ class Recorder:
             "audio_messages_sent": frozen.get("audio_messages_sent", self.audio_messages_sent),
             "sessions_verified": self.sessions_verified,
             "extra_turns": self.extra_turns,
+            "min_session_rotations": self.min_session_rotations or 0,
             "error_samples": list(self.error_samples),
         }

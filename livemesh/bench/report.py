@@ -117,6 +117,7 @@ def _rows(result: Mapping[str, Any], details: Mapping[str, Any]) -> list[tuple[s
         ("messages/s (both ways)", f"{msgs / (float(result['duration_s']) or 1.0):,.0f}"),
         ("MB sent / received", f"{result['bytes_sent'] / 1e6:,.1f} / {result['bytes_received'] / 1e6:,.1f}"),
         ("rotations / reconnects", f"{result['rotations']} / {result['reconnects']}"),
+        ("rotations per session (min)", f"{details.get('min_session_rotations', 0)}"),
         ("lost / duplicated / errors", f"{result['lost']} / {result['duplicated']} / {result['errors']}"),
         ("sessions verified", f"{details.get('sessions_verified', 0)} / {result['sessions']}"),
         (
