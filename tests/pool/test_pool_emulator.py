@@ -38,10 +38,10 @@ SECONDS = float(os.environ.get("LIVEMESH_POOL_SECONDS", "8"))
 LIMITS = ServiceLimits(
     connection_lifetime_s=3.0, go_away_notice_s=0.5, audio_session_s=5.0, audio_video_session_s=2.0
 )
-# Rotate at [1.5, 1.8] s of a 3 s connection: a planned move on the Gemini API waits for a handle
+# Rotate at [1.2, 1.5] s of a 3 s connection: a planned move on the Gemini API waits for a handle
 # issued after it began holding input (settle 0.4 s + the 0.2 s handle interval, more on two busy
 # cores), and must be done before the emulator's goAway at 2.5 s and its cut at 3 s.
-ROTATION = RotationConfig(connection_margin_fraction=0.4)
+ROTATION = RotationConfig(connection_margin_fraction=0.5)
 CHUNK = bytes(3200)  # 100 ms of 16 kHz 16-bit silence: counted by the emulator, never a turn
 
 
