@@ -30,7 +30,7 @@ from coredis.retry import NoRetryPolicy
 from livemesh.errors import ConfigError
 from livemesh.redis.errors import RedisUnavailableError
 
-__all__ = ["RedisBackend", "RedisRetry", "open_redis"]
+__all__ = ["RedisBackend", "RedisRetry", "beat", "open_redis"]
 
 log = logging.getLogger("livemesh.redis")
 
@@ -150,14 +150,37 @@ class RedisBackend:
         return now.timestamp()
 
 
+async def beat(
+    renew: Callable[[], Awaitable[None]], lease_ttl_s: float, on_failure: Callable[[], None], *, what: str
+) -> None:
+    """A heartbeat loop shared by quota and ownership: ``renew()`` every ``lease_ttl_s / 3``.
+
+    After a failed renew the next try comes quickly (a tenth of the interval, doubling) instead of
+    a whole interval later: a lease has three intervals of life, and a busy event loop or a short
+    Redis blip should cost one late beat, not the lease.
+    """
+    interval = lease_ttl_s / 3
+    pause = interval
+    while True:
+        await trio.sleep(pause)
+        try:
+            await renew()
+        except RedisUnavailableError as exc:
+            on_failure()
+            log.warning("heartbeat for %s failed: %s", what, exc)
+            pause = interval / 10 if pause >= interval else min(interval, pause * 2)
+        else:
+            pause = interval
+
+
 @asynccontextmanager
 async def open_redis(
     url: str,
     *,
     prefix: str = "livemesh",
     retry: RedisRetry | None = None,
-    connect_timeout: float = 1.0,
-    stream_timeout: float = 2.0,
+    connect_timeout: float = 2.0,
+    stream_timeout: float = 10.0,
     **client_options: Any,
 ) -> AsyncIterator[RedisBackend]:
     """A :class:`RedisBackend` on a single Redis (or Valkey) server for the block.
@@ -166,6 +189,11 @@ async def open_redis(
     For Cluster or Sentinel build the coredis client yourself and pass it to
     :class:`RedisBackend` (see :mod:`livemesh.redis`). Nothing connects until the first command,
     so opening never fails because Redis is briefly away.
+
+    Per-operation deadlines come from :class:`RedisRetry`; ``stream_timeout`` only detects a
+    connection that went silent. Keep it generous: coredis multiplexes commands on a connection and
+    a read timeout fails every command in flight on it, which under load turns one slow reply
+    into many failures.
     """
     client: coredis.Redis[str] = coredis.Redis.from_url(
         url,

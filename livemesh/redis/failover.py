@@ -8,7 +8,7 @@ workers; each worker is ``python -m livemesh.redis.failover worker SPEC INDEX`` 
 * :func:`~livemesh.redis.open_ownership` (lease + fencing token per conversation), a fenced
   :class:`~livemesh.redis.RedisHandleStore`, and a livemesh pool using that store;
 * its share of the conversations, each ``turns`` numbered text turns (``turn 1``, ``turn 2``,
-  ...), recording the last acknowledged turn as fenced state after each answer;
+  ...), with the owner's token and the server session id stored as fenced state;
 * an orphan scanner: conversations whose owner's lease ran out are claimed (atomically, so by
   exactly one worker) and resumed from the stored handle; the new owner asks the model to
   ``recall`` the context, continues after the last turn it contains, and so neither repeats a
@@ -213,12 +213,17 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
             for j in range(index, spec.sessions, spec.workers):
                 start(spec.conversation(j))
             await trio.sleep(spec.lease_ttl_s)  # let every worker claim its own share first
-            while await backend.call("bench done", lambda: backend.client.scard(done_key)) < spec.sessions:
+            while True:
                 try:
+                    if (
+                        await backend.call("bench done", lambda: backend.client.scard(done_key))
+                        >= spec.sessions
+                    ):
+                        break
                     for conversation_id in await owners.orphans():
                         start(conversation_id)
                 except RedisUnavailableError:
-                    pass
+                    pass  # logged by the backend; look again at the next scan
                 await trio.sleep(spec.lease_ttl_s / 4)
             nursery.cancel_scope.cancel()
 
@@ -233,7 +238,6 @@ async def _drive(
 ) -> None:
     async with owners.own(conversation_id) as claim:
         state = await owners.read_state(conversation_id)
-        acked = int(state.get("acked", 0))
         _emit(
             {
                 "event": "claimed",
@@ -244,7 +248,7 @@ async def _drive(
         )
         async with pool.session(config, conversation_id=conversation_id) as session:
             next_turn = 1
-            if claim.is_takeover or acked:
+            if claim.is_takeover or state:
                 texts = json.loads(await session.ask("recall"))
                 next_turn = len(texts) + 1
                 _emit(
@@ -254,15 +258,13 @@ async def _drive(
                         "token": claim.token,
                         "previous": claim.previous_owner,
                         "previous_token": int(state.get("token", 0)),
-                        "acked": acked,
                         "recalled": len(texts),
                     }
                 )
+            # Fenced application state: only the current owner's token writes.
+            await owners.write_state(claim, {"token": claim.token, "server": session.server_session_id or ""})
             for turn in range(next_turn, spec.turns + 1):
                 await session.ask(f"turn {turn}")
-                await owners.write_state(
-                    claim, {"acked": turn, "token": claim.token, "server": session.server_session_id or ""}
-                )
                 if turn == next_turn and claim.is_takeover:
                     _emit({"event": "answered", "conv": conversation_id})
                 await trio.sleep(spec.turn_interval_s)

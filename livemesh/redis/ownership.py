@@ -39,7 +39,7 @@ from coredis.tokens import PureToken
 from livemesh.errors import ConfigError
 from livemesh.limits import DEFAULT_LIMITS
 from livemesh.redis import scripts
-from livemesh.redis._client import RedisBackend
+from livemesh.redis._client import RedisBackend, beat
 from livemesh.redis.errors import OwnershipError, OwnershipLostError, RedisUnavailableError
 from livemesh.redis.handles import FLEET_TAG
 
@@ -270,7 +270,7 @@ class Ownership:
         for claim in owned:
             args += [claim.conversation_id, claim.token]
         statuses = await self.backend.eval(
-            "ownership renew", scripts.OWN_RENEW, keys, args, budget_s=self.lease_ttl_s / 3
+            "ownership renew", scripts.OWN_RENEW, keys, args, budget_s=self.lease_ttl_s / 2
         )
         for claim, status in zip(owned, statuses, strict=True):
             if self._owned.get(claim.conversation_id) is not claim:
@@ -289,17 +289,14 @@ class Ownership:
         self._renewals += 1
 
     async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Renew every ``lease_ttl_s / 3`` until cancelled; an outage is logged and retried at the
-        next beat while the sessions keep running on their connections."""
+        """Renew every ``lease_ttl_s / 3`` until cancelled. A failed beat (Redis away, or this
+        process too busy to hear back in time) is logged and retried at once with backoff, within
+        what is left of the lease, while the sessions keep running on their connections."""
         task_status.started()
-        interval = self.lease_ttl_s / 3
-        while True:
-            await trio.sleep(interval)
-            try:
-                await self.renew()
-            except RedisUnavailableError as exc:
-                self._heartbeat_failures += 1
-                log.warning("ownership heartbeat of %s failed: %s", self.worker_id, exc)
+        await beat(self.renew, self.lease_ttl_s, self._note_failure, what=f"ownership of {self.worker_id}")
+
+    def _note_failure(self) -> None:
+        self._heartbeat_failures += 1
 
 
 @asynccontextmanager

@@ -43,7 +43,7 @@ import trio
 
 from livemesh.errors import ConfigError, QuotaError
 from livemesh.redis import scripts
-from livemesh.redis._client import RedisBackend
+from livemesh.redis._client import RedisBackend, beat
 from livemesh.redis.errors import QuotaLostError, QuotaTimeoutError, RedisUnavailableError
 
 __all__ = ["DistributedQuota", "QuotaLease", "QuotaStatistics", "open_quota", "quota_connect"]
@@ -245,7 +245,7 @@ class DistributedQuota:
             scripts.QUOTA_RENEW,
             [self._leases_key],
             [self.limit, round(self.lease_ttl_s * 1000), *(lease.id for lease in held)],
-            budget_s=self.lease_ttl_s / 3,
+            budget_s=self.lease_ttl_s / 2,
         )
         for lease, status in zip(held, statuses, strict=True):
             if lease.id not in self._held:
@@ -262,17 +262,13 @@ class DistributedQuota:
         self._renewals += 1
 
     async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Renew held leases every ``lease_ttl_s / 3`` until cancelled; outages are logged and
-        retried at the next beat (sessions keep running meanwhile)."""
+        """Renew every ``lease_ttl_s / 3`` until cancelled. A failed beat is logged and retried at
+        once with backoff, within what is left of the lease (sessions keep running meanwhile)."""
         task_status.started()
-        interval = self.lease_ttl_s / 3
-        while True:
-            await trio.sleep(interval)
-            try:
-                await self.renew()
-            except RedisUnavailableError as exc:
-                self._heartbeat_failures += 1
-                log.warning("quota heartbeat for %s failed: %s", self.project, exc)
+        await beat(self.renew, self.lease_ttl_s, self._note_failure, what=f"quota of {self.project}")
+
+    def _note_failure(self) -> None:
+        self._heartbeat_failures += 1
 
     async def usage(self) -> tuple[int, int]:
         """(leases held fleet-wide, callers queued) as Redis sees them now (expired ones included
