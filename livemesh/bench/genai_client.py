@@ -304,7 +304,7 @@ async def _drive(
             if plan.kind == "text"
             else wl.tool_reply_ok(reply, plan.index, turn)
             if plan.kind == "tools"
-            else bool(conn.first_at)
+            else "[audio" in reply
         )
         if spec.verify and not ok:
             raise _TurnFailed(f"{wl.label(plan.index, turn)}: unexpected reply {reply[:120]!r}")
