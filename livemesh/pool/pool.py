@@ -49,6 +49,7 @@ from livemesh.pool.metrics import PoolMetrics, PoolSnapshot, SessionSummary, Tra
 from livemesh.pool.ratelimit import RateLimiter
 from livemesh.pool.rotation import RotationConfig, RotationInputs, Step, StepKind, plan
 from livemesh.pool.supervision import Action, Decision, Restart, RestartPolicy, RestartTracker
+from livemesh.session.actor import Session, open_session
 from livemesh.session.callbacks import Callbacks, call_callback
 from livemesh.session.config import SessionConfig
 from livemesh.session.metrics import SessionMetrics
@@ -71,7 +72,7 @@ class PoolSession(Protocol):
     def statistics(self) -> SessionMetrics: ...
 
 
-Handler: TypeAlias = Callable[[Any], Awaitable[object]]
+Handler: TypeAlias = Callable[[Session], Awaitable[object]]
 """``async def handler(session)``: the body of a supervised session."""
 
 HandleHook: TypeAlias = Callable[[str], Awaitable[None] | None]
@@ -95,8 +96,6 @@ class SessionFailure:
 def _default_connect(
     config: SessionConfig, on_handle: HandleHook, rng: random.Random
 ) -> AbstractAsyncContextManager[Any]:
-    from livemesh.session import open_session
-
     return open_session(config, on_handle=on_handle, rng=rng)
 
 
@@ -196,9 +195,10 @@ class Supervised:
         return self._child.tracker.restarts
 
     @property
-    def session(self) -> Any:
+    def session(self) -> Session | None:
         """The current incarnation's session (None between incarnations)."""
-        return self._child.session
+        session: Session | None = self._child.session
+        return session
 
     @property
     def error(self) -> BaseException | None:
@@ -287,6 +287,9 @@ class Pool:
 
         Returns once admitted; connection failures are supervised, not raised here. Raises
         :class:`~livemesh.pool.errors.AdmissionTimeoutError` or ``PoolClosedError``.
+        ``conversation_id`` keys the handle store (default: ``config.session_id`` or a fresh id);
+        ``restart`` overrides the pool's policy; ``video=True`` plans with the audio+video
+        session budget (2 min without compression) instead of the audio one.
         """
         child = self._new_child(
             config, conversation_id, restart or self.restart_policy, lent=False, video=video
@@ -303,7 +306,7 @@ class Pool:
         conversation_id: str | None = None,
         admission_timeout: float | None = None,
         video: bool = False,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[Session]:
         """Lend a pooled session to the caller's block; closed (and its slot freed) on exit.
 
         Errors opening the session are raised here; later failures are reported by the pool and
@@ -315,9 +318,9 @@ class Pool:
         await self._admit(admission_timeout)
         ready = trio.Event()
         done = trio.Event()
-        box: list[Any] = []
+        box: list[Session] = []
 
-        async def lend(session: Any) -> None:
+        async def lend(session: Session) -> None:
             box.append(session)
             ready.set()
             await done.wait()
