@@ -7,6 +7,7 @@ start it with ``--port 0`` and read the port. Ctrl-C (or SIGTERM) exits cleanly 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 
@@ -44,8 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--audio-session", type=float, default=defaults.audio_session_s)
     limits.add_argument("--audio-video-session", type=float, default=defaults.audio_video_session_s)
     limits.add_argument("--handle-validity", type=float, default=defaults.handle_validity_s)
+    limits.add_argument(
+        "--context-window",
+        type=int,
+        default=defaults.context_window_default,
+        metavar="TOKENS",
+        help="context window of non-native-audio models",
+    )
+    limits.add_argument(
+        "--context-window-native-audio",
+        type=int,
+        default=defaults.context_window_native_audio,
+        metavar="TOKENS",
+    )
     limits.add_argument("--concurrent-per-key", type=int, default=None)
     limits.add_argument("--max-sessions", type=int, default=10_000)
+    limits.add_argument(
+        "--allow-resume-while-open",
+        action="store_true",
+        help="take over a session whose old connection is open instead of refusing (1011)",
+    )
     faults = parser.add_argument_group("fault injection (deterministic with --seed)")
     faults.add_argument("--seed", type=int, default=0)
     faults.add_argument("--drop-probability", type=float, default=0.0)
@@ -55,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--silent-after-go-away", action="store_true")
     faults.add_argument("--latency", type=float, default=0.0, metavar="S")
     faults.add_argument("--jitter", type=float, default=0.0, metavar="S")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection error")
 
 
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
@@ -77,9 +97,12 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
             audio_session_s=args.audio_session,
             audio_video_session_s=args.audio_video_session,
             handle_validity_s=args.handle_validity,
+            context_window_default=args.context_window,
+            context_window_native_audio=args.context_window_native_audio,
             concurrent_sessions=args.concurrent_per_key,
         ),
         max_sessions=args.max_sessions,
+        refuse_resume_while_open=not args.allow_resume_while_open,
         faults=FaultConfig(
             seed=args.seed,
             drop_probability=args.drop_probability,
@@ -108,5 +131,13 @@ def run(args: argparse.Namespace) -> int:
     if args.keyfile and not args.certfile:
         print("--keyfile needs --certfile", file=sys.stderr)
         return 2
-    trio.run(serve, config_from(args))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        trio.run(serve, config_from(args))
+    except OSError as exc:  # port in use, unreadable certificate, ...
+        print(f"livemesh serve: {exc}", file=sys.stderr)
+        return 1
     return 0
