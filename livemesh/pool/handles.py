@@ -77,10 +77,12 @@ class MemoryHandleStore:
         return len(self._entries)
 
     def _sweep(self, now: float) -> None:
-        for key in list(self._entries):  # oldest first; stops at the first live one
-            if self._entries[key].saved_at + self._ttl > now:
+        entries = self._entries
+        while entries:  # oldest first; stops at the first live one (O(1) when nothing expired)
+            key = next(iter(entries))
+            if entries[key].saved_at + self._ttl > now:
                 break
-            del self._entries[key]
+            del entries[key]
 
     def save_nowait(self, conversation_id: str, handle: StoredHandle) -> bool:
         now = self._clock()
