@@ -85,6 +85,8 @@ Scripted model (words are a whole user text turn, case-insensitive, surrounding 
   speech end, ``audioStreamEnd`` (auto VAD) or ``activityEnd`` (VAD disabled; audio outside
   activityStart/End is counted but not a turn) ends an audio turn: ``inputTranscription``
   ``"[audio D.DDs, N bytes]"`` (if set up), then the answer "You said: [audio ...]".
+  activityStart/End are ignored while automatic VAD is on, audioStreamEnd while it is off.
+  Speech in progress when a connection ends is not a turn (its bytes are counted).
 
 Resumption (only if the setup has ``sessionResumption``): each ``sessionResumptionUpdate.newHandle``
 names a SNAPSHOT of the session context when it was issued. Resuming from H restores exactly that

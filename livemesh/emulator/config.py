@@ -90,9 +90,9 @@ class EmulatorConfig:
     first_chunk_delay_s: float = 0.0
     chunk_interval_s: float = 0.0
     chunks_per_reply: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    speech_chars_per_s: float = 15.0
+    speech_chars_per_s: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
     """How fast the scripted voice "speaks": the reply tone lasts len(text)/this seconds."""
-    resumption_update_interval_s: float = 5.0
+    resumption_update_interval_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     """A fresh handle this often while the session is resumable (idle or taking input)."""
     refuse_resume_while_open: bool = True
     """Resuming a session whose previous connection is still open is refused with 1011 (reported)."""
@@ -102,7 +102,7 @@ class EmulatorConfig:
     """Close 1008 "The operation was aborted." on realtime input while a BLOCKING call waits (reported)."""
     max_sessions: int = 10_000
     """Live connections at once; more are refused with 1011 "The service is currently unavailable."."""
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=attrs.validators.ge(1024))
     max_concurrent_per_key: int | None = None
     """Concurrent live connections per API key (or per token's key); None uses
     ``limits.concurrent_sessions``. Over it: close 1011 with RESOURCE_EXHAUSTED quota text."""
@@ -116,7 +116,7 @@ class EmulatorConfig:
     """A connection that sends no setup this long is closed."""
     http_idle_timeout_s: float = 60.0
     """An HTTP connection idle this long (or a request this slow) is closed."""
-    send_queue_size: int = 64
+    send_queue_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     """Server frames queued per connection before the model waits for the socket (backpressure)."""
     close_timeout_s: float = 2.0
     """How long to wait for the client's close frame after sending ours."""

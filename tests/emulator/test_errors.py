@@ -91,9 +91,9 @@ async def test_quota_per_key_and_max_sessions() -> None:
 
 async def test_frame_too_big() -> None:
     with trio.fail_after(5):
-        async with open_emulator(EmulatorConfig(max_frame_bytes=1000)) as emu:
+        async with open_emulator(EmulatorConfig(max_frame_bytes=1024)) as emu:
             async with connect(emu, text_setup()) as c:
-                await c.say("x" * 2000)
+                await c.say("x" * 2048)
                 assert (await sleep_until_closed(c))[0] == 1009
 
 
