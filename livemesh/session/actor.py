@@ -788,7 +788,15 @@ class Session:
             if self.config.transparent and index is not None:
                 self._replay.covered_through_index(int(index))
             else:
+                before = len(self._replay)
                 self._replay.covered_before(now, self._settle())
+                self._log.debug(
+                    "handle #%d: %d logged message(s) taken as covered, %d kept (settle %.4f s)",
+                    self._handle_epoch,
+                    before - len(self._replay),
+                    len(self._replay),
+                    self._settle(),
+                )
             if self._on_handle is not None:
                 try:
                     await call_callback(self._on_handle, update.new_handle, log=self._log)
@@ -953,6 +961,9 @@ class Session:
             with trio.move_on_at(handle_limit):
                 await self._wait_for(lambda: self._handle_received_at >= hold_at + settle and self._resumable)
         self._counters.rotations += 1
+        self._log.debug(
+            "hold at %.4f, newest handle received at %.4f, %d logged", hold_at, self._handle_received_at, len(self._replay)
+        )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
 

@@ -75,7 +75,7 @@ class RotationPolicy:
     margin_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     quiet_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     handle_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    settle_min_s: float = attrs.field(default=0.005, validator=attrs.validators.ge(0))
+    settle_min_s: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))
     """Gemini API: a message sent at least this long (or two setup round trips, if longer) before
     a handle arrived is taken as covered by it."""
     settle_max_s: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
