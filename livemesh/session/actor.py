@@ -962,7 +962,10 @@ class Session:
                 await self._wait_for(lambda: self._handle_received_at >= hold_at + settle and self._resumable)
         self._counters.rotations += 1
         self._log.debug(
-            "hold at %.4f, newest handle received at %.4f, %d logged", hold_at, self._handle_received_at, len(self._replay)
+            "hold at %.4f, newest handle received at %.4f, %d logged",
+            hold_at,
+            self._handle_received_at,
+            len(self._replay),
         )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")

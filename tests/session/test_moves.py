@@ -71,7 +71,7 @@ async def test_lifetime_timer_rotates_mid_stream(emu: Emulator, vertex: bool) ->
                 nursery.start_soon(drain, session)
 
                 async def until_rotated(i: int) -> None:
-                    await wait_until(lambda: session.statistics().rotations >= i // 40)
+                    await wait_until(session, lambda: session.statistics().rotations >= i // 40)
 
                 sent = await stream(session, chunks=121, turn_every=10, every=40, hook=until_rotated)
                 nursery.cancel_scope.cancel()
@@ -95,7 +95,7 @@ async def test_silent_server_after_go_away_still_moves_in_time() -> None:
 
                     async def go_away(i: int) -> None:
                         await emu.send_go_away(time_left=0.3)
-                        await wait_until(lambda: session.statistics().rotations >= i // 25)
+                        await wait_until(session, lambda: session.statistics().rotations >= i // 25)
 
                     sent = await stream(session, chunks=76, turn_every=0, every=25, hook=go_away)
                     nursery.cancel_scope.cancel()

@@ -58,11 +58,10 @@ async def stream(
     return sent
 
 
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    """Poll a condition the session exposes only as counters (bounded by ``timeout``)."""
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.005)
+async def wait_until(session: Session, predicate: Callable[[], bool]) -> None:
+    """Wait (bounded) for a condition on the session's counters; re-checked on every state change."""
+    with trio.fail_after(10):
+        await session._wait_for(predicate)
 
 
 async def server_stats(session: Session, emu: Emulator) -> dict[str, object]:
