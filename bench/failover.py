@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=60)
     parser.add_argument("--turns", type=int, default=20, help="numbered text turns per session")
     parser.add_argument("--turn-interval", type=float, default=0.25, metavar="S")
-    parser.add_argument("--lease-ttl", type=float, default=2.0, metavar="S")
+    parser.add_argument("--lease-ttl", type=float, default=3.0, metavar="S")
     parser.add_argument("--json", dest="json_path", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     report = trio.run(

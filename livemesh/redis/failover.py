@@ -48,7 +48,7 @@ from livemesh.emulator.app import Emulator
 from livemesh.errors import LivemeshError
 from livemesh.pool.pool import open_pool
 from livemesh.redis._client import open_redis
-from livemesh.redis.errors import OwnershipError, RedisUnavailableError
+from livemesh.redis.errors import OwnershipError, OwnershipLostError, RedisUnavailableError
 from livemesh.redis.handles import FLEET_TAG, RedisHandleStore
 from livemesh.redis.ownership import Ownership, open_ownership
 from livemesh.session.config import RetryPolicy, SessionConfig
@@ -104,6 +104,12 @@ class FailoverReport:
     duplicated_turns: int
     emulator_resumptions: int
     """Resumptions the emulator saw across all conversations (takeovers, plus any reconnects)."""
+    unexpected_resumptions: tuple[str, ...]
+    """Conversations the emulator saw resumed more often than their takeovers explain, each as
+    ``conv:resumptions/takeovers`` (a session-level reconnect, or a resume refused and retried)."""
+    leases_lost: int
+    """Conversations a *live* worker lost because its heartbeat came too late (an overloaded
+    host): fenced out and taken over by another worker. Churn, not loss; 0 on a healthy host."""
     errors: int
     duration_s: float
 
@@ -117,6 +123,7 @@ class FailoverReport:
             and self.resumed_by_others == self.killed_sessions
             and self.takeovers_exactly_once == self.killed_sessions
             and self.fencing_ok == self.killed_sessions
+            and self.errors == 0
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -146,6 +153,8 @@ def render_report(report: FailoverReport) -> str:
         ("contexts exactly turn 1..N", f"{report.contexts_intact}/{report.sessions}"),
         ("turns lost / duplicated", f"{report.lost_turns} / {report.duplicated_turns}"),
         ("emulator resumptions", str(report.emulator_resumptions)),
+        ("  beyond one per takeover", ", ".join(report.unexpected_resumptions) or "none"),
+        ("leases lost by live workers", str(report.leases_lost)),
         ("worker errors", str(report.errors)),
         ("wall time", f"{report.duration_s:.1f} s"),
         ("verdict", "OK" if report.ok else "FAILED"),
@@ -198,6 +207,9 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
                 await _drive(spec, owners, pool, config, conversation_id, done_key)
             except OwnershipError:
                 pass  # another worker got there first
+            except OwnershipLostError:
+                # Our heartbeat came too late and another worker took over: fencing stopped us.
+                _emit({"event": "lost", "conv": conversation_id})
             except (LivemeshError, OSError) as exc:
                 _emit({"event": "error", "conv": conversation_id, "error": f"{type(exc).__name__}: {exc}"})
             finally:
@@ -316,7 +328,7 @@ async def run_failover_bench(
     sessions: int = 60,
     turns: int = 20,
     turn_interval_s: float = 0.25,
-    lease_ttl_s: float = 2.0,
+    lease_ttl_s: float = 3.0,
     timeout_s: float = 120.0,
     emulator: Emulator | None = None,
 ) -> FailoverReport:
@@ -417,6 +429,7 @@ async def _run(
         if e.get("event") == "answered" and e["conv"] in owned_at_kill and e["conv"] not in first_answer:
             first_answer[e["conv"]] = t - killed_at
     lost = duplicated = resumptions = intact = 0
+    unexpected: list[str] = []
     expected = [f"turn {t}" for t in range(1, turns + 1)]
     for conv in conversations:
         server_id = finished.get(conv, {}).get("server")
@@ -429,6 +442,9 @@ async def _run(
         lost += sum(1 for text in expected if counts[text] == 0)
         duplicated += sum(counts[text] - 1 for text in expected if counts[text] > 1)
         resumptions += stats.resumptions
+        claims = sum(1 for _, _, e in events if e.get("event") == "resumed" and e["conv"] == conv)
+        if stats.resumptions > claims:
+            unexpected.append(f"{conv}:{stats.resumptions}/{claims}")
     latencies = sorted(first_answer.values())
     latency = (latencies[0], latencies[len(latencies) // 2], latencies[-1]) if latencies else (math.nan,) * 3
     return FailoverReport(
@@ -450,6 +466,8 @@ async def _run(
         lost_turns=lost,
         duplicated_turns=duplicated,
         emulator_resumptions=resumptions,
+        unexpected_resumptions=tuple(unexpected),
+        leases_lost=sum(1 for _, _, e in events if e.get("event") == "lost"),
         errors=sum(1 for _, _, e in events if e.get("event") == "error"),
         duration_s=ended - started,
     )

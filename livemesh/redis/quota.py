@@ -27,6 +27,9 @@ pool's ``connect`` so each connection attempt also holds a distributed lease::
 If Redis loses the leases (a restart without persistence), the heartbeat reinstates them while
 the project has room; a lease that cannot be reinstated cancels the block holding it
 (:class:`~livemesh.redis.errors.QuotaLostError`), so the limit is never knowingly exceeded.
+The one unavoidable window: a holder stalled longer than ``lease_ttl_s`` (a frozen VM) overlaps
+with the next holder until its own next heartbeat cancels it; pick ``lease_ttl_s`` well above
+the longest stall you expect (the default 15 s; heartbeats run every 5 s).
 """
 
 from __future__ import annotations
