@@ -67,7 +67,7 @@ def test_quickstart_is_at_most_15_lines() -> None:
 @pytest.mark.parametrize(("code", "line"), PYTHON, ids=[f"README.md:{line}" for _, line in PYTHON])
 def test_python_block_runs(code: str, line: int, capsys: pytest.CaptureFixture[str]) -> None:
     namespace = {"__name__": "__main__"}
-    exec(compile(code, f"README.md:{line}", "exec"), namespace)  # noqa: S102 (our own README)
+    exec(compile(code, f"README.md:{line}", "exec"), namespace)  # our own README
     printed = capsys.readouterr().out
     for promised in (m.group(1) for m in map(PRINT_PROMISE.match, code.splitlines()) if m):
         assert promised in printed, f"README.md:{line} promised {promised!r}, printed {printed!r}"
