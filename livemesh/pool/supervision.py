@@ -98,7 +98,7 @@ class RestartTracker:
     def __init__(self, policy: RestartPolicy, *, uniform: Callable[[], float]) -> None:
         self.policy = policy
         self._uniform = uniform
-        self._recent: deque[float] = deque()
+        self._recent: deque[float] | None = None  # created on the first failure (most never fail)
         self.restarts = 0
 
     def decide(self, error: BaseException | None, now: float) -> Decision:
@@ -111,6 +111,8 @@ class RestartTracker:
             return Decision(Action.STOP, reason="temporary session: failures are not restarted")
         elif isinstance(error, policy.fatal):
             return Decision(Action.STOP, reason=f"{type(error).__name__} is not retried")
+        if self._recent is None:
+            self._recent = deque()
         while self._recent and self._recent[0] <= now - policy.period_s:
             self._recent.popleft()
         if len(self._recent) >= policy.max_restarts:
