@@ -187,8 +187,7 @@ async def _await_answer(
         reply, first_at, done_at = await _await_turn(session, spec, what)
         if not spec.verify or accept(reply):
             return reply, first_at, done_at
-        rec.extra_turns += 1
-        rec.note(f"{what}: an extra turn before the answer: {reply[:100]!r}")
+        rec.extra_turn(f"{what}: an extra turn before the answer: {reply[:100]!r}")
     raise _TurnFailed(f"{what}: {_MAX_EXTRA_TURNS} unexpected turns in a row")
 
 

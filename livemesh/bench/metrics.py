@@ -85,6 +85,7 @@ class Recorder:
     """The fewest planned moves any session made (the default run wants >= 1 for every session)."""
     """Turns the client saw that answered nothing it asked in that moment (a doubled turn's echo)."""
     error_samples: list[str] = attrs.Factory(list)
+    extra_samples: list[str] = attrs.Factory(list)
     turn_latency: HdrHistogram = attrs.field(factory=_histogram, repr=False)
     first_response: HdrHistogram = attrs.field(factory=_histogram, repr=False)
     chunk_lag: HdrHistogram = attrs.field(factory=_histogram, repr=False)
@@ -138,9 +139,15 @@ class Recorder:
             self.min_session_rotations = rotations
 
     def note(self, text: str) -> None:
-        """Keep a problem's text for the report without counting an error (loss is counted apart)."""
+        """Keep a loss/duplication finding for the report (counted apart, in lost/duplicated)."""
         if len(self.error_samples) < MAX_ERROR_SAMPLES:
             self.error_samples.append(text)
+
+    def extra_turn(self, text: str) -> None:
+        """A turn that answered nothing asked at that moment (kept apart: it floods otherwise)."""
+        self.extra_turns += 1
+        if len(self.extra_samples) < MAX_ERROR_SAMPLES // 2:
+            self.extra_samples.append(text)
 
     def sample_rss(self) -> float:
         now = rss_mb()
@@ -211,4 +218,5 @@ class Recorder:
             "extra_turns": self.extra_turns,
             "min_session_rotations": self.min_session_rotations or 0,
             "error_samples": list(self.error_samples),
+            "extra_samples": list(self.extra_samples),
         }

@@ -159,8 +159,9 @@ def render_table(
             rt.add_row(key, "n/a" if value is None else f"{value:.2f}x")
         console.print(rt)
     for result, detail in zip(results, details, strict=True):
-        samples = detail.get("error_samples") or []
-        if samples:
-            console.print(f"[red]{result['client']}: problems (first {len(samples)}):[/red]")
-            for text in samples:
-                console.print(f"  {text}", markup=False)
+        for key, what in (("error_samples", "problems"), ("extra_samples", "extra turns")):
+            samples = detail.get(key) or []
+            if samples:
+                console.print(f"[red]{result['client']}: {what} (first {len(samples)}):[/red]")
+                for text in samples:
+                    console.print(f"  {text}", markup=False, soft_wrap=True)
