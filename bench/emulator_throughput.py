@@ -11,6 +11,11 @@ server's capacity, whatever the client's speed).
     python bench/emulator_throughput.py --connections 50 --messages 400 --kind audio
     python bench/emulator_throughput.py --kind text
     python bench/emulator_throughput.py --server hypercorn
+
+Measured (2 noisy cores, load 5-13, 50 connections x 400 messages, median of 3):
+emulator, audio in: 11.2k messages per server CPU-second (full engine: decode, VAD, counters);
+emulator, text out: 15.3k; hypercorn-trio baseline that only decodes frames: 9.4k / 11.6k.
+Wall-clock 2.5k-6.7k messages/s, bound by the single trio-websocket client process here.
 """
 
 from __future__ import annotations

@@ -151,3 +151,26 @@ async def test_controls_go_away_and_drop() -> None:
                 await emu.drop()
                 assert (await sleep_until_closed(c2))[0] == 1006
             assert emu.live_connections() == 0
+
+
+async def test_audio_consumed_after_the_handle_is_lost_on_resume() -> None:
+    chunk = b"\x00\x00" * 1600
+    with trio.fail_after(5):
+        async with open_emulator() as emu:
+            async with connect(emu, text_setup(session_resumption=RESUME)) as c:
+                sid = session_of(c)
+                for _ in range(5):
+                    await c.audio(chunk)
+                assert (await c.ask_json("stats"))["audio_chunks"] == 5
+                handle = (await newest_handle(c)).new_handle  # issued after the stats turn
+                for _ in range(3):
+                    await c.audio(chunk)
+                assert (await c.ask_json("stats"))["audio_chunks"] == 8
+                await emu.drop(sid)  # abrupt: the client must replay the 3 chunks
+                await c.closed()
+            setup = text_setup(session_resumption=wire.SessionResumptionConfig(handle=handle))
+            async with connect(emu, setup) as c2:
+                stats = await c2.ask_json("stats")
+                assert stats["audio_chunks"] == 5 and stats["audio_bytes"] == 5 * len(chunk)
+                assert stats["messages"] == 5
+                assert emu.stats(sid).audio_chunks == 5
