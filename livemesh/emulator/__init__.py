@@ -18,7 +18,8 @@ In process::
         await emu.send_raw(data, session_id=None)         # one binary frame, as is
         await emu.send_malformed(session_id=None)         # a truncated-JSON frame
         emu.live_connections()   # live connections past setup, for leak checks
-        await emu.wait_idle()    # until no live connection remains
+        emu.open_sockets()       # accepted TCP connections still open (HTTP or WebSocket)
+        await emu.wait_idle()    # until no live connection and no open socket remains
         emu.session_ids()
 
 Paths (repeated slashes tolerated), served over ws/wss on one port with REST:

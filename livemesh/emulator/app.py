@@ -63,6 +63,7 @@ class Emulator:
         self._connections = 0
         self._idle = trio.Event()
         self._idle.set()
+        self._sockets = 0
         self.messages_sent = 0
 
     # ------------------------------------------------------------------ public controls
@@ -84,15 +85,21 @@ class Emulator:
         """Live connections past setup (for leak checks)."""
         return len(self._live)
 
+    def open_sockets(self) -> int:
+        """Accepted TCP connections still open (HTTP or WebSocket, live or closing)."""
+        return self._sockets
+
     async def wait_idle(self) -> None:
-        """Wait until no live connection remains (a leak check that needs no polling)."""
-        while self._live:
+        """Wait until no live connection and no socket of any kind remains (a leak check that
+        needs no polling; an HTTP client's keep-alive connection counts until it is closed)."""
+        while self._live or self._sockets:
             await self._idle.wait()
 
     async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> None:
         """Send ``goAway`` to the session's live connection (``None``: every live connection)."""
         for connection in self._select(session_id):
-            await connection.send_go_away(time_left)
+            connection.send_go_away(time_left)
+        await trio.lowlevel.checkpoint()
 
     async def drop(
         self, session_id: str | None = None, close_code: int | None = None, reason: str | None = None
@@ -138,7 +145,7 @@ class Emulator:
             if self._per_key[connection.key] <= 0:
                 del self._per_key[connection.key]
             self.messages_sent += connection.sent_messages
-            if not self._live:
+            if not self._live and not self._sockets:
                 self._idle.set()
 
     def check_capacity(self, key: str | None) -> None:
@@ -156,6 +163,17 @@ class Emulator:
     # ------------------------------------------------------------------ serving
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        self._sockets += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        try:
+            await self._serve_stream(stream)
+        finally:
+            self._sockets -= 1
+            if not self._live and not self._sockets:
+                self._idle.set()
+
+    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
         await serve_stream(
             stream,
             on_http=self._on_http,

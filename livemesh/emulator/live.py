@@ -253,9 +253,12 @@ class LiveConnection:
     async def _content(self, **fields: Any) -> None:
         await self._emit(wire.ServerMessage(server_content=wire.ServerContent(**fields)))
 
-    async def _send_handle(self) -> None:
-        """A fresh handle naming the context as it is now (only while resumable)."""
+    async def _send_handle(self, *, wait: bool = True) -> None:
+        """A fresh handle naming the context as it is now (only while resumable). With
+        ``wait=False`` (timers) it is skipped when the client is not reading."""
         if self.record is None or not self._resumption or not self._resumable():
+            return
+        if not wait and not self.peer.has_room():
             return
         handle = self._emu.store.issue_handle(self.record)
         index = wire.Int64(self._index) if self._transparent else None
@@ -272,8 +275,13 @@ class LiveConnection:
     def _resumable(self) -> bool:
         return self._turn is None and not self._pending
 
-    async def send_go_away(self, time_left: float) -> None:
-        await self._emit(wire.ServerMessage(go_away=wire.GoAway(time_left=wire.Duration(time_left))))
+    def send_go_away(self, time_left: float) -> None:
+        """Queue a goAway now; skipped if the client is not reading (it never waits)."""
+        if self._silent:
+            return
+        message = wire.ServerMessage(go_away=wire.GoAway(time_left=wire.Duration(time_left)))
+        if self.peer.try_send(wire.encode_server(message)):
+            self.sent_messages += 1
         if self._config.faults.silent_after_go_away:
             self._silent = True
 
@@ -301,15 +309,15 @@ class LiveConnection:
                 return
             if not warned and now >= deadline - notice:
                 warned = True
-                await self.send_go_away(max(0.0, deadline - now))
+                self.send_go_away(max(0.0, deadline - now))
                 continue
             if now >= next_handle:
                 next_handle = now + config.resumption_update_interval_s
-                await self._send_handle()
+                await self._send_handle(wait=False)
                 continue
             if now >= next_storm:
                 next_storm = now + (storm or math.inf)
-                await self.send_go_away(notice)
+                self.send_go_away(notice)
                 continue
             wake = min(deadline if warned else deadline - notice, next_handle, next_storm)
             with trio.move_on_at(wake):

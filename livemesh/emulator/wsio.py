@@ -273,6 +273,21 @@ class WebSocketPeer:
             return
         await self._out_send.send(_Frame(data, faultable))
 
+    def try_send(self, data: bytes) -> bool:
+        """Queue one server frame if there is room now (timers must not wait on a client that
+        stopped reading); False if it was not queued."""
+        if self.closing:
+            return False
+        try:
+            self._out_send.send_nowait(_Frame(data, True))
+        except trio.WouldBlock:
+            return False
+        return True
+
+    def has_room(self) -> bool:
+        stats = self._out_send.statistics()
+        return stats.current_buffer_used < stats.max_buffer_size
+
     async def close(self, code: int, reason: str) -> None:
         """Start the close handshake with ``code``/``reason`` after the frames already queued."""
         if self.closing:

@@ -6,11 +6,11 @@ import logging
 
 import pytest
 import trio
-from trio_websocket import wrap_client_stream
+from trio_websocket import open_websocket_url, wrap_client_stream
 
 from livemesh import wire
-from livemesh.emulator import EmulatorConfig, model, open_emulator
-from tests.emulator.helpers import connect, sleep_until_closed, text_setup
+from livemesh.emulator import EmulatorConfig, ServiceLimits, model, open_emulator
+from tests.emulator.helpers import GEMINI, connect, sleep_until_closed, text_setup
 
 
 async def test_a_crashing_connection_does_not_stop_the_server(
@@ -84,3 +84,20 @@ async def test_many_concurrent_sessions() -> None:
                 for n in range(100):
                     nursery.start_soon(one, n)
             assert emu.live_connections() == 0
+
+
+async def test_a_client_that_stops_reading_is_still_ended_at_its_deadline() -> None:
+    limits = ServiceLimits(connection_lifetime_s=0.5, go_away_notice_s=0.2)
+    config = EmulatorConfig(limits=limits, send_queue_size=2, close_timeout_s=0.2, chunks_per_reply=50)
+    setup = text_setup(generation_config=wire.GenerationConfig(response_modalities=["AUDIO"]))
+    with trio.fail_after(5):
+        async with open_emulator(config) as emu:
+            url = emu.url + GEMINI + "?key=k"
+            async with open_websocket_url(url, message_queue_size=1) as ws:
+                await ws.send_message(wire.encode_client(wire.ClientMessage(setup=setup)).decode())
+                content = wire.Content(parts=[wire.Part(text="x" * 3000)], role="user")  # ~200 s of tone
+                message = wire.ClientMessage(
+                    client_content=wire.ClientContent(turns=[content], turn_complete=True)
+                )
+                await ws.send_message(wire.encode_client(message).decode())
+                await emu.wait_idle()  # never reading: the server gives up on us by itself
