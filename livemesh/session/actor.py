@@ -185,6 +185,9 @@ class Session:
         self._started = False
         self._established = False
         self._move_started: float | None = None
+        self._owed_after_turn: list[PendingCall] = []
+        self._triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
+        self._evidence_index = -1  # every message up to this index is known consumed (this connection)
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -575,6 +578,8 @@ class Session:
     def _after_setup(self, resumed: bool, handle_epoch: int) -> None:
         """Decide what the new connection must resend before anything else (synchronously)."""
         self._conn_index = -1
+        self._evidence_index = -1
+        self._triggers = []
         self._generating = False
         self._awaiting_reply_since = None
         self._resumable = False
@@ -638,18 +643,29 @@ class Session:
         return self.config.hold_limit if self._holding() else 1
 
     def _has_sendable(self) -> bool:
-        return bool(
-            self._replay_next
-            or self._priority
-            or (self._queue and not self._hold_planned and not self._tool_hold())
-        )
+        if self._replay_next or self._priority:
+            return True
+        if self._hold_planned or not self._queue:
+            return False
+        if self._tool_hold():
+            return any(out.message.realtime_input is None for out in self._queue)
+        return True
 
     def _next_to_send(self) -> Outgoing | None:
         if self._replay_next:
             return self._replay_next.popleft()
         if self._priority:
             return self._priority.popleft()
-        if self._hold_planned or not self._queue or self._tool_hold():
+        if self._hold_planned or not self._queue:
+            return None
+        if self._tool_hold():
+            # Only realtime input waits for the answer (LIVE_API_NOTES 2.12); a clientContent may
+            # overtake it (the API orders the two kinds independently anyway) and interrupt.
+            for index, out in enumerate(self._queue):
+                if out.message.realtime_input is None:
+                    del self._queue[index]
+                    self._notify()
+                    return out
             return None
         out = self._queue.popleft()
         self._notify()  # room in the queue for the pump
@@ -666,6 +682,7 @@ class Session:
             self._replay.append(out.message, index=self._conn_index, sent_at=now, size=len(out.data))
             if out.triggers_turn:
                 self._awaiting_reply_since = now
+                self._triggers.append(self._conn_index)
             self._sending = True
             try:
                 await conn.send(out.data)
@@ -743,10 +760,17 @@ class Session:
                 self._counters.interruptions += 1
                 self._on_interrupted()
             if content.turn_complete:
+                if not content.interrupted and len(self._triggers) == 1:
+                    # The one trigger outstanding was answered: it and everything before it were
+                    # consumed. The next handle surely covers them (evidence beats timing).
+                    self._evidence_index = max(self._evidence_index, self._triggers[0])
+                self._triggers.clear()
                 self._counters.turns += 1
                 self._turn_no += 1
                 self._generating = False
                 self._awaiting_reply_since = None
+                if self._owed_after_turn:
+                    self._settle_owed()
             if content.input_transcription is not None:
                 await self._safe_callback(callbacks.on_transcription, "input", content.input_transcription)
             if content.output_transcription is not None:
@@ -789,6 +813,7 @@ class Session:
                 self._replay.covered_through_index(int(index))
             else:
                 before = len(self._replay)
+                self._replay.covered_through_index(self._evidence_index)
                 self._replay.covered_before(now, self._settle())
                 self._log.debug(
                     "handle #%d: %d logged message(s) taken as covered, %d kept (settle %.4f s)",
@@ -844,13 +869,28 @@ class Session:
         if scope.cancelled_caught:
             if self._ledger.state(pending.id) != "pending":
                 return  # cancelled by the server, answered by the user, or void after a resume
-            response = wire.FunctionResponse(
-                id=pending.call.id,
-                name=pending.call.name,
-                response={"error": "cancelled: the turn was interrupted"},
-                scheduling=wire.Scheduling.SILENT if tool.non_blocking else None,
-            )
+            if pending.interrupted and self._turn_no <= pending.turn:
+                self._owed_after_turn.append(pending)  # answered at turnComplete if still owed
+                return
+            response = self._interrupted_answer(pending)
         self._answer(pending, response)
+
+    def _interrupted_answer(self, pending: PendingCall) -> wire.FunctionResponse:
+        tool = self._tools.get(pending.call.name or "")
+        non_blocking = tool.non_blocking if tool is not None else not pending.blocking
+        return wire.FunctionResponse(
+            id=pending.call.id,
+            name=pending.call.name,
+            response={"error": "cancelled: the turn was interrupted"},
+            scheduling=wire.Scheduling.SILENT if non_blocking else None,
+        )
+
+    def _settle_owed(self) -> None:
+        """A turn ended: answer interrupted calls the server did not cancel (it would wait forever)."""
+        owed, self._owed_after_turn = self._owed_after_turn, []
+        for pending in owed:
+            if self._ledger.state(pending.id) == "pending":
+                self._answer(pending, self._interrupted_answer(pending))
 
     async def _run_callback_calls(self, calls: list[wire.FunctionCall]) -> None:
         try:
@@ -906,8 +946,9 @@ class Session:
         if not self.config.cancel_tools_on_interrupt:
             return
         for pending in self._ledger.of_turn(self._turn_no):
+            pending.interrupted = True
             if pending.scope is not None:
-                pending.scope.cancel()  # _run_call answers it (unless the server cancels it too)
+                pending.scope.cancel()  # _run_call owes it an answer unless the server cancels it
 
     # ================================================================== moves
 

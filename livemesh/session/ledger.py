@@ -49,6 +49,9 @@ class PendingCall:
     scope: trio.CancelScope | None = None
     answered: bool = False
     cancelled: bool = False
+    interrupted: bool = False
+    """Its turn was interrupted: the tool was cancelled, an error answer is owed once the turn ends
+    (unless the server cancels the call first, which it does right after ``interrupted``)."""
 
     @property
     def id(self) -> str:
