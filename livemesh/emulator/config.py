@@ -81,9 +81,9 @@ class EmulatorConfig:
     port: int = 0
     """0 picks a free port; read the real one from ``emu.url``."""
     limits: ServiceLimits = attrs.field(factory=ServiceLimits)
-    api_keys: frozenset[str] | None = None
+    api_keys: frozenset[str] | None = attrs.field(default=None, repr=False)
     """Accepted API keys; None accepts any non-empty key."""
-    bearer_tokens: frozenset[str] | None = None
+    bearer_tokens: frozenset[str] | None = attrs.field(default=None, repr=False)
     """Accepted Vertex bearer tokens; None accepts any non-empty token."""
     live_models: tuple[str, ...] = DEFAULT_LIVE_MODELS
     other_models: tuple[str, ...] = DEFAULT_OTHER_MODELS
@@ -121,7 +121,7 @@ class EmulatorConfig:
     close_timeout_s: float = 2.0
     """How long to wait for the client's close frame after sending ours."""
     faults: FaultConfig = attrs.field(factory=FaultConfig)
-    faults_by_key: Mapping[str, FaultConfig] = attrs.field(factory=dict)
+    faults_by_key: Mapping[str, FaultConfig] = attrs.field(factory=dict, repr=False)
     """Faults for connections made with one API key (or token name, or bearer token) instead of
     ``faults``: misbehave towards one session of many."""
     certfile: str | None = None

@@ -101,3 +101,27 @@ async def test_a_client_that_stops_reading_is_still_ended_at_its_deadline() -> N
                 )
                 await ws.send_message(wire.encode_client(message).decode())
                 await emu.wait_idle()  # never reading: the server gives up on us by itself
+
+
+NASTY_FRAMES: list[str | bytes] = [
+    b"\xff\xfe\x00garbage",
+    "[]",
+    "null",
+    '{"realtime_input": {"audio": {"data": "!!!not base64", "mimeType": "audio/pcm"}}}',
+    '{"client_content": {"turns": [{"parts": [{"text": 5}]}]}}',
+    '{"tool_response": {"functionResponses": "x"}}',
+    '{"realtimeInput": {}, "clientContent": {}}',
+    "[" * 10_000 + "]" * 10_000,
+    '{"setup": {"model": 1}}',
+]
+
+
+@pytest.mark.parametrize("frame", NASTY_FRAMES, ids=range(len(NASTY_FRAMES)))
+async def test_nasty_frames_close_only_their_connection(frame: str | bytes) -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu, connect(emu, text_setup()) as healthy:
+            async with connect(emu, text_setup()) as c:
+                await c.send_raw(frame)
+                code, _ = await sleep_until_closed(c)
+                assert code == 1007
+            assert await healthy.ask("ok") == "You said: ok"

@@ -98,3 +98,14 @@ def test_snapshot_restore_and_compression() -> None:
     assert restored.texts == ["t4", "t5"] and restored.compressions == 1
     restored.compress(trigger=50, target=25)
     assert restored.compressions == 1  # under the trigger: nothing to do
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    from livemesh.emulator import EmulatorConfig, FaultConfig
+
+    config = EmulatorConfig(
+        api_keys=frozenset({"sekrit-key"}),
+        bearer_tokens=frozenset({"sekrit-bearer"}),
+        faults_by_key={"sekrit-fault": FaultConfig()},
+    )
+    assert "sekrit" not in repr(config)
