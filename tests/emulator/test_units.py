@@ -6,7 +6,7 @@ import array
 import math
 
 from livemesh import wire
-from livemesh.emulator import model
+from livemesh.emulator import EmulatorConfig, FaultConfig, model
 from livemesh.emulator.context import Context
 from livemesh.emulator.routing import live_route
 from livemesh.emulator.vad import EnergyVad, pcm_rate
@@ -101,8 +101,6 @@ def test_snapshot_restore_and_compression() -> None:
 
 
 def test_secrets_stay_out_of_reprs() -> None:
-    from livemesh.emulator import EmulatorConfig, FaultConfig
-
     config = EmulatorConfig(
         api_keys=frozenset({"sekrit-key"}),
         bearer_tokens=frozenset({"sekrit-bearer"}),
