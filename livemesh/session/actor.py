@@ -408,6 +408,8 @@ class Session:
                 nursery.start_soon(self._pump)
                 try:
                     await self._manage(task_status)
+                except LivemeshError as exc:
+                    self._fail(exc)  # caught here, not as a group outside the nursery
                 finally:
                     nursery.cancel_scope.cancel()
         except LivemeshError as exc:
