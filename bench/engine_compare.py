@@ -3,7 +3,8 @@
     python bench/engine_compare.py [--sessions 50] [--duration 8] [--workload text] [--tls]
 
 Runs the real session actor and pool (``livemesh.bench.livemesh_client``) against the emulator in
-a separate process, once per engine, each in a fresh client process; the prototype engine
+a separate process, once per engine, each in a fresh client process (with ``--tls``,
+google-genai's runner too, as the reference); the prototype engine
 (bench/ws_sansio_trio.py) is swapped in by replacing the actor's ``open_connection`` (bench-only).
 Prints client CPU per message and throughput per engine; CPU per message is the figure to trust on
 a shared machine (throughput also depends on how much CPU the process was given).
@@ -37,6 +38,7 @@ def child(engine: str, spec_json: str) -> None:
 
 
 async def parent(args: argparse.Namespace) -> None:
+    from livemesh.bench.runner import run_client
     from livemesh.bench.server import open_emulator_process
     from livemesh.bench.workload import WorkloadSpec
 
@@ -59,14 +61,18 @@ async def parent(args: argparse.Namespace) -> None:
             f"{'engine':<16} {'turns/s':>8} {'msgs/s':>8} {'us/msg':>7} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'lost':>5} {'dup':>4} {'err':>4}"
         )
+        engines = ["trio-websocket", "sansio"] + (["google-genai"] if args.tls else [])
         for _ in range(args.repeat):
-            for engine in ("trio-websocket", "sansio"):
-                proc = await trio.run_process(
-                    [sys.executable, __file__, "--child", engine, spec.to_json()],
-                    capture_stdout=True,
-                    check=True,
-                )
-                r = json.loads(proc.stdout.decode().strip().splitlines()[-1])["result"]
+            for engine in engines:
+                if engine == "google-genai":  # the reference; the SDK only speaks wss with a key
+                    r = (await run_client("genai", spec))["result"]
+                else:
+                    proc = await trio.run_process(
+                        [sys.executable, __file__, "--child", engine, spec.to_json()],
+                        capture_stdout=True,
+                        check=True,
+                    )
+                    r = json.loads(proc.stdout.decode().strip().splitlines()[-1])["result"]
                 msgs = r["messages_sent"] + r["messages_received"]
                 lat = r["turn_latency_ms"]
                 print(
