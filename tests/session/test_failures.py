@@ -1,0 +1,135 @@
+"""Typed failures: refused setups, bad credentials, quota, malformed frames, exhausted retries, bad
+arguments at the call, and secrets that never leak."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from livemesh.auth import ApiKey
+from livemesh.emulator import EmulatorConfig, FaultConfig, open_emulator
+from livemesh.emulator.app import Emulator
+from livemesh.errors import (
+    AuthError,
+    ConfigError,
+    LocalProtocolError,
+    QuotaError,
+    ReconnectError,
+    RemoteProtocolError,
+    SessionClosedError,
+    SetupRejectedError,
+)
+from livemesh.session import RetryPolicy, SessionConfig, open_session
+from tests.session.conftest import make_config
+
+SECRET = "sk-SECRET-do-not-leak-42"
+
+
+async def test_unknown_model_is_a_setup_rejection(emu: Emulator) -> None:
+    with trio.fail_after(5), pytest.raises(SetupRejectedError) as info:
+        async with open_session(make_config(emu, model="gemini-live-9-imaginary")):
+            pass  # pragma: no cover
+    assert info.value.code == 1008
+    assert "not found" in (info.value.reason or "")
+
+
+async def test_bad_key_is_an_auth_error_and_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with open_emulator(EmulatorConfig(api_keys=frozenset({"the-good-key"}))) as emu:
+        config = make_config(emu, auth=ApiKey(SECRET))
+        with trio.fail_after(5), pytest.raises(AuthError) as info:
+            async with open_session(config):
+                pass  # pragma: no cover
+    for text in (str(info.value), repr(info.value), repr(config), str(config), caplog.text):
+        assert SECRET not in text
+    assert info.value.code == 1008
+
+
+async def test_quota_close_is_a_quota_error() -> None:
+    async with open_emulator(EmulatorConfig(max_concurrent_per_key=1)) as emu:
+        with trio.fail_after(5):
+            async with open_session(make_config(emu)):
+                with pytest.raises(QuotaError) as info:
+                    async with open_session(make_config(emu)):
+                        pass  # pragma: no cover
+    assert info.value.code == 1011
+    assert "RESOURCE_EXHAUSTED" in (info.value.reason or "")
+
+
+async def test_malformed_frames_fail_only_that_session(emu: Emulator) -> None:
+    bad_config = EmulatorConfig(faults=FaultConfig(malformed_probability=1.0))
+    async with open_emulator(bad_config) as bad_emu:
+        outcome: dict[str, object] = {}
+
+        async def broken() -> None:
+            with pytest.raises(RemoteProtocolError) as info:
+                async with open_session(make_config(bad_emu)) as session:
+                    await session.send_client_content("hello")
+                    await trio.sleep_forever()  # cancelled when the session fails
+            outcome["broken"] = info.value
+
+        async def healthy() -> None:
+            async with open_session(make_config(emu)) as session:
+                for i in range(3):
+                    outcome[f"healthy{i}"] = await session.ask(f"hi {i}")
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(broken)
+                nursery.start_soon(healthy)
+    assert isinstance(outcome["broken"], RemoteProtocolError)
+    assert "malformed server frame" in str(outcome["broken"])
+    assert outcome["healthy2"] == "You said: hi 2"
+
+
+async def test_retries_are_bounded_when_the_service_is_gone() -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    await listener.aclose()  # nothing listens there now
+    config = SessionConfig(
+        model="gemini-2.0-flash-live-001",
+        auth=ApiKey("k"),
+        base_url=f"ws://127.0.0.1:{port}",
+        retry=RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.002),
+    )
+    with trio.fail_after(5), pytest.raises(ReconnectError) as info:
+        async with open_session(config):
+            pass  # pragma: no cover
+    assert "gave up after 2" in str(info.value)
+
+
+async def test_two_modalities_refused_before_connecting(emu: Emulator) -> None:
+    with pytest.raises(ConfigError, match="one response modality"):
+        async with open_session(
+            make_config(emu), generation_config={"response_modalities": ["TEXT", "AUDIO"]}
+        ):
+            pass  # pragma: no cover
+    with pytest.raises(ConfigError, match="one response modality"):
+        SessionConfig.from_dict({"model": "m", "response_modalities": ["TEXT", "AUDIO"]})
+    assert emu.session_ids() == []
+
+
+async def test_bad_send_arguments_fail_at_the_call(emu: Emulator) -> None:
+    with trio.fail_after(5):
+        async with open_session(make_config(emu)) as session:
+            before = session.statistics().messages_out
+            with pytest.raises(ConfigError):
+                await session.send_realtime_input(audio=b"\x00\x00", text="two at once")
+            with pytest.raises(ConfigError):
+                await session.send_realtime_input(audio=b"\x00")  # odd byte count: not 16-bit PCM
+            with pytest.raises(ConfigError):
+                await session.send_realtime_input()
+            with pytest.raises(LocalProtocolError):
+                await session.send_realtime_input(activity_start=True)  # automatic VAD is on
+            with pytest.raises(ConfigError):
+                await session.send_client_content(42)
+            with pytest.raises(ConfigError):
+                await session.send_tool_response([{"name": "f", "response": {}}])  # no id
+            with pytest.raises(ConfigError):
+                await session.send_client_content({"role": "user", "parts": [{"text": {"not": "text"}}]})
+            assert session.statistics().messages_out == before
+            assert await session.ask("ok") == "You said: ok"
+    with pytest.raises(SessionClosedError):
+        await session.send_client_content("after close")

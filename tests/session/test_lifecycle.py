@@ -1,0 +1,112 @@
+"""Structured lifetime: clean close, cancellation mid-turn, the pool's nursery variant, and
+backpressure that bounds memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+
+from livemesh import wire
+from livemesh.emulator.app import Emulator
+from livemesh.session import Session, open_session
+from livemesh.transport import CloseInfo
+from tests.session.conftest import make_config
+from tests.session.workload import SILENCE
+
+
+async def test_cancelling_the_block_mid_turn_leaves_nothing_running(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        with trio.CancelScope() as scope:
+            async with open_session(make_config(emu)) as session:
+                await session.send_client_content("a long question")
+                async for message in session:
+                    if message.server_content is not None and message.server_content.model_turn is not None:
+                        scope.cancel()  # mid-turn: the first chunk is in, the rest is coming
+                        await trio.sleep_forever()
+        assert scope.cancelled_caught
+        assert session.state == "closed"
+        # The server notices the socket is gone once it runs; nothing of ours is left to run.
+        while emu.live_connections():
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0)
+    assert emu.live_connections() == 0
+
+
+async def test_pool_style_run_in_a_callers_nursery(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            session = Session(make_config(emu))
+            started = await nursery.start(session.run)
+            assert started is session and session.state == "open"
+            assert await session.ask("hello") == "You said: hello"
+            await session.wait_quiet()
+            assert session.is_quiet
+            await session.rotate()
+            assert await session.ask("again") == "You said: again"
+            await session.aclose()
+        assert session.state == "closed"
+        metrics = session.statistics()
+        assert (metrics.rotations, metrics.reconnects, metrics.turns) == (1, 1, 2)
+
+
+class _StuckConnection:
+    """Answers setup, then never finishes sending: a network that stopped draining."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._setup_answered = False
+
+    @property
+    def close_info(self) -> CloseInfo | None:
+        return None
+
+    async def send(self, data: bytes) -> None:
+        if self.sent:
+            await trio.sleep_forever()
+        self.sent += 1
+
+    async def receive(self) -> bytes:
+        if not self._setup_answered:
+            self._setup_answered = True
+            return wire.encode_server(wire.ServerMessage(setup_complete=wire.SetupComplete(session_id="s")))
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        return None
+
+
+async def test_backpressure_blocks_the_producer_instead_of_growing_memory(emu: Emulator) -> None:
+    stuck = _StuckConnection()
+
+    @asynccontextmanager
+    async def connect(url: str, headers: list[tuple[str, str]]) -> AsyncIterator[_StuckConnection]:
+        yield stuck
+
+    config = make_config(emu, outbox_size=8)
+    session = Session(config, connect=connect)
+    produced = 0
+
+    async def producer() -> None:
+        nonlocal produced
+        while True:
+            await session.send_realtime_input(audio=SILENCE)
+            produced += 1
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(session.run)
+            nursery.start_soon(producer)
+            await trio.testing.wait_all_tasks_blocked()
+            # writer holds 1 (stuck in send), the queue 1, the pump 1 in hand, the outbox 8
+            assert produced <= 8 + 3
+            first = produced
+            await trio.testing.wait_all_tasks_blocked()
+            assert produced == first  # blocked, not growing
+            nursery.cancel_scope.cancel()
