@@ -19,8 +19,7 @@ from typing import Any
 import attrs
 
 import livemesh
-from livemesh.emulator import EmulatorConfig, open_emulator
-from livemesh.emulator.app import Emulator
+from livemesh.emulator import Emulator, EmulatorConfig, open_emulator
 
 
 @attrs.frozen

@@ -7,7 +7,8 @@ show their calls as they run. Commands::
 
     /rotate   move the session to a fresh connection now (what a goAway does), then report
     /stats    the session's metrics (turns, traffic, connections, rotations, tools ...)
-    /drop     emulator only: cut the connection abruptly (no close frame), as a network would
+    /drop     emulator only: cut the connection abruptly (no close frame), as a network would;
+              ``/drop 1011`` closes it with that code and the service's text (1007/1008 are fatal)
     /goaway   emulator only: announce the connection's end, as the service does at ~9 minutes
     /help     this list;  /quit, Ctrl-D or Ctrl-C leave
 
@@ -27,6 +28,7 @@ import argparse
 import functools
 import inspect
 import json
+import logging
 import os
 import random
 import sys
@@ -37,12 +39,12 @@ from typing import Any
 import attrs
 import trio
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from livemesh import wire
 from livemesh.auth import ApiKey
-from livemesh.emulator import EmulatorConfig, open_emulator
-from livemesh.emulator.app import Emulator
+from livemesh.emulator import Emulator, EmulatorConfig, open_emulator
 from livemesh.errors import LivemeshError
 from livemesh.rest import resolve_model
 from livemesh.session import Callbacks, FunctionTool, Session, function_tool, open_session
@@ -50,7 +52,7 @@ from livemesh.wire import helpers
 
 __all__ = ["add_arguments", "run"]
 
-HELP = """commands: /rotate  /stats  /drop (emulator)  /goaway (emulator)  /help  /quit
+HELP = """commands: /rotate  /stats  /drop [CODE] (emulator)  /goaway (emulator)  /help  /quit
 emulator words: recall | stats | call get_weather {"city": "Paris"} | call roll_dice {"sides": 20}"""
 
 SYSTEM_INSTRUCTION = (
@@ -64,9 +66,14 @@ REPLY_TIMEOUT_S = 120.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Chat with the local emulator (default) or the Gemini Live API (--real)."
+    parser.epilog = HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--real", action="store_true", help="use the Gemini Live API (needs GEMINI_API_KEY)")
     parser.add_argument("--model", help="a Live model name (default: resolved for text)")
     parser.add_argument("--system", default=SYSTEM_INSTRUCTION, help="the system instruction")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the session's moves and reconnects as they happen"
+    )
     parser.add_argument(
         "--chunk-delay",
         type=float,
@@ -77,11 +84,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    logger = logging.getLogger("livemesh")
+    handler = _ConsoleLog(console)
+    logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logger.propagate = False
     try:
         return trio.run(_chat, args, console)
     except KeyboardInterrupt:
         console.print("\n[dim]bye[/dim]")
         return 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+class _ConsoleLog(logging.Handler):
+    """The library's log lines, dimmed, between the chat's own lines (instead of bare stderr)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        style = "yellow" if record.levelno >= logging.WARNING else "dim"
+        self._console.print(f"  [{style}]{escape(record.getMessage())}[/{style}]")
 
 
 # ---------------------------------------------------------------------------------- tools
@@ -171,6 +200,7 @@ class _Exit(Exception):
 
 
 async def _chat(args: argparse.Namespace, console: Console) -> int:
+    failure: LivemeshError | None = None
     try:
         async with _target(args, console) as (options, emu):
 
@@ -188,26 +218,11 @@ async def _chat(args: argparse.Namespace, console: Console) -> int:
                 callbacks=Callbacks(on_go_away=on_go_away),
             ) as session:
                 console.print(f"[dim]{HELP}[/dim]")
-                turn = _Turn()
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_print_replies, session, console, lambda: turn)
-                    while True:
-                        line = await _read_line(console)
-                        if line is None:
-                            break
-                        if not line:
-                            continue
-                        if line.startswith("/"):
-                            if not await _command(line, session, emu, console):
-                                break
-                            continue
-                        turn = _Turn()
-                        await session.send_client_content(line)
-                        with trio.move_on_after(REPLY_TIMEOUT_S) as waited:
-                            await turn.done.wait()
-                        if waited.cancelled_caught:
-                            console.print("[yellow](no reply yet; it will print when it comes)[/yellow]")
-                    nursery.cancel_scope.cancel()
+                failure = await _converse(session, emu, console)
+            # open_session cancels this block when the session fails; its error is then here.
+            failure = failure or session.error
+        if failure is not None:
+            raise failure
     except _Exit as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
@@ -216,6 +231,43 @@ async def _chat(args: argparse.Namespace, console: Console) -> int:
         return 1
     console.print("[dim]bye[/dim]")
     return 0
+
+
+async def _converse(session: Session, emu: Emulator | None, console: Console) -> LivemeshError | None:
+    """The prompt loop next to the printer task, until /quit, EOF or the session ends (its error)."""
+    failure: list[LivemeshError] = []
+    turn = _Turn()
+    async with trio.open_nursery() as nursery:
+
+        async def printer() -> None:
+            try:
+                await _print_replies(session, console, lambda: turn)
+            except LivemeshError as exc:
+                failure.append(exc)
+            nursery.cancel_scope.cancel()  # the session ended: stop reading input
+
+        nursery.start_soon(printer)
+        try:
+            while True:
+                line = await _read_line(console)
+                if line is None:
+                    break
+                if not line:
+                    continue
+                if line.startswith("/"):
+                    if not await _command(line, session, emu, console):
+                        break
+                    continue
+                turn = _Turn()
+                await session.send_client_content(line)
+                with trio.move_on_after(REPLY_TIMEOUT_S) as waited:
+                    await turn.done.wait()
+                if waited.cancelled_caught:
+                    console.print("[yellow](no reply yet; it will print when it comes)[/yellow]")
+        except LivemeshError as exc:
+            failure.append(exc)
+        nursery.cancel_scope.cancel()
+    return failure[0] if failure else None
 
 
 async def _read_line(console: Console) -> str | None:
@@ -276,8 +328,13 @@ async def _command(line: str, session: Session, emu: Emulator | None, console: C
         if emu is None:
             console.print("[yellow]/drop and /goaway need the emulator (run without --real)[/yellow]")
         elif name == "/drop":
-            await emu.drop()
-            console.print("[cyan]the emulator cut the connection; the session resumes by itself[/cyan]")
+            words = line.split()
+            code = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+            await emu.drop(close_code=code)
+            if code is None:
+                console.print("[cyan]the emulator cut the connection; the session resumes by itself[/cyan]")
+            else:
+                console.print(f"[cyan]the emulator closed the connection with {code}[/cyan]")
         else:
             await emu.send_go_away(time_left=5.0)
     else:

@@ -122,3 +122,29 @@ def test_chat_ctrl_c_mid_reply_and_ctrl_d() -> None:
         assert "Traceback" not in out and not re.search(r"Error\b", out)
     finally:
         child.close(force=True)
+
+
+def test_chat_reports_a_fatal_close_and_exits_1() -> None:
+    """A 1011 close is survived; a 1008 (policy: fatal) ends the chat with the service's reason."""
+    child = spawn()
+    try:
+        say(child, "/drop 1011")
+        child.expect_exact("closed the connection with 1011")
+        child.expect(PROMPT)
+        say(child, "/drop 1008")
+        child.expect_exact("session ended: SetupRejectedError: connection closed with 1008")
+        child.expect(pexpect.EOF)
+        out = str(child.before)
+        child.close()
+        assert child.exitstatus == 1
+        assert "Traceback" not in out
+    finally:
+        child.close(force=True)
+
+
+def test_chat_real_without_a_key_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    command = f"{sys.executable} -m livemesh chat --real"
+    output, status = pexpect.run(command, env=env, withexitstatus=True, timeout=TIMEOUT, encoding="utf-8")
+    assert status == 1
+    assert "--real needs GEMINI_API_KEY" in output and "Traceback" not in output
