@@ -50,7 +50,7 @@ from livemesh.pool.pool import open_pool
 from livemesh.redis._client import open_redis
 from livemesh.redis.errors import OwnershipError, OwnershipLostError, RedisUnavailableError
 from livemesh.redis.handles import FLEET_TAG, RedisHandleStore
-from livemesh.redis.ownership import Ownership, open_ownership
+from livemesh.redis.ownership import Claim, Ownership, open_ownership
 from livemesh.session.config import RetryPolicy, SessionConfig
 
 __all__ = ["FailoverReport", "FailoverSpec", "render_report", "run_failover_bench"]
@@ -197,6 +197,14 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
         ) as pool,
     ):
         done_key = backend.key(FLEET_TAG, "bench-done")
+        # Claim this worker's share before "go", so start-up speed does not decide who owns what.
+        claims: dict[str, Claim] = {}
+        for j in range(index, spec.sessions, spec.workers):
+            conversation_id = spec.conversation(j)
+            try:
+                claims[conversation_id] = await owners.claim(conversation_id)
+            except OwnershipError:
+                pass
         _emit({"ready": worker_id})
         async with trio.lowlevel.FdStream(os.dup(0)) as stdin:
             await stdin.receive_some()  # "go"
@@ -204,7 +212,8 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
 
         async def drive(conversation_id: str) -> None:
             try:
-                await _drive(spec, owners, pool, config, conversation_id, done_key)
+                claim = claims.pop(conversation_id, None) or await owners.claim(conversation_id)
+                await _drive(spec, owners, pool, config, claim, done_key)
             except OwnershipError:
                 pass  # another worker got there first
             except OwnershipLostError:
@@ -222,8 +231,8 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
                     running.add(conversation_id)
                     nursery.start_soon(drive, conversation_id)
 
-            for j in range(index, spec.sessions, spec.workers):
-                start(spec.conversation(j))
+            for conversation_id in list(claims):
+                start(conversation_id)
             await trio.sleep(spec.lease_ttl_s)  # let every worker claim its own share first
             while True:
                 try:
@@ -245,10 +254,11 @@ async def _drive(
     owners: Ownership,
     pool: Any,
     config: SessionConfig,
-    conversation_id: str,
+    claim: Claim,
     done_key: str,
 ) -> None:
-    async with owners.own(conversation_id) as claim:
+    conversation_id = claim.conversation_id
+    async with owners.hold(claim):
         state = await owners.read_state(conversation_id)
         _emit(
             {

@@ -185,25 +185,34 @@ class Ownership:
 
     @asynccontextmanager
     async def own(self, conversation_id: str, *, finished: bool = True) -> AsyncIterator[Claim]:
-        """Claim for the block; released when it ends. If the lease is lost (another worker now
-        holds a newer token), the block is cancelled and :class:`OwnershipLostError` raised.
+        """Claim for the block (:meth:`claim`), then :meth:`hold` it."""
+        claim = await self.claim(conversation_id)
+        async with self.hold(claim, finished=finished):
+            yield claim
+
+    @asynccontextmanager
+    async def hold(self, claim: Claim, *, finished: bool = True) -> AsyncIterator[Claim]:
+        """Run the block under a claim made earlier; released when it ends. If the lease is lost
+        (another worker now holds a newer token), the block is cancelled and
+        :class:`OwnershipLostError` raised.
 
         ``finished``: a block that ends normally means the conversation is done (it leaves the
         live set). A block that ends with an error or a cancellation hands the conversation over:
         it is released and listed as an orphan at once, for another worker to take over.
         """
-        claim = await self.claim(conversation_id)
         completed = False
         try:
             with trio.CancelScope() as scope:
                 claim._scope = scope
+                if claim.lost:
+                    scope.cancel()
                 yield claim
                 completed = True
         finally:
             if not claim.lost:
                 await self.release(claim, finished=finished and completed)
         if claim.lost:
-            raise OwnershipLostError(conversation_id, token=claim.token)
+            raise OwnershipLostError(claim.conversation_id, token=claim.token)
 
     async def orphans(self, *, limit: int = 100) -> list[str]:
         """Conversations whose owner's lease expired (``grace_s`` ago): candidates to claim."""
