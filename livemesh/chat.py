@@ -327,6 +327,8 @@ async def _command(line: str, session: Session, emu: Emulator | None, console: C
     elif name in ("/drop", "/goaway"):
         if emu is None:
             console.print("[yellow]/drop and /goaway need the emulator (run without --real)[/yellow]")
+        elif name == "/drop" and not emu.live_connections():
+            console.print("[yellow]no live connection right now (the session is reconnecting)[/yellow]")
         elif name == "/drop":
             words = line.split()
             code = int(words[1]) if len(words) > 1 and words[1].isdigit() else None

@@ -128,8 +128,13 @@ def test_chat_reports_a_fatal_close_and_exits_1() -> None:
     """A 1011 close is survived; a 1008 (policy: fatal) ends the chat with the service's reason."""
     child = spawn()
     try:
+        say(child, "remember me")
+        child.expect(PROMPT)
         say(child, "/drop 1011")
         child.expect_exact("closed the connection with 1011")
+        child.expect(PROMPT)
+        say(child, "recall")
+        child.expect_exact('["remember me"]')  # resumed on a new connection
         child.expect(PROMPT)
         say(child, "/drop 1008")
         child.expect_exact("session ended: SetupRejectedError: connection closed with 1008")
