@@ -106,3 +106,23 @@ def test_the_two_commands_are_the_ones_ci_runs() -> None:
     ]
     assert "python -m pip install -e '.[test]'" in CI
     assert "python -m pytest -q -p no:cacheprovider" in CI
+
+
+def test_configuration_names_in_readme_exist() -> None:
+    """The configuration table never names a field that is not there (and misses none of the
+    session's own fields), so README cannot drift from the code unnoticed."""
+    import attrs
+
+    import livemesh
+
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    named = set(re.findall(r"`([a-z_]+)`", table))
+    known = {
+        a.name
+        for cls in (livemesh.SessionConfig, livemesh.RotationPolicy, livemesh.RetryPolicy, livemesh.Callbacks)
+        for a in attrs.fields(cls)
+    }
+    assert named <= known, f"README names unknown options: {sorted(named - known)}"
+    public = {a.name for a in attrs.fields(livemesh.SessionConfig) if a.init and not a.name.startswith("_")}
+    assert public <= named, f"SessionConfig fields README does not list: {sorted(public - named)}"
