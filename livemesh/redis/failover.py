@@ -409,11 +409,10 @@ async def _run(
                     await trio.sleep_until(started + kill_one_at)
                     procs[0].process.send_signal(signal.SIGKILL)
                     killed_at = trio.current_time()
-                    owned_at_kill = {}
-                    for conv in conversations:
-                        owner, token = await owners.owner_of(conv)
-                        if owner == killed:
-                            owned_at_kill[conv] = token or 0
+                    snapshot = await owners.owners_of(conversations)  # one script: milliseconds
+                    owned_at_kill = {
+                        conv: token or 0 for conv, (owner, token) in snapshot.items() if owner == killed
+                    }
                     for worker in procs:
                         await worker.process.wait()
         finally:

@@ -233,6 +233,18 @@ class Ownership:
             lambda: self.backend.client.zadd(self._live_key, mapping, condition=PureToken.NX),
         )
 
+    async def owners_of(self, conversation_ids: list[str]) -> dict[str, tuple[str | None, int | None]]:
+        """{conversation: (owner, token)} for many conversations in one atomic snapshot."""
+        if not conversation_ids:
+            return {}
+        flat = await self.backend.eval(
+            "ownership snapshot", scripts.OWN_OWNERS, [self._key("owner", c) for c in conversation_ids], []
+        )
+        return {
+            conv: (str(flat[2 * i]) or None, int(flat[2 * i + 1]) if flat[2 * i + 1] else None)
+            for i, conv in enumerate(conversation_ids)
+        }
+
     async def owner_of(self, conversation_id: str) -> tuple[str | None, int | None]:
         """(owner worker id, token) as Redis records it now."""
         key = self._key("owner", conversation_id)

@@ -20,6 +20,7 @@ __all__ = [
     "HANDLE_SAVE",
     "OWN_CLAIM",
     "OWN_ORPHANS",
+    "OWN_OWNERS",
     "OWN_RELEASE",
     "OWN_RENEW",
     "OWN_WRITE_STATE",
@@ -213,6 +214,18 @@ OWN_ORPHANS = (
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
 """
 )
+
+OWN_OWNERS = """
+-- KEYS: owner hashes. Returns a flat list owner1, token1, owner2, token2, ... ('' when free):
+-- one consistent snapshot of who owns what.
+local out = {}
+for i = 1, #KEYS do
+  local o = redis.call('HMGET', KEYS[i], 'owner', 'token')
+  out[#out + 1] = o[1] or ''
+  out[#out + 1] = o[2] or ''
+end
+return out
+"""
 
 OWN_WRITE_STATE = """
 -- KEYS: owner hash, state hash. ARGV: token, ttl_ms, field1, value1, ... Fenced: only the current

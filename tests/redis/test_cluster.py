@@ -38,6 +38,10 @@ async def test_handles_quota_and_ownership_run_on_a_cluster(cluster_redis: Redis
                 await owners.write_state(claim, {"acked": 3})
                 assert (await owners.read_state("conv"))["acked"] == "3"
                 await owners.renew()
+                assert await owners.owners_of(["conv", "x"]) == {
+                    "conv": ("a", claim.token),
+                    "x": (None, None),
+                }
                 assert owners.statistics().renewals >= 1 and owners.statistics().lost == 0
                 assert await owners.release(claim, finished=False)
                 assert "conv" in await owners.orphans()
