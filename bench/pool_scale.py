@@ -32,6 +32,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -282,6 +283,49 @@ class IdleResult:
         return (self.rss_after_mb - self.rss_before_mb) * 1024 / max(1, self.connected)
 
 
+async def idle_bare(url: str, n: int, seed: int) -> IdleResult:
+    """The same idle sessions with plain ``open_session`` in one nursery: the pool's own share is
+    the difference between this and :func:`idle_level`."""
+    from livemesh.session import open_session
+
+    result = IdleResult(sessions=n)
+    connected = 0
+    all_connected = trio.Event()
+    release = trio.Event()
+    config = session_config(url, keepalive_interval=600.0, keepalive_timeout=600.0)
+    limiter = trio.CapacityLimiter(50)
+
+    async def one() -> None:
+        nonlocal connected
+        async with limiter:
+            session_cm = open_session(config)
+            session = await session_cm.__aenter__()
+        try:
+            connected += 1
+            if connected == n:
+                all_connected.set()
+            await release.wait()
+        finally:
+            await session_cm.__aexit__(None, None, None)
+        del session
+
+    async with trio.open_nursery() as nursery:
+        async with open_session(config):
+            pass  # warm up
+        result.rss_before_mb = rss_bytes() / 2**20
+        t0 = time.monotonic()
+        for _ in range(n):
+            nursery.start_soon(one)
+        with trio.move_on_after(600):
+            await all_connected.wait()
+        result.connect_s = time.monotonic() - t0
+        result.connected = connected
+        await trio.sleep(2.0)
+        result.rss_after_mb = rss_bytes() / 2**20
+        release.set()
+    return result
+
+
 async def idle_level(url: str, n: int, seed: int) -> IdleResult:
     result = IdleResult(sessions=n)
     connected = 0
@@ -337,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", default="1000,10000", help="idle session counts for the RSS figure")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-idle", action="store_true")
+    parser.add_argument(
+        "--idle-bare",
+        action="store_true",
+        help="also measure idle sessions without the pool (open_session only)",
+    )
+    parser.add_argument("--idle-mode", choices=["pool", "bare"], help=argparse.SUPPRESS)  # one fresh child
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
@@ -373,20 +423,33 @@ def main(argv: list[str] | None = None) -> int:
             summary["live_max_sessions"] = best
             print(f"max live audio sessions with p99 send lag < 100 ms and zero loss: {best}", flush=True)
 
-    if not args.skip_idle:
+    if args.idle_mode is not None:  # a child process measuring one idle figure from a clean heap
+        (n,) = idle
+        measure = idle_level if args.idle_mode == "pool" else idle_bare
+        extra = ("--max-sessions", str(n + 100), "--resumption-update-interval", "3600")
+        with emulator_process(*extra) as (url, _pid):
+            res_idle = trio.run(measure, url, n, args.seed)
+        summary["idle"].append(
+            {**attrs.asdict(res_idle), "mode": args.idle_mode, "per_session_kb": res_idle.per_session_kb}
+        )
+    elif not args.skip_idle:
         for n in idle:
-            with emulator_process("--max-sessions", str(n + 100), "--resumption-update-interval", "3600") as (
-                url,
-                _pid,
-            ):
-                res_idle = trio.run(idle_level, url, n, args.seed)
-            summary["idle"].append({**attrs.asdict(res_idle), "per_session_kb": res_idle.per_session_kb})
-            print(
-                f"idle {n:6d}: connected {res_idle.connected} in {res_idle.connect_s:5.1f}s, "
-                f"RSS {res_idle.rss_before_mb:.1f} -> {res_idle.rss_after_mb:.1f} MB, "
-                f"{res_idle.per_session_kb:.1f} KB per idle session",
-                flush=True,
-            )
+            for mode in ["pool", *(["bare"] if args.idle_bare else [])]:
+                with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                    command = [sys.executable, __file__, "--skip-live", "--idle", str(n), "--idle-mode", mode]
+                    subprocess.run(
+                        [*command, "--seed", str(args.seed), "--json", out.name],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
+                    (item,) = json.load(open(out.name))["idle"]
+                summary["idle"].append(item)
+                print(
+                    f"idle {mode} {n:6d}: connected {item['connected']} in {item['connect_s']:5.1f}s, "
+                    f"RSS {item['rss_before_mb']:.1f} -> {item['rss_after_mb']:.1f} MB, "
+                    f"{item['per_session_kb']:.1f} KB per idle session",
+                    flush=True,
+                )
 
     print(json.dumps(summary, indent=2))
     if args.json:
