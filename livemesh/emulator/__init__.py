@@ -87,6 +87,9 @@ Scripted model (words are a whole user text turn, case-insensitive, surrounding 
   activityStart/End is counted but not a turn) ends an audio turn: ``inputTranscription``
   ``"[audio D.DDs, N bytes]"`` (if set up), then the answer "You said: [audio ...]".
   activityStart/End are ignored while automatic VAD is on, audioStreamEnd while it is off.
+  With ``explicitVadSignal`` the VAD's start/end are also sent as
+  ``voiceActivityDetectionSignal{vadSignalType: VAD_SIGNAL_TYPE_SOS|EOS}`` and
+  ``voiceActivity{type: ACTIVITY_START|ACTIVITY_END}``.
   Speech in progress when a connection ends is not a turn (its bytes are counted).
 
 Resumption (only if the setup has ``sessionResumption``): each ``sessionResumptionUpdate.newHandle``

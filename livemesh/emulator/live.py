@@ -417,6 +417,7 @@ class LiveConnection:
         if rt.audio_stream_end and self._vad is not None:
             event = self._vad.flush()
             if event is not None:
+                await self._signal_vad("end")
                 await self._audio_turn(event)
         return None
 
@@ -427,10 +428,23 @@ class LiveConnection:
                 self._manual_ms += 1000 * (len(data) // 2) / rate
             return
         for event in self._vad.feed(data, rate):
+            await self._signal_vad(event.kind)
             if event.kind == "start":
                 await self._barge_in()
             else:
                 await self._audio_turn(event)
+
+    async def _signal_vad(self, kind: str) -> None:
+        """With ``explicitVadSignal``: ``voiceActivityDetectionSignal`` and ``voiceActivity``."""
+        if not self._setup.explicit_vad_signal:
+            return
+        start = kind == "start"
+        signal = wire.VoiceActivityDetectionSignal(
+            vad_signal_type="VAD_SIGNAL_TYPE_SOS" if start else "VAD_SIGNAL_TYPE_EOS"
+        )
+        await self._emit(wire.ServerMessage(voice_activity_detection_signal=signal))
+        activity = wire.VoiceActivity(type="ACTIVITY_START" if start else "ACTIVITY_END")
+        await self._emit(wire.ServerMessage(voice_activity=activity))
 
     async def _barge_in(self) -> None:
         config = self._setup.realtime_input_config

@@ -126,3 +126,18 @@ async def test_barge_in_interrupts_generation() -> None:
             contents = [m.server_content for m in seen if m.server_content]
             assert any(s.interrupted for s in contents)
             assert not any(s.generation_complete for s in contents)
+
+
+async def test_explicit_vad_signal() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu, connect(emu, text_setup(explicit_vad_signal=True)) as c:
+            await stream(c, speech(200) + silence(600))
+            seen, _ = await c.until("turn_complete")
+            signals = [
+                m.voice_activity_detection_signal.vad_signal_type
+                for m in seen
+                if m.voice_activity_detection_signal
+            ]
+            activity = [m.voice_activity.type for m in seen if m.voice_activity]
+            assert signals == ["VAD_SIGNAL_TYPE_SOS", "VAD_SIGNAL_TYPE_EOS"]
+            assert activity == ["ACTIVITY_START", "ACTIVITY_END"]
