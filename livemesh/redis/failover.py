@@ -90,7 +90,10 @@ class FailoverReport:
     killed_sessions: int
     """Live conversations the killed worker owned when it died (Redis's view)."""
     resumed_by_others: int
-    """Of those, how many another worker took over and finished."""
+    """Of those, how many another worker took over and finished (resumed, or started afresh when
+    the killed worker had not yet given the session any context)."""
+    resumed_with_context: int
+    """Of those, how many the new owner found with context to keep (``recall`` not empty)."""
     takeovers_exactly_once: int
     """Of those, how many were taken over by exactly one claim (the rest: 0 or 2+)."""
     fencing_ok: int
@@ -145,7 +148,8 @@ def render_report(report: FailoverReport) -> str:
             f"{report.killed_worker} (SIGKILL at {report.killed_at_s:.2f} s, lease {report.lease_ttl_s:g} s)",
         ),
         ("its live sessions", str(report.killed_sessions)),
-        ("resumed by other workers", str(report.resumed_by_others)),
+        ("taken over and finished by others", str(report.resumed_by_others)),
+        ("  of which resumed with context", str(report.resumed_with_context)),
         ("taken over exactly once", str(report.takeovers_exactly_once)),
         ("fencing token increased", str(report.fencing_ok)),
         ("kill -> first answer (min/med/max)", f"{lo:.2f} / {mid:.2f} / {hi:.2f} s"),
@@ -429,10 +433,13 @@ async def _run(
     fencing_ok = 0
     first_answer: dict[str, float] = {}
     resumed_by = {}
+    with_context = set()
     for t, index, e in events:
         if e.get("event") == "resumed" and e.get("previous") == killed and e["conv"] in owned_at_kill:
             takeovers[e["conv"]] += 1
             resumed_by[e["conv"]] = index
+            if e.get("recalled", 0) > 0:
+                with_context.add(e["conv"])
             if e["token"] > owned_at_kill[e["conv"]]:
                 fencing_ok += 1
         if e.get("event") == "answered" and e["conv"] in owned_at_kill and e["conv"] not in first_answer:
@@ -467,6 +474,7 @@ async def _run(
         resumed_by_others=sum(
             1 for conv in owned_at_kill if conv in finished and resumed_by.get(conv, 0) != 0
         ),
+        resumed_with_context=len(with_context),
         takeovers_exactly_once=sum(1 for conv in owned_at_kill if takeovers[conv] == 1),
         fencing_ok=fencing_ok,
         takeover_latency_s=(latency[0], latency[1], latency[2]),

@@ -34,5 +34,6 @@ async def test_killed_workers_sessions_resume_elsewhere_with_context_intact(
     assert report.fencing_ok == report.killed_sessions, summary
     assert report.finished == report.sessions == report.contexts_intact, summary
     assert (report.lost_turns, report.duplicated_turns, report.errors) == (0, 0, 0), summary
-    assert report.emulator_resumptions >= report.killed_sessions, summary
+    assert report.emulator_resumptions >= report.resumed_with_context >= 1, summary
+    assert not report.unexpected_resumptions, summary
     assert report.ok
