@@ -61,7 +61,8 @@ Scripted model (words are a whole user text turn, case-insensitive, surrounding 
 * ``recall`` → ``json.dumps(texts)``: the user turn texts in the context, in order (commands
   excluded; an audio turn is its transcription ``"[audio 1.20s, 38400 bytes]"``);
 * ``stats`` → ``json.dumps({"messages", "audio_bytes", "audio_chunks", "video_frames", "turns",
-  "texts", "tool_responses", "unknown_tool_responses"})``; ``emu.stats(id)`` gives the same.
+  "texts", "tool_responses", "unknown_tool_responses", "tokens", "compressions"})``;
+  ``emu.stats(id)`` gives the same numbers.
   ``messages`` counts every client message after setup consumed into this context
   (clientContent, realtimeInput of any kind, toolResponse) EXCEPT messages that only carry the
   commands ``recall``/``stats``/``call``, which are queries, not content. ``turns`` counts user
@@ -114,21 +115,36 @@ then closes 1011 "Deadline expired before operation could complete.". The deadli
 ``connection_lifetime_s`` after setup, or, without ``contextWindowCompression``, the session
 budget if sooner (``audio_session_s``; ``audio_video_session_s`` once video was received),
 counted per connection (a resumed connection starts a new budget; a simplification).
+Setup must arrive within ``setup_timeout_s`` (else 1011 deadline). A client message larger than
+``max_frame_bytes`` closes 1009 "Message too big."; broken WebSocket framing closes 1002.
+
+Context window: each user turn (with its answer) is an entry of estimated tokens (text: 4
+characters a token; audio turns: 25 tokens a second); the window is
+``limits.context_window_native_audio`` for ``native-audio`` models, else
+``context_window_default``. With ``contextWindowCompression`` the sliding window cuts whole
+user turns, oldest first, at the start of a user turn once past ``triggerTokens`` (default 80%
+of the window) down to ``slidingWindow.targetTokens`` (default trigger/2); ``recall`` shows what
+is left. Without it, a context past the window ends the session with 1007 (the real service's
+behaviour here is undocumented: a guess).
 
 ``SessionStats`` (``emu.stats``): ``messages, audio_bytes, audio_chunks, video_frames, turns,
-texts, tool_responses, unknown_tool_responses, turn_tokens, compressions`` (the context, as the
-``stats`` command reports it) plus ``connections, resumptions, handles_issued`` and
-``disconnects_mid_turn``: connections the CLIENT closed or dropped while a model turn or a
-BLOCKING call was in progress (rotations that did not wait for a quiet point).
+texts, tool_responses, unknown_tool_responses, turn_tokens, compressions`` (the context; the
+``stats`` command reports the same, with ``tokens`` = sum of ``turn_tokens``) plus
+``connections, resumptions, handles_issued`` and ``disconnects_mid_turn``: connections the
+CLIENT closed or dropped while a model turn or a BLOCKING call was in progress (rotations that
+did not wait for a quiet point).
 
 Faults (``FaultConfig``, seeded per connection): abrupt drops, 1011 closes, malformed frames,
 latency/jitter per server message; goAway storms; silence after goAway.
 ``EmulatorConfig.faults_by_key`` applies a different ``FaultConfig`` to connections made with
 one credential, so one session of many misbehaves.
 
-Not emulated: real speech recognition or synthesis, context window compression and token limits
-(usage is estimated), google_search/code execution tools, video understanding, proactivity and
-affective dialog (accepted, ignored), HTTP/2.
+Not emulated: real speech recognition or synthesis (a tone; transcripts are duration and size),
+real token counting (estimated), google_search/code execution/url_context tools (accepted,
+never called), video understanding (frames are counted), proactivity, affective dialog and
+thinking (accepted, ignored), turnCoverage, ``contextUpdate`` (counted, otherwise ignored),
+pending tool calls across a resumption (a handle is never issued while one is pending),
+permessage-deflate, HTTP/2, REST beyond model listing and ephemeral tokens.
 """
 
 from livemesh.emulator.app import Emulator as Emulator
