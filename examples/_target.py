@@ -57,8 +57,7 @@ async def live_target(
         model = await livemesh.resolve_model(kind, auth)
         yield Target(options={"model": model, "auth": auth}, emulator=None)
         return
-    # 50 ms before the first reply chunk, as a real model takes a moment: with instant replies
-    # the session cannot tell whether a handle arriving right after a message covers it.
+    # 50 ms before the first reply chunk: a real model takes a moment too.
     async with open_emulator(emulator or EmulatorConfig(first_chunk_delay_s=0.05)) as emu:
         auth = livemesh.ApiKey("emulator-key")  # the emulator accepts any non-empty key
         model = await livemesh.resolve_model(kind, auth, base_url=emu.http_url)
