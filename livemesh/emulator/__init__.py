@@ -48,7 +48,7 @@ across resumptions. Refusals accept the upgrade, read the setup, then close:
   "The service is currently unavailable." (``max_sessions``), and the quota text
   "RESOURCE_EXHAUSTED: You exceeded your current quota (concurrent sessions). Retry later."
   (``max_concurrent_per_key`` or ``limits.concurrent_sessions``);
-* 1008 "The operation was aborted." on realtime input while a BLOCKING call is pending, only with
+* 1008 "The operation was aborted." on realtime audio/video while a BLOCKING call is pending, only with
   ``abort_input_during_blocking_call=True`` (reported behaviour).
 
 Default response modality is AUDIO (as the service); one modality only.

@@ -99,7 +99,8 @@ class EmulatorConfig:
     resume_grace_s: float = 0.25
     """How long a resume waits for the old connection to finish closing before being refused."""
     abort_input_during_blocking_call: bool = False
-    """Close 1008 "The operation was aborted." on realtime input while a BLOCKING call waits (reported)."""
+    """Close 1008 "The operation was aborted." on realtime audio or video while a BLOCKING call waits
+    (reported)."""
     max_sessions: int = 10_000
     """Live connections at once; more are refused with 1011 "The service is currently unavailable."."""
     max_frame_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=attrs.validators.ge(1024))

@@ -378,13 +378,17 @@ class LiveConnection:
 
     async def _on_realtime(self, rt: wire.RealtimeInput) -> closes.Refusal | None:
         ctx = self.context
-        if self._config.abort_input_during_blocking_call and any(c.blocking for c in self._pending.values()):
-            return closes.Refusal(closes.POLICY, closes.TEXT_ABORTED)
         blobs = list(rt.media_chunks or [])
         if rt.audio is not None:
             blobs.append(rt.audio)
         if rt.video is not None:
             blobs.append(rt.video)
+        if (
+            blobs
+            and self._config.abort_input_during_blocking_call
+            and any(c.blocking for c in self._pending.values())
+        ):
+            return closes.Refusal(closes.POLICY, closes.TEXT_ABORTED)  # media while a call waits
         if rt.text is not None:
             command = model.classify(rt.text, self._declared)
             if isinstance(command, model.Say):
