@@ -30,7 +30,7 @@ import inspect
 import json
 import logging
 import os
-import random
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -129,7 +129,7 @@ def demo_tools(console: Console) -> list[FunctionTool]:
         """Roll a die with the given number of sides."""
         if sides < 2:
             raise ValueError("a die needs at least 2 sides")
-        return {"sides": sides, "result": random.randint(1, sides)}
+        return {"sides": sides, "result": secrets.randbelow(sides) + 1}
 
     return [function_tool(_reporting(f, console)) for f in (get_weather, roll_dice)]
 
