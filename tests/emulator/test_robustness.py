@@ -125,3 +125,21 @@ async def test_nasty_frames_close_only_their_connection(frame: str | bytes) -> N
                 code, _ = await sleep_until_closed(c)
                 assert code == 1007
             assert await healthy.ask("ok") == "You said: ok"
+
+
+async def test_leaving_the_emulator_block_ends_open_connections() -> None:
+    with trio.fail_after(5):
+        closed = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async with open_emulator() as emu:
+                ready = trio.Event()
+
+                async def client() -> None:
+                    async with connect(emu, text_setup()) as c:
+                        ready.set()
+                        await c.closed()
+                        closed.set()
+
+                nursery.start_soon(client)
+                await ready.wait()
+            await closed.wait()  # the server went away under a live session: the client sees it
