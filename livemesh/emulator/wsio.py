@@ -133,6 +133,9 @@ async def _serve_stream(
             {name.decode().lower(): value.decode("latin-1") for name, value in event.headers},
         )
         if request.headers.get("upgrade", "").lower() == "websocket":
+            if "sec-websocket-key" not in request.headers or request.method != "GET":
+                await _respond(stream, conn, HttpResponse(400, b'{"error": {"code": 400}}'))
+                return
             if first:
                 await _upgrade(stream, bytes(raw), request, accepts_upgrade, on_websocket, make_peer)
             return

@@ -114,3 +114,10 @@ async def test_locked_setup_overrides_client_setup() -> None:
             )
             async with connect(emu, setup, path=CONSTRAINED, query=f"?access_token={name}") as c:
                 assert await c.ask("locked") == "You said: locked"  # TEXT, as the token says
+
+
+async def test_broken_upgrade_gets_400() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu, httpx.AsyncClient(base_url=emu.http_url) as http:
+            reply = await http.get(CONSTRAINED, headers={"upgrade": "websocket", "connection": "upgrade"})
+            assert reply.status_code == 400
