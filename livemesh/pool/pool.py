@@ -756,31 +756,55 @@ async def open_pool(
     """
     rng = random.Random(seed)
     store = handle_store if handle_store is not None else MemoryHandleStore(ttl_s=limits.handle_validity_s)
-    async with trio.open_nursery() as nursery:
-        pool = Pool(
-            nursery,
-            max_sessions=max_sessions,
-            limits=limits,
-            restart=restart or RestartPolicy(),
-            rotation=rotation or RotationConfig(),
-            admission_timeout=admission_timeout,
-            connect_rate=connect_rate,
-            connect_burst=connect_burst,
-            quota_backoff_s=quota_backoff_s,
-            on_session_error=on_session_error,
-            handle_store=store,
-            rng=rng,
-            connect=connect or _default_connect,
-            close_timeout=close_timeout,
-        )
-        try:
-            yield pool
-        except BaseException:
-            pool._closing.set()
-            pool._admission.close()
-            nursery.cancel_scope.cancel()
-            raise
-        await pool.close(grace=close_grace)
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            pool = Pool(
+                nursery,
+                max_sessions=max_sessions,
+                limits=limits,
+                restart=restart or RestartPolicy(),
+                rotation=rotation or RotationConfig(),
+                admission_timeout=admission_timeout,
+                connect_rate=connect_rate,
+                connect_burst=connect_burst,
+                quota_backoff_s=quota_backoff_s,
+                on_session_error=on_session_error,
+                handle_store=store,
+                rng=rng,
+                connect=connect or _default_connect,
+                close_timeout=close_timeout,
+            )
+            try:
+                yield pool
+            except BaseException as exc:
+                body_error = exc
+                pool._closing.set()
+                pool._admission.close()
+                nursery.cancel_scope.cancel()
+                raise
+            await pool.close(grace=close_grace)
+    except BaseExceptionGroup as group:
+        # Children never raise (failures stop at their boundary), so the group holds the block's own
+        # exception: re-raise it bare, so `except KeyboardInterrupt` / `except MyError` still work.
+        raise _unwrap_group(group, body_error) from None
+
+
+def _unwrap_group(group: BaseExceptionGroup, preferred: BaseException | None) -> BaseException:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    if preferred is not None and preferred in leaves:
+        return preferred
+    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    return meaningful[0] if len(meaningful) == 1 else group
 
 
 def _iter_children(pool: Pool) -> Iterator[_Child]:  # for tests and the bench

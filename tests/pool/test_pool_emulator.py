@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -372,3 +373,77 @@ async def test_graceful_close_lets_turns_finish(emu: Emulator) -> None:
             assert answers == ["You said: long question"] * 5
             await _no_live_connections(slow_emu)
             assert all(slow_emu.stats(sid).disconnects_mid_turn == 0 for sid in slow_emu.session_ids())
+
+
+_CTRL_C_CLIENT = """
+import os, sys, trio
+from livemesh.auth import ApiKey
+from livemesh.pool import open_pool
+from livemesh.session import SessionConfig
+
+async def main(url, n):
+    config = SessionConfig(model="gemini-2.0-flash-live-001", auth=ApiKey("k"), base_url=url,
+                           generation_config={"response_modalities": ["TEXT"]}, session_resumption=True)
+    connected = 0
+    ready = trio.Event()
+
+    async def handler(session):
+        nonlocal connected
+        connected += 1
+        if connected == n:
+            ready.set()
+        while True:
+            await session.send_realtime_input(audio=bytes(3200))
+            await trio.sleep(0.1)
+
+    async with open_pool(max_sessions=n) as pool:
+        for _ in range(n):
+            await pool.start(config, handler)
+        await ready.wait()
+        print("ready", flush=True)
+        await trio.sleep_forever()
+
+try:
+    trio.run(main, sys.argv[1], int(sys.argv[2]))
+except KeyboardInterrupt:  # the embedding program carries on: count the sockets still open
+    sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # the directory listing's own fd
+    print("interrupted", sockets, flush=True)
+    sys.stdin.read()  # stay alive until the test is done looking
+"""
+
+
+async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await stream.receive_some(1)
+        assert chunk, "the client exited early"
+        line += chunk
+    return line.strip()
+
+
+async def test_ctrl_c_in_an_embedding_program_leaves_no_socket_behind(emu: Emulator) -> None:
+    """SIGINT while 20 sessions stream: the program gets its KeyboardInterrupt, and by then every
+    session's socket is closed (the process itself is still alive, so the OS closed nothing)."""
+    n = 20
+    with trio.fail_after(30):
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-c", _CTRL_C_CLIENT, emu.url, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            assert await _read_line(process.stdout) == b"ready"
+            assert emu.live_connections() == n
+            process.send_signal(signal.SIGINT)
+            assert await _read_line(process.stdout) == b"interrupted 0"
+            await _no_live_connections(emu)  # while the client process is still running
+            assert process.returncode is None
+        finally:
+            process.kill()
+            await process.wait()

@@ -307,3 +307,15 @@ async def test_the_store_handle_is_used_for_a_new_conversation_with_the_same_id(
     assert connect.configs[0].resume_handle == "from-another-process"
     stored = await store.load("conv")
     assert stored is not None and (stored.handle, stored.seq) == ("newer", 8)
+
+
+async def test_the_blocks_own_exception_comes_out_bare_not_in_a_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    connect = FakeConnect()
+    with pytest.raises(ValueError, match="mine"):
+        async with open_pool(connect=connect) as pool:
+            await pool.start(config(), sleeper(float("inf")))
+            await trio.sleep(0.1)
+            raise ValueError("mine")
+    assert connect.open_now == 0
