@@ -272,6 +272,14 @@ class Pool:
             active=stats.active, queued=stats.waiting, sessions=summaries, include_sessions=include_sessions
         )
 
+    def record_turn_latency(self, seconds: float) -> None:
+        """Add one turn's latency (request sent -> first response) to the pool's histogram.
+
+        The session actor does not report turn latency yet, so handlers that time their own turns
+        feed it here; ``metrics().turn_latency`` gives the percentiles.
+        """
+        self._metrics.record_turn_latency(seconds)
+
     async def start(
         self,
         config: SessionConfig,

@@ -179,6 +179,8 @@ async def test_lent_session_and_its_connect_error(autojump_clock: trio.testing.M
             assert [s.conversation_id for s in pool.metrics().sessions] == ["lent"]
         assert session.closed
         assert pool.metrics().active == 0
+        pool.record_turn_latency(0.05)
+        assert pool.metrics().turn_latency.count == 1
     assert len(failures) == 1
 
 
