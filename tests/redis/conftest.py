@@ -48,6 +48,7 @@ class RedisServer:
         self.port = _free_port()
         self.appendonly = appendonly
         self.cluster = cluster
+        self.started_once = False
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,6 +56,19 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start on ``self.port``; a first start retries on new ports if another process took the
+        free port between our probe and the server's bind (restarts must keep their port)."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                self.started_once = True
+                return
+            except RuntimeError:
+                if self.started_once or attempt == 2:
+                    raise
+                self.port = _free_port()
+
+    def _start_once(self) -> None:
         binary = shutil.which("redis-server")
         assert binary is not None, "redis-server is not installed (apt-get install -y redis-server)"
         command = [
