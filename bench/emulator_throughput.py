@@ -172,6 +172,31 @@ def serve_hypercorn() -> None:
     trio.run(main)
 
 
+def run_client_processes(url: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    """``--client-processes`` children against one server: the server's throughput when one client
+    process is not enough to saturate it."""
+    child = [sys.executable, __file__, "--client-of", url, "--kind", args.kind, "--server", args.server]
+    child += ["--connections", str(args.connections), "--messages", str(args.messages)]
+    cpu0 = cpu_seconds(server_pid)
+    start = time.perf_counter()
+    procs = [subprocess.Popen(child, stdout=subprocess.PIPE, text=True) for _ in range(args.client_processes)]
+    outputs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    elapsed = time.perf_counter() - start
+    server_cpu = cpu_seconds(server_pid) - cpu0
+    messages = sum(o["messages"] for o in outputs)
+    return {
+        "server": args.server,
+        "kind": args.kind,
+        "client_processes": args.client_processes,
+        "connections": args.connections * args.client_processes,
+        "messages": messages,
+        "seconds": round(elapsed, 3),
+        "messages_per_s": round(messages / elapsed),
+        "server_cpu_s": round(server_cpu, 3),
+        "messages_per_server_cpu_s": round(messages / server_cpu) if server_cpu else None,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,10 +205,17 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=400, help="per connection")
     parser.add_argument("--kind", choices=["audio", "text"], default="audio")
     parser.add_argument("--server", choices=["emulator", "hypercorn"], default="emulator")
+    parser.add_argument(
+        "--client-processes", type=int, default=1, help="client processes, each with --connections"
+    )
     parser.add_argument("--serve-hypercorn", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client-of", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hypercorn:
         serve_hypercorn()
+        return 0
+    if args.client_of:  # a child client process: counts only (the parent measures the server)
+        print(json.dumps(trio.run(client, args.client_of, args, os.getpid())), flush=True)
         return 0
     if args.server == "emulator":
         command = [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--chunks-per-reply", "100"]
@@ -194,7 +226,10 @@ def main() -> int:
             assert server.stdout is not None
             line = server.stdout.readline().strip()
             url = line.removeprefix("listening on ")
-            result = trio.run(client, url, args, server.pid)
+            if args.client_processes == 1:
+                result = trio.run(client, url, args, server.pid)
+            else:
+                result = run_client_processes(url, args, server.pid)
             print(json.dumps(result))
         finally:
             server.terminate()
