@@ -19,9 +19,9 @@ import trio
 
 from livemesh import wire
 from livemesh.emulator import closes, model
+from livemesh.emulator.admission import admit
 from livemesh.emulator.context import Context, SessionRecord
 from livemesh.emulator.routing import Route
-from livemesh.emulator.tokens import apply_locked
 from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
 from livemesh.emulator.wsio import ConnectionEnded, WebSocketPeer
 from livemesh.errors import DecodeError
@@ -56,11 +56,6 @@ class _Speak:
     """A turn that just says ``text`` (a tool result, WHEN_IDLE or INTERRUPT scheduling)."""
 
     text: str
-
-
-def model_name(raw: str) -> str:
-    """``models/NAME``, ``NAME`` or a Vertex publisher path, as ``NAME``."""
-    return raw.rsplit("/", 1)[-1].strip() if raw else ""
 
 
 class LiveConnection:
@@ -137,35 +132,11 @@ class LiveConnection:
 
     async def _admit(self, setup: wire.Setup) -> None:
         """Authenticate, validate, resume or create the session, then answer ``setupComplete``."""
-        emu, config, route = self._emu, self._config, self.route
+        emu, config = self._emu, self._config
         handle = setup.session_resumption.handle if setup.session_resumption else None
         resume = bool(handle)
-        token = None
-        if route.api == "gemini" and route.constrained:
-            token = emu.tokens.admit(route.credential, resume=resume)
-            self.key = token.key
-            setup = apply_locked(setup, token.locked_setup)
-        elif route.api == "gemini":
-            if not route.credential:
-                raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
-            if config.api_keys is not None and route.credential not in config.api_keys:
-                raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_KEY)
-            self.key = route.credential
-        else:
-            if not route.credential:
-                raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
-            if route.kind == "key":  # Vertex express mode
-                if config.api_keys is not None and route.credential not in config.api_keys:
-                    raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_KEY)
-            elif config.bearer_tokens is not None and route.credential not in config.bearer_tokens:
-                raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_TOKEN)
-            self.key = route.credential
-        name = model_name(setup.model)
-        if not name:
-            raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
-        if name not in config.live_models:
-            raise closes.Refusal(closes.POLICY, closes.model_not_found(name, route.version))
-        self._validate(setup)
+        admitted = admit(self.route, setup, config, emu.tokens)
+        self.key, setup, name, token = admitted.key, admitted.setup, admitted.model, admitted.token
         if resume:
             assert handle is not None
             record, snapshot = emu.store.resolve(handle, trio.current_time())
@@ -203,18 +174,6 @@ class LiveConnection:
         )
         if self._resumption:
             await self._send_handle()
-
-    def _validate(self, setup: wire.Setup) -> None:
-        invalid = closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
-        modalities = (setup.generation_config.response_modalities if setup.generation_config else None) or []
-        if len(modalities) > 1 or any(m not in (wire.Modality.TEXT, wire.Modality.AUDIO) for m in modalities):
-            raise invalid
-        if setup.session_resumption and setup.session_resumption.transparent and self.route.api != "vertex":
-            raise invalid
-        for tool in setup.tools or []:
-            for declaration in tool.function_declarations or []:
-                if not declaration.name:
-                    raise invalid
 
     def _configure(self, setup: wire.Setup) -> None:
         self._setup = setup

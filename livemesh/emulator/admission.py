@@ -1,0 +1,72 @@
+"""Who may open a Live session, and with which setup: credentials, model and setup checks.
+
+Pure decisions over a route, a setup and the emulator's configuration (no I/O): each failure is a
+:class:`~livemesh.emulator.closes.Refusal` carrying the service's close code and text, which the
+connection sends after reading the setup, as the service does.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from livemesh import wire
+from livemesh.emulator import closes
+from livemesh.emulator.config import EmulatorConfig
+from livemesh.emulator.routing import Route
+from livemesh.emulator.tokens import EphemeralToken, TokenStore, apply_locked
+
+
+@attrs.frozen
+class Admitted:
+    """A checked setup: the model ``NAME``, the effective setup (a token's locked fields applied),
+    the key quotas are counted against, and the token to spend once the session is admitted."""
+
+    model: str
+    setup: wire.Setup
+    key: str | None = attrs.field(repr=False)
+    token: EphemeralToken | None = attrs.field(default=None, repr=False)
+
+
+def model_name(raw: str) -> str:
+    """``models/NAME``, ``NAME`` or a Vertex publisher path, as ``NAME``."""
+    return raw.rsplit("/", 1)[-1].strip() if raw else ""
+
+
+def admit(route: Route, setup: wire.Setup, config: EmulatorConfig, tokens: TokenStore) -> Admitted:
+    """Check the credential, the model and the setup, in the service's order (auth first)."""
+    resume = bool(setup.session_resumption and setup.session_resumption.handle)
+    token = None
+    key = route.credential
+    if route.api == "gemini" and route.constrained:
+        token = tokens.admit(route.credential, resume=resume)
+        key = token.key
+        setup = apply_locked(setup, token.locked_setup)
+    elif not route.credential:
+        raise closes.Refusal(closes.POLICY, closes.TEXT_UNREGISTERED)
+    elif route.kind == "key":  # Gemini API, or Vertex express mode
+        if config.api_keys is not None and route.credential not in config.api_keys:
+            raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_KEY)
+    elif config.bearer_tokens is not None and route.credential not in config.bearer_tokens:
+        raise closes.Refusal(closes.POLICY, closes.TEXT_BAD_TOKEN)
+    name = model_name(setup.model)
+    if not name:
+        raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+    if name not in config.live_models:
+        raise closes.Refusal(closes.POLICY, closes.model_not_found(name, route.version))
+    validate_setup(setup, route)
+    return Admitted(name, setup, key, token)
+
+
+def validate_setup(setup: wire.Setup, route: Route) -> None:
+    """1007 for what the service refuses: two response modalities (or an unknown one),
+    ``transparent`` resumption off Vertex, a function declaration without a name."""
+    invalid = closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+    modalities = (setup.generation_config.response_modalities if setup.generation_config else None) or []
+    if len(modalities) > 1 or any(m not in (wire.Modality.TEXT, wire.Modality.AUDIO) for m in modalities):
+        raise invalid
+    if setup.session_resumption and setup.session_resumption.transparent and route.api != "vertex":
+        raise invalid
+    for tool in setup.tools or []:
+        for declaration in tool.function_declarations or []:
+            if not declaration.name:
+                raise invalid
