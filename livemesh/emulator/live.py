@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from livemesh import wire
-from livemesh.emulator import closes, model
+from livemesh.emulator import closes, model, reply
 from livemesh.emulator.admission import admit
 from livemesh.emulator.context import Context, SessionRecord
 from livemesh.emulator.routing import Route
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from livemesh.emulator.app import Emulator
 
 log = logging.getLogger("livemesh.emulator")
-
-AUDIO_MIME_OUT = "audio/pcm;rate=24000"
 
 
 @attrs.define(eq=False)
@@ -525,35 +523,25 @@ class LiveConnection:
         return f"{prefix} {reply}" if prefix else reply
 
     async def _speak(self, text: str) -> None:
+        """Stream the answer with the configured timing, then generationComplete, turnComplete."""
         config = self._config
-        count = max(2, config.chunks_per_reply)
+        answer = reply.render(
+            text,
+            audio=self._audio_out,
+            transcribe=self._setup.output_audio_transcription is not None,
+            count=max(2, config.chunks_per_reply),
+            chars_per_s=config.speech_chars_per_s,
+        )
         if config.first_chunk_delay_s:
             await trio.sleep(config.first_chunk_delay_s)
-        pieces = model.split_chunks(text, count)
-        if self._audio_out:
-            audio = model.tone(len(text) / config.speech_chars_per_s)
-            sounds = model.split_bytes(audio, len(pieces))
-            transcribe = self._setup.output_audio_transcription is not None
-            for index, sound in enumerate(sounds):
-                if index and config.chunk_interval_s:
-                    await trio.sleep(config.chunk_interval_s)
-                part = wire.Part(inline_data=wire.Blob(data=sound, mime_type=AUDIO_MIME_OUT))
-                await self._content(model_turn=wire.Content(parts=[part], role="model"))
-                if transcribe and index < len(pieces):
-                    await self._content(output_transcription=wire.Transcription(text=pieces[index]))
-            response_tokens = max(1, round(len(audio) / 2 / model.OUTPUT_RATE * model.AUDIO_TOKENS_PER_S))
-            modality = wire.Modality.AUDIO
-        else:
-            for index, piece in enumerate(pieces):
-                if index and config.chunk_interval_s:
-                    await trio.sleep(config.chunk_interval_s)
-                part = wire.Part(text=piece)
-                await self._content(model_turn=wire.Content(parts=[part], role="model"))
-            response_tokens = model.text_tokens(text)
-            modality = wire.Modality.TEXT
+        for index, step in enumerate(answer.steps):
+            if index and config.chunk_interval_s:
+                await trio.sleep(config.chunk_interval_s)
+            for message in step:
+                await self._emit(message)
         await self._content(generation_complete=True)
-        self.context.add_reply_tokens(response_tokens)
-        usage = self._usage(response_tokens, modality)
+        self.context.add_reply_tokens(answer.response_tokens)
+        usage = reply.usage(self.context, answer.response_tokens, answer.modality)
         await self._emit(
             wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True), usage_metadata=usage)
         )
@@ -576,22 +564,3 @@ class LiveConnection:
                 self.context.compress(trigger, target)
         elif self.context.tokens() > window:
             await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
-
-    def _usage(self, response_tokens: int, modality: str) -> wire.UsageMetadata:
-        ctx = self.context
-        text_tokens = ctx.tokens()
-        audio_tokens = round(ctx.audio_bytes / 2 / 16_000 * model.AUDIO_TOKENS_PER_S)
-        video_tokens = ctx.video_frames * model.VIDEO_TOKENS_PER_FRAME
-        prompt = text_tokens + audio_tokens + video_tokens
-        details = [wire.ModalityTokenCount(modality=wire.Modality.TEXT, token_count=text_tokens)]
-        if audio_tokens:
-            details.append(wire.ModalityTokenCount(modality=wire.Modality.AUDIO, token_count=audio_tokens))
-        if video_tokens:
-            details.append(wire.ModalityTokenCount(modality="VIDEO", token_count=video_tokens))
-        return wire.UsageMetadata(
-            prompt_token_count=prompt,
-            response_token_count=response_tokens,
-            total_token_count=prompt + response_tokens,
-            prompt_tokens_details=details,
-            response_tokens_details=[wire.ModalityTokenCount(modality=modality, token_count=response_tokens)],
-        )
