@@ -5,7 +5,8 @@ Two measurements, each against the emulator running in a SECOND process
 
 1. **Live audio ramp.** For each level N, N pooled sessions stream 16 kHz 16-bit PCM in 100 ms
    chunks on a real-time schedule (1 s of "speech", then 1 s of silence, so the emulator's VAD
-   ends a turn every 2 s and streams a spoken answer back: 24 kHz PCM). Each session's chunk
+   ends a turn every 2 s and streams a spoken answer back: 24 kHz PCM); sessions start at random
+   points of that cycle and of the 100 ms chunk clock, as independent callers would. Each chunk
    *send lag* is ``time the send call returned - time the chunk was due``; the level passes if
    the p99 lag is under 100 ms and nothing was lost (the server's ``stats`` count every chunk
    and byte sent, and every detected turn was answered). The ramp stops at the first failing
@@ -165,7 +166,8 @@ async def live_level(
         if connected == n:
             all_connected.set()
         await go.wait()
-        offset = rng.random() * CHUNK_S  # real callers are not phase-locked
+        offset = rng.random() * CHUNK_S  # real callers are not phase-locked: neither the chunk
+        phase = rng.randrange(len(PATTERN))  # clock nor where they are in their speech/silence cycle
         start = trio.current_time() + offset
         sent_chunks = sent_bytes = 0
         answered = 0
@@ -192,7 +194,7 @@ async def live_level(
                 if due - start >= seconds:
                     break
                 await trio.sleep_until(due)
-                chunk = PATTERN[k % len(PATTERN)]
+                chunk = PATTERN[(k + phase) % len(PATTERN)]
                 await session.send_realtime_input(audio=chunk)
                 now = trio.current_time()
                 if due >= measuring_from[0]:
