@@ -1,6 +1,8 @@
 """Failover benchmark, standalone: ``python bench/failover.py --workers 3 --redis redis://127.0.0.1:6379``.
 
-N worker processes share one emulator (served by this process) and one Redis; worker 0 is
+N worker processes share one emulator (served by this process), one Redis and one project
+quota (each connection holds a lease; by default the limit equals --sessions, so takeovers wait
+for the dead worker's leases to expire); worker 0 is
 SIGKILLed ``--kill-one-at`` seconds in. Prints how many of its sessions the others resumed (each
 exactly once, with a larger fencing token), and the turns lost and duplicated across all
 sessions, read from the emulator's own record of every session's context. Exit status 0 only
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=20, help="numbered text turns per session")
     parser.add_argument("--turn-interval", type=float, default=0.25, metavar="S")
     parser.add_argument("--lease-ttl", type=float, default=3.0, metavar="S")
+    parser.add_argument(
+        "--quota-limit", type=int, default=None, help="fleet-wide session quota (default: --sessions)"
+    )
     parser.add_argument("--json", dest="json_path", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     report = trio.run(
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             turns=args.turns,
             turn_interval_s=args.turn_interval,
             lease_ttl_s=args.lease_ttl,
+            quota_limit=args.quota_limit,
         )
     )
     print(render_report(report))

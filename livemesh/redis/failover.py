@@ -51,6 +51,7 @@ from livemesh.redis._client import open_redis
 from livemesh.redis.errors import OwnershipError, OwnershipLostError, RedisUnavailableError
 from livemesh.redis.handles import FLEET_TAG, RedisHandleStore
 from livemesh.redis.ownership import Claim, Ownership, open_ownership
+from livemesh.redis.quota import DistributedQuota, open_quota, quota_connect
 from livemesh.session.config import RetryPolicy, SessionConfig
 
 __all__ = ["FailoverReport", "FailoverSpec", "render_report", "run_failover_bench"]
@@ -58,6 +59,7 @@ __all__ = ["FailoverReport", "FailoverSpec", "render_report", "run_failover_benc
 log = logging.getLogger("livemesh.redis.failover")
 
 MODEL = "gemini-2.0-flash-live-001"
+QUOTA_PROJECT = "bench"
 _converter = cattrs.Converter()
 
 
@@ -73,6 +75,8 @@ class FailoverSpec:
     turns: int
     turn_interval_s: float
     lease_ttl_s: float
+    quota_limit: int
+    """The project's distributed session quota shared by all workers (each connection holds a lease)."""
     api_key: str = "bench-key"
 
     def conversation(self, index: int) -> str:
@@ -110,6 +114,9 @@ class FailoverReport:
     unexpected_resumptions: tuple[str, ...]
     """Conversations the emulator saw resumed more often than their takeovers explain, each as
     ``conv:resumptions/takeovers`` (a session-level reconnect, or a resume refused and retried)."""
+    quota_limit: int
+    max_quota_in_use: int
+    """Most quota leases held at once fleet-wide (sampled every 50 ms): never above the limit."""
     leases_lost: int
     """Conversations a *live* worker lost because its heartbeat came too late (an overloaded
     host): fenced out and taken over by another worker. Churn, not loss; 0 on a healthy host."""
@@ -127,6 +134,7 @@ class FailoverReport:
             and self.takeovers_exactly_once == self.killed_sessions
             and self.fencing_ok == self.killed_sessions
             and self.errors == 0
+            and self.max_quota_in_use <= self.quota_limit
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -158,6 +166,7 @@ def render_report(report: FailoverReport) -> str:
         ("turns lost / duplicated", f"{report.lost_turns} / {report.duplicated_turns}"),
         ("emulator resumptions", str(report.emulator_resumptions)),
         ("  beyond one per takeover", ", ".join(report.unexpected_resumptions) or "none"),
+        ("quota leases in use (max / limit)", f"{report.max_quota_in_use} / {report.quota_limit}"),
         ("leases lost by live workers", str(report.leases_lost)),
         ("worker errors", str(report.errors)),
         ("wall time", f"{report.duration_s:.1f} s"),
@@ -192,8 +201,10 @@ async def _worker(spec: FailoverSpec, index: int) -> None:
     async with (
         open_redis(spec.redis_url, prefix=spec.prefix) as backend,
         open_ownership(backend, worker_id=worker_id, lease_ttl_s=spec.lease_ttl_s) as owners,
+        open_quota(backend, QUOTA_PROJECT, spec.quota_limit, lease_ttl_s=spec.lease_ttl_s) as quota,
         open_pool(
             handle_store=RedisHandleStore(backend, fence=owners.token),
+            connect=quota_connect(quota, timeout=60.0),
             max_sessions=spec.sessions,
             seed=index,
             connect_rate=500.0,
@@ -343,38 +354,34 @@ async def run_failover_bench(
     turns: int = 20,
     turn_interval_s: float = 0.25,
     lease_ttl_s: float = 3.0,
+    quota_limit: int | None = None,
     timeout_s: float = 120.0,
     emulator: Emulator | None = None,
 ) -> FailoverReport:
     """Run the failover benchmark (see the module docstring) and return its report.
 
-    ``emulator``: serve from this one (tests) instead of opening one in this process.
+    ``quota_limit`` (default: ``sessions``, so a takeover must wait for the dead worker's quota
+    leases to expire) is the fleet-wide session quota. ``emulator``: serve from this one (tests)
+    instead of opening one in this process.
     """
     if workers < 2 or sessions < 1 or turns < 1 or not kill_one_at > 0:
         raise ValueError("need workers >= 2, sessions >= 1, turns >= 1, kill_one_at > 0")
     if emulator is None:
         async with open_emulator(EmulatorConfig(resumption_update_interval_s=1.0)) as emu:
-            return await _run(
-                emu, workers, redis_url, kill_one_at, sessions, turns, turn_interval_s, lease_ttl_s, timeout_s
+            return await run_failover_bench(
+                workers=workers,
+                redis_url=redis_url,
+                kill_one_at=kill_one_at,
+                sessions=sessions,
+                turns=turns,
+                turn_interval_s=turn_interval_s,
+                lease_ttl_s=lease_ttl_s,
+                quota_limit=quota_limit,
+                timeout_s=timeout_s,
+                emulator=emu,
             )
-    return await _run(
-        emulator, workers, redis_url, kill_one_at, sessions, turns, turn_interval_s, lease_ttl_s, timeout_s
-    )
-
-
-async def _run(
-    emu: Emulator,
-    workers: int,
-    redis_url: str,
-    kill_one_at: float,
-    sessions: int,
-    turns: int,
-    turn_interval_s: float,
-    lease_ttl_s: float,
-    timeout_s: float,
-) -> FailoverReport:
     spec = FailoverSpec(
-        emulator_url=emu.url,
+        emulator_url=emulator.url,
         redis_url=redis_url,
         prefix="bench-" + secrets.token_hex(4),
         workers=workers,
@@ -382,7 +389,24 @@ async def _run(
         turns=turns,
         turn_interval_s=turn_interval_s,
         lease_ttl_s=lease_ttl_s,
+        quota_limit=sessions if quota_limit is None else quota_limit,
     )
+    return await _run(emulator, spec, kill_one_at, timeout_s)
+
+
+async def _sample_quota(quota: DistributedQuota, peak: list[int], scope: trio.CancelScope) -> None:
+    with scope:
+        while True:
+            try:
+                peak[0] = max(peak[0], (await quota.usage())[0])
+            except RedisUnavailableError:
+                pass
+            await trio.sleep(0.05)
+
+
+async def _run(emu: Emulator, spec: FailoverSpec, kill_one_at: float, timeout_s: float) -> FailoverReport:
+    workers, sessions, turns = spec.workers, spec.sessions, spec.turns
+    redis_url, lease_ttl_s = spec.redis_url, spec.lease_ttl_s
     conversations = [spec.conversation(j) for j in range(sessions)]
     spec_json = json.dumps(_converter.unstructure(spec))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -391,9 +415,17 @@ async def _run(
     async with open_redis(redis_url, prefix=spec.prefix) as backend:
         owners = Ownership(backend, worker_id="bench-parent")
         await owners.enlist(conversations)
+        peak = [0]
         try:
             with trio.fail_after(timeout_s):
                 async with trio.open_nursery() as nursery:
+                    sampler = trio.CancelScope()
+                    nursery.start_soon(
+                        _sample_quota,
+                        DistributedQuota(backend, QUOTA_PROJECT, spec.quota_limit),
+                        peak,
+                        sampler,
+                    )
                     for i in range(workers):
                         process = await trio.lowlevel.open_process(
                             [sys.executable, "-m", "livemesh.redis.failover", "worker", spec_json, str(i)],
@@ -419,6 +451,7 @@ async def _run(
                     }
                     for worker in procs:
                         await worker.process.wait()
+                    sampler.cancel()  # the readers finish by themselves at EOF
         finally:
             with trio.CancelScope(shield=True):
                 for worker in procs:
@@ -484,6 +517,8 @@ async def _run(
         duplicated_turns=duplicated,
         emulator_resumptions=resumptions,
         unexpected_resumptions=tuple(unexpected),
+        quota_limit=spec.quota_limit,
+        max_quota_in_use=peak[0],
         leases_lost=sum(1 for _, _, e in events if e.get("event") == "lost"),
         errors=sum(1 for _, _, e in events if e.get("event") == "error"),
         duration_s=ended - started,

@@ -36,4 +36,5 @@ async def test_killed_workers_sessions_resume_elsewhere_with_context_intact(
     assert (report.lost_turns, report.duplicated_turns, report.errors) == (0, 0, 0), summary
     assert report.emulator_resumptions >= report.resumed_with_context >= 1, summary
     assert not report.unexpected_resumptions, summary
+    assert 0 < report.max_quota_in_use <= report.quota_limit == report.sessions, summary
     assert report.ok
