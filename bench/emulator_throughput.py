@@ -158,8 +158,11 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve_hypercorn() -> None:
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
+    try:
+        from hypercorn.config import Config
+        from hypercorn.trio import serve
+    except ImportError:
+        raise SystemExit("--server hypercorn needs hypercorn: python -m pip install hypercorn") from None
 
     async def main() -> None:
         config = Config()
