@@ -21,7 +21,8 @@ def test_top_level_names_resolve_and_have_docstrings() -> None:
 
 
 def test_subpackages_import_alone() -> None:
-    for module in ("livemesh.wire", "livemesh.emulator", "livemesh.bench.cli", "livemesh.__main__"):
+    for module in ("livemesh.wire", "livemesh.emulator", "livemesh.bench.cli", "livemesh.__main__",
+                   "livemesh.redis", "livemesh.chat"):
         importlib.import_module(module)
 
 
