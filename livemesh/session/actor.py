@@ -802,6 +802,11 @@ class Session:
         await self._safe_callback(callbacks.on_message, message)
 
     async def _on_resumption_update(self, update: wire.SessionResumptionUpdate, now: float) -> None:
+        epoch = self._epoch
+        if epoch is not None and (epoch.outcome is not None or epoch.error is not None):
+            # The mover already chose the handle to resume from and how much to replay; a handle
+            # read in the same instant must not change either (it would trim the log unsafely).
+            return
         self._resumable = bool(update.resumable)
         if update.resumable and update.new_handle:
             self._handle = update.new_handle
@@ -1018,6 +1023,8 @@ class Session:
         return self._replay.ambiguous(self._handle_received_at) > 0 or not self._resumable
 
     async def _flush_for_close(self) -> None:
+        """Send what is queued, then (with resumption) wait for a handle covering all of it, so the
+        ``resume_handle`` left behind for a handle store loses nothing. Bounded by close_timeout."""
         self._hold_planned = False
         self._notify()
         with trio.move_on_after(self.config.close_timeout):
@@ -1031,6 +1038,8 @@ class Session:
                     and not (self._hold_planned or self._tool_hold())
                 )
             )
+            if self.config.resumption_enabled and self.config.wait_for_final_handle:
+                await self._wait_for(lambda: not len(self._replay) and self._resumable)
 
     # ================================================================== small helpers
 
