@@ -47,7 +47,7 @@ from livemesh.pool.errors import PoolClosedError, RestartIntensityError, Session
 from livemesh.pool.handles import HandleStore, MemoryHandleStore, StoredHandle
 from livemesh.pool.metrics import PoolMetrics, PoolSnapshot, SessionSummary, Traffic
 from livemesh.pool.ratelimit import RateLimiter
-from livemesh.pool.rotation import RotationConfig, RotationInputs, Step, StepKind, plan
+from livemesh.pool.rotation import Reason, RotationConfig, RotationInputs, Step, StepKind, plan
 from livemesh.pool.supervision import Action, Decision, Restart, RestartPolicy, RestartTracker
 from livemesh.session.actor import Session, open_session
 from livemesh.session.callbacks import Callbacks, call_callback
@@ -577,13 +577,16 @@ class Pool:
         limits = config.limits if config.limits != DEFAULT_LIMITS else self.limits
         changes["limits"] = limits
         # The pool's planner rotates first (staggered, at quiet points); the session's own timer
-        # stays on as a backstop just before the deadline, and its quiet wait is kept short
-        # because the pool has already waited for a quiet point when it asks to rotate.
-        backstop = self.rotation.force_before(limits.connection_lifetime_s)
+        # stays on as a backstop just before the deadline. When the pool asks to rotate, the
+        # session still waits for a quiet point itself (a new turn may start between the pool's
+        # look and the request), for at most the time left before the pool would force it.
+        lifetime = limits.connection_lifetime_s
+        backstop = self.rotation.force_before(lifetime)
+        quiet_window = max(backstop, self.rotation.connection_margin(limits) - backstop)
         changes["rotation"] = attrs.evolve(
             config.rotation,
             margin_s=min(config.rotation.margin_s, backstop),
-            quiet_timeout_s=min(config.rotation.quiet_timeout_s, backstop / 2),
+            quiet_timeout_s=min(config.rotation.quiet_timeout_s, quiet_window),
         )
         if config.resumption_enabled and child.tracker.policy.resume:
             stored = await self.handle_store.load(child.conversation_id)
@@ -690,6 +693,16 @@ class Pool:
                 continue
             if step.kind is StepKind.END:
                 raise SessionLimitError(child.conversation_id, step.detail)
+            if step.forced and step.reason is not Reason.SESSION_BUDGET:
+                # No quiet point came. The session moves itself on goAway and on its backstop
+                # timer (armed at this very moment), with the deadline it needs to decide how
+                # long to keep waiting for a quiet point; asking it again here would only add a
+                # second wait that knows no deadline. Re-plan once it is on a new connection.
+                with trio.move_on_at(
+                    step.deadline + self.rotation.force_before(self.limits.connection_lifetime_s)
+                ):
+                    await changed.wait()
+                continue
             log.debug(
                 "rotating %s: %s%s", child.conversation_id, step.detail, " (forced)" if step.forced else ""
             )

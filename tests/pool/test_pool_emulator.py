@@ -38,6 +38,9 @@ from livemesh.session import RetryPolicy, RotationPolicy, Session, SessionConfig
 
 SESSIONS = int(os.environ.get("LIVEMESH_POOL_SESSIONS", "50"))
 SECONDS = float(os.environ.get("LIVEMESH_POOL_SECONDS", "8"))
+VERTEX = os.environ.get("LIVEMESH_POOL_FLAVOUR", "gemini") == "vertex"
+"""Run the scale test on the Vertex path with ``transparent`` resumption (exact replay by index)
+instead of the Gemini API's (replay judged by timing: see the session actor's ReplayLog)."""
 SUBPROCESS = os.environ.get("LIVEMESH_POOL_EMULATOR", "") == "subprocess"
 """Run the scale test's emulator in a second process (``python -m livemesh serve``), so client
 and server each get a core: how the 200-session version is meant to run on two cores."""
@@ -163,7 +166,13 @@ async def test_many_sessions_rotate_several_times_and_lose_nothing(emu: Emulator
                     on_session_error=failures.append,
                 )
             )
-            handles = [await pool.start(session_config(emu, base_url=url), handler) for _ in range(SESSIONS)]
+            options: dict[str, Any] = {"base_url": url}
+            if VERTEX:
+                options.update(
+                    auth=VertexAI(project="p", token_provider=_token),
+                    session_resumption={"transparent": True},
+                )
+            handles = [await pool.start(session_config(emu, **options), handler) for _ in range(SESSIONS)]
             for handle in handles:
                 await handle.wait()
             snapshot = pool.metrics()
