@@ -506,7 +506,12 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
         else:
             out[_RENAMES.get(key, key)] = value
     if base_gen is not None or gen:
-        merged = dict(_jsonable(base_gen) if base_gen is not None else {})
+        raw = _jsonable(base_gen) if base_gen is not None else {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"generation_config must be a GenerationConfig or a dict, not {type(base_gen).__name__}"
+            )
+        merged = dict(raw)
         merged = {_snake(k): v for k, v in merged.items()}
         thinking = merged.pop("thinking_config", None)
         if thinking is not None and "thinking" not in out:
