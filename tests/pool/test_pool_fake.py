@@ -274,7 +274,11 @@ async def test_close_lets_turns_finish_within_the_grace_then_cancels(
         await trio.sleep(0.01)  # mock time: both connected (connect takes 1 ms)
         assert connect.open_now == 2
         start = trio.current_time()
+        assert not pool.closing
         await pool.close(grace=5.0)
+        assert pool.closing
+        with trio.fail_after(0.1):
+            await pool.wait_closing()
         assert sorted(s.counters.turns for s in connect.sessions) == [0, 1]  # the busy one finished its turn
         assert trio.current_time() - start == pytest.approx(1.0, abs=0.05)
         assert connect.open_now == 0
