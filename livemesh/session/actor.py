@@ -187,6 +187,7 @@ class Session:
         self._move_started: float | None = None
         self._owed_after_turn: list[PendingCall] = []
         self._triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
+        self._answer_indices: list[int] = []  # indices of BLOCKING answers sent since then
         self._evidence_index = -1  # every message up to this index is known consumed (this connection)
         self._non_blocking_names = config.non_blocking_names
 
@@ -307,6 +308,7 @@ class Session:
             pending = self._ledger.answer(call_id)
             if pending is not None:
                 self._counters.tool_done(now - pending.received_at)
+                out.blocking_answer = out.blocking_answer or pending.blocking
         self._push_priority(out)
 
     async def send(self, message: wire.ClientMessage) -> None:
@@ -582,6 +584,7 @@ class Session:
         self._conn_index = -1
         self._evidence_index = -1
         self._triggers = []
+        self._answer_indices = []
         self._generating = False
         self._awaiting_reply_since = None
         self._resumable = False
@@ -591,18 +594,22 @@ class Session:
         for pending in void:
             self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
         self._counters.void_calls += len(void)
-        plan = self._replay.plan(void_call_ids={p.id for p in void}, exact=self.config.transparent)
-        if plan.messages or plan.ambiguous or plan.dropped_void:
+        plan = self._replay.plan(
+            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._rtt
+        )
+        if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
-                "replaying %d message(s), %d ambiguous, %d void tool answers dropped",
+                "replaying %d message(s), %d ambiguous; %d media chunks skipped; %d void answers dropped",
                 len(plan.messages),
                 plan.ambiguous,
+                plan.skipped,
                 plan.dropped_void,
             )
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
         self._replay_next.extendleft(reversed(replay))
         self._counters.replayed += len(plan.messages)
         self._counters.replay_ambiguous += plan.ambiguous
+        self._counters.replay_skipped += plan.skipped
         # Answers queued for calls that are now void must not be sent either.
         if void:
             void_ids = {p.id for p in void}
@@ -685,6 +692,8 @@ class Session:
             if out.triggers_turn:
                 self._awaiting_reply_since = now
                 self._triggers.append(self._conn_index)
+            elif out.blocking_answer:
+                self._answer_indices.append(self._conn_index)
             self._sending = True
             try:
                 await conn.send(out.data)
@@ -764,9 +773,11 @@ class Session:
             if content.turn_complete:
                 if not content.interrupted and len(self._triggers) == 1:
                     # The one trigger outstanding was answered: it and everything before it were
-                    # consumed. The next handle surely covers them (evidence beats timing).
-                    self._evidence_index = max(self._evidence_index, self._triggers[0])
+                    # consumed, and so were the BLOCKING answers the turn waited for. The next
+                    # handle surely covers them (evidence beats timing).
+                    self._evidence_index = max(self._evidence_index, self._triggers[0], *self._answer_indices)
                 self._triggers.clear()
+                self._answer_indices.clear()
                 self._counters.turns += 1
                 self._turn_no += 1
                 self._generating = False
@@ -939,13 +950,11 @@ class Session:
         if self._ledger.answer(pending.id) is None:
             return
         self._counters.tool_done(trio.current_time() - pending.received_at)
-        self._push_priority(
-            encode(
-                wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=[response])),
-                (pending.id,),
-            )
+        out = encode(
+            wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=[response])), (pending.id,)
         )
-        self._notify()
+        out.blocking_answer = pending.blocking
+        self._push_priority(out)
 
     def _on_interrupted(self) -> None:
         self._generating = False

@@ -167,6 +167,8 @@ class ReplayPlan:
     """Replayed messages the handle may already cover (may be doubled)."""
     dropped_void: int
     """Tool responses not replayed because their calls are void after the resume."""
+    skipped: int = 0
+    """Media chunks not replayed because they were most likely covered (may be lost)."""
 
 
 class ReplayLog:
@@ -222,14 +224,19 @@ class ReplayLog:
         self._entries.clear()
         self._bytes = 0
 
-    def plan(self, *, void_call_ids: set[str], exact: bool) -> ReplayPlan:
+    def plan(self, *, void_call_ids: set[str], exact: bool, likely_lag: float = 0.0) -> ReplayPlan:
         """Everything to resend, oldest first, and empty the log (entries are re-logged when resent).
 
         ``exact`` (Vertex transparent) means the log was trimmed by the server's index, so nothing
-        is ambiguous; otherwise messages sent before the newest handle arrived are ambiguous.
+        is ambiguous. Otherwise messages sent before the newest handle arrived are ambiguous: an
+        audio/video chunk sent more than ``likely_lag`` (the best round-trip estimate) before it
+        is most likely covered and is skipped (counted: may be lost, a 100 ms glitch at worst);
+        anything else ambiguous is resent (counted: may be doubled), because a lost turn or tool
+        answer is worse than a repeated one (an unanswered call stalls the service forever).
         """
         keep: list[wire.ClientMessage] = []
         ambiguous = 0
+        skipped = 0
         dropped = 0
         received = self._handle_received_at
         for entry in self._entries:
@@ -246,7 +253,15 @@ class ReplayLog:
                         tool_response=wire.ToolResponse(function_responses=responses)
                     )
             if not exact and received is not None and entry.sent_at < received:
+                if _is_media(message) and entry.sent_at < received - likely_lag:
+                    skipped += 1
+                    continue
                 ambiguous += 1
             keep.append(message)
         self.clear()
-        return ReplayPlan(messages=tuple(keep), ambiguous=ambiguous, dropped_void=dropped)
+        return ReplayPlan(messages=tuple(keep), ambiguous=ambiguous, dropped_void=dropped, skipped=skipped)
+
+
+def _is_media(message: wire.ClientMessage) -> bool:
+    rt = message.realtime_input
+    return rt is not None and (rt.audio is not None or rt.video is not None or bool(rt.media_chunks))

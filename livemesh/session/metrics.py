@@ -18,8 +18,10 @@ class SessionMetrics:
     """A point-in-time view of one session.
 
     ``replay_ambiguous`` counts messages replayed after a drop that the resumed context may
-    already hold (they may be doubled); ``replay_overflow`` counts messages the replay log had to
-    forget (they may be lost). Both stay 0 for planned moves and for Vertex transparent resumption.
+    already hold (they may be doubled); ``replay_skipped`` counts media chunks not replayed because
+    they were most likely covered, and ``replay_overflow`` messages the replay log had to forget
+    (both may be lost). All stay 0 for Vertex transparent resumption, and for planned moves that
+    got a fresh handle in time.
     """
 
     session_id: str
@@ -43,6 +45,7 @@ class SessionMetrics:
     replayed: int
     replay_ambiguous: int
     replay_overflow: int
+    replay_skipped: int
     void_calls: int
     held: int
     held_max: int
@@ -79,6 +82,7 @@ class SessionCounters:
     replayed: int = 0
     replay_ambiguous: int = 0
     replay_overflow: int = 0
+    replay_skipped: int = 0
     void_calls: int = 0
     held: int = 0
     held_max: int = 0

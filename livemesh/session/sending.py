@@ -30,6 +30,8 @@ class Outgoing:
     data: bytes
     call_ids: tuple[str, ...] = ()
     """For tool responses: the ids answered (dropped if their calls are void after a resume)."""
+    blocking_answer: bool = False
+    """An answer to a BLOCKING call: the turn's completion proves the server consumed it."""
 
     @property
     def kind(self) -> str:

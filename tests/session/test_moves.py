@@ -104,7 +104,7 @@ async def test_silent_server_after_go_away_still_moves_in_time() -> None:
     assert metrics.rotations == 3
     assert metrics.drops == 0  # moved before the deadline close, every time
     lost, doubled = loss_and_doubles(sent, stats)
-    assert lost == 0
+    assert lost <= metrics.replay_skipped
     assert doubled <= metrics.replay_ambiguous
 
 
@@ -127,10 +127,11 @@ async def test_abrupt_drops_vertex_transparent_lose_nothing(emu: Emulator) -> No
     assert stats["texts"] == sent.turns
 
 
-async def test_abrupt_drops_gemini_report_what_may_be_doubled(emu: Emulator) -> None:
+async def test_abrupt_drops_gemini_report_what_may_be_lost_or_doubled(emu: Emulator) -> None:
     """Without transparent resumption the client cannot know which in-flight messages the last
-    handle covers: it replays them (nothing lost) and counts them as ambiguous, an upper bound
-    of what the server really got twice."""
+    handle covers. It resends turns and tool answers (counted as ambiguous: may be doubled) and
+    skips media chunks that were most likely covered (counted: may be lost); the counts are upper
+    bounds of what the server's context really shows."""
     with trio.fail_after(20):
         async with open_session(make_config(emu)) as session:
             async with trio.open_nursery() as nursery:
@@ -145,6 +146,7 @@ async def test_abrupt_drops_gemini_report_what_may_be_doubled(emu: Emulator) -> 
     metrics = session.statistics()
     lost, doubled = loss_and_doubles(sent, stats)
     assert metrics.drops >= 5
-    assert lost == 0
+    assert lost <= metrics.replay_skipped + metrics.replay_overflow
     assert doubled <= metrics.replay_ambiguous
     assert metrics.replay_overflow == 0
+    assert stats["texts"] == sent.turns  # turns are never skipped: answered turns are evidence
