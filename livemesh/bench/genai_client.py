@@ -331,7 +331,10 @@ async def _final_check(conn: _Connection, spec: WorkloadSpec, state: _State) -> 
         return ("again", 0, None)
     stats = wl.parse_stats("".join(conn.reply))
     if stats is None:
-        raise _TurnFailed(f"s{state.plan.index}: unreadable stats reply {''.join(conn.reply)[:120]!r}")
+        state.stats_attempts += 1
+        if state.stats_attempts > 3:
+            raise _TurnFailed(f"s{state.plan.index}: unreadable stats reply {''.join(conn.reply)[:120]!r}")
+        return ("again", 0, None)
     verdict = wl.check_stats(state.check, stats)
     rec.lost += verdict.lost
     rec.duplicated += verdict.duplicated

@@ -191,6 +191,25 @@ async def _await_answer(
     raise _TurnFailed(f"{what}: {_MAX_EXTRA_TURNS} unexpected turns in a row")
 
 
+_STATS_ATTEMPTS = 3
+
+
+async def _ask_stats(
+    session: Session, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder
+) -> dict[str, Any]:
+    """The emulator's ``stats`` for this session. It is a query, not content, so a cut answer
+    (the connection ended mid-answer) is asked again; each cut is noted."""
+    reply = ""
+    for _ in range(_STATS_ATTEMPTS):
+        await session.send_client_content(wl.STATS_QUERY)
+        reply, _, _ = await _await_turn(session, spec, f"s{plan.index} stats")
+        stats = wl.parse_stats(reply)
+        if stats is not None:
+            return stats
+        rec.extra_turn(f"s{plan.index}: cut stats answer {reply[:80]!r}...")
+    raise _TurnFailed(f"s{plan.index}: unreadable stats reply {reply[:120]!r}")
+
+
 def _acceptor(plan: SessionPlan, turn: int) -> Callable[[str], bool]:
     name = wl.label(plan.index, turn)
     if plan.kind == "text":
@@ -249,7 +268,7 @@ async def _run_session(
                     else:
                         check.tool_responses += 1
                 ref = time.perf_counter()
-                reply, first_at, done_at = await _await_answer(
+                _, first_at, done_at = await _await_answer(
                     session, spec, name, _acceptor(plan, turn), rec
                 )
                 rec.turn_done(done_at - ref)
@@ -258,11 +277,7 @@ async def _run_session(
             in_phase = False
             await phase.arrive()
             if spec.verify:
-                await session.send_client_content(wl.STATS_QUERY)
-                reply, _, _ = await _await_turn(session, spec, f"s{plan.index} stats")
-                stats = wl.parse_stats(reply)
-                if stats is None:
-                    raise _TurnFailed(f"s{plan.index}: unreadable stats reply {reply[:120]!r}")
+                stats = await _ask_stats(session, spec, plan, rec)
                 verdict = wl.check_stats(check, stats)
                 rec.lost += verdict.lost
                 rec.duplicated += verdict.duplicated
