@@ -1047,7 +1047,7 @@ class Session:
                     and not (self._hold_planned or self._tool_hold())
                 )
             )
-            if self.config.resumption_enabled and self.config.wait_for_final_handle:
+            if self.config.resumption_enabled:
                 await self._wait_for(lambda: not len(self._replay) and self._resumable)
 
     # ================================================================== small helpers

@@ -282,10 +282,8 @@ class SessionConfig:
     keepalive_timeout: float = attrs.field(default=60.0, validator=_positive_or_none)
     setup_timeout: float = attrs.field(default=30.0, validator=_positive_or_none)
     close_timeout: float = attrs.field(default=5.0, validator=_positive_or_none)
-    """How long a graceful close waits to flush queued messages before closing anyway."""
-    wait_for_final_handle: bool = True
-    """On close, wait (within ``close_timeout``) for a resumable handle that covers everything
-    sent, so ``session.resume_handle`` afterwards resumes without loss."""
+    """How long a graceful close waits to flush queued messages and (with resumption) for a
+    handle covering all of them, so ``session.resume_handle`` afterwards resumes without loss."""
 
     outbox_size: int = attrs.field(default=64, validator=_positive_int)
     """Messages queued for the writer; a producer blocks when it is full (backpressure)."""
