@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from livemesh import wire
-from livemesh.auth import Auth
+from livemesh.auth import Auth, redact, secrets_of
 from livemesh.endpoints import live_headers
 from livemesh.errors import (
     ConfigError,
@@ -53,6 +53,7 @@ from livemesh.errors import (
     ReconnectError,
     RemoteProtocolError,
     SessionClosedError,
+    SessionError,
     SetupRejectedError,
 )
 from livemesh.session.callbacks import call_callback
@@ -424,8 +425,25 @@ class Session:
 
     def _fail(self, exc: LivemeshError) -> None:
         if self._error is None:
-            self._error = exc
-            self._log.warning("session failed: %s", exc)
+            self._error = self._scrubbed(exc)
+            self._log.warning("session failed: %s", self._error)
+
+    def _scrubbed(self, exc: LivemeshError) -> LivemeshError:
+        """``exc`` with any credential the server may have echoed replaced by ``<redacted>``."""
+        secrets = secrets_of(self._auth) if self._auth is not None else ()
+        text = str(exc)
+        reason = getattr(exc, "reason", None)
+        if not any(secret and (secret in text or (reason and secret in reason)) for secret in secrets):
+            return exc
+        clean: LivemeshError
+        if isinstance(exc, SessionError):
+            clean = type(exc)(
+                redact(text, *secrets), code=exc.code, reason=redact(reason, *secrets) if reason else reason
+            )
+        else:
+            clean = type(exc)(redact(text, *secrets))
+        clean.__cause__ = None
+        return clean
 
     async def _finish(self) -> None:
         failed = self._error is not None
@@ -482,7 +500,12 @@ class Session:
                 delay = 0.0 if (planned and attempt == 0) else retry.delay(attempt, self._rng.random)
                 attempt += 1
                 self._state = "connecting"
-                self._log.info("connection lost (%s); reconnect attempt %d in %.3f s", exc, attempt, delay)
+                self._log.info(
+                    "connection lost (%s); reconnect attempt %d in %.3f s",
+                    self._scrubbed(exc),
+                    attempt,
+                    delay,
+                )
                 with trio.move_on_after(delay):
                     await self._wait_for(lambda: self._closing)
                 planned = False

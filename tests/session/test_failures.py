@@ -133,3 +133,34 @@ async def test_bad_send_arguments_fail_at_the_call(emu: Emulator) -> None:
             assert await session.ask("ok") == "You said: ok"
     with pytest.raises(SessionClosedError):
         await session.send_client_content("after close")
+
+
+async def test_a_server_echoing_the_key_never_gets_it_into_errors_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import trio_websocket
+
+    caplog.set_level(logging.DEBUG)
+
+    async def echoing_server(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.get_message()  # the setup
+        await ws.aclose(1008, f"API key {SECRET} not valid.")
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(trio_websocket.serve_websocket, echoing_server, "127.0.0.1", 0, None)
+            config = SessionConfig(
+                model="gemini-2.0-flash-live-001",
+                auth=ApiKey(SECRET),
+                base_url=f"ws://127.0.0.1:{server.port}",
+            )
+            with pytest.raises(AuthError) as info:
+                async with open_session(config):
+                    pass  # pragma: no cover
+            nursery.cancel_scope.cancel()
+    assert info.value.code == 1008
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("livemesh"))
+    for text in (str(info.value), repr(info.value), info.value.reason or "", ours):
+        assert SECRET not in text
+    assert "<redacted>" in str(info.value)
