@@ -187,6 +187,7 @@ class Session:
         self._established = False
         self._move_started: float | None = None
         self._owed_after_turn: list[PendingCall] = []
+        self._move_wanted = trio.Event()  # set by goAway, the timer, rotate() and aclose()
         self._triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
         self._answer_indices: list[int] = []  # indices of BLOCKING answers sent since then
         self._evidence_index = -1  # every message up to this index is known consumed (this connection)
@@ -391,6 +392,7 @@ class Session:
         if not self._closing:
             self._closing = True
             self._outbox_send.close()
+            self._move_wanted.set()
             self._notify()
         await self._finished.wait()
 
@@ -646,6 +648,8 @@ class Session:
         self._move_reason = None
         self._move_deadline = None
         self._hold_planned = False
+        if not self._closing:
+            self._move_wanted = trio.Event()
 
     # ================================================================== tasks: pump and writer
 
@@ -998,6 +1002,7 @@ class Session:
             self._move_deadline = (
                 deadline if self._move_deadline is None else min(self._move_deadline, deadline)
             )
+        self._move_wanted.set()
         self._notify()
 
     async def _lifetime_timer(self, connected_at: float) -> None:
@@ -1010,7 +1015,8 @@ class Session:
 
     async def _mover(self, epoch: _Epoch) -> None:
         """Wait for a reason to leave this connection, then leave at the right moment."""
-        await self._wait_for(lambda: self._move_reason is not None or self._closing)
+        # Its own event, not _changed: an idle mover must not wake for every message sent.
+        await self._move_wanted.wait()
         if self._closing:
             await self._flush_for_close()
             epoch.finish("close")
