@@ -73,3 +73,17 @@ async def test_manual_vad_with_activity_signals(emu: Emulator) -> None:
             turn = await session.receive_turn()
     assert turn.input_transcript.startswith("[audio 0.30s")
     assert turn.audio
+
+
+async def test_video_frames_and_realtime_text(emu: Emulator) -> None:
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 100 + b"\xff\xd9"
+    with trio.fail_after(10):
+        async with open_session(make_config(emu)) as session:
+            await session.send_realtime_input(video=jpeg)
+            await session.send_realtime_input(video={"data": jpeg, "mime_type": "image/jpeg"})
+            await session.send_realtime_input(text="what do you see?")
+            turn = await session.receive_turn()
+            assert turn.text == "You said: what do you see?"
+            await session.send_realtime_input(audio_stream_end=True)
+            stats = emu.stats(session.server_session_id or "")
+            assert stats.video_frames == 2
