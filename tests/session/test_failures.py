@@ -164,3 +164,32 @@ async def test_a_server_echoing_the_key_never_gets_it_into_errors_or_logs(
     for text in (str(info.value), repr(info.value), info.value.reason or "", ours):
         assert SECRET not in text
     assert "<redacted>" in str(info.value)
+
+
+async def test_a_server_that_never_answers_setup_is_retried_then_given_up() -> None:
+    import trio_websocket
+
+    attempts = 0
+
+    async def mute_server(request: trio_websocket.WebSocketRequest) -> None:
+        nonlocal attempts
+        attempts += 1
+        ws = await request.accept()
+        await ws.get_message()
+        await trio.sleep_forever()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(trio_websocket.serve_websocket, mute_server, "127.0.0.1", 0, None)
+            config = SessionConfig(
+                model="gemini-2.0-flash-live-001",
+                auth=ApiKey("k"),
+                base_url=f"ws://127.0.0.1:{server.port}",
+                setup_timeout=0.2,
+                retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),
+            )
+            with pytest.raises(ReconnectError, match="setupComplete"):
+                async with open_session(config):
+                    pass  # pragma: no cover
+            nursery.cancel_scope.cancel()
+    assert attempts == 3
