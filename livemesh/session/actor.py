@@ -1046,6 +1046,9 @@ class Session:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
                 await self._wait_for(lambda: self._handle_received_at >= hold_at + settle and self._resumable)
+        # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
+        with trio.move_on_after(1.0):
+            await self._wait_for(lambda: not self._sending)
         self._counters.rotations += 1
         self._log.debug(
             "hold at %.4f, newest handle received at %.4f, %d logged",
