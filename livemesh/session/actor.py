@@ -134,7 +134,7 @@ class Session:
         self.server_session_id: str | None = None
         self._log = _SessionLog(log, {"session_id": self.session_id})
         self._on_handle = on_handle
-        self._rng = rng or random.Random()
+        self._rng = rng  # made on first retry if not given: 2.5 KiB an idle session does not need
         self._connect: ConnectFn = connect or (
             lambda url, headers: open_connection(url, headers, options=config.transport)
         )
@@ -150,7 +150,7 @@ class Session:
         self._outbox_send, self._outbox_recv = trio.open_memory_channel[Outgoing](config.outbox_size)
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[wire.ServerMessage](config.inbox_size)
         self._queue: deque[Outgoing] = deque()  # pulled from the outbox, waiting for the writer
-        self._priority: deque[Outgoing] = deque()  # tool answers: never held behind input
+        self._priority: list[Outgoing] = []  # tool answers (few): never held behind input
         self._replay_next: deque[Outgoing] = deque()  # resent first on a new connection
         self._stash: wire.ServerMessage | None = None  # a delivery interrupted by a move
         self._ledger = ToolLedger()
@@ -499,6 +499,8 @@ class Session:
                     raise ReconnectError(
                         f"gave up after {attempt} reconnect attempts: {exc}", code=exc.code, reason=exc.reason
                     ) from None
+                if self._rng is None:
+                    self._rng = random.Random()
                 delay = 0.0 if (planned and attempt == 0) else retry.delay(attempt, self._rng.random)
                 attempt += 1
                 self._state = "connecting"
@@ -638,7 +640,7 @@ class Session:
         # Answers queued for calls that are now void must not be sent either.
         if void:
             void_ids = {p.id for p in void}
-            self._priority = deque(o for o in self._priority if not (set(o.call_ids) & void_ids))
+            self._priority = [o for o in self._priority if not (set(o.call_ids) & void_ids)]
         now = trio.current_time()
         if self._move_started is not None:
             self._counters.move_stall(now - self._move_started)
@@ -691,7 +693,7 @@ class Session:
         if self._replay_next:
             return self._replay_next.popleft()
         if self._priority:
-            return self._priority.popleft()
+            return self._priority.pop(0)
         if self._hold_planned or not self._queue:
             return None
         if self._tool_hold():

@@ -63,8 +63,7 @@ class ToolLedger:
 
     def __init__(self, *, remember: int = 4096) -> None:
         self._pending: dict[str, PendingCall] = {}
-        self._closed: dict[str, str] = {}  # id -> "answered" | "cancelled" | "void"
-        self._closed_order: deque[str] = deque()
+        self._closed: dict[str, str] = {}  # id -> "answered" | "cancelled" | "void", oldest first
         self._remember = remember
 
     def __len__(self) -> int:
@@ -106,9 +105,8 @@ class ToolLedger:
         if pending is None:
             return None
         self._closed[call_id] = how
-        self._closed_order.append(call_id)
-        while len(self._closed_order) > self._remember:
-            self._closed.pop(self._closed_order.popleft(), None)
+        while len(self._closed) > self._remember:
+            del self._closed[next(iter(self._closed))]
         return pending
 
     def answer(self, call_id: str) -> PendingCall | None:
