@@ -108,3 +108,20 @@ async def test_backpressure_blocks_the_producer_instead_of_growing_memory(emu: E
             await trio.testing.wait_all_tasks_blocked()
             assert produced == first  # blocked, not growing
             nursery.cancel_scope.cancel()
+
+
+async def test_close_during_a_planned_move_is_bounded() -> None:
+    """A goAway from a server that then goes silent starts a move that cannot get a fresh handle;
+    closing meanwhile still flushes, sends a close frame and ends within close_timeout."""
+    from livemesh.emulator import EmulatorConfig, FaultConfig, open_emulator
+
+    config = EmulatorConfig(faults=FaultConfig(silent_after_go_away=True))
+    async with open_emulator(config) as emu:
+        with trio.fail_after(5):
+            async with open_session(make_config(emu, close_timeout=0.5)) as session:
+                await session.ask("hello")
+                await emu.send_go_away(time_left=30.0)
+                await session.send_realtime_input(audio=SILENCE)
+                start = trio.current_time()
+            assert trio.current_time() - start < 1.5
+    assert session.state == "closed"
