@@ -1030,7 +1030,8 @@ class Session:
         reserve = 0.0 if deadline is None else min(1.0, max(0.0, (deadline - start) / 3))
         limit = start + policy.quiet_timeout_s
         if deadline is not None:
-            limit = min(limit, deadline - reserve)
+            # At most half the usable window for a quiet point: the rest is for a fresh handle.
+            limit = min(limit, start + max(0.0, deadline - reserve - start) / 2)
         self._state = "moving"
         self._move_started = start
         with trio.move_on_at(limit):
