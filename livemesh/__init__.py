@@ -41,13 +41,17 @@ from livemesh.rest import list_live_models as list_live_models
 from livemesh.rest import resolve_model as resolve_model
 from livemesh.session import Callbacks as Callbacks
 from livemesh.session import FunctionTool as FunctionTool
+from livemesh.session import HandleHook as HandleHook
 from livemesh.session import RetryPolicy as RetryPolicy
 from livemesh.session import RotationPolicy as RotationPolicy
 from livemesh.session import Session as Session
 from livemesh.session import SessionConfig as SessionConfig
 from livemesh.session import SessionMetrics as SessionMetrics
 from livemesh.session import Turn as Turn
+from livemesh.session import declaration_from_function as declaration_from_function
 from livemesh.session import function_tool as function_tool
 from livemesh.session import open_session as open_session
+from livemesh.transport import ConnectionLostError as ConnectionLostError
+from livemesh.transport import TransportOptions as TransportOptions
 
 __version__ = "0.1.0"
