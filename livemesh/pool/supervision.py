@@ -32,6 +32,8 @@ __all__ = ["Action", "Decision", "Restart", "RestartPolicy", "RestartTracker"]
 
 
 class Restart(enum.Enum):
+    """When a child is restarted (OTP's restart types): always, only after a failure, or never."""
+
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
