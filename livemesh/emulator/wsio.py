@@ -71,6 +71,17 @@ class ConnectionEnded(Exception):
     """The WebSocket is closed (close handshake, EOF or abort): no more client messages."""
 
 
+_PEER_GONE: Final = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+    h11.ProtocolError,
+    WsRemoteError,
+)
+"""How a connection ends without anyone's bug: the client went away, was too slow, or spoke
+HTTP/WebSocket wrongly. Not logged."""
+
+
 async def serve_stream(
     stream: trio.abc.Stream,
     *,
@@ -86,16 +97,13 @@ async def serve_stream(
     slow HTTP connection holds a task forever)."""
     try:
         await _serve_stream(stream, on_http, accepts_upgrade, on_websocket, make_peer, idle_timeout_s)
-    except (
-        trio.BrokenResourceError,
-        trio.ClosedResourceError,
-        trio.TooSlowError,
-        h11.ProtocolError,
-        WsRemoteError,
-    ):
+    except* _PEER_GONE:
         pass
-    except Exception:
-        log.exception("emulator connection failed")
+    except* Exception as group:
+        # The last-resort boundary: anything unexpected (alone, or in a group from this
+        # connection's tasks, even one also carrying a Cancelled) ends this connection only.
+        # ``except*`` lets the Cancelled parts, and only them, go on to their cancel scope.
+        log.error("emulator connection failed", exc_info=group)
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -330,14 +338,17 @@ class WebSocketPeer:
                 self._scope = nursery.cancel_scope
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._writer)
+                failed = False
                 try:
-                    await handler()
-                except (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._serve(handler)
+                except* (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
-                except closes.Refusal as refusal:
-                    await self.close(refusal.code, refusal.reason)
-                except Exception:
-                    log.exception("emulator session failed")
+                except* Exception as group:
+                    # The engine's bug ends this connection with 1011, like the service's own
+                    # internal errors; Cancelled parts go on (``except*`` re-raises them).
+                    log.error("emulator session failed", exc_info=group)
+                    failed = True
+                if failed:
                     await self.close(closes.INTERNAL, closes.TEXT_INTERNAL)
                 await self.close(1000, "")
                 with trio.move_on_after(self._close_timeout):
@@ -346,6 +357,12 @@ class WebSocketPeer:
         finally:
             self._mark_ended(1006, "")
             self._in_send.close()
+
+    async def _serve(self, handler: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await handler()
+        except closes.Refusal as refusal:
+            await self.close(refusal.code, refusal.reason)
 
     async def _reader(self) -> None:
         parts: list[bytes | str] = []
@@ -430,10 +447,20 @@ class WebSocketPeer:
             self._mark_ended(1006, "")
             self.closing = True
             self._done.set()
+        except WsLocalError:
+            # :meth:`_render` checks the state before every wsproto send, so this is a bug; the
+            # frame cannot be sent, so drop this connection (only this one) and say so.
+            log.exception("emulator frame could not be sent")
+            self.abort()
+            self._done.set()
 
     async def _render(self, item: _Frame | _Close | _Reply) -> tuple[bytes | None, bool]:
         """The bytes for one queued item (None: the connection was aborted) and whether the
-        close handshake is complete once they are sent."""
+        close handshake is complete once they are sent.
+
+        The WebSocket state is read again after every await: a fault's delay lets the reader
+        take the client's close meanwhile, and wsproto refuses (``LocalProtocolError``) any
+        data or close frame of ours once the peer has closed."""
         state = self._ws.state
         if isinstance(item, _Reply) and isinstance(item.event, CloseConnection):
             if state is ConnectionState.REMOTE_CLOSING:
@@ -450,6 +477,8 @@ class WebSocketPeer:
             action, delay = self._faults.next()
             if delay > 0:
                 await trio.sleep(delay)
+                if self._ws.state is not ConnectionState.OPEN:
+                    return b"", False  # the client closed while this frame was delayed
             if action is Action.DROP:
                 self.abort()
                 return None, False
