@@ -158,6 +158,17 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
     return 1 if any(report.failed(r) for r in results) else 0
 
 
+def _first(group: BaseExceptionGroup, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, types):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first(exc, types)
+            if found is not None:
+                return found
+    return None
+
+
 def _have_genai() -> bool:
     try:
         return importlib.util.find_spec("google.genai") is not None
@@ -178,6 +189,12 @@ def run(args: argparse.Namespace) -> int:
         return trio.run(_main, args, console, err)
     except (RunnerError, StartupError) as exc:
         err.print(f"[red]bench failed:[/red] {exc}", markup=True, highlight=False)
+        return 1
+    except BaseExceptionGroup as group:  # raised through the emulator process's nursery
+        failure = _first(group, (RunnerError, StartupError))
+        if failure is None:
+            raise
+        err.print(f"[red]bench failed:[/red] {failure}", markup=True, highlight=False)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")

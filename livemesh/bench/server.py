@@ -104,8 +104,8 @@ async def open_emulator_process(
         assert process.stdout is not None
         tail: list[bytes] = []
         try:
+            url = await _read_url(process, tail)  # outside the nursery: a plain StartupError
             async with trio.open_nursery() as nursery:
-                url = await _read_url(process, tail)
                 nursery.start_soon(_drain, process.stdout, tail)
                 yield EmulatorProcess(url=url, ca_file=ca_file, pid=process.pid)
                 nursery.cancel_scope.cancel("bench finished")

@@ -120,3 +120,16 @@ def test_bad_arguments_exit_2() -> None:
         ).returncode
         == 2
     )
+
+
+def test_runner_failure_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livemesh.bench.runner import RunnerError
+
+    async def failing(*args: object, **kwargs: object) -> dict[str, object]:
+        raise RunnerError("livemesh runner exited with 1:\nboom")
+
+    monkeypatch.setattr(cli, "run_client", failing)
+    assert cli.run(_args(sessions=1, duration=1.0)) == 1
+    assert "boom" in capsys.readouterr().err
