@@ -279,10 +279,15 @@ class WebSocketPeer:
             raise ConnectionEnded from None
 
     async def send(self, data: bytes, *, faultable: bool = True) -> None:
-        """Queue one server frame (waits while the queue is full: backpressure). Dropped once closing."""
+        """Queue one server frame (waits while the queue is full: backpressure). Dropped once
+        closing, and when the connection ends while waiting (any task may call this, e.g. a
+        test control, so it must not outlive the connection)."""
         if self.closing:
             return
-        await self._out_send.send(_Frame(data, faultable))
+        try:
+            await self._out_send.send(_Frame(data, faultable))
+        except trio.ClosedResourceError:
+            pass
 
     def try_send(self, data: bytes) -> bool:
         """Queue one server frame if there is room now (timers must not wait on a client that
@@ -291,7 +296,7 @@ class WebSocketPeer:
             return False
         try:
             self._out_send.send_nowait(_Frame(data, True))
-        except trio.WouldBlock:
+        except (trio.WouldBlock, trio.ClosedResourceError):
             return False
         return True
 
@@ -307,7 +312,10 @@ class WebSocketPeer:
         self.closed_by_server = True
         self._mark_ended(code, reason)
         with trio.move_on_after(self._close_timeout):
-            await self._out_send.send(_Close(code, closes.fit_reason(reason)))
+            try:
+                await self._out_send.send(_Close(code, closes.fit_reason(reason)))
+            except trio.ClosedResourceError:
+                pass  # the connection ended meanwhile
             return
         self.abort()
 
@@ -356,7 +364,11 @@ class WebSocketPeer:
                 nursery.cancel_scope.cancel()
         finally:
             self._mark_ended(1006, "")
+            self.closing = True
             self._in_send.close()
+            # Nothing drains the queue any more: a task still waiting to queue a frame (a
+            # turn, a test control) gets ClosedResourceError, which send() and close() absorb.
+            self._out_send.close()
 
     async def _serve(self, handler: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -444,9 +456,14 @@ class WebSocketPeer:
                 if finished:
                     self._done.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The transport is gone: nothing queued can be sent any more, so end the whole
+            # connection now (a reader blocked queueing a pong would otherwise wait forever).
+            # Not our abort: the client vanished (closed_by_server stays as it was).
             self._mark_ended(1006, "")
             self.closing = True
             self._done.set()
+            if self._scope is not None:
+                self._scope.cancel()
         except WsLocalError:
             # :meth:`_render` checks the state before every wsproto send, so this is a bug; the
             # frame cannot be sent, so drop this connection (only this one) and say so.

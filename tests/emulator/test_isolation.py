@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed
+import trio.testing
+from trio_websocket import ConnectionClosed, open_websocket_url
 
+from livemesh import wire
 from livemesh.emulator import EmulatorConfig, FaultConfig, faults, open_emulator
 from livemesh.emulator.live import LiveConnection
 from livemesh.errors import DecodeError
-from tests.emulator.helpers import connect, session_of, sleep_until_closed, text_setup
+from tests.emulator.helpers import GEMINI, connect, session_of, sleep_until_closed, text_setup
 
 ERRORS = logging.ERROR
 
@@ -151,3 +153,35 @@ async def test_error_during_cancellation_stays_in_its_connection(
                 await ready.wait()
                 # leaving the block cancels the connection: its timers task then raises
     assert any("failed" in m for m in emulator_errors(caplog))
+
+
+async def test_control_waiting_on_a_full_queue_returns_when_the_connection_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``send_raw`` waits while a client that stopped reading fills the queue; ending that
+    connection releases the wait instead of leaving the caller blocked on a dead queue."""
+    config = EmulatorConfig(send_queue_size=1)
+    frame = b"x" * 2_000_000
+    async with quiet_errors(caplog):
+        with trio.fail_after(10):
+            async with open_emulator(config) as emu:
+                url = emu.url + GEMINI + "?key=k"
+                async with open_websocket_url(url, message_queue_size=0) as ws:
+                    await ws.send_message(wire.encode_client(wire.ClientMessage(setup=text_setup())))
+                    complete = wire.decode_server(await ws.get_message()).setup_complete
+                    assert complete is not None and complete.session_id is not None
+                    sid = complete.session_id
+                    sent = 0
+
+                    async def flood() -> None:
+                        nonlocal sent
+                        for _ in range(64):  # far more than the socket buffers hold
+                            await emu.send_raw(frame, sid)
+                            sent += 1
+
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(flood)
+                        await trio.testing.wait_all_tasks_blocked()
+                        assert 0 < sent < 64  # the flood waits on the full queue
+                        await emu.drop(sid)
+                await emu.wait_idle()
