@@ -191,6 +191,11 @@ class Session:
         self._triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
         self._answer_indices: list[int] = []  # indices of BLOCKING answers sent since then
         self._evidence_index = -1  # every message up to this index is known consumed (this connection)
+        self._sure_triggers: list[int] = []  # indices of user turns sent whose turnComplete is owed
+        self._rx_seq = 0  # server messages received so far (all connections): orders evidence
+        self._handle_seq = -1  # _rx_seq of the newest resumable handle
+        self._effect_seq = 0  # _rx_seq of the newest turnComplete (an effect the user has seen)
+        self._lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -611,6 +616,7 @@ class Session:
         self._conn_index = -1
         self._evidence_index = -1
         self._triggers = []
+        self._sure_triggers = []
         self._answer_indices = []
         self._generating = False
         self._awaiting_reply_since = None
@@ -721,6 +727,8 @@ class Session:
             if out.triggers_turn:
                 self._awaiting_reply_since = now
                 self._triggers.append(self._conn_index)
+                if out.expects_reply:
+                    self._sure_triggers.append(self._conn_index)
             elif out.blocking_answer:
                 self._answer_indices.append(self._conn_index)
             self._sending = True
@@ -763,6 +771,7 @@ class Session:
             now = trio.current_time()
             last_activity[0] = now
             message = self._decode(raw)
+            self._rx_seq += 1
             self._counters.messages_in += 1
             self._counters.bytes_in += len(raw)
             await self._process(message, now)
@@ -793,6 +802,13 @@ class Session:
             await self._on_resumption_update(update, now)
             await self._safe_callback(callbacks.on_session_resumption, update)
         content = message.server_content
+        if (content is not None or message.tool_call is not None) and not self._generating:
+            waiting = self._awaiting_reply_since
+            if waiting is not None and self._sure_triggers:
+                # The first answer to a user turn bounds the round trip *including* the server's
+                # queueing delay, which the setup round trip misses on a backlogged server.
+                sample = now - waiting
+                self._lag = sample if sample > self._lag else 0.8 * self._lag + 0.2 * sample
         if content is not None:
             if content.model_turn is not None:
                 self._generating = True
@@ -806,7 +822,9 @@ class Session:
                     # handle surely covers them (evidence beats timing).
                     self._evidence_index = max(self._evidence_index, self._triggers[0], *self._answer_indices)
                 self._triggers.clear()
+                self._sure_triggers.clear()
                 self._answer_indices.clear()
+                self._effect_seq = self._rx_seq
                 self._counters.turns += 1
                 self._turn_no += 1
                 self._generating = False
@@ -852,16 +870,26 @@ class Session:
             self._handle = update.new_handle
             self._handle_epoch += 1
             self._handle_received_at = now
-            waiting = self._awaiting_reply_since
-            if waiting is not None and not self._generating and now - self._settle() > waiting:
-                self._awaiting_reply_since = None  # the trigger was consumed and produced no turn
+            self._handle_seq = self._rx_seq
             index = update.last_consumed_client_message_index
-            if self.config.transparent and index is not None:
-                self._replay.covered_through_index(int(index))
+            exact = self.config.transparent and index is not None
+            waiting = self._awaiting_reply_since
+            if waiting is not None and not self._generating:
+                # A signal that may produce no turn (activityEnd, audioStreamEnd) must not block
+                # quiet points forever. A user turn always produces one: only its turnComplete
+                # ends the wait (a handle issued before the server read it proves nothing).
+                if exact:
+                    if self._triggers and int(index or 0) >= self._triggers[-1]:
+                        self._awaiting_reply_since = None  # consumed, resumable again: no turn
+                elif not self._sure_triggers and now - self._settle() > waiting:
+                    self._awaiting_reply_since = None
+            if exact:
+                self._replay.covered_through_index(int(index or 0))
             else:
                 before = len(self._replay)
                 self._replay.covered_through_index(self._evidence_index)
-                self._replay.covered_before(now, self._settle())
+                owed = self._sure_triggers + self._answer_indices
+                self._replay.covered_before(now, self._settle(), stop_index=min(owed) if owed else None)
                 self._log.debug(
                     "handle #%d: %d logged message(s) taken as covered, %d kept (settle %.4f s)",
                     self._handle_epoch,
@@ -879,7 +907,7 @@ class Session:
 
     def _settle(self) -> float:
         policy = self.config.rotation
-        return min(max(2.0 * self._rtt, policy.settle_min_s), policy.settle_max_s)
+        return min(max(2.0 * self._rtt, self._lag, policy.settle_min_s), policy.settle_max_s)
 
     # ================================================================== tools
 
@@ -1042,13 +1070,13 @@ class Session:
             return
         self._hold_planned = True
         hold_at = trio.current_time()
-        if not self.config.transparent and self._replay_ambiguous(hold_at):
-            settle = self._settle()
+        self._notify()
+        if not self._handle_fits_move():
             handle_limit = hold_at + policy.handle_timeout_s
             if deadline is not None:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
-                await self._wait_for(lambda: self._handle_received_at >= hold_at + settle and self._resumable)
+                await self._wait_for(lambda: self._handle_fits_move() or self._closing)
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
         with trio.move_on_after(1.0):
             await self._wait_for(lambda: not self._sending)
@@ -1062,9 +1090,23 @@ class Session:
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
 
-    def _replay_ambiguous(self, now: float) -> bool:
-        """True if some logged message might or might not be covered by the newest handle."""
-        return self._replay.ambiguous(self._handle_received_at) > 0 or not self._resumable
+    def _handle_fits_move(self) -> bool:
+        """True if resuming from the newest handle and replaying the log is exact (input is held).
+
+        A resumed context is the snapshot of the handle used, not everything consumed: a turn
+        whose ``turnComplete`` the user already saw must be in that snapshot, or replaying its
+        trigger answers it twice (and not replaying it loses it). So the handle must have been
+        received after the newest ``turnComplete`` (the server issues one right after each turn;
+        with it the turn's trigger and everything before it are covered). Then on Vertex
+        ``transparent`` the index makes the rest exact; on the Gemini API no logged message may
+        be ambiguous (sent within the settle window before the handle arrived): a later handle
+        (periodic) is awaited for those rather than guessing.
+        """
+        if not (self._resumable and self._handle is not None and self._handle_seq > self._effect_seq):
+            return False
+        if self.config.transparent:
+            return True
+        return self._replay.ambiguous(self._handle_received_at) == 0
 
     async def _flush_for_close(self) -> None:
         """Send what is queued, then (with resumption) wait for a handle covering all of it, so the

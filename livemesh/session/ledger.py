@@ -201,12 +201,20 @@ class ReplayLog:
         while entries and entries[0].index <= index:
             self._bytes -= entries.popleft().size
 
-    def covered_before(self, handle_received_at: float, settle: float) -> None:
-        """Gemini API: a resumable handle arrived; messages sent ``settle`` s before it are covered."""
+    def covered_before(
+        self, handle_received_at: float, settle: float, *, stop_index: int | None = None
+    ) -> None:
+        """Gemini API: a resumable handle arrived; messages sent ``settle`` s before it are covered.
+
+        Timing never trims at or past ``stop_index``: a user turn whose ``turnComplete`` has not
+        arrived is not known consumed (a handle issued before the server read it may arrive long
+        after it was sent when the server is backlogged), and trimming it would lose the turn."""
         self._handle_received_at = handle_received_at
         horizon = handle_received_at - settle
         entries = self._entries
         while entries and entries[0].sent_at < horizon:
+            if stop_index is not None and entries[0].index >= stop_index:
+                break
             self._bytes -= entries.popleft().size
 
     def ambiguous(self, handle_received_at: float) -> int:

@@ -38,6 +38,16 @@ class Outgoing:
         return self.message.kind
 
     @property
+    def expects_reply(self) -> bool:
+        """True if the server always answers this message with a turn (a user text turn), so only
+        its ``turnComplete`` proves it consumed (never the timing of a handle)."""
+        message = self.message
+        if message.client_content is not None:
+            return bool(message.client_content.turn_complete)
+        rt = message.realtime_input
+        return rt is not None and rt.text is not None
+
+    @property
     def triggers_turn(self) -> bool:
         """True if the model is expected to answer this message (a quiet point ends)."""
         message = self.message
