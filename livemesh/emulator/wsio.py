@@ -425,12 +425,24 @@ class WebSocketPeer:
                         else:
                             self.closing = True
                             self._mark_ended(event.code, event.reason or "")
-                            await self._out_send.send(_Reply(event.response()))
+                            await self._answer_close(event)
                         return
                 if batch:
                     await self._in_send.send(batch)
         finally:
             self._in_send.close()
+
+    async def _answer_close(self, event: CloseConnection) -> None:
+        """Answer the client's close after the frames already queued, within the close timeout.
+
+        The client has stopped reading, so the queue may never drain (the writer stuck in
+        ``send_all``, the reply stuck behind a full queue): past the timeout the connection is
+        dropped, so it cannot outlive the client's close."""
+        with trio.move_on_after(self._close_timeout):
+            await self._out_send.send(_Reply(event.response()))
+            await self._done.wait()
+            return
+        self.abort()
 
     async def _writer(self) -> None:
         """Send queued frames in order. Frames already queued are sent with one ``send_all``

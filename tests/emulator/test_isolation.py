@@ -161,7 +161,7 @@ async def test_control_waiting_on_a_full_queue_returns_when_the_connection_ends(
     """``send_raw`` waits while a client that stopped reading fills the queue; ending that
     connection releases the wait instead of leaving the caller blocked on a dead queue."""
     config = EmulatorConfig(send_queue_size=1)
-    frame = b"x" * 2_000_000
+    frame = b"x" * 500_000  # under the client's 1 MiB message limit
     async with quiet_errors(caplog):
         with trio.fail_after(10):
             async with open_emulator(config) as emu:
@@ -184,4 +184,28 @@ async def test_control_waiting_on_a_full_queue_returns_when_the_connection_ends(
                         await trio.testing.wait_all_tasks_blocked()
                         assert 0 < sent < 64  # the flood waits on the full queue
                         await emu.drop(sid)
+                await emu.wait_idle()
+
+
+async def test_client_closing_with_a_full_queue_ends_within_the_close_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client closes (1009: a frame over its 1 MiB limit) and stops reading while the
+    server's queue is full and its writer is blocked: the connection still ends, after at most
+    ``close_timeout_s``, instead of waiting forever to queue the close reply."""
+    config = EmulatorConfig(send_queue_size=1, close_timeout_s=0.2)
+    frame = b"x" * 2_000_000
+    async with quiet_errors(caplog):
+        with trio.fail_after(10):
+            async with open_emulator(config) as emu:
+                async with connect(emu, text_setup()) as c:
+                    sid = session_of(c)
+
+                    async def flood() -> None:
+                        for _ in range(64):
+                            await emu.send_raw(frame, sid)
+
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(flood)
+                        assert (await c.closed())[0] == 1009
                 await emu.wait_idle()
