@@ -1,0 +1,120 @@
+"""A scripted server for deterministic move tests: the test plays the service frame by frame.
+
+The emulator decides *when* it issues handles and consumes input; races between the two (a handle
+issued before the server read a message, a handle arriving after ``turnComplete``) are what loses
+or doubles turns, and only a scripted peer can stage them exactly, every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from livemesh import wire
+from livemesh.transport import CloseInfo, ConnectionLostError
+
+
+class ScriptedConnection:
+    """One fake WebSocket: the session writes client frames, the test reads them and answers."""
+
+    def __init__(self) -> None:
+        self._down_send, self._down_recv = trio.open_memory_channel[bytes](64)
+        self._up_send, self._up_recv = trio.open_memory_channel[wire.ClientMessage](256)
+        self.closed: tuple[int, str] | None = None
+        self.setup: wire.Setup | None = None
+
+    # ------------------------------------------------------------ the session's side (Connection)
+
+    @property
+    def close_info(self) -> CloseInfo | None:
+        return None
+
+    async def send(self, data: bytes) -> None:
+        if self.closed is not None:
+            raise ConnectionLostError("closed", code=1000)
+        await self._up_send.send(wire.decode_client(data))
+
+    async def receive(self) -> bytes:
+        try:
+            return await self._down_recv.receive()
+        except trio.EndOfChannel:
+            raise ConnectionLostError("dropped by the scripted server", code=1006) from None
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed is None:
+            self.closed = (code, reason)
+        self._up_send.close()
+
+    # ------------------------------------------------------------ the test's side (the server)
+
+    async def expect(self) -> wire.ClientMessage:
+        """The next client message (fails the test, bounded by its fail_after, if none comes)."""
+        return await self._up_recv.receive()
+
+    async def expect_text(self) -> str:
+        message = await self.expect()
+        assert message.client_content is not None, message
+        turns = message.client_content.turns or []
+        return "".join(part.text or "" for turn in turns for part in turn.parts or [])
+
+    async def push(self, **fields: Any) -> None:
+        await self._down_send.send(wire.encode_server(wire.ServerMessage(**fields)))
+
+    async def handle(self, name: str, *, index: int | None = None) -> None:
+        """A resumable handle (``index``: Vertex ``lastConsumedClientMessageIndex``)."""
+        await self.push(
+            session_resumption_update=wire.SessionResumptionUpdate(
+                new_handle=name,
+                resumable=True,
+                last_consumed_client_message_index=None if index is None else wire.Int64(index),
+            )
+        )
+
+    async def answer(self, text: str) -> None:
+        """A whole model turn: text, then ``turnComplete``."""
+        content = wire.Content(role="model", parts=[wire.Part(text=text)])
+        await self.push(server_content=wire.ServerContent(model_turn=content))
+        await self.push(server_content=wire.ServerContent(turn_complete=True))
+
+    def drop(self) -> None:
+        """The connection dies without a close frame."""
+        self._down_send.close()
+
+
+class ScriptedServer:
+    """Hands each new connection to the test (``accept``), which answers setup and plays on."""
+
+    def __init__(self) -> None:
+        self._new_send, self._new_recv = trio.open_memory_channel[ScriptedConnection](8)
+
+    @asynccontextmanager
+    async def connect(self, url: str, headers: list[tuple[str, str]]) -> AsyncIterator[ScriptedConnection]:
+        conn = ScriptedConnection()
+        await self._new_send.send(conn)
+        yield conn
+
+    async def accept(
+        self, *, first_handle: str | None = None, index: int | None = None
+    ) -> ScriptedConnection:
+        """The next connection, set up; with ``first_handle`` a handle follows setupComplete."""
+        conn = await self._new_recv.receive()
+        setup = await conn.expect()
+        assert setup.setup is not None, setup
+        conn.setup = setup.setup
+        await conn.push(setup_complete=wire.SetupComplete(session_id="scripted"))
+        if first_handle is not None:
+            await conn.handle(first_handle, index=index)
+        return conn
+
+
+def resumed_from(conn: ScriptedConnection) -> str | None:
+    """The handle the session's setup on ``conn`` resumed from."""
+    assert conn.setup is not None
+    resumption = conn.setup.session_resumption
+    return resumption.handle if resumption is not None else None

@@ -1,0 +1,145 @@
+"""Races between handles and input that lose or double turns on a move, staged frame by frame.
+
+A resumed context is the snapshot of the handle used, not everything the server consumed. These
+tests play the service with a scripted peer (tests/session/scripted.py) so each race happens on
+every run: a turn answered just before a planned move, a handle issued before the server read a
+user turn, and a handle issued before a backlogged server read an audio chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from livemesh.auth import ApiKey
+from livemesh.session import RotationPolicy, Session, SessionConfig
+from tests.session.conftest import TEXT_MODEL, vertex_auth
+from tests.session.scripted import ScriptedConnection, ScriptedServer, resumed_from
+
+FLAVOURS = [pytest.param(False, id="gemini"), pytest.param(True, id="vertex")]
+CHUNK = bytes(3200)
+
+
+def scripted_config(*, vertex: bool, **options: Any) -> SessionConfig:
+    options.setdefault("rotation", RotationPolicy(timer=False, quiet_timeout_s=5.0, handle_timeout_s=5.0))
+    if vertex:
+        options.update(auth=vertex_auth(), session_resumption={"transparent": True})
+    else:
+        options.update(auth=ApiKey("test-key-123"), session_resumption=True)
+    return SessionConfig(
+        model=TEXT_MODEL,
+        generation_config={"response_modalities": ["TEXT"]},
+        base_url="ws://127.0.0.1:9",  # never dialled: the scripted server is the transport
+        **options,
+    )
+
+
+def _index(vertex: bool, value: int) -> int | None:
+    return value if vertex else None
+
+
+async def _first_client_kind(conn: ScriptedConnection) -> str:
+    message = await conn.expect()
+    if message.client_content is not None:
+        turns = message.client_content.turns or []
+        return "text:" + "".join(part.text or "" for turn in turns for part in turn.parts or [])
+    return message.kind
+
+
+@pytest.mark.parametrize("vertex", FLAVOURS)
+async def test_planned_move_right_after_a_turn_waits_for_the_handle_that_covers_it(vertex: bool) -> None:
+    """The turn's answer was delivered; the newest handle predates the turn. Moving with it and
+    replaying the trigger answers the turn twice (what 25 of 200 Vertex sessions saw); the move
+    must wait for the handle the server issues right after turnComplete, and replay nothing."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=vertex), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            await conn1.answer("You said: one")
+            turn = await session.receive_turn()
+            assert turn.text == "You said: one"
+            assert session.is_quiet
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().connections == 1  # still waiting for the covering handle
+            await conn1.handle("h1", index=_index(vertex, 0))
+            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
+            assert resumed_from(conn2) == "h1"
+            await session.send_client_content("two")
+            assert await _first_client_kind(conn2) == "text:two"  # "one" is not replayed
+            assert session.statistics().replayed == 0
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("vertex", FLAVOURS)
+async def test_a_handle_issued_before_the_server_read_a_turn_neither_ends_the_wait_nor_covers_it(
+    vertex: bool, mock_clock: trio.testing.MockClock
+) -> None:
+    """A backlogged server issues a handle before it reads a user turn; it arrives long after
+    the turn was sent. The session must keep waiting for the answer (no quiet point) and, if the
+    connection drops, replay the turn: trimming it by timing lost the turn forever."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=vertex), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            mock_clock.jump(2.0)  # far beyond any settle time
+            await conn1.handle("h1", index=_index(vertex, -1))  # the snapshot predates "one"
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.resume_handle == "h1"
+            assert not session.is_quiet  # the answer to "one" is still owed
+            conn1.drop()
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(1.0)  # the reconnect backoff
+            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
+            assert resumed_from(conn2) == "h1"
+            assert await _first_client_kind(conn2) == "text:one"  # replayed, not lost
+            nursery.cancel_scope.cancel()
+
+
+async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Gemini API: answers have been taking 0.5 s (server backlog), so a handle that arrives 0.3 s
+    after an audio chunk was sent may predate it. A planned move must not treat the chunk as
+    covered (the fixed 20 ms settle did, and lost it): it waits for a later handle."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            mock_clock.jump(0.5)  # the server was slow to read and answer it
+            await conn1.answer("You said: one")
+            await conn1.handle("h1")
+            assert (await session.receive_turn()).text == "You said: one"
+            await session.send_realtime_input(audio=CHUNK)
+            assert (await conn1.expect()).realtime_input is not None
+            mock_clock.jump(0.3)
+            await conn1.handle("h2")  # issued before the backlogged server read the chunk
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.resume_handle == "h2"
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().connections == 1  # the chunk is ambiguous: wait
+            mock_clock.jump(0.6)
+            await conn1.handle("h3")  # received long enough after the chunk to cover it
+            conn2 = await server.accept(first_handle="h4")
+            assert resumed_from(conn2) == "h3"
+            await session.send_client_content("two")
+            assert await _first_client_kind(conn2) == "text:two"
+            metrics = session.statistics()
+            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
+            nursery.cancel_scope.cancel()
