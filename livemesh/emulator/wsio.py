@@ -420,12 +420,15 @@ class WebSocketPeer:
                     elif isinstance(event, CloseConnection):
                         if batch:
                             await self._in_send.send(batch)
-                        if self.closing:
-                            self._done.set()
-                        else:
+                        if not self.closing:
                             self.closing = True
                             self._mark_ended(event.code, event.reason or "")
+                        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                            # Our close may be queued, but it is not sent: the client spoke
+                            # first, so answer its close (``closing`` alone does not tell).
                             await self._answer_close(event)
+                        else:
+                            self._done.set()  # the answer to the close we sent
                         return
                 if batch:
                     await self._in_send.send(batch)
