@@ -196,6 +196,7 @@ class Session:
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
         self._effect_seq = 0  # _rx_seq of the newest turnComplete (an effect the user has seen)
         self._lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
+        self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -556,6 +557,7 @@ class Session:
             epoch = _Epoch(scope=trio.CancelScope())
             self._epoch = epoch
             connected_at = trio.current_time()
+            self._conn_deadline = connected_at + config.limits.connection_lifetime_s
             last_activity = [connected_at]
             with epoch.scope:
                 async with trio.open_nursery() as nursery:
@@ -1077,6 +1079,15 @@ class Session:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
                 await self._wait_for(lambda: self._handle_fits_move() or self._closing)
+            if not self._handle_fits_move() and self._in_turn():
+                # Input is held, so the turn in progress will end and a handle will follow it.
+                # Leaving now would cut it: its output so far was delivered and the replayed
+                # trigger answers it again from the start (the user sees it twice). Only the
+                # connection's own end (goAway deadline, else its lifetime) justifies that.
+                hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
+                hard_reserve = min(1.0, max(0.0, (hard - start) / 3))
+                with trio.move_on_at(hard - hard_reserve):
+                    await self._wait_for(lambda: self._handle_fits_move() or self._closing)
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
         with trio.move_on_after(1.0):
             await self._wait_for(lambda: not self._sending)
@@ -1089,6 +1100,10 @@ class Session:
         )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
+
+    def _in_turn(self) -> bool:
+        """A turn is in flight: generating, an answer owed to a user turn, or a tool call pending."""
+        return self._generating or bool(self._sure_triggers) or bool(len(self._ledger))
 
     def _handle_fits_move(self) -> bool:
         """True if resuming from the newest handle and replaying the log is exact (input is held).
@@ -1104,6 +1119,8 @@ class Session:
         """
         if not (self._resumable and self._handle is not None and self._handle_seq > self._effect_seq):
             return False
+        if self._in_turn() or self._awaiting_reply_since is not None:
+            return False  # no handle covers a turn still in flight (its turnComplete comes first)
         if self.config.transparent:
             return True
         return self._replay.ambiguous(self._handle_received_at) == 0

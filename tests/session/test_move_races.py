@@ -14,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 
+from livemesh import wire
 from livemesh.auth import ApiKey
 from livemesh.session import RotationPolicy, Session, SessionConfig
 from tests.session.conftest import TEXT_MODEL, vertex_auth
@@ -142,4 +143,36 @@ async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed
             assert await _first_client_kind(conn2) == "text:two"
             metrics = session.statistics()
             assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
+            nursery.cancel_scope.cancel()
+
+
+async def test_planned_move_does_not_cut_a_turn_in_progress(mock_clock: trio.testing.MockClock) -> None:
+    """A rotate() whose quiet and handle timeouts pass mid-turn (a slow, backlogged server) holds
+    input and lets the turn finish: cutting it delivered part of the answer on the old connection
+    and all of it again on the new one ("You saYou said: turn 1" in the 200-session pool test)."""
+    rotation = RotationPolicy(timer=False, quiet_timeout_s=0.1, handle_timeout_s=0.1)
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False, rotation=rotation), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            first = wire.Content(role="model", parts=[wire.Part(text="You sa")])
+            await conn1.push(server_content=wire.ServerContent(model_turn=first))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(5.0)  # both timeouts pass while the model is still speaking
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().connections == 1
+            await conn1.answer("id: one")
+            await conn1.handle("h1")
+            conn2 = await server.accept(first_handle="h2")
+            assert resumed_from(conn2) == "h1"
+            turn = await session.receive_turn()
+            assert turn.text == "You said: one"
+            await session.send_client_content("two")
+            assert await _first_client_kind(conn2) == "text:two"
             nursery.cancel_scope.cancel()
