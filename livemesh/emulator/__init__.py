@@ -115,7 +115,10 @@ snapshot: client messages consumed after H was issued on the old connection are 
 resumed context (a client must replay them). Handles are issued right after ``setupComplete``,
 after every completed turn, after a tool response leaves nothing pending, and every
 ``resumption_update_interval_s`` while resumable. ``{newHandle:"", resumable:false}`` is sent
-at the start of every model turn; no handle is issued while a turn runs or a call is pending.
+at the start of every model turn; no handle is issued while a turn runs, a call is pending or
+the user is speaking (VAD or manual activity open: voice-activity state lives on the connection,
+so a mid-utterance handle would resume with the utterance cut in two; this is the emulator's
+choice, the real service's behaviour there is not documented).
 On the Vertex path with ``transparent: true`` every update carries
 ``lastConsumedClientMessageIndex``: the 0-based index, among client messages sent on THIS
 connection after its setup (setup not counted, every later message counted, commands too), of

@@ -230,7 +230,11 @@ class LiveConnection:
             await self._emit(wire.ServerMessage(session_resumption_update=update))
 
     def _resumable(self) -> bool:
-        return self._turn is None and not self._pending
+        # Not while the user is speaking either: the voice-activity state lives on the connection,
+        # so a handle issued mid-utterance would resume with that utterance cut in two. The client
+        # keeps the older handle and replays the utterance's audio, which rebuilds it whole.
+        speaking = self._manual_active or (self._vad is not None and not self._vad.idle)
+        return self._turn is None and not self._pending and not speaking
 
     def send_go_away(self, time_left: float) -> None:
         """Queue a goAway now; skipped if the client is not reading (it never waits)."""

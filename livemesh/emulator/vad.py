@@ -119,6 +119,11 @@ class EnergyVad:
                 self._loud_ms = 0.0
         return events
 
+    @property
+    def idle(self) -> bool:
+        """No utterance open and none starting: a snapshot taken now loses no speech state."""
+        return not self.in_speech and self._loud_ms == 0.0
+
     def flush(self) -> VadEvent | None:
         """End the turn in progress now (``audioStreamEnd``), if any."""
         return self._end() if self.in_speech else None
