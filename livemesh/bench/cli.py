@@ -13,7 +13,9 @@ Exit status: 0 if nothing was lost, duplicated or errored; 1 otherwise; 2 on a u
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -76,6 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--audio-pace", type=float, default=1.0, help="1 = real-time audio, 0 = as fast as possible"
     )
     parser.add_argument("--ca-file", default=None, help="CA to trust for --url over wss")
+    fleet = parser.add_argument_group(
+        "failover across worker processes (needs livemesh[redis] and a Redis server)"
+    )
+    fleet.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (>= 2)")
+    fleet.add_argument("--redis", default=None, metavar="URL", help="Redis shared by the workers")
+    fleet.add_argument(
+        "--kill-one-at", type=float, default=None, metavar="S", help="SIGKILL one worker after S s"
+    )
 
 
 def _default_lifetime(duration_s: float) -> float:
@@ -176,9 +186,41 @@ def _have_genai() -> bool:
         return False
 
 
+def _run_failover(args: argparse.Namespace, console: Console, err: Console) -> int:
+    """``--workers N --redis URL``: N workers share one emulator and one Redis; one is SIGKILLed
+    mid-run and the others must resume its sessions exactly once (livemesh.redis.failover)."""
+    if not args.redis or args.workers < 2:
+        err.print("--workers N (N >= 2) needs --redis URL")
+        return 2
+    try:
+        from livemesh.redis.failover import render_report, run_failover_bench
+    except ImportError:
+        err.print("the failover bench needs: python -m pip install 'livemesh[redis]'")
+        return 2
+    kill_at = args.kill_one_at if args.kill_one_at is not None else args.duration / 3
+    result = trio.run(
+        functools.partial(
+            run_failover_bench,
+            workers=args.workers,
+            redis_url=args.redis,
+            kill_one_at=kill_at,
+            sessions=args.sessions,
+            turns=max(2, int(args.duration / 0.5)),
+            turn_interval_s=0.5,
+        )
+    )
+    console.print(render_report(result), highlight=False)
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as f:
+            json.dump(result.as_json(), f, indent=2)
+    return 0 if result.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     err = Console(stderr=True)
+    if args.workers is not None:
+        return _run_failover(args, console, err)
     if args.sessions < 1 or not math.isfinite(args.duration) or args.duration <= 0:
         err.print("--sessions must be >= 1 and --duration > 0")
         return 2
