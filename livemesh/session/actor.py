@@ -1079,11 +1079,14 @@ class Session:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
                 await self._wait_for(lambda: self._handle_fits_move() or self._closing)
-            if not self._handle_fits_move() and self._in_turn():
-                # Input is held, so the turn in progress will end and a handle will follow it.
-                # Leaving now would cut it: its output so far was delivered and the replayed
-                # trigger answers it again from the start (the user sees it twice). Only the
-                # connection's own end (goAway deadline, else its lifetime) justifies that.
+            if not self._handle_fits_move() and (self._in_turn() or self._effect_seq >= self._handle_seq):
+                # Input is held, so the turn in progress will end and the server issues a handle
+                # right after each turn. Leaving without it would cut the turn (its output so far
+                # was delivered and the replayed trigger answers it again from the start) or
+                # resume from a snapshot without a turn the user saw answered (replaying it
+                # answers it twice, not replaying it loses it). A slow (backlogged) server is no
+                # reason for either: only the connection's own end (goAway deadline, else its
+                # lifetime) is.
                 hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
                 hard_reserve = min(1.0, max(0.0, (hard - start) / 3))
                 with trio.move_on_at(hard - hard_reserve):

@@ -176,3 +176,34 @@ async def test_planned_move_does_not_cut_a_turn_in_progress(mock_clock: trio.tes
             await session.send_client_content("two")
             assert await _first_client_kind(conn2) == "text:two"
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("vertex", FLAVOURS)
+async def test_a_slow_handle_after_a_turn_is_awaited_past_handle_timeout(
+    vertex: bool, mock_clock: trio.testing.MockClock
+) -> None:
+    """The handle the server issues after turnComplete is late (a backlogged server): moving with
+    the older one at handle_timeout answered the turn twice (or lost it). The move waits for it,
+    bounded by the connection's own deadline, not by handle_timeout."""
+    rotation = RotationPolicy(timer=False, quiet_timeout_s=0.1, handle_timeout_s=0.1)
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=vertex, rotation=rotation), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            await conn1.answer("You said: one")
+            assert (await session.receive_turn()).text == "You said: one"
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(5.0)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().connections == 1
+            await conn1.handle("h1", index=_index(vertex, 0))
+            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
+            assert resumed_from(conn2) == "h1"
+            await session.send_client_content("two")
+            assert await _first_client_kind(conn2) == "text:two"
+            nursery.cancel_scope.cancel()
