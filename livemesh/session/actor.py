@@ -630,7 +630,7 @@ class Session:
             self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
         self._counters.void_calls += len(void)
         plan = self._replay.plan(
-            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._settle()
+            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._rtt
         )
         if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
