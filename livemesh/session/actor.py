@@ -196,6 +196,7 @@ class Session:
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
         self._effect_seq = 0  # _rx_seq of the newest turnComplete (an effect the user has seen)
         self._lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
+        self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
         self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._non_blocking_names = config.non_blocking_names
 
@@ -809,8 +810,9 @@ class Session:
             if waiting is not None and self._sure_triggers:
                 # The first answer to a user turn bounds the round trip *including* the server's
                 # queueing delay, which the setup round trip misses on a backlogged server.
-                sample = now - waiting
-                self._lag = sample if sample > self._lag else 0.8 * self._lag + 0.2 * sample
+                self._lag_samples.append(now - waiting)
+                del self._lag_samples[:-8]
+                self._lag = max(self._lag_samples)
         if content is not None:
             if content.model_turn is not None:
                 self._generating = True
