@@ -1,0 +1,253 @@
+"""The sans-I/O engine (livemesh.transport_sansio) against the emulator over ws and wss, and the real
+session actor running on it: same errors, closes, cancellation and pings as the default engine."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from livemesh import wire
+from livemesh.emulator import EmulatorConfig, open_emulator
+from livemesh.emulator.app import Emulator
+from livemesh.errors import AuthError, QuotaError, SetupRejectedError
+from livemesh.session import Session
+from livemesh.transport import CloseInfo, Connection, ConnectionLostError, TransportOptions
+from livemesh.transport_sansio import SansioConnection, open_connection
+from tests.emulator.helpers import GEMINI, text_setup
+from tests.session.conftest import make_config
+from tests.session.test_tools import get_stock_price
+
+KEY = "sansio-SECRET-key"
+
+
+@pytest.fixture(params=[False, True], ids=["ws", "wss"])
+async def emu(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
+    async with open_emulator(EmulatorConfig(tls=request.param, resumption_update_interval_s=0.05)) as e:
+        yield e
+
+
+def options(emu: Emulator, **fields: Any) -> TransportOptions:
+    context = ssl.create_default_context(cadata=emu.ca_pem.decode()) if emu.ca_pem else None
+    return TransportOptions(ssl_context=context, **fields)
+
+
+def url(emu: Emulator, key: str = KEY) -> str:
+    return f"{emu.url}{GEMINI}?key={key}"
+
+
+async def setup(conn: Connection) -> wire.ServerMessage:
+    await conn.send(wire.encode_client(wire.ClientMessage(setup=text_setup())))
+    return wire.decode_server(await conn.receive())
+
+
+def turn(text: str) -> bytes:
+    content = wire.Content(parts=[wire.Part(text=text)], role="user")
+    return wire.encode_client(
+        wire.ClientMessage(client_content=wire.ClientContent(turns=[content], turn_complete=True))
+    )
+
+
+async def read_turn(conn: Connection) -> str:
+    words = []
+    while True:
+        content = wire.decode_server(await conn.receive()).server_content
+        if content is None:
+            continue
+        if content.model_turn is not None:
+            words.extend(part.text or "" for part in content.model_turn.parts or [])
+        if content.turn_complete:
+            return "".join(words)
+
+
+async def say(conn: Connection, text: str) -> str:
+    await conn.send(turn(text))
+    return await read_turn(conn)
+
+
+async def test_handshake_text_turn_and_clean_close(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        async with open_connection(url(emu), options=options(emu)) as conn:
+            assert isinstance(conn, SansioConnection)
+            assert conn.close_info is None
+            assert (await setup(conn)).setup_complete is not None
+            assert await say(conn, "hello there") == "You said: hello there"
+            assert KEY not in repr(conn)
+        assert conn.close_info == CloseInfo(1000, "")
+        await emu.wait_idle()
+
+
+async def test_key_in_a_header_and_a_batched_send(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        async with open_connection(
+            f"{emu.url}{GEMINI}", [("x-goog-api-key", KEY)], options=options(emu)
+        ) as c:
+            assert isinstance(c, SansioConnection)
+            await setup(c)
+            await c.send_many([turn("one"), turn("two")])
+            while (text := await read_turn(c)) != "You said: two":  # "two" may interrupt "one"
+                assert text in ("", "You said: one")
+            assert await say(c, "recall") == json.dumps(["one", "two"])
+        await emu.wait_idle()
+
+
+@pytest.mark.parametrize(("close_code", "expected"), [(1011, 1011), (None, 1006)])
+async def test_server_closes_surface_through_close_info(
+    emu: Emulator, close_code: int | None, expected: int
+) -> None:
+    with trio.fail_after(10):
+        async with open_connection(url(emu), options=options(emu)) as conn:
+            await setup(conn)
+            await emu.drop(close_code=close_code)
+            with pytest.raises(ConnectionLostError) as lost:
+                while True:
+                    await conn.receive()
+            assert lost.value.code == expected
+            info = conn.close_info
+            assert info is not None and info.code == expected
+            with pytest.raises(ConnectionLostError):
+                await conn.send(turn("too late"))
+        await emu.wait_idle()
+
+
+async def test_bad_key_is_an_auth_error(emu: Emulator) -> None:
+    config = EmulatorConfig(tls=emu.ca_pem is not None, api_keys=frozenset({"the-good-key"}))
+    with trio.fail_after(10):
+        async with open_emulator(config) as strict:
+            async with open_connection(url(strict, "a-bad-key"), options=options(strict)) as conn:
+                await conn.send(wire.encode_client(wire.ClientMessage(setup=text_setup())))
+                with pytest.raises(AuthError) as bad:
+                    await conn.receive()
+                assert bad.value.code == 1008
+                assert "a-bad-key" not in str(bad.value)
+            await strict.wait_idle()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (429, QuotaError),
+        (404, SetupRejectedError),
+        (503, ConnectionLostError),
+    ],
+)
+async def test_refused_upgrade_maps_like_the_default_engine(status: int, error: type[Exception]) -> None:
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        await request.reject(status)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None)
+            with pytest.raises(error) as refused:
+                async with open_connection(f"ws://127.0.0.1:{server.port}/x?key={KEY}"):
+                    pass  # pragma: no cover
+            assert getattr(refused.value, "code", None) == status
+            assert KEY not in str(refused.value)
+            nursery.cancel_scope.cancel()
+
+
+async def test_connecting_to_nothing_is_retryable() -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    await listener.aclose()
+    with trio.fail_after(5), pytest.raises(ConnectionLostError):
+        async with open_connection(f"ws://127.0.0.1:{port}/x"):
+            pass  # pragma: no cover
+
+
+async def test_untrusted_certificate_is_a_connection_error() -> None:
+    async with open_emulator(EmulatorConfig(tls=True)) as emu:
+        with trio.fail_after(5), pytest.raises(ConnectionLostError):
+            async with open_connection(
+                url(emu), options=TransportOptions(ssl_context=ssl.create_default_context())
+            ):
+                pass  # pragma: no cover
+        await emu.wait_idle()
+
+
+async def test_cancel_mid_receive_closes_the_socket(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        with trio.CancelScope() as scope:
+            async with open_connection(url(emu), options=options(emu)) as conn:
+                await setup(conn)
+                assert emu.live_connections() == 1
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(conn.receive)
+                    await trio.testing.wait_all_tasks_blocked()
+                    scope.cancel()
+        assert scope.cancelled_caught
+        assert conn.close_info is not None
+        await emu.wait_idle()
+        assert (emu.live_connections(), emu.open_sockets()) == (0, 0)
+
+
+async def test_large_frames_both_ways_and_the_size_limit(emu: Emulator) -> None:
+    big = "x" * 100_000  # an 100 KB frame up, frames of tens of KB down (within the context window)
+    with trio.fail_after(20):
+        async with open_connection(url(emu), options=options(emu)) as conn:
+            await setup(conn)
+            assert await say(conn, big) == f"You said: {big}"
+        async with open_connection(url(emu), options=options(emu, max_message_bytes=10_000)) as small:
+            await setup(small)
+            await small.send(turn(big))
+            with pytest.raises(SetupRejectedError) as too_big:
+                while True:
+                    await small.receive()
+            assert too_big.value.code == 1009
+        await emu.wait_idle()
+
+
+async def test_ping_waits_for_the_pong_with_and_without_a_reader(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        async with open_connection(url(emu), options=options(emu)) as conn:
+            await setup(conn)
+            await conn.ping()  # nobody receiving: ping reads for itself
+            async with trio.open_nursery() as nursery:
+                replies: list[str] = []
+
+                async def reader() -> None:
+                    replies.append(await read_turn(conn))
+
+                nursery.start_soon(reader)
+                await conn.send(turn("ping me"))
+                for _ in range(3):
+                    await conn.ping()  # the reader's reads deliver the pong
+            assert replies == ["You said: ping me"]
+            await emu.drop(close_code=1011)
+            with pytest.raises(ConnectionLostError):
+                while True:
+                    await conn.ping()
+        await emu.wait_idle()
+
+
+# ----------------------------------------------------------------------------- the session actor
+
+
+def sansio(config: Any) -> Any:
+    return lambda u, h: open_connection(u, h, options=config.transport)
+
+
+async def test_session_actor_chats_calls_tools_and_rotates_on_this_engine(emu: Emulator) -> None:
+    config = make_config(emu, tools=[get_stock_price], transport=options(emu))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            session = Session(config, connect=sansio(config))
+            await nursery.start(session.run)
+            assert await session.ask("hello") == "You said: hello"
+            answer = await session.ask('call get_stock_price {"symbol": "AAPL"}')
+            assert answer.startswith("get_stock_price returned")
+            await session.rotate()
+            assert await session.ask("after the move") == "You said: after the move"
+            assert await session.ask("recall") == json.dumps(["hello", "after the move"])
+            await session.aclose()
+    metrics = session.statistics()
+    assert (metrics.rotations, metrics.tool_calls) == (1, 1)
+    await emu.wait_idle()
