@@ -1,11 +1,12 @@
-"""The livemesh client end to end on two WebSocket engines: trio-websocket vs the sans-I/O prototype.
+"""The livemesh client end to end on two WebSocket engines: trio-websocket vs the sans-I/O engine.
 
     python bench/engine_compare.py [--sessions 50] [--duration 8] [--workload text] [--tls]
 
 Runs the real session actor and pool (``livemesh.bench.livemesh_client``) against the emulator in
 a separate process, once per engine, each in a fresh client process (with ``--tls``,
-google-genai's runner too, as the reference); the prototype engine
-(bench/ws_sansio_trio.py) is swapped in by replacing the actor's ``open_connection`` (bench-only).
+google-genai's runner too, as the reference); the sans-I/O engine (``livemesh.transport_sansio``)
+is swapped in by replacing the actor's ``open_connection`` (bench-only, until transport.py can
+select an engine).
 Prints client CPU per message and throughput per engine; CPU per message is the figure to trust on
 a shared machine (throughput also depends on how much CPU the process was given).
 """
@@ -14,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import trio
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def child(engine: str, spec_json: str) -> None:
@@ -27,12 +25,10 @@ def child(engine: str, spec_json: str) -> None:
     from livemesh.bench.workload import WorkloadSpec
 
     if engine == "sansio":
-        sys.path.insert(0, HERE)
-        import ws_sansio_trio  # type: ignore[import-not-found]
-
         import livemesh.session.actor as actor
+        from livemesh import transport_sansio
 
-        actor.open_connection = ws_sansio_trio.open_connection  # type: ignore[assignment]
+        actor.open_connection = transport_sansio.open_connection  # type: ignore[assignment]
     out = trio.run(livemesh_client.amain, WorkloadSpec.from_json(spec_json))
     print(json.dumps(out))
 

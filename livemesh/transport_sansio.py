@@ -71,6 +71,7 @@ def _websockets() -> Any:
         import websockets.exceptions
         import websockets.frames
         import websockets.http11
+        import websockets.protocol
         import websockets.uri
     except ImportError:
         raise ConfigError(
@@ -94,7 +95,8 @@ class SansioConnection:
         "_fragments",
         "_frames",
         "_messages",
-        "_pong",
+        "_open",
+        "_pongs",
         "_progress",
         "_protocol",
         "_queue_size",
@@ -104,7 +106,13 @@ class SansioConnection:
     )
 
     def __init__(
-        self, stream: trio.abc.Stream, protocol: ClientProtocol, *, options: TransportOptions, frames: Any
+        self,
+        stream: trio.abc.Stream,
+        protocol: ClientProtocol,
+        *,
+        options: TransportOptions,
+        frames: Any,
+        open_state: Any,
     ) -> None:
         self._stream = stream
         self._protocol = protocol
@@ -118,7 +126,8 @@ class SansioConnection:
         self._fragment_text = False
         self._reading = False
         self._progress: trio.Event | None = None  # made only when a second task waits for a read
-        self._pong: trio.Event | None = None
+        self._pongs = 0  # pongs received so far: a ping waits for this to grow (several may wait)
+        self._open = open_state  # websockets.protocol.State.OPEN, imported lazily
         self._aborted = False
 
     def __repr__(self) -> str:
@@ -172,8 +181,10 @@ class SansioConnection:
     async def _send_frames(self, frames: Sequence[bytes]) -> None:
         if self._ended() or self._protocol.close_sent is not None:
             raise self._lost()
-        await trio.lowlevel.checkpoint_if_cancelled()
         async with self._send_lock:  # cancelled while waiting here: nothing was queued
+            # A cancellation that arrived while the lock was handed over is raised here, before
+            # the frame is queued; from here to the first byte written there is no checkpoint.
+            await trio.lowlevel.checkpoint_if_cancelled()
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
             for frame in frames:
@@ -221,8 +232,8 @@ class SansioConnection:
                     data = b"".join(self._fragments)
                     self._fragments = []
                     self._messages.append(data.decode() if self._fragment_text else data)
-            elif op is opcode.PONG and self._pong is not None:
-                self._pong.set()
+            elif op is opcode.PONG:
+                self._pongs += 1
 
     async def _read_once(self) -> None:
         """One ``receive_some`` fed to the protocol, in this task; wakes tasks waiting for a read."""
@@ -278,8 +289,9 @@ class SansioConnection:
         """Send a ping and wait for a pong (the reply to it or a later one); raises once closed."""
         if self._ended():
             raise self._lost()
-        pong = self._pong = trio.Event()
         async with self._send_lock:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            seen = self._pongs
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
             self._protocol.send_ping(_PING_PAYLOAD)
@@ -287,7 +299,7 @@ class SansioConnection:
                 await self._write_locked()
             except _STREAM_ERRORS as exc:
                 raise ConnectionLostError(f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
-        while not pong.is_set():
+        while self._pongs == seen:
             if self._ended():
                 raise self._lost()
             if len(self._messages) >= self._queue_size and not self._reading:
@@ -305,11 +317,12 @@ class SansioConnection:
             scope.shield = True
             try:
                 protocol = self._protocol
-                if not self._aborted and protocol.close_sent is None and protocol.close_rcvd is None:
+                if not self._aborted:
                     async with self._send_lock:
-                        if not self._aborted and protocol.close_sent is None and protocol.close_rcvd is None:
-                            protocol.send_close(code, reason)
-                            await self._write_locked()
+                        if not self._aborted:
+                            if protocol.state is self._open:
+                                protocol.send_close(code, reason)
+                            await self._write_locked()  # also a close echo a busy writer held back
                 while not self._aborted and not protocol.reader.eof:
                     await self._await_read()  # the peer's close frame, then its EOF
             except _STREAM_ERRORS:
@@ -380,7 +393,9 @@ async def _handshake(
                 f"{redact_url(url)} answered with an invalid WebSocket handshake ({type(exc).__name__})",
                 code=NO_CLOSE_FRAME,
             )
-        conn = SansioConnection(stream, protocol, options=opts, frames=ws.frames)
+        conn = SansioConnection(
+            stream, protocol, options=opts, frames=ws.frames, open_state=ws.protocol.State.OPEN
+        )
         conn._absorb([event for event in events if isinstance(event, ws.frames.Frame)])
         return conn
     except BaseException:

@@ -55,7 +55,7 @@ def turn(text: str) -> bytes:
 
 
 async def read_turn(conn: Connection) -> str:
-    words = []
+    words: list[str] = []
     while True:
         content = wire.decode_server(await conn.receive()).server_content
         if content is None:
