@@ -125,7 +125,10 @@ class Session:
         on_handle: HandleHook | None = None,
         rng: random.Random | None = None,
         connect: ConnectFn | None = None,
+        on_turn_latency: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_turn_latency`` (e.g. a histogram's ``observe``) is called synchronously with the
+        seconds from a user turn's send to its ``turnComplete``; it must not block."""
         if not isinstance(config, SessionConfig):
             raise ConfigError(f"config must be a SessionConfig, not {type(config).__name__}")
         self.config = config
@@ -134,6 +137,7 @@ class Session:
         self.server_session_id: str | None = None
         self._log = _SessionLog(log, {"session_id": self.session_id})
         self._on_handle = on_handle
+        self._on_turn_latency = on_turn_latency
         self._rng = rng  # made on first retry if not given: 2.5 KiB an idle session does not need
         self._connect: ConnectFn = connect or (
             lambda url, headers: open_connection(url, headers, options=config.transport)
@@ -228,6 +232,11 @@ class Session:
         )
 
     @property
+    def is_idle(self) -> bool:
+        """Nothing in flight: no generation, no tool call pending, no answer awaited."""
+        return not self._generating and not len(self._ledger) and self._awaiting_reply_since is None
+
+    @property
     def error(self) -> LivemeshError | None:
         """Why the session failed (``None`` while healthy or after a normal close)."""
         return self._error
@@ -243,15 +252,17 @@ class Session:
         """Wait until :attr:`is_quiet` (for a supervisor choosing when to rotate)."""
         await self._wait_for(lambda: self.is_quiet or self._state in ("closed", "failed"))
 
-    async def rotate(self, reason: str = "requested") -> None:
+    async def rotate(self, reason: str = "requested", *, deadline: float | None = None) -> None:
         """Move to a fresh connection now (at the next quiet point) and wait until it is done.
 
-        Nothing sent is lost or doubled and ``async for`` continues unbroken. Raises the session's
-        error if it fails meanwhile, :class:`SessionClosedError` if it is closed.
+        Nothing sent is lost or doubled and ``async for`` continues unbroken. ``deadline`` (a
+        ``trio.current_time()`` value, e.g. when the pool knows the connection will be cut) bounds
+        the waits for a quiet point and a fresh handle. Raises the session's error if it fails
+        meanwhile, :class:`SessionClosedError` if it is closed.
         """
         self._check_open()
         target = self._moves_done + 1
-        self._request_move(reason, None)
+        self._request_move(reason, deadline)
         await self._wait_for(lambda: self._moves_done >= target or self._state in ("closed", "failed"))
         self._check_open()
 
@@ -288,6 +299,8 @@ class Session:
             manual_vad=self._manual_vad,
         )
         await self._send(out)
+        if video is not None:
+            self._counters.video_frames += 1
 
     async def send_tool_response(self, responses: Any, *, scheduling: str | None = None) -> None:
         """Answer tool calls yourself (calls no registered function handles).
@@ -831,6 +844,13 @@ class Session:
                 self._effect_seq = self._rx_seq
                 self._counters.turns += 1
                 self._turn_no += 1
+                waiting = self._awaiting_reply_since
+                if waiting is not None and self._on_turn_latency is not None and not content.interrupted:
+                    try:
+                        self._on_turn_latency(now - waiting)
+                    except Exception as exc:
+                        self._counters.callback_errors += 1
+                        self._log.warning("on_turn_latency raised %s", type(exc).__name__)
                 self._generating = False
                 self._awaiting_reply_since = None
                 if self._owed_after_turn:

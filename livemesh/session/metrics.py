@@ -53,6 +53,8 @@ class SessionMetrics:
     decode_errors: int
     last_move_stall_s: float
     max_move_stall_s: float
+    video_frames: int = 0
+    """Video frames the user sent (``send_realtime_input(video=...)``), replays not counted."""
 
     @property
     def tool_latency_mean_s(self) -> float:
@@ -90,6 +92,7 @@ class SessionCounters:
     decode_errors: int = 0
     last_move_stall_s: float = 0.0
     max_move_stall_s: float = 0.0
+    video_frames: int = 0
 
     def tool_done(self, latency: float) -> None:
         self.tool_latency_total_s += latency

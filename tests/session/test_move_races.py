@@ -99,6 +99,7 @@ async def test_a_handle_issued_before_the_server_read_a_turn_neither_ends_the_wa
             await trio.testing.wait_all_tasks_blocked()
             assert session.resume_handle == "h1"
             assert not session.is_quiet  # the answer to "one" is still owed
+            assert not session.is_idle
             conn1.drop()
             await trio.testing.wait_all_tasks_blocked()
             mock_clock.jump(1.0)  # the reconnect backoff
