@@ -17,9 +17,14 @@ Tasks (all in nurseries the caller can see)::
 A *move* ends one connection and resumes on the next with the newest resumable handle:
 
 * planned (goAway, timer, ``rotate()``): wait for a quiet point (no generation, no pending call,
-  a resumable handle), hold new input, make sure the handle covers everything sent (at once if the
-  replay log is unambiguous, else wait for a fresh one), close with 1000, resume, replay what the
-  handle does not cover, release the held input;
+  a resumable handle), hold new input, then wait for a handle that *fits*: received after the
+  newest ``turnComplete`` (a resumed context is the snapshot of the handle used, so a turn the
+  user saw answered must be in it: replaying its trigger answers it twice, dropping it loses it)
+  and, on the Gemini API, leaving no logged message ambiguous. Waits past ``handle_timeout_s``
+  (up to the connection's own deadline) while a turn is in flight or its handle is owed. Then
+  close with 1000, resume, replay what the handle does not cover, release the held input. User
+  turns are trimmed from the replay log only by their ``turnComplete``, never by handle timing;
+  media by timing with a settle that includes the answer lag observed (server backlog);
 * unplanned (drop, 1011, keepalive): resume with bounded, jittered retries and replay what the
   handle may not cover (exact on Vertex ``transparent``; on the Gemini API messages in the last
   round trip before the handle are ambiguous and counted in ``metrics.replay_ambiguous``).
