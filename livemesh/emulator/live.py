@@ -66,6 +66,7 @@ class LiveConnection:
         self.peer = peer
         self.number = number
         self.record: SessionRecord | None = None
+        self._context: Context | None = None
         self.key: str | None = None
         self._setup = wire.Setup()
         self._nursery: trio.Nursery | None = None
@@ -91,8 +92,12 @@ class LiveConnection:
 
     @property
     def context(self) -> Context:
-        assert self.record is not None
-        return self.record.context
+        """The context this connection was admitted with. Not ``record.context``: once a resume
+        has restored the session on a new connection, this (closing) connection may still drain
+        client messages it had already received, and they must not land in the new context
+        (the client resends them there after the handle's index: they would count twice)."""
+        assert self._context is not None
+        return self._context
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,6 +164,7 @@ class LiveConnection:
         if token is not None:
             emu.tokens.spend(token, resume=resume)
         self.record = record
+        self._context = record.context
         emu.store.attach(record, self)
         emu.register(self)
         self.peer.on_end = self._end
@@ -213,7 +219,9 @@ class LiveConnection:
     async def _send_handle(self, *, wait: bool = True) -> None:
         """A fresh handle naming the context as it is now (only while resumable). With
         ``wait=False`` (timers) it is skipped when the client is not reading."""
-        if self.record is None or not self._resumption or not self._resumable():
+        if self.record is None or self.record.connection is not self:
+            return  # detached: a handle now would name another connection's context
+        if not self._resumption or not self._resumable():
             return
         if not wait and not self.peer.has_room():
             return
