@@ -141,14 +141,13 @@ class SansioConnection:
         protocol = self._protocol
         if protocol.close_rcvd is not None:
             return CloseInfo(code=protocol.close_rcvd.code, reason=protocol.close_rcvd.reason)
+        sent = protocol.close_sent
+        if sent is not None and sent.code not in (1000, 1001):
+            # we failed the connection (1002 bad frame, 1007 bad UTF-8, 1009 too big): that is the
+            # reason, whatever the network did afterwards
+            return CloseInfo(code=sent.code, reason=sent.reason)
         if self._aborted or protocol.reader.eof:
-            sent = protocol.close_sent
-            if sent is not None and sent.code not in (1000, 1001) and not self._aborted:
-                # we failed the connection (1002 bad frame, 1007 bad UTF-8, 1009 too big)
-                return CloseInfo(code=sent.code, reason=sent.reason)
             return CloseInfo()
-        if protocol.close_sent is not None and protocol.close_sent.code not in (1000, 1001):
-            return CloseInfo(code=protocol.close_sent.code, reason=protocol.close_sent.reason)
         return None
 
     def _ended(self) -> bool:
@@ -217,23 +216,28 @@ class SansioConnection:
     # ------------------------------------------------------------------------- reading
 
     def _absorb(self, events: list[Any]) -> None:
+        """Queue complete messages (reassembling fragments) and count pongs from parsed frames."""
         opcode = self._frames.Opcode
-        for event in events:
-            op = event.opcode
-            if op is opcode.BINARY or op is opcode.TEXT:
-                if event.fin:
-                    self._messages.append(event.data.decode() if op is opcode.TEXT else event.data)
-                else:
-                    self._fragment_text = op is opcode.TEXT
-                    self._fragments = [event.data]
-            elif op is opcode.CONT:
-                self._fragments.append(event.data)
-                if event.fin:
-                    data = b"".join(self._fragments)
-                    self._fragments = []
-                    self._messages.append(data.decode() if self._fragment_text else data)
-            elif op is opcode.PONG:
-                self._pongs += 1
+        try:
+            for event in events:
+                op = event.opcode
+                if op is opcode.BINARY or op is opcode.TEXT:
+                    if event.fin:
+                        self._messages.append(event.data.decode() if op is opcode.TEXT else event.data)
+                    else:
+                        self._fragment_text = op is opcode.TEXT
+                        self._fragments = [event.data]
+                elif op is opcode.CONT:
+                    self._fragments.append(event.data)
+                    if event.fin:
+                        data = b"".join(self._fragments)
+                        self._fragments = []
+                        self._messages.append(data.decode() if self._fragment_text else data)
+                elif op is opcode.PONG:
+                    self._pongs += 1
+        except UnicodeDecodeError:
+            # websockets' protocol leaves UTF-8 checks to its I/O layer, which is us (RFC 6455 8.1)
+            self._protocol.fail(1007, "invalid UTF-8 in a text frame")
 
     async def _read_once(self) -> None:
         """One ``receive_some`` fed to the protocol, in this task; wakes tasks waiting for a read."""

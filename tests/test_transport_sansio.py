@@ -251,3 +251,55 @@ async def test_session_actor_chats_calls_tools_and_rotates_on_this_engine(emu: E
     metrics = session.statistics()
     assert (metrics.rotations, metrics.tool_calls) == (1, 1)
     await emu.wait_idle()
+
+
+def bare_connection(stream: trio.abc.Stream) -> SansioConnection:
+    """A connection past its handshake on any trio stream, to drive the byte level directly."""
+    import websockets.frames
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    protocol = ClientProtocol(parse_uri("ws://peer/"), state=State.OPEN)
+    options = TransportOptions()
+    return SansioConnection(
+        stream, protocol, options=options, frames=websockets.frames, open_state=State.OPEN
+    )
+
+
+async def test_a_send_cancelled_mid_frame_aborts_the_connection() -> None:
+    """The peer must never see bytes after a partial frame: the stream is closed at once."""
+    client_stream, peer = trio.testing.lockstep_stream_pair()
+    conn = bare_connection(client_stream)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            cancelled = trio.Event()
+
+            async def big_send() -> None:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_after_first_bytes, scope)
+                    await conn.send(b'"' + b"x" * 100_000 + b'"')
+                cancelled.set()
+
+            async def cancel_after_first_bytes(scope: trio.CancelScope) -> None:
+                assert await peer.receive_some(10)  # part of the frame left
+                scope.cancel()
+
+            nursery.start_soon(big_send)
+        assert cancelled.is_set()
+        assert conn.close_info == CloseInfo(1006, "")
+        with pytest.raises(ConnectionLostError):
+            await conn.send(b"{}")
+        with pytest.raises(trio.ClosedResourceError):
+            await client_stream.send_all(b"more")  # closed: nothing can follow the partial frame
+
+
+async def test_invalid_utf8_text_frame_fails_the_connection_with_1007() -> None:
+    client_stream, peer = trio.testing.memory_stream_pair()
+    conn = bare_connection(client_stream)
+    with trio.fail_after(5):
+        await peer.send_all(b"\x81\x02\xff\xfe")  # unmasked text frame, 2 bytes of invalid UTF-8
+        await peer.aclose()
+        with pytest.raises(SetupRejectedError) as bad:
+            await conn.receive()
+        assert bad.value.code == 1007
