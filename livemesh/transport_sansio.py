@@ -34,6 +34,7 @@ between awaits):
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -60,6 +61,21 @@ if TYPE_CHECKING:
 __all__ = ["SansioConnection", "open_connection"]
 
 _PING_PAYLOAD: Final = b"livemesh"
+
+
+class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to websockets' protocol: it logs the request line and headers (an API key
+    in ``?key=`` or ``x-goog-api-key``) and every frame at DEBUG, so DEBUG is never passed on;
+    its warnings and errors (a parser bug) still reach ``livemesh.transport``."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        pass
+
+
+_PROTOCOL_LOG: Final = _NoDebugLogger(logging.getLogger("livemesh.transport"), {})
 
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -371,7 +387,7 @@ async def _handshake(
     else:
         stream = await trio.open_tcp_stream(host, port)
     try:
-        protocol = ws.client.ClientProtocol(uri, max_size=opts.max_message_bytes)
+        protocol = ws.client.ClientProtocol(uri, max_size=opts.max_message_bytes, logger=_PROTOCOL_LOG)
         request = protocol.connect()
         for name, value in headers:
             request.headers[name] = value

@@ -4,6 +4,7 @@ session actor running on it: same errors, closes, cancellation and pings as the 
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -116,7 +117,10 @@ async def test_server_closes_surface_through_close_info(
         await emu.wait_idle()
 
 
-async def test_bad_key_is_an_auth_error(emu: Emulator) -> None:
+async def test_bad_key_is_an_auth_error_and_never_logged(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     config = EmulatorConfig(tls=emu.ca_pem is not None, api_keys=frozenset({"the-good-key"}))
     with trio.fail_after(10):
         async with open_emulator(config) as strict:
@@ -127,6 +131,7 @@ async def test_bad_key_is_an_auth_error(emu: Emulator) -> None:
                 assert bad.value.code == 1008
                 assert "a-bad-key" not in str(bad.value)
             await strict.wait_idle()
+    assert "a-bad-key" not in caplog.text
 
 
 @pytest.mark.parametrize(
