@@ -106,12 +106,13 @@ class SansioConnection:
     __slots__ = (
         "_aborted",
         "_buffer_size",
+        "_closed_state",
         "_disconnect_timeout",
         "_fragment_text",
         "_fragments",
         "_frames",
         "_messages",
-        "_open",
+        "_open_state",
         "_pongs",
         "_progress",
         "_protocol",
@@ -128,7 +129,7 @@ class SansioConnection:
         *,
         options: TransportOptions,
         frames: Any,
-        open_state: Any,
+        states: Any,
     ) -> None:
         self._stream = stream
         self._protocol = protocol
@@ -143,7 +144,8 @@ class SansioConnection:
         self._reading = False
         self._progress: trio.Event | None = None  # made only when a second task waits for a read
         self._pongs = 0  # pongs received so far: a ping waits for this to grow (several may wait)
-        self._open = open_state  # websockets.protocol.State.OPEN, imported lazily
+        self._open_state = states.OPEN  # websockets.protocol.State, imported lazily
+        self._closed_state = states.CLOSED  # reached once the peer's EOF was fed to the protocol
         self._aborted = False
 
     def __repr__(self) -> str:
@@ -162,13 +164,13 @@ class SansioConnection:
             # we failed the connection (1002 bad frame, 1007 bad UTF-8, 1009 too big): that is the
             # reason, whatever the network did afterwards
             return CloseInfo(code=sent.code, reason=sent.reason)
-        if self._aborted or protocol.reader.eof:
+        if self._aborted or protocol.state is self._closed_state:
             return CloseInfo()
         return None
 
     def _ended(self) -> bool:
         protocol = self._protocol
-        return self._aborted or protocol.close_rcvd is not None or protocol.reader.eof
+        return self._aborted or protocol.close_rcvd is not None or protocol.state is self._closed_state
 
     def _lost(self) -> SessionError:
         return close_error(self.close_info or CloseInfo())
@@ -340,10 +342,10 @@ class SansioConnection:
                 if not self._aborted:
                     async with self._send_lock:
                         if not self._aborted:
-                            if protocol.state is self._open:
+                            if protocol.state is self._open_state:
                                 protocol.send_close(code, reason)
                             await self._write_locked()  # also a close echo a busy writer held back
-                while not self._aborted and not protocol.reader.eof:
+                while not self._aborted and protocol.state is not self._closed_state:
                     await self._await_read()  # the peer's close frame, then its EOF
             except _STREAM_ERRORS:
                 pass
@@ -413,9 +415,7 @@ async def _handshake(
                 f"{redact_url(url)} answered with an invalid WebSocket handshake ({type(exc).__name__})",
                 code=NO_CLOSE_FRAME,
             )
-        conn = SansioConnection(
-            stream, protocol, options=opts, frames=ws.frames, open_state=ws.protocol.State.OPEN
-        )
+        conn = SansioConnection(stream, protocol, options=opts, frames=ws.frames, states=ws.protocol.State)
         conn._absorb([event for event in events if isinstance(event, ws.frames.Frame)])
         return conn
     except BaseException:

@@ -267,9 +267,7 @@ def bare_connection(stream: trio.abc.Stream) -> SansioConnection:
 
     protocol = ClientProtocol(parse_uri("ws://peer/"), state=State.OPEN)
     options = TransportOptions()
-    return SansioConnection(
-        stream, protocol, options=options, frames=websockets.frames, open_state=State.OPEN
-    )
+    return SansioConnection(stream, protocol, options=options, frames=websockets.frames, states=State)
 
 
 async def test_a_send_cancelled_mid_frame_aborts_the_connection() -> None:
