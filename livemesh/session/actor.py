@@ -1101,7 +1101,10 @@ class Session:
         hold_at = trio.current_time()
         self._notify()
         if not self._handle_fits_move():
-            handle_limit = hold_at + policy.handle_timeout_s
+            # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
+            # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
+            settle = 0.0 if self.config.transparent else self._settle()
+            handle_limit = hold_at + policy.handle_timeout_s + settle
             if deadline is not None:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
