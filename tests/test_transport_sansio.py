@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import trio_websocket
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.emulator.app import Emulator
-from livemesh.errors import AuthError, QuotaError, SetupRejectedError
+from livemesh.errors import AuthError, ConfigError, QuotaError, SetupRejectedError
 from livemesh.session import Session
 from livemesh.transport import CloseInfo, Connection, ConnectionLostError, TransportOptions
 from livemesh.transport_sansio import SansioConnection, open_connection
@@ -306,3 +307,11 @@ async def test_invalid_utf8_text_frame_fails_the_connection_with_1007() -> None:
         with pytest.raises(SetupRejectedError) as bad:
             await conn.receive()
         assert bad.value.code == 1007
+
+
+async def test_missing_websockets_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("websockets", "websockets.client", "websockets.uri"):
+        monkeypatch.setitem(sys.modules, name, None)  # what a missing package looks like to import
+    with pytest.raises(ConfigError, match="pip install"):
+        async with open_connection("ws://127.0.0.1:9/x"):
+            pass  # pragma: no cover
