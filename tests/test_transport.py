@@ -11,6 +11,7 @@ from livemesh.errors import AuthError, QuotaError, SetupRejectedError
 from livemesh.transport import (
     CloseInfo,
     ConnectionLostError,
+    TransportOptions,
     classify_close,
     close_error,
     keepalive,
@@ -58,7 +59,12 @@ def test_redact_url_drops_query_and_userinfo() -> None:
     assert redact_url("wss://user:pw@host.example:443/ws/x?key=SECRET") == "wss://host.example:443/ws/x"
 
 
-async def test_open_connection_maps_close_and_rejection() -> None:
+ENGINES = pytest.mark.parametrize("engine", ["sansio", "trio-websocket"])
+
+
+@ENGINES
+async def test_open_connection_maps_close_and_rejection(engine: str) -> None:
+    opts = TransportOptions(engine=engine)  # type: ignore[arg-type]
     async def handler(request: trio_websocket.WebSocketRequest) -> None:
         if "/reject" in request.path:
             await request.reject(403)
@@ -73,7 +79,9 @@ async def test_open_connection_maps_close_and_rejection() -> None:
             server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None)
             port = server.port
             base = f"ws://127.0.0.1:{port}"
-            async with open_connection(base + "/echo", [("x-goog-api-key", "SECRET-KEY")]) as conn:
+            async with open_connection(
+                base + "/echo", [("x-goog-api-key", "SECRET-KEY")], options=opts
+            ) as conn:
                 assert conn.close_info is None
                 await conn.send(b'{"hello": 1}')
                 assert await conn.receive() == '{"hello": 1}'
@@ -82,19 +90,21 @@ async def test_open_connection_maps_close_and_rejection() -> None:
                 assert info.value.code == 1007
                 assert conn.close_info == CloseInfo(1007, "Request contains an invalid argument.")
             with pytest.raises(AuthError) as rejected:
-                async with open_connection(base + "/reject?key=SECRET-KEY"):
+                async with open_connection(base + "/reject?key=SECRET-KEY", options=opts):
                     pass  # pragma: no cover
             assert rejected.value.code == 403
             assert "SECRET-KEY" not in str(rejected.value)
             nursery.cancel_scope.cancel()
 
 
-async def test_connecting_to_nothing_is_retryable() -> None:
+@ENGINES
+async def test_connecting_to_nothing_is_retryable(engine: str) -> None:
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     port = listener.socket.getsockname()[1]
     await listener.aclose()
+    opts = TransportOptions(engine=engine)  # type: ignore[arg-type]
     with trio.fail_after(5), pytest.raises(ConnectionLostError):
-        async with open_connection(f"ws://127.0.0.1:{port}/x"):
+        async with open_connection(f"ws://127.0.0.1:{port}/x", options=opts):
             pass  # pragma: no cover
 
 

@@ -259,6 +259,23 @@ async def test_session_actor_chats_calls_tools_and_rotates_on_this_engine(emu: E
     await emu.wait_idle()
 
 
+async def test_session_actor_on_the_trio_websocket_engine_through_the_option(emu: Emulator) -> None:
+    """The fallback engine, chosen the way users choose it: ``TransportOptions(engine=...)``."""
+    config = make_config(emu, tools=[get_stock_price], transport=options(emu, engine="trio-websocket"))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            session = Session(config)
+            await nursery.start(session.run)
+            assert await session.ask("hello") == "You said: hello"
+            answer = await session.ask('call get_stock_price {"symbol": "AAPL"}')
+            assert answer.startswith("get_stock_price returned")
+            await session.rotate()
+            assert await session.ask("recall") == json.dumps(["hello"])
+            await session.aclose()
+    assert session.statistics().rotations == 1
+    await emu.wait_idle()
+
+
 def bare_connection(stream: trio.abc.Stream) -> SansioConnection:
     """A connection past its handshake on any trio stream, to drive the byte level directly."""
     import websockets.frames
