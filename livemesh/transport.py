@@ -236,18 +236,22 @@ class _TrioWebsocketConnection:
                 pass
 
 
+def rejection_error(status: int, url: str) -> SessionError:
+    """The livemesh error for an upgrade refused with HTTP ``status`` (every engine maps it so)."""
+    text = f"{redact_url(url)} refused the WebSocket upgrade with HTTP {status}"
+    if status in (401, 403):
+        return AuthError(text, code=status, reason=f"HTTP {status}")
+    if status == 429:
+        return QuotaError(text, code=status, reason=f"HTTP {status}")
+    if status in (400, 404):
+        return SetupRejectedError(text, code=status, reason=f"HTTP {status}")
+    return ConnectionLostError(text, code=status, reason=f"HTTP {status}")
+
+
 def _handshake_error(exc: trio_websocket.HandshakeError, url: str) -> SessionError:
     where = redact_url(url)
     if isinstance(exc, trio_websocket.ConnectionRejected):
-        status = exc.status_code
-        text = f"{where} refused the WebSocket upgrade with HTTP {status}"
-        if status in (401, 403):
-            return AuthError(text, code=status, reason=f"HTTP {status}")
-        if status == 429:
-            return QuotaError(text, code=status, reason=f"HTTP {status}")
-        if status in (400, 404):
-            return SetupRejectedError(text, code=status, reason=f"HTTP {status}")
-        return ConnectionLostError(text, code=status, reason=f"HTTP {status}")
+        return rejection_error(exc.status_code, url)
     if isinstance(exc, trio_websocket.ConnectionTimeout):
         return ConnectionLostError(f"connecting to {where} timed out", code=NO_CLOSE_FRAME)
     cause = exc.__cause__ or exc.__context__

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from livemesh.errors import AuthError, ConfigError, QuotaError, SessionError, SetupRejectedError
+from livemesh.errors import ConfigError, SessionError
 from livemesh.transport import (
     NO_CLOSE_FRAME,
     CloseInfo,
@@ -53,6 +53,7 @@ from livemesh.transport import (
     TransportOptions,
     close_error,
     redact_url,
+    rejection_error,
 )
 
 if TYPE_CHECKING:
@@ -357,18 +358,6 @@ class SansioConnection:
             self._aborted = True
 
 
-def _status_error(status: int, url: str) -> SessionError:
-    """The livemesh error for a refused upgrade (same mapping as the trio-websocket engine)."""
-    text = f"{redact_url(url)} refused the WebSocket upgrade with HTTP {status}"
-    if status in (401, 403):
-        return AuthError(text, code=status, reason=f"HTTP {status}")
-    if status == 429:
-        return QuotaError(text, code=status, reason=f"HTTP {status}")
-    if status in (400, 404):
-        return SetupRejectedError(text, code=status, reason=f"HTTP {status}")
-    return ConnectionLostError(text, code=status, reason=f"HTTP {status}")
-
-
 async def _handshake(
     url: str, headers: Sequence[tuple[str, str]], opts: TransportOptions, ws: Any
 ) -> SansioConnection:
@@ -410,7 +399,7 @@ async def _handshake(
         if protocol.handshake_exc is not None:
             exc = protocol.handshake_exc
             if isinstance(exc, ws.exceptions.InvalidStatus):
-                raise _status_error(exc.response.status_code, url)
+                raise rejection_error(exc.response.status_code, url)
             raise ConnectionLostError(
                 f"{redact_url(url)} answered with an invalid WebSocket handshake ({type(exc).__name__})",
                 code=NO_CLOSE_FRAME,

@@ -40,6 +40,7 @@ import attrs
 import trio
 
 from livemesh import wire
+from livemesh._groups import unwrap_group
 from livemesh.errors import ConfigError, QuotaError, SessionClosedError
 from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
 from livemesh.pool.admission import Admission, QuotaBackoff
@@ -808,24 +809,7 @@ async def open_pool(
     except BaseExceptionGroup as group:
         # Children never raise (failures stop at their boundary), so the group holds the block's own
         # exception: re-raise it bare, so `except KeyboardInterrupt` / `except MyError` still work.
-        raise _unwrap_group(group, body_error) from None
-
-
-def _unwrap_group(group: BaseExceptionGroup, preferred: BaseException | None) -> BaseException:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    if preferred is not None and preferred in leaves:
-        return preferred
-    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)]
-    return meaningful[0] if len(meaningful) == 1 else group
+        raise unwrap_group(group, body_error) from None
 
 
 def _iter_children(pool: Pool) -> Iterator[_Child]:  # for tests and the bench

@@ -48,6 +48,7 @@ import attrs
 import trio
 
 from livemesh import wire
+from livemesh._groups import unwrap_group
 from livemesh.auth import Auth, redact, secrets_of
 from livemesh.endpoints import live_headers
 from livemesh.errors import (
@@ -1254,7 +1255,7 @@ async def open_session(
             with trio.CancelScope(shield=True):
                 await session.aclose()
     except BaseExceptionGroup as group:
-        raise _unwrap(group, body_error) from None
+        raise unwrap_group(group, body_error) from None
     if session.error is not None and not session._error_seen:
         raise session.error
 
@@ -1271,26 +1272,6 @@ async def _run_quietly(
             raise
         if session._body_scope is not None:
             session._body_scope.cancel()
-
-
-def _unwrap(group: BaseExceptionGroup, preferred: BaseException | None) -> BaseException:
-    """The one meaningful exception in a nursery's group (the body's, else the single leaf)."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    if preferred is not None and preferred in leaves:
-        return preferred
-    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)]
-    if len(meaningful) == 1:
-        return meaningful[0]
-    return group
 
 
 def _answered_ids(message: wire.ClientMessage) -> tuple[str, ...]:
