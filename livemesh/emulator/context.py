@@ -116,35 +116,21 @@ class Context:
         self.compressions += 1
 
     def snapshot(self) -> SessionStats:
-        return SessionStats(
-            messages=self.messages,
-            audio_bytes=self.audio_bytes,
-            audio_chunks=self.audio_chunks,
-            video_frames=self.video_frames,
-            turns=self.turns,
-            texts=tuple(self.texts),
-            tool_responses=self.tool_responses,
-            unknown_tool_responses=self.unknown_tool_responses,
-            pending_results=tuple(self.pending_results),
-            turn_tokens=tuple(self.turn_tokens),
-            compressions=self.compressions,
-        )
+        # Derived from Context's own fields, so a counter added here can never be left out of a
+        # snapshot (and silently lost across a resumption); lists freeze into tuples.
+        fields: dict[str, Any] = {
+            f.name: tuple(value) if isinstance(value := getattr(self, f.name), list) else value
+            for f in attrs.fields(Context)
+        }
+        return SessionStats(**fields)
 
     @classmethod
     def restore(cls, snap: SessionStats) -> Context:
-        return cls(
-            messages=snap.messages,
-            audio_bytes=snap.audio_bytes,
-            audio_chunks=snap.audio_chunks,
-            video_frames=snap.video_frames,
-            turns=snap.turns,
-            texts=list(snap.texts),
-            tool_responses=snap.tool_responses,
-            unknown_tool_responses=snap.unknown_tool_responses,
-            pending_results=list(snap.pending_results),
-            turn_tokens=list(snap.turn_tokens),
-            compressions=snap.compressions,
-        )
+        fields: dict[str, Any] = {
+            f.name: list(value) if isinstance(value := getattr(snap, f.name), tuple) else value
+            for f in attrs.fields(cls)
+        }
+        return cls(**fields)
 
 
 @attrs.define(eq=False)
