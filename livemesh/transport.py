@@ -151,6 +151,13 @@ class Connection(Protocol):
         """The next server frame; raises a livemesh :class:`SessionError` once the connection ends."""
         ...
 
+    @property
+    def arrived_after(self) -> float | None:
+        """A time no later than the arrival of the frame :meth:`receive` returned last (wake-up
+        latency aside), or ``None`` if the engine cannot tell. The session dates resumption
+        handles with it: a frame *read* late (the reader was busy) may have arrived long before."""
+        ...
+
     async def ping(self) -> None:
         """Send a ping and wait for its pong (raises like :meth:`receive` if the connection ends)."""
         ...
@@ -182,6 +189,9 @@ class _TrioWebsocketConnection:
     """:class:`Connection` over a ``trio_websocket.WebSocketConnection``."""
 
     __slots__ = ("_disconnect_timeout", "_ws")
+
+    arrived_after = None
+    """trio-websocket's reader task reads ahead into its own queue: arrival times are not known."""
 
     def __init__(self, ws: trio_websocket.WebSocketConnection, *, disconnect_timeout: float) -> None:
         self._ws = ws

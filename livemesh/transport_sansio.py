@@ -34,10 +34,11 @@ between awaits):
 
 from __future__ import annotations
 
+import array
 import logging
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -81,6 +82,51 @@ _PROTOCOL_LOG: Final = _NoDebugLogger(logging.getLogger("livemesh.transport"), {
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+def drain_probe(stream: trio.abc.Stream) -> Callable[[], bool] | None:
+    """A check that every byte the peer sent so far has been read from ``stream`` (the kernel's
+    receive queue and, under TLS, trio's buffers are empty), or ``None`` where it cannot be told.
+
+    Why: the session judges which of its messages a resumption handle covers by *when the handle
+    arrived*. A frame read late (the reader was busy handing earlier messages to a slow consumer)
+    must not be dated by the read, or messages sent after the handle was issued look covered and
+    are lost on a move. With this check a read that had to wait dates its frames by the wake-up;
+    any other read dates them no later than the last moment the buffers were seen empty.
+    """
+    try:
+        import fcntl
+        import termios
+
+        request = termios.FIONREAD
+    except (ImportError, AttributeError):  # pragma: no cover - not Linux/macOS
+        return None
+    incoming: Any = None
+    ssl_object: Any = None
+    transport: Any = stream
+    if isinstance(stream, trio.SSLStream):
+        # trio keeps received ciphertext in a MemoryBIO and OpenSSL the decrypted rest of a record
+        incoming = getattr(stream, "_incoming", None)
+        ssl_object = getattr(stream, "_ssl_object", None)
+        if not isinstance(incoming, ssl.MemoryBIO) or not isinstance(ssl_object, ssl.SSLObject):
+            return None  # pragma: no cover - a trio without these internals: fall back to read times
+        transport = stream.transport_stream
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return None
+    fd = sock.fileno()
+    count = array.array("i", [0])
+
+    def drained() -> bool:
+        if incoming is not None and (incoming.pending or ssl_object.pending()):
+            return False
+        try:
+            fcntl.ioctl(fd, request, count, True)
+        except OSError:
+            return False
+        return count[0] == 0
+
+    return drained
+
+
 def _websockets() -> Any:
     """The ``websockets`` modules this engine needs, or a :class:`ConfigError` saying how to get them."""
     try:
@@ -107,6 +153,7 @@ class SansioConnection:
     __slots__ = (
         "_aborted",
         "_buffer_size",
+        "_caught_up_at",
         "_closed_state",
         "_disconnect_timeout",
         "_fragment_text",
@@ -115,12 +162,15 @@ class SansioConnection:
         "_messages",
         "_open_state",
         "_pongs",
+        "_probe",
         "_progress",
         "_protocol",
         "_queue_size",
         "_reading",
         "_send_lock",
+        "_stamps",
         "_stream",
+        "arrived_after",
     )
 
     def __init__(
@@ -140,6 +190,13 @@ class SansioConnection:
         self._buffer_size = options.receive_buffer_size
         self._send_lock = trio.StrictFIFOLock()
         self._messages: deque[bytes | str] = deque()
+        self._stamps: deque[float | None] = deque()  # one per message: see ``arrived_after``
+        self._probe = drain_probe(stream)
+        self._caught_up_at: float | None = trio.current_time() if self._probe is not None else None
+        self.arrived_after: float | None = None
+        """For the frame :meth:`receive` returned last: a time (``trio.current_time()``) no later
+        than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
+        cannot tell (then only the time it was read is known)."""
         self._fragments: list[bytes] = []
         self._fragment_text = False
         self._reading = False
@@ -234,15 +291,17 @@ class SansioConnection:
 
     # ------------------------------------------------------------------------- reading
 
-    def _absorb(self, events: list[Any]) -> None:
+    def _absorb(self, events: list[Any], stamp: float | None = None) -> None:
         """Queue complete messages (reassembling fragments) and count pongs from parsed frames."""
         opcode = self._frames.Opcode
+        stamps = self._stamps
         try:
             for event in events:
                 op = event.opcode
                 if op is opcode.BINARY or op is opcode.TEXT:
                     if event.fin:
                         self._messages.append(event.data.decode() if op is opcode.TEXT else event.data)
+                        stamps.append(stamp)
                     else:
                         self._fragment_text = op is opcode.TEXT
                         self._fragments = [event.data]
@@ -252,6 +311,7 @@ class SansioConnection:
                         data = b"".join(self._fragments)
                         self._fragments = []
                         self._messages.append(data.decode() if self._fragment_text else data)
+                        stamps.append(stamp)
                 elif op is opcode.PONG:
                     self._pongs += 1
         except UnicodeDecodeError:
@@ -261,19 +321,27 @@ class SansioConnection:
     async def _read_once(self) -> None:
         """One ``receive_some`` fed to the protocol, in this task; wakes tasks waiting for a read."""
         self._reading = True
+        probe = self._probe
         try:
+            waits = probe is not None and probe()  # nothing unread: this read waits for new bytes
             try:
                 data = await self._stream.receive_some(self._buffer_size)
             except _STREAM_ERRORS:
                 self._abort()
                 data = b""
+            stamp = self._caught_up_at
+            if probe is not None:
+                now = trio.current_time()
+                stamp = now if waits else stamp
+                if probe():
+                    self._caught_up_at = now
             protocol = self._protocol
             if data:
                 protocol.receive_data(data)
             else:
                 protocol.receive_eof()
             events = protocol.events_received()
-            self._absorb(events)
+            self._absorb(events, stamp)
         finally:
             self._reading = False
             if self._progress is not None:
@@ -306,6 +374,7 @@ class SansioConnection:
             if self._ended():
                 raise self._lost()
             await self._await_read()
+        self.arrived_after = self._stamps.popleft()
         return messages.popleft()
 
     async def ping(self) -> None:

@@ -332,3 +332,67 @@ async def test_missing_websockets_is_a_config_error(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ConfigError, match="pip install"):
         async with open_connection("ws://127.0.0.1:9/x"):
             pass  # pragma: no cover
+
+
+def _server_frame(text: str) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([0x81, len(payload)]) + payload  # FIN + text, unmasked (server to client)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+async def test_frames_read_late_are_dated_no_later_than_their_arrival(tls: bool) -> None:
+    """``arrived_after`` dates a frame by its arrival, not by when it was read: a frame that sat in
+    the socket (or trio's TLS buffers) while nobody read is dated no later than the moment it was
+    known to be there. The session dates resumption handles with it (issue 4)."""
+    import trustme
+    import websockets.frames
+    import websockets.protocol
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    a, b = trio.socket.socketpair()
+    client_stream: trio.abc.Stream = trio.SocketStream(a)
+    server_stream: trio.abc.Stream = trio.SocketStream(b)
+    if tls:
+        ca = trustme.CA()
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost").configure_cert(server_ctx)
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        client_stream = trio.SSLStream(client_stream, client_ctx, server_hostname="localhost")
+        server_stream = trio.SSLStream(server_stream, server_ctx, server_side=True)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_stream.do_handshake)  # type: ignore[attr-defined]
+            nursery.start_soon(server_stream.do_handshake)  # type: ignore[attr-defined]
+    protocol = ClientProtocol(parse_uri("ws://localhost/"), state=State.OPEN)
+    conn = SansioConnection(
+        client_stream,
+        protocol,
+        options=TransportOptions(),
+        frames=websockets.frames,
+        states=websockets.protocol.State,
+    )
+    with trio.fail_after(10):
+        got: list[bytes | str] = []
+
+        async def receive_one() -> None:
+            got.append(await conn.receive())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_one)
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits on an empty socket
+            before_a = trio.current_time()
+            await server_stream.send_all(_server_frame("a"))
+        assert got == ["a"]
+        assert conn.arrived_after is not None and conn.arrived_after >= before_a  # woken by its arrival
+        await server_stream.send_all(_server_frame("b") + _server_frame("c"))
+        sent = trio.current_time()
+        await trio.testing.wait_all_tasks_blocked()
+        assert await conn.receive() == "b"
+        assert conn.arrived_after is not None and conn.arrived_after <= sent  # read later, dated earlier
+        assert await conn.receive() == "c"
+        assert conn.arrived_after is not None and conn.arrived_after <= sent
+    await trio.aclose_forcefully(client_stream)
+    await trio.aclose_forcefully(server_stream)

@@ -791,12 +791,15 @@ class Session:
         while True:
             raw = await conn.receive()
             now = trio.current_time()
+            # When the frame arrived, not when it was read: the reader may have spent seconds
+            # handing earlier messages to a slow consumer (see _on_resumption_update).
+            arrived = conn.arrived_after
             last_activity[0] = now
             message = self._decode(raw)
             self._rx_seq += 1
             self._counters.messages_in += 1
             self._counters.bytes_in += len(raw)
-            await self._process(message, now)
+            await self._process(message, now, now if arrived is None else min(arrived, now))
             await self._deliver(message)
 
     async def _deliver(self, message: wire.ServerMessage) -> None:
@@ -816,12 +819,16 @@ class Session:
         except trio.WouldBlock:
             self._stash = message
 
-    async def _process(self, message: wire.ServerMessage, now: float) -> None:
-        """Bookkeeping for one server message, then its callbacks (in arrival order)."""
+    async def _process(self, message: wire.ServerMessage, now: float, arrived: float | None = None) -> None:
+        """Bookkeeping for one server message, then its callbacks (in arrival order).
+
+        ``now`` is when it was read, ``arrived`` no later than when it reached us (``now`` if the
+        engine cannot tell): timing that judges what the server had seen uses the latter."""
+        arrived = now if arrived is None else arrived
         callbacks = self.config.callbacks
         update = message.session_resumption_update
         if update is not None:
-            await self._on_resumption_update(update, now)
+            await self._on_resumption_update(update, arrived)
             await self._safe_callback(callbacks.on_session_resumption, update)
         content = message.server_content
         if (content is not None or message.tool_call is not None) and not self._generating:
@@ -878,7 +885,7 @@ class Session:
         if message.go_away is not None:
             self._counters.go_aways += 1
             time_left = message.go_away.time_left
-            deadline = now + (
+            deadline = arrived + (
                 float(time_left) if time_left is not None else self.config.limits.go_away_notice_s
             )
             self._log.info("goAway: %.3f s left", deadline - now)

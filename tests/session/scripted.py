@@ -21,10 +21,13 @@ class ScriptedConnection:
     """One fake WebSocket: the session writes client frames, the test reads them and answers."""
 
     def __init__(self) -> None:
-        self._down_send, self._down_recv = trio.open_memory_channel[bytes](64)
+        # each frame with the time the server sent it: the scripted peer is an engine that knows
+        # exactly when a frame arrived (``arrived_after``), however late the session reads it
+        self._down_send, self._down_recv = trio.open_memory_channel[tuple[bytes, float]](64)
         self._up_send, self._up_recv = trio.open_memory_channel[wire.ClientMessage](256)
         self.closed: tuple[int, str] | None = None
         self.setup: wire.Setup | None = None
+        self.arrived_after: float | None = None
 
     # ------------------------------------------------------------ the session's side (Connection)
 
@@ -39,7 +42,8 @@ class ScriptedConnection:
 
     async def receive(self) -> bytes:
         try:
-            return await self._down_recv.receive()
+            data, self.arrived_after = await self._down_recv.receive()
+            return data
         except trio.EndOfChannel:
             raise ConnectionLostError("dropped by the scripted server", code=1006) from None
 
@@ -57,6 +61,15 @@ class ScriptedConnection:
         """The next client message (fails the test, bounded by its fail_after, if none comes)."""
         return await self._up_recv.receive()
 
+    def sent_so_far(self) -> list[wire.ClientMessage]:
+        """Every client message already sent and not yet taken (never blocks)."""
+        taken: list[wire.ClientMessage] = []
+        while True:
+            try:
+                taken.append(self._up_recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return taken
+
     async def expect_text(self) -> str:
         message = await self.expect()
         assert message.client_content is not None, message
@@ -64,7 +77,8 @@ class ScriptedConnection:
         return "".join(part.text or "" for turn in turns for part in turn.parts or [])
 
     async def push(self, **fields: Any) -> None:
-        await self._down_send.send(wire.encode_server(wire.ServerMessage(**fields)))
+        data = wire.encode_server(wire.ServerMessage(**fields))
+        await self._down_send.send((data, trio.current_time()))
 
     async def handle(self, name: str, *, index: int | None = None) -> None:
         """A resumable handle (``index``: Vertex ``lastConsumedClientMessageIndex``)."""

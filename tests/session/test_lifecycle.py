@@ -56,6 +56,7 @@ class _StuckConnection:
     def __init__(self) -> None:
         self.sent = 0
         self._setup_answered = False
+        self.arrived_after = None
 
     @property
     def close_info(self) -> CloseInfo | None:

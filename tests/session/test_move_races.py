@@ -208,3 +208,43 @@ async def test_a_slow_handle_after_a_turn_is_awaited_past_handle_timeout(
             await session.send_client_content("two")
             assert await _first_client_kind(conn2) == "text:two"
             nursery.cancel_scope.cancel()
+
+
+async def test_gemini_a_handle_read_late_is_dated_by_its_arrival(mock_clock: trio.testing.MockClock) -> None:
+    """The user stops reading; the reader blocks handing messages over, and a handle waits unread.
+    Audio sent meanwhile reaches the server *after* that handle was issued. Dating the handle by
+    when it was read (seconds later) took that audio as covered: a drop then lost it (the pool's
+    Gemini-flavour scale test lost a chunk this way on a loaded machine). Dated by its arrival,
+    the chunk stays in the log and is replayed on the new connection."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False, inbox_size=1), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept()
+            await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # fills the inbox
+            await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # the reader blocks
+            await conn1.handle("h1")  # arrives now; not read while the user does not read
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.resume_handle is None
+            mock_clock.jump(2.0)
+            await session.send_realtime_input(audio=CHUNK)  # the server reads it after issuing h1
+            assert (await conn1.expect()).realtime_input is not None
+            mock_clock.jump(2.0)
+            for _ in range(2):
+                await session.receive()  # the user reads again (setupComplete, the first turn):
+            # the reader reads h1 4 s after it arrived
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.resume_handle == "h1"
+            for _ in range(2):
+                await session.receive()  # the rest, so the reader is free to notice the drop
+            conn1.drop()
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(1.0)  # the reconnect backoff
+            conn2 = await server.accept()
+            assert resumed_from(conn2) == "h1"
+            await trio.testing.wait_all_tasks_blocked()
+            assert [m.kind for m in conn2.sent_so_far()] == ["realtime_input"]  # replayed, not lost
+            metrics = session.statistics()
+            assert (metrics.replayed, metrics.replay_skipped) == (1, 0)
+            nursery.cancel_scope.cancel()
