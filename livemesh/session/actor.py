@@ -170,6 +170,7 @@ class Session:
         self._handle: str | None = config.resume_handle
         self._handle_epoch = 0
         self._handle_received_at = -1.0
+        self._handle_arrived_at = -1.0
         self._resumable = False
         self._generating = False
         self._awaiting_reply_since: float | None = None
@@ -828,7 +829,7 @@ class Session:
         callbacks = self.config.callbacks
         update = message.session_resumption_update
         if update is not None:
-            await self._on_resumption_update(update, arrived)
+            await self._on_resumption_update(update, now, arrived)
             await self._safe_callback(callbacks.on_session_resumption, update)
         content = message.server_content
         if (content is not None or message.tool_call is not None) and not self._generating:
@@ -896,7 +897,14 @@ class Session:
             await self._safe_callback(callbacks.on_voice_activity, message.voice_activity)
         await self._safe_callback(callbacks.on_message, message)
 
-    async def _on_resumption_update(self, update: wire.SessionResumptionUpdate, now: float) -> None:
+    async def _on_resumption_update(
+        self, update: wire.SessionResumptionUpdate, now: float, arrived: float
+    ) -> None:
+        """Keep the newest resumable handle and judge which logged messages it covers.
+
+        ``arrived`` (no later than the frame's arrival) bounds the handle's issue from above for
+        trimming, ``now`` (when it was read) for what it surely does not cover: the reader may
+        have read it long after it arrived, busy handing earlier messages to a slow consumer."""
         epoch = self._epoch
         if epoch is not None and (epoch.outcome is not None or epoch.error is not None):
             # The mover already chose the handle to resume from and how much to replay; a handle
@@ -907,6 +915,7 @@ class Session:
             self._handle = update.new_handle
             self._handle_epoch += 1
             self._handle_received_at = now
+            self._handle_arrived_at = arrived
             self._handle_seq = self._rx_seq
             index = update.last_consumed_client_message_index
             exact = self.config.transparent and index is not None
@@ -918,7 +927,7 @@ class Session:
                 if exact:
                     if self._triggers and int(index or 0) >= self._triggers[-1]:
                         self._awaiting_reply_since = None  # consumed, resumable again: no turn
-                elif not self._sure_triggers and now - self._settle() > waiting:
+                elif not self._sure_triggers and arrived - self._settle() > waiting:
                     self._awaiting_reply_since = None
             if exact:
                 self._replay.covered_through_index(int(index or 0))
@@ -926,7 +935,9 @@ class Session:
                 before = len(self._replay)
                 self._replay.covered_through_index(self._evidence_index)
                 owed = self._sure_triggers + self._answer_indices
-                self._replay.covered_before(now, self._settle(), stop_index=min(owed) if owed else None)
+                self._replay.covered_before(
+                    arrived, self._settle(), received_at=now, stop_index=min(owed) if owed else None
+                )
                 self._log.debug(
                     "handle #%d: %d logged message(s) taken as covered, %d kept (settle %.4f s)",
                     self._handle_epoch,

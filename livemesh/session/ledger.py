@@ -179,6 +179,7 @@ class ReplayLog:
         self.overflow = 0
         """Entries forgotten because the log was full (may be lost after a drop)."""
         self._handle_received_at: float | None = None
+        self._handle_arrived_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -202,15 +203,28 @@ class ReplayLog:
             self._bytes -= entries.popleft().size
 
     def covered_before(
-        self, handle_received_at: float, settle: float, *, stop_index: int | None = None
+        self,
+        handle_arrived_at: float,
+        settle: float,
+        *,
+        received_at: float | None = None,
+        stop_index: int | None = None,
     ) -> None:
         """Gemini API: a resumable handle arrived; messages sent ``settle`` s before it are covered.
+
+        Two times bound when the server issued the handle: ``handle_arrived_at``, no later than
+        its arrival (the engine's, wake-up latency aside), and ``received_at``, when the session
+        read it (default: the same). Messages sent ``settle`` before the first are covered, those
+        sent after the second surely not; in between they are ambiguous (:meth:`ambiguous`).
+        Dating by the read alone lost audio sent while the reader was busy; by the arrival alone,
+        messages sent between the two looked surely not covered and were replayed (doubled).
 
         Timing never trims at or past ``stop_index``: a user turn whose ``turnComplete`` has not
         arrived is not known consumed (a handle issued before the server read it may arrive long
         after it was sent when the server is backlogged), and trimming it would lose the turn."""
-        self._handle_received_at = handle_received_at
-        horizon = handle_received_at - settle
+        self._handle_arrived_at = handle_arrived_at
+        self._handle_received_at = handle_arrived_at if received_at is None else received_at
+        horizon = handle_arrived_at - settle
         entries = self._entries
         while entries and entries[0].sent_at < horizon:
             if stop_index is not None and entries[0].index >= stop_index:
@@ -245,6 +259,7 @@ class ReplayLog:
         skipped = 0
         dropped = 0
         received = self._handle_received_at
+        arrived = self._handle_arrived_at
         for entry in self._entries:
             message = entry.message
             if message.tool_response is not None and void_call_ids:
@@ -259,7 +274,8 @@ class ReplayLog:
                         tool_response=wire.ToolResponse(function_responses=responses)
                     )
             if not exact and received is not None and entry.sent_at < received:
-                if _is_media(message) and entry.sent_at < received - likely_lag:
+                assert arrived is not None
+                if _is_media(message) and entry.sent_at < arrived - likely_lag:
                     skipped += 1
                     continue
                 ambiguous += 1
