@@ -64,6 +64,21 @@ def test_replay_log_by_time_counts_ambiguity() -> None:
     assert plan.ambiguous == 1
 
 
+def test_replay_log_judges_a_handle_read_late_by_both_its_arrival_and_its_read() -> None:
+    """A handle arrived at 2.5 but was read at 5.5 (the reader was busy). What was sent before
+    1.5 (arrival - settle) is covered; what was sent after 5.5 surely is not; 2 to 5 may or may
+    not be (the server issued the handle somewhere before 2.5 + its own delay)."""
+    log = ReplayLog(limit_bytes=1000)
+    for i in range(7):
+        log.append(msg(str(i)), index=i, sent_at=float(i), size=10)
+    log.covered_before(2.5, settle=1.0, received_at=5.5)
+    assert len(log) == 5  # "0" and "1" trimmed; dating by the read (5.5) would have trimmed 0-4
+    assert log.ambiguous(5.5) == 4  # "2" to "5"; "6" was sent after the handle was read
+    plan = log.plan(void_call_ids=set(), exact=False)
+    assert [m.realtime_input.text for m in plan.messages if m.realtime_input] == ["2", "3", "4", "5", "6"]
+    assert plan.ambiguous == 4
+
+
 def test_replay_drops_answers_to_void_calls_and_bounds_bytes() -> None:
     log = ReplayLog(limit_bytes=25)
     answer = wire.ClientMessage(
