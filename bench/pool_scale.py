@@ -138,6 +138,13 @@ class LiveResult:
     failed_sessions: int = 0
     client_cpu: float = 0.0
     server_cpu: float = 0.0
+    client_cpu_streaming: float = 0.0
+    server_cpu_streaming: float = 0.0
+    client_cpu_peak: float = 0.0
+    server_cpu_peak: float = 0.0
+    other_cpu_streaming: float = 0.0
+    """CPU used by every other process on the machine meanwhile (a shared box: the lag is only
+    comparable between runs when this is near zero)."""
 
     @property
     def passed(self) -> bool:
@@ -262,8 +269,10 @@ async def live_level(
             proc_cpu_seconds(server_pid),
             time.monotonic(),
         )
-        for handle in handles:
-            await handle.wait()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_sample_cpu, result, server_pid, seconds)
+            for handle in handles:
+                await handle.wait()
         cpu2, server2, t2 = (
             resource.getrusage(resource.RUSAGE_SELF),
             proc_cpu_seconds(server_pid),
@@ -280,6 +289,44 @@ async def live_level(
         result.lag_p99_ms = lag.get_value_at_percentile(99) / 1000
         result.lag_max_ms = lag.get_max_value() / 1000
     return result
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes used so far (/proc/stat: user+nice+system+irq+softirq+steal)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _sample_cpu(result: LiveResult, server_pid: int, seconds: float) -> None:
+    """Client and server CPU while streaming (skipping the first second, as the lag does): the
+    whole-level average also covers the tail and the stats turn and understates saturation.
+    Samples every 0.5 s; the peak is the busiest 1 s window."""
+    samples: list[tuple[float, float, float]] = []
+    start = time.monotonic()
+    await trio.sleep(1.0)
+    machine0 = _machine_busy_seconds()
+    while time.monotonic() - start < seconds:
+        samples.append((time.monotonic(), _self_cpu_seconds(), proc_cpu_seconds(server_pid)))
+        await trio.sleep(0.5)
+    machine1 = _machine_busy_seconds()
+    if len(samples) < 3:
+        return
+    (t0, c0, s0), (tn, cn, sn) = samples[0], samples[-1]
+    result.client_cpu_streaming = (cn - c0) / (tn - t0)
+    result.server_cpu_streaming = (sn - s0) / (tn - t0)
+    result.other_cpu_streaming = max(
+        0.0, (machine1 - machine0) / (tn - t0) - result.client_cpu_streaming - result.server_cpu_streaming
+    )
+    for (ta, ca, sa), (tb, cb, sb) in zip(samples, samples[2:], strict=False):
+        result.client_cpu_peak = max(result.client_cpu_peak, (cb - ca) / (tb - ta))
+        result.server_cpu_peak = max(result.server_cpu_peak, (sb - sa) / (tb - ta))
 
 
 # ----------------------------------------------------------------------------- idle RSS
@@ -434,7 +481,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"send lag p50 {res.lag_p50_ms:6.1f} ms p99 {res.lag_p99_ms:7.1f} ms "
                     f"max {res.lag_max_ms:7.1f} ms, turns answered {res.turns_answered}, "
                     f"lost {res.lost_sessions}, failed {res.failed_sessions}, "
-                    f"client cpu {res.client_cpu:4.0%}, server cpu {res.server_cpu:4.0%} "
+                    f"cpu while streaming (mean/peak) client {res.client_cpu_streaming:4.0%}/"
+                    f"{res.client_cpu_peak:4.0%} "
+                    f"server {res.server_cpu_streaming:4.0%}/{res.server_cpu_peak:4.0%} "
+                    f"(CPU ms per session-second: client {1000 * res.client_cpu_streaming / n:.2f}, "
+                    f"server {1000 * res.server_cpu_streaming / n:.2f}), "
+                    f"other processes {res.other_cpu_streaming:4.0%} "
                     f"-> {'PASS' if res.passed else 'FAIL'}",
                     flush=True,
                 )
