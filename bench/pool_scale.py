@@ -308,23 +308,22 @@ async def _sample_cpu(result: LiveResult, server_pid: int, seconds: float) -> No
     """Client and server CPU while streaming (skipping the first second, as the lag does): the
     whole-level average also covers the tail and the stats turn and understates saturation.
     Samples every 0.5 s; the peak is the busiest 1 s window."""
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     start = time.monotonic()
     await trio.sleep(1.0)
-    machine0 = _machine_busy_seconds()
     while time.monotonic() - start < seconds:
-        samples.append((time.monotonic(), _self_cpu_seconds(), proc_cpu_seconds(server_pid)))
+        now = time.monotonic()
+        samples.append((now, _self_cpu_seconds(), proc_cpu_seconds(server_pid), _machine_busy_seconds()))
         await trio.sleep(0.5)
-    machine1 = _machine_busy_seconds()
     if len(samples) < 3:
         return
-    (t0, c0, s0), (tn, cn, sn) = samples[0], samples[-1]
+    (t0, c0, s0, m0), (tn, cn, sn, mn) = samples[0], samples[-1]
     result.client_cpu_streaming = (cn - c0) / (tn - t0)
     result.server_cpu_streaming = (sn - s0) / (tn - t0)
     result.other_cpu_streaming = max(
-        0.0, (machine1 - machine0) / (tn - t0) - result.client_cpu_streaming - result.server_cpu_streaming
+        0.0, (mn - m0) / (tn - t0) - result.client_cpu_streaming - result.server_cpu_streaming
     )
-    for (ta, ca, sa), (tb, cb, sb) in zip(samples, samples[2:], strict=False):
+    for (ta, ca, sa, _), (tb, cb, sb, _) in zip(samples, samples[2:], strict=False):
         result.client_cpu_peak = max(result.client_cpu_peak, (cb - ca) / (tb - ta))
         result.server_cpu_peak = max(result.server_cpu_peak, (sb - sa) / (tb - ta))
 
