@@ -13,6 +13,14 @@ workload: resumption is on, the newest resumable handle is kept, and on ``goAway
 finishes its turn, waits for the handle that follows ``turnComplete``, and reconnects with it.
 An unexpected close reconnects with the newest handle and replays the unfinished turn.
 Bytes are counted by wrapping the session's WebSocket ``send``/``recv`` (bench-only).
+
+Turn latency is what the user waits, as in the livemesh runner: a livemesh session moving to a
+new connection holds the next turn until it is there, so that wait is inside its latency. Here the
+runner rotates *between* turns, before sending the next one; the time from the end of the turn
+that triggered the rotation to the new connection's ``setupComplete`` is added to the next text or
+tool turn's latency (and first-response time), and an audio turn's real-time schedule starts when
+the rotation did (the user spoke meanwhile: the chunks due are sent at once, as livemesh replays
+the ones it held), so a rotation costs the same in both columns.
 """
 
 from __future__ import annotations
@@ -129,6 +137,10 @@ class _State:
         self.rotations = 0
         self.handle: str | None = None
         self.go_away = False
+        self.rotating_since: float | None = None
+        """When the turn that triggered a rotation ended (the next turn waits from then)."""
+        self.rotation_wait = 0.0
+        """The rotation's wait, charged to the first turn on the new connection."""
         self.messages_since_handle = 0
         self.check = Check(plan.kind, plan.index)
 
@@ -183,6 +195,9 @@ async def _run_session(
                     else:
                         rec.reconnects += 1
                 state.go_away = False
+                if state.rotating_since is not None:
+                    state.rotation_wait = time.perf_counter() - state.rotating_since
+                    state.rotating_since = None
                 conn = _Connection(session, rec, state, types)
                 receiver = asyncio.create_task(conn.receive_loop())
                 try:
@@ -271,6 +286,10 @@ async def _drive(
                 ] * wl.SILENCE_CHUNKS_TO_END
         conn.start_turn()
         sent_at = time.perf_counter()
+        waited, state.rotation_wait = state.rotation_wait, 0.0
+        if plan.kind == "audio":
+            sent_at -= waited  # the turn's audio started when the rotation did (see module doc)
+            waited = 0.0
         try:
             for i, (what, payload) in enumerate(messages):
                 if what == "audio" and spec.audio_pace > 0:
@@ -295,9 +314,9 @@ async def _drive(
             check.audio_chunks += len(messages)
             check.audio_bytes += sum(len(p) for _, p in messages)
         done_at = time.perf_counter()
-        rec.turn_done(done_at - ref)
+        rec.turn_done(done_at - ref + waited)
         if conn.first_at is not None:
-            rec.first_chunk(conn.first_at - ref)
+            rec.first_chunk(conn.first_at - ref + waited)
         reply = "".join(conn.reply)
         ok = (
             wl.label(plan.index, turn) in reply
@@ -310,6 +329,7 @@ async def _drive(
             raise _TurnFailed(f"{wl.label(plan.index, turn)}: unexpected reply {reply[:120]!r}")
         if state.go_away:
             # Rotate at this quiet point: the handle issued after turnComplete covers everything sent.
+            state.rotating_since = done_at
             try:
                 await asyncio.wait_for(conn.handle_after_turn.wait(), spec.turn_timeout_s)
             except TimeoutError:
