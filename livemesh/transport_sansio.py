@@ -332,9 +332,12 @@ class SansioConnection:
             stamp = self._caught_up_at
             if probe is not None:
                 now = trio.current_time()
-                stamp = now if waits else stamp
-                if probe():
-                    self._caught_up_at = now
+                if waits:
+                    # Woken by the first new bytes: the rest of that burst (read later, when it
+                    # outgrows the buffer) arrived with or after them, TCP being in order.
+                    stamp = self._caught_up_at = now
+                elif probe():
+                    self._caught_up_at = now  # this read's frames keep the older bound
             protocol = self._protocol
             if data:
                 protocol.receive_data(data)

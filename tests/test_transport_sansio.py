@@ -335,9 +335,10 @@ async def test_missing_websockets_is_a_config_error(monkeypatch: pytest.MonkeyPa
 
 
 def _server_frame(text: str) -> bytes:
-    payload = text.encode()
-    assert len(payload) < 126
-    return bytes([0x81, len(payload)]) + payload  # FIN + text, unmasked (server to client)
+    payload = text.encode()  # FIN + text, unmasked (server to client)
+    if len(payload) < 126:
+        return bytes([0x81, len(payload)]) + payload
+    return bytes([0x81, 127]) + len(payload).to_bytes(8, "big") + payload
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
@@ -394,5 +395,17 @@ async def test_frames_read_late_are_dated_no_later_than_their_arrival(tls: bool)
         assert conn.arrived_after is not None and conn.arrived_after <= sent  # read later, dated earlier
         assert await conn.receive() == "c"
         assert conn.arrived_after is not None and conn.arrived_after <= sent
+        # A burst bigger than one read arrives while the reader waits: the frames of the second
+        # read are dated by the burst's arrival, not by the last empty-buffer time before it.
+        big = "x" * (2 * TransportOptions().receive_buffer_size)
+        got.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_one)
+            await trio.testing.wait_all_tasks_blocked()
+            before_burst = trio.current_time()
+            await server_stream.send_all(_server_frame(big) + _server_frame("d"))
+        assert got == [big]
+        assert await conn.receive() == "d"
+        assert conn.arrived_after is not None and conn.arrived_after >= before_burst
     await trio.aclose_forcefully(client_stream)
     await trio.aclose_forcefully(server_stream)
