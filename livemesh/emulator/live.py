@@ -82,6 +82,7 @@ class LiveConnection:
         self._transparent = False
         self._vad: EnergyVad | None = None
         self._manual_active = False
+        self._advertised_resumable = False  # the last resumption update we sent said resumable
         self._manual_ms = 0.0
         self._manual_bytes = 0
         self._silent = False
@@ -230,12 +231,21 @@ class LiveConnection:
         update = wire.SessionResumptionUpdate(
             new_handle=handle, resumable=True, last_consumed_client_message_index=index
         )
+        self._advertised_resumable = True
         await self._emit(wire.ServerMessage(session_resumption_update=update))
 
     async def _send_not_resumable(self) -> None:
         if self._resumption:
+            self._advertised_resumable = False
             update = wire.SessionResumptionUpdate(new_handle="", resumable=False)
             await self._emit(wire.ServerMessage(session_resumption_update=update))
+
+    async def _speech_started(self) -> None:
+        """The user started speaking: no handle until the utterance ends (see ``_resumable``), and
+        the client is told so, as the service tells it during generation, rather than left to
+        hold its input at a "quiet" point that never ends the utterance (then no handle comes)."""
+        if self._advertised_resumable:
+            await self._send_not_resumable()
 
     def _resumable(self) -> bool:
         # Not while the user is speaking either: the voice-activity state lives on the connection,
@@ -383,6 +393,7 @@ class LiveConnection:
             self._manual_active = True
             self._manual_ms = 0.0
             self._manual_bytes = 0
+            await self._speech_started()
             await self._barge_in()
         if rt.activity_end is not None and self._vad is None and self._manual_active:
             self._manual_active = False
@@ -403,6 +414,7 @@ class LiveConnection:
         for event in self._vad.feed(data, rate):
             await self._signal_vad(event.kind)
             if event.kind == "start":
+                await self._speech_started()
                 await self._barge_in()
             else:
                 await self._audio_turn(event)

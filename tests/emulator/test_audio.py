@@ -141,3 +141,27 @@ async def test_explicit_vad_signal() -> None:
             activity = [m.voice_activity.type for m in seen if m.voice_activity]
             assert signals == ["VAD_SIGNAL_TYPE_SOS", "VAD_SIGNAL_TYPE_EOS"]
             assert activity == ["ACTIVITY_START", "ACTIVITY_END"]
+
+
+async def test_speech_start_says_not_resumable_once_and_the_turn_ends_resumable() -> None:
+    """No handle while the user speaks (the VAD state lives on the connection), and the client is
+    told so when speech starts, once, as during generation: a client waiting for a quiet point to
+    move then keeps streaming until the utterance ends instead of holding it forever."""
+    with trio.fail_after(5):
+        async with (
+            open_emulator() as emu,
+            connect(emu, audio_setup(session_resumption=wire.SessionResumptionConfig())) as c,
+        ):
+            _, first = await c.until("session_resumption_update")  # after setupComplete
+            assert first.session_resumption_update is not None and first.session_resumption_update.resumable
+            await stream(c, speech(300))
+            _, update = await c.until("session_resumption_update")
+            assert update.session_resumption_update == wire.SessionResumptionUpdate(
+                new_handle="", resumable=False
+            )
+            await stream(c, speech(300) + silence(600))
+            seen, _ = await c.until("turn_complete")
+            updates = [m.session_resumption_update for m in seen if m.session_resumption_update]
+            assert all(not u.resumable for u in updates)  # at most the one for the model's turn
+            _, after = await c.until("session_resumption_update")
+            assert after.session_resumption_update is not None and after.session_resumption_update.resumable
