@@ -2,9 +2,13 @@
 
 Shape (STYLE.md habit 1): ``async with open_pool(...) as pool`` owns one nursery; every session
 the pool runs is one child task in it. A child opens its session with ``open_session`` (so the
-session's own tasks live in a nursery inside the child), runs the user's handler next to a
-rotation driver and a handle saver, and catches *everything* the session or handler raises at
-its boundary. One session failing therefore never cancels its siblings: the failure is logged,
+session's own tasks live in a nursery inside the child), runs the user's handler, and catches
+*everything* the session or handler raises at its boundary. Rotation planning and handle saving
+are pool-wide (one planner task with a timer heap, one saver task), not a task per session: an
+idle session's footprint is a headline figure, and a parked task costs ~2-4 KB. A rotation runs
+in a short-lived helper task bound to the session's incarnation.
+
+One session failing never cancels its siblings: the failure is logged,
 counted, passed to ``on_session_error`` and judged by the restart policy
 (:mod:`livemesh.pool.supervision`), and the child restarts from the newest stored resumption
 handle (:mod:`livemesh.pool.handles`) or gives up with a typed error.
@@ -29,10 +33,11 @@ attempt (first connects and restarts) passes the quota backoff and the rate limi
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeAlias
 
@@ -162,18 +167,24 @@ class _Child:
     jitter: float = 0.0
     go_away_at: float | None = None
     go_away_time_left: float | None = None
-    changed: trio.Event = attrs.field(factory=trio.Event)
     next_step: Step | None = None
+    # the planner's bookkeeping for this child (see Pool._plan_loop)
+    timer_at: float = math.inf
+    """When the planner's heap will wake this child (inf: no timer armed)."""
+    body_scope: trio.CancelScope | None = None
+    """Wraps the handler of the live incarnation: cancelled when a helper ends the incarnation."""
+    rotating: trio.CancelScope | None = None
+    """The helper task rotating this child now (None: no rotation in progress)."""
+    awaiting_quiet: trio.CancelScope | None = None
+    """The helper task waiting for this child's next quiet point."""
+    helper_error: BaseException | None = None
+    """Why a helper ended the incarnation (a service limit, a failed rotation)."""
     # handles
     handle: str | None = None
     handle_seq: int = 0
     saved_seq: int = -1
     # counters of earlier incarnations (the live one is read from the session)
     retired: SessionSummary | None = None
-
-    def poke(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
 
 
 @attrs.define(eq=False)
@@ -254,6 +265,15 @@ class Pool:
         self._metrics = PoolMetrics()
         self._closing = trio.Event()
         self._counter = 0
+        # Pool-wide housekeeping instead of a watcher task per session (a parked task and its
+        # nursery cost ~4 KB per idle session): one planner with a timer heap, one handle saver.
+        self._replan: dict[_Child, None] = {}  # children to re-plan (ordered set)
+        self._timers: list[tuple[float, int, _Child]] = []  # (at, tiebreak, child) min-heap
+        self._timer_seq = 0
+        self._plan_wake = trio.Event()
+        self._unsaved: dict[_Child, None] = {}  # children with a handle newer than the saved one
+        self._save_wake = trio.Event()
+        self._housekeeping = trio.CancelScope()
 
     # ------------------------------------------------------------------ public API
 
@@ -542,10 +562,11 @@ class Pool:
                 self._quota.note_success()
                 self._on_connected(child, session)
                 try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._watch, child, session, name="pool:watch")
+                    with trio.CancelScope() as body:
+                        child.body_scope = body
                         await handler(session)
-                        nursery.cancel_scope.cancel()
+                    if child.helper_error is not None:  # a helper cancelled the body to end it
+                        raise child.helper_error
                 finally:
                     self._on_disconnected(child)
             return None
@@ -606,12 +627,20 @@ class Pool:
         child.go_away_at = child.go_away_time_left = None
         live = _session_metrics(session)
         child.connections_seen = live.connections if live is not None else 1
-        child.poke()
+        child.helper_error = None
+        self._poke(child)
 
     def _on_disconnected(self, child: _Child) -> None:
         child.retired = self._summary(child)
         child.session = None
-        child.poke()
+        child.body_scope = None
+        for helper in (child.rotating, child.awaiting_quiet):
+            if helper is not None:
+                helper.cancel()
+        child.rotating = child.awaiting_quiet = None
+        child.timer_at = math.inf  # its heap entry, if any, is stale from now on
+        self._replan.pop(child, None)
+        self._unsaved.pop(child, None)  # the incarnation's own finally saves the newest handle
 
     # ------------------------------------------------------------------ callbacks and hooks
 
@@ -619,7 +648,9 @@ class Pool:
         """The session's ``on_handle`` hook: remember the newest handle; the saver task stores it."""
         child.handle = handle
         child.handle_seq += 1
-        child.poke()  # the watcher saves it
+        self._unsaved[child] = None
+        self._save_wake.set()
+        self._poke(child)  # a resumable handle may be the quiet point a due rotation waits for
 
     def _callbacks(self, child: _Child, user: Callbacks) -> Callbacks:
         """The user's callbacks, with the pool's goAway bookkeeping run first (never instead)."""
@@ -627,7 +658,7 @@ class Pool:
         def on_go_away(go_away: wire.GoAway) -> None:
             child.go_away_at = trio.current_time()
             child.go_away_time_left = go_away.time_left
-            child.poke()
+            self._poke(child)
 
         return attrs.evolve(user, on_go_away=_chain(on_go_away, user.on_go_away))
 
@@ -672,47 +703,146 @@ class Pool:
             jitter=child.jitter,
         )
 
-    async def _watch(self, child: _Child, session: Any) -> None:
-        """The one pool task beside each session: save new handles; rotate (or end) the session
-        when the planner says so, at a quiet point. (One task, not two: tasks cost ~2.4 KB each
-        and an idle session's footprint is a headline figure.)"""
-        rotating = self.rotation.enabled and child.config.resumption_enabled
+    def _poke(self, child: _Child) -> None:
+        """Something the plan depends on changed: the planner looks at this child again soon."""
+        if child.session is None:
+            return
+        self._replan[child] = None
+        self._plan_wake.set()
+
+    async def _housekeep(self) -> None:
+        """The pool's two background tasks (in its nursery, cancelled after the last child)."""
+        with self._housekeeping:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._plan_loop, name="pool:planner")
+                nursery.start_soon(self._save_loop, name="pool:saver")
+
+    async def _save_loop(self) -> None:
+        """Store every child's newest handle (one at a time: the store may be remote and slow;
+        a child that gets several handles meanwhile is saved once, with the newest)."""
         while True:
-            changed = child.changed
-            await self._save_newest(child)
-            if not rotating:
-                await changed.wait()
-                continue
-            step = plan(self._rotation_inputs(child, session), self.limits, self.rotation)
-            child.next_step = step
-            if step.kind is StepKind.WAIT:
-                with trio.move_on_at(step.at):
-                    if step.waiting_for_quiet:
-                        await _first_of(session.wait_quiet, changed.wait)
-                    else:
-                        await changed.wait()
-                continue
-            if step.kind is StepKind.END:
-                raise SessionLimitError(child.conversation_id, step.detail)
-            if step.forced and step.reason is not Reason.SESSION_BUDGET:
-                # No quiet point came. The session moves itself on goAway and on its backstop
-                # timer (armed at this very moment), with the deadline it needs to decide how
-                # long to keep waiting for a quiet point; asking it again here would only add a
-                # second wait that knows no deadline. Re-plan once it is on a new connection.
-                with trio.move_on_at(
-                    step.deadline + self.rotation.force_before(self.limits.connection_lifetime_s)
-                ):
-                    await changed.wait()
-                continue
-            log.debug(
-                "rotating %s: %s%s", child.conversation_id, step.detail, " (forced)" if step.forced else ""
-            )
-            child.state = "rotating"
-            await session.rotate(step.reason.value if step.reason is not None else "pool")
-            child.state = "running"
-            live = _session_metrics(session)
-            child.connections_seen = live.connections if live is not None else child.connections_seen + 1
-            self._new_connection(child, trio.current_time())
+            while self._unsaved:
+                child = next(iter(self._unsaved))
+                del self._unsaved[child]
+                await self._save_newest(child)
+            self._save_wake = trio.Event()
+            if not self._unsaved:
+                await self._save_wake.wait()
+
+    async def _plan_loop(self) -> None:
+        """Re-plan poked children and children whose planned time came; act on the plan.
+
+        One task for the whole pool: a min-heap of (time, child) holds each child's next planned
+        time (only re-armed when that time changes, so stale entries stay few); pokes (a goAway,
+        a handle, a new connection, a finished rotation) re-plan a child at once. Acting (rotate,
+        wait for a quiet point) happens in a short-lived helper task per child, so one slow
+        rotation never delays another child's plan.
+        """
+        timers = self._timers
+        while True:
+            now = trio.current_time()
+            while timers and timers[0][0] <= now:
+                at, _, child = heapq.heappop(timers)
+                if child.timer_at == at:
+                    child.timer_at = math.inf
+                    self._replan[child] = None
+            while self._replan:
+                child = next(iter(self._replan))
+                del self._replan[child]
+                self._plan_child(child)
+            self._plan_wake = trio.Event()
+            with trio.move_on_at(timers[0][0] if timers else math.inf):
+                await self._plan_wake.wait()
+
+    def _arm(self, child: _Child, at: float) -> None:
+        """Wake the planner for ``child`` at ``at`` (replacing its earlier time)."""
+        if at == child.timer_at:
+            return
+        child.timer_at = at
+        if not math.isfinite(at):
+            return
+        timers = self._timers
+        if len(timers) > 2 * len(self._children) + 64:
+            # Entries whose child re-armed or ended are skipped when popped; drop them now so
+            # churn (many short sessions) cannot grow the heap or keep ended children alive.
+            timers[:] = [entry for entry in timers if entry[2].timer_at == entry[0]]
+            heapq.heapify(timers)
+        self._timer_seq += 1
+        heapq.heappush(timers, (at, self._timer_seq, child))
+
+    def _plan_child(self, child: _Child) -> None:
+        session = child.session
+        if session is None or child.rotating is not None:
+            return
+        if not (self.rotation.enabled and child.config.resumption_enabled):
+            return
+        step = plan(self._rotation_inputs(child, session), self.limits, self.rotation)
+        child.next_step = step
+        if step.kind is StepKind.WAIT:
+            self._arm(child, step.at)
+            if step.waiting_for_quiet and child.awaiting_quiet is None:
+                child.awaiting_quiet = self._help(child, self._await_quiet(session))
+            return
+        if child.awaiting_quiet is not None:
+            child.awaiting_quiet.cancel()
+            child.awaiting_quiet = None
+        if step.kind is StepKind.END:
+            self._end_incarnation(child, SessionLimitError(child.conversation_id, step.detail))
+            return
+        if step.forced and step.reason is not Reason.SESSION_BUDGET:
+            # No quiet point came. The session moves itself on goAway and on its backstop timer
+            # (armed at this very moment), with the deadline it needs to decide how long to keep
+            # waiting for a quiet point; asking it again here would only add a second wait that
+            # knows no deadline. Re-plan once it is on a new connection.
+            self._arm(child, step.deadline + self.rotation.force_before(self.limits.connection_lifetime_s))
+            return
+        child.rotating = self._help(child, self._rotate(child, session, step))
+
+    def _help(self, child: _Child, coro: Coroutine[Any, Any, None]) -> trio.CancelScope:
+        """Run ``coro`` for this incarnation in the pool's nursery (cancelled when the incarnation
+        ends, see ``_on_disconnected``); re-plan the child when it returns."""
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await coro
+            except Exception as exc:  # a failed rotation fails this incarnation, as before
+                if not scope.cancel_called:
+                    self._end_incarnation(child, exc)
+            finally:
+                if child.rotating is scope:
+                    child.rotating = None
+                if child.awaiting_quiet is scope:
+                    child.awaiting_quiet = None
+                if not scope.cancel_called:
+                    self._poke(child)
+
+        try:
+            self._nursery.start_soon(run, name=f"pool:help:{child.conversation_id}")
+        except BaseException:
+            coro.close()
+            raise
+        return scope
+
+    def _end_incarnation(self, child: _Child, error: BaseException) -> None:
+        if child.helper_error is None:
+            child.helper_error = error
+        if child.body_scope is not None:
+            child.body_scope.cancel()
+
+    @staticmethod
+    async def _await_quiet(session: Any) -> None:
+        await session.wait_quiet()
+
+    async def _rotate(self, child: _Child, session: Any, step: Step) -> None:
+        log.debug("rotating %s: %s%s", child.conversation_id, step.detail, " (forced)" if step.forced else "")
+        child.state = "rotating"
+        await session.rotate(step.reason.value if step.reason is not None else "pool")
+        child.state = "running"
+        live = _session_metrics(session)
+        child.connections_seen = live.connections if live is not None else child.connections_seen + 1
+        self._new_connection(child, trio.current_time())
 
     async def _close_when_quiet(self, child: _Child) -> None:
         """Cancel the child at its session's next quiet point (at once if it has none)."""
@@ -720,18 +850,6 @@ class Pool:
         if session is not None and child.config.resumption_enabled and not session.is_quiet:
             await session.wait_quiet()
         child.scope.cancel()
-
-
-async def _first_of(*waits: Callable[[], Awaitable[object]]) -> None:
-    """Return as soon as any of ``waits`` returns (the others are cancelled)."""
-    async with trio.open_nursery() as nursery:
-
-        async def run(wait: Callable[[], Awaitable[object]]) -> None:
-            await wait()
-            nursery.cancel_scope.cancel()
-
-        for wait in waits:
-            nursery.start_soon(run, wait)
 
 
 def _session_metrics(session: Any) -> SessionMetrics | None:
@@ -797,6 +915,7 @@ async def open_pool(
                 connect=connect or _default_connect,
                 close_timeout=close_timeout,
             )
+            nursery.start_soon(pool._housekeep, name="pool:housekeeping")
             try:
                 yield pool
             except BaseException as exc:
@@ -806,6 +925,7 @@ async def open_pool(
                 nursery.cancel_scope.cancel()
                 raise
             await pool.close(grace=close_grace)
+            pool._housekeeping.cancel()
     except BaseExceptionGroup as group:
         # Children never raise (failures stop at their boundary), so the group holds the block's own
         # exception: re-raise it bare, so `except KeyboardInterrupt` / `except MyError` still work.
