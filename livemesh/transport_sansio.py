@@ -444,9 +444,17 @@ async def _handshake(
     host = parts.hostname
     port = parts.port or (443 if secure else 80)
     stream: trio.abc.Stream
+    cache = opts.tls_sessions
+    ssl_stream: trio.SSLStream[trio.SocketStream] | None = None
     if secure:
-        context = opts.ssl_context or ssl.create_default_context()
-        stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=context, https_compatible=True)
+        context = opts.ssl_context or (cache.default_context() if cache else ssl.create_default_context())
+        ssl_stream = await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=context, https_compatible=True
+        )
+        offered = cache.get(context, host, port) if cache else None
+        if offered is not None:
+            ssl_stream.session = offered  # resumed by the handshake (first I/O) if the server agrees
+        stream = ssl_stream
     else:
         stream = await trio.open_tcp_stream(host, port)
     try:
@@ -476,6 +484,9 @@ async def _handshake(
                 f"{redact_url(url)} answered with an invalid WebSocket handshake ({type(exc).__name__})",
                 code=NO_CLOSE_FRAME,
             )
+        if ssl_stream is not None and cache is not None:
+            # TLS 1.3 tickets come right after the server's handshake, before this response
+            cache.put(ssl_stream.context, host, port, ssl_stream.session)
         conn = SansioConnection(stream, protocol, options=opts, frames=ws.frames, states=ws.protocol.State)
         conn._absorb([event for event in events if isinstance(event, ws.frames.Frame)])
         return conn

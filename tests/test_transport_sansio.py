@@ -409,3 +409,24 @@ async def test_frames_read_late_are_dated_no_later_than_their_arrival(tls: bool)
         assert conn.arrived_after is not None and conn.arrived_after >= before_burst
     await trio.aclose_forcefully(client_stream)
     await trio.aclose_forcefully(server_stream)
+
+
+async def test_reconnects_resume_tls_with_the_options_session_cache() -> None:
+    # Rotation reconnects every few minutes: the second connection made with the same options
+    # resumes the first one's TLS session (no certificate chain verified again); options with
+    # the cache turned off make a full handshake every time.
+    async with open_emulator(EmulatorConfig(tls=True)) as emu:
+        with trio.fail_after(10):
+            for cached, expected in ((True, [False, True, True]), (False, [False, False])):
+                opts = options(emu) if cached else options(emu, tls_sessions=None)
+                reused = []
+                for _ in expected:
+                    async with open_connection(url(emu), options=opts) as conn:
+                        assert isinstance(conn, SansioConnection)
+                        await setup(conn)
+                        assert await say(conn, "hi") == "You said: hi"
+                        stream = conn._stream
+                        assert isinstance(stream, trio.SSLStream)
+                        reused.append(stream.session_reused)
+                assert reused == expected
+                assert "SSLSession" not in repr(opts)
