@@ -284,22 +284,8 @@ class WebSocketPeer:
         test control, so it must not outlive the connection)."""
         if self.closing:
             return
-        # No scheduling point while the queue has room: a turn's messages (chunks,
-        # generationComplete, turnComplete, the handle after it) are queued back to back, and the
-        # writer sends them with one ``send_all`` (one TLS record batch, one syscall, one wakeup of
-        # the client's reader) instead of one each. A cancelled caller (an interrupted turn) still
-        # stops here, so nothing of it is queued after the interruption.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        frame = _Frame(data, faultable)
         try:
-            self._out_send.send_nowait(frame)
-            return
-        except trio.WouldBlock:
-            pass
-        except trio.ClosedResourceError:
-            return
-        try:
-            await self._out_send.send(frame)
+            await self._out_send.send(_Frame(data, faultable))
         except trio.ClosedResourceError:
             pass
 
