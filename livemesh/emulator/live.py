@@ -241,7 +241,8 @@ class LiveConnection:
             await self._emit(wire.ServerMessage(session_resumption_update=update))
 
     async def _speech_started(self) -> None:
-        """The user started speaking: no handle until the utterance ends (see ``_resumable``), and
+        """The user started (or may be starting) to speak: no handle until the VAD is idle again
+        (see ``_resumable``), and
         the client is told so, as the service tells it during generation, rather than left to
         hold its input at a "quiet" point that never ends the utterance (then no handle comes)."""
         if self._advertised_resumable:
@@ -418,6 +419,8 @@ class LiveConnection:
                 await self._barge_in()
             else:
                 await self._audio_turn(event)
+        if not self._vad.idle:
+            await self._speech_started()  # loud audio, speech maybe starting: no handle either
 
     async def _signal_vad(self, kind: str) -> None:
         """With ``explicitVadSignal``: ``voiceActivityDetectionSignal`` and ``voiceActivity``."""

@@ -177,6 +177,7 @@ class Session:
         self._turn_no = 0
         self._hold_planned = False
         self._rtt = 0.0
+        self._connect_s = 0.0  # a connection's set-up time (TCP, TLS, upgrade, setup), smoothed
         self._conn_index = -1
         self._sending = False
         self._connected = False
@@ -205,6 +206,7 @@ class Session:
         self._sure_triggers: list[int] = []  # indices of user turns sent whose turnComplete is owed
         self._rx_seq = 0  # server messages received so far (all connections): orders evidence
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
+        self._unresumable_seq = -1  # _rx_seq of the newest "not resumable" update
         self._effect_seq = 0  # _rx_seq of the newest turnComplete (an effect the user has seen)
         self._lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
         self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
@@ -556,6 +558,7 @@ class Session:
         headers = await live_headers(self._auth)
         handle = self._handle
         self._state = "connecting" if task_status is not None else "moving"
+        dialled = trio.current_time()
         async with self._connect(url, headers) as conn:
             try:
                 await self._handshake(conn, handle)
@@ -568,6 +571,8 @@ class Session:
                     ) from None
                 raise
             self._established = True
+            took = trio.current_time() - dialled
+            self._connect_s = took if self._connect_s == 0 else 0.7 * self._connect_s + 0.3 * took
             self._after_setup(resuming, handle_epoch)
             if task_status is not None:
                 self._started = True
@@ -911,6 +916,8 @@ class Session:
             # read in the same instant must not change either (it would trim the log unsafely).
             return
         self._resumable = bool(update.resumable)
+        if not update.resumable:
+            self._unresumable_seq = self._rx_seq
         if update.resumable and update.new_handle:
             self._handle = update.new_handle
             self._handle_epoch += 1
@@ -1103,23 +1110,27 @@ class Session:
         deadline = self._move_deadline
         start = trio.current_time()
         policy = self.config.rotation
-        reserve = 0.0 if deadline is None else min(1.0, max(0.0, (deadline - start) / 3))
+        reserve = 0.0 if deadline is None else self._reserve(deadline, start)
         limit = start + policy.quiet_timeout_s
         if deadline is not None:
             # At most half the usable window for a quiet point: the rest is for a fresh handle.
             limit = min(limit, start + max(0.0, deadline - reserve - start) / 2)
         self._state = "moving"
         self._move_started = start
-        with trio.move_on_at(limit):
-            await self._wait_for(lambda: self.is_quiet or self._closing)
-        if self._closing:
-            await self._flush_for_close()
-            epoch.finish("close")
-            return
-        self._hold_planned = True
-        hold_at = trio.current_time()
-        self._notify()
-        if not self._handle_fits_move():
+        hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
+        final = hard - self._reserve(hard, start)  # past this the move leaves whatever it has
+        hold_at = start
+        while True:
+            await self._wait_quiet(limit)
+            if self._closing:
+                await self._flush_for_close()
+                epoch.finish("close")
+                return
+            self._hold_planned = True
+            hold_at = trio.current_time()
+            self._notify()
+            if self._handle_fits_move():
+                break
             # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
             # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
             settle = 0.0 if self.config.transparent else self._settle()
@@ -1127,7 +1138,26 @@ class Session:
             if deadline is not None:
                 handle_limit = min(handle_limit, deadline - reserve)
             with trio.move_on_at(handle_limit):
-                await self._wait_for(lambda: self._handle_fits_move() or self._closing)
+                await self._wait_for(
+                    lambda: self._handle_fits_move() or self._closing or self._user_speaking()
+                )
+            if self._closing:
+                continue  # _wait_quiet returns at once and the close path runs
+            if self._handle_fits_move():
+                break
+            if self._user_speaking() and trio.current_time() < final:
+                # The user started speaking as input was held: the utterance ends only with more
+                # input, and no handle comes until it has. Let it through, wait for its end (the
+                # model then answers, with input held, and a handle follows the turn), look again.
+                self._log.debug("the user is speaking: held input let through until the utterance ends")
+                self._hold_planned = False
+                self._notify()
+                self._counters.holds_released += 1
+                with trio.move_on_at(final):
+                    await self._wait_for(lambda: not self._user_speaking() or self._closing)
+                limit = min(final, max(limit, trio.current_time() + policy.quiet_timeout_s))
+                if trio.current_time() < final:
+                    continue
             if not self._handle_fits_move() and (self._in_turn() or self._effect_seq >= self._handle_seq):
                 # Input is held, so the turn in progress will end and the server issues a handle
                 # right after each turn. Leaving without it would cut the turn (its output so far
@@ -1136,22 +1166,60 @@ class Session:
                 # answers it twice, not replaying it loses it). A slow (backlogged) server is no
                 # reason for either: only the connection's own end (goAway deadline, else its
                 # lifetime) is.
-                hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
-                hard_reserve = min(1.0, max(0.0, (hard - start) / 3))
-                with trio.move_on_at(hard - hard_reserve):
+                self._hold_planned = True
+                self._notify()
+                with trio.move_on_at(final):
                     await self._wait_for(lambda: self._handle_fits_move() or self._closing)
+            break
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
         with trio.move_on_after(1.0):
             await self._wait_for(lambda: not self._sending)
         self._counters.rotations += 1
         self._log.debug(
-            "hold at %.4f, newest handle received at %.4f, %d logged",
+            "hold at %.4f, newest handle received at %.4f (arrived %.4f), %d logged (newest sent at %.4f)",
             hold_at,
             self._handle_received_at,
+            self._handle_arrived_at,
             len(self._replay),
+            self._replay.newest_sent_at(),
         )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
+
+    def _user_speaking(self) -> bool:
+        """The server withdrew resumability after its newest handle and turn, and no model turn or
+        call followed: the user is speaking (no handle comes until the utterance ends)."""
+        return (
+            self._unresumable_seq > max(self._handle_seq, self._effect_seq)
+            and not self._generating
+            and not len(self._ledger)
+            and self._awaiting_reply_since is None
+        )
+
+    def _reserve(self, deadline: float, start: float) -> float:
+        """Time kept before ``deadline`` to reconnect in: four measured set-ups (TCP, TLS, upgrade,
+        setup), at least 0.2 s and at most 1 s, and never more than a third of the window. A fixed
+        third left a turn 30 ms from its end to be cut (and its input replayed) on short limits."""
+        need = min(1.0, max(0.2, 4.0 * self._connect_s))
+        return min(need, max(0.0, (deadline - start) / 3))
+
+    async def _wait_quiet(self, limit: float) -> None:
+        """Wait until ``limit`` for a quiet point (see :attr:`is_quiet`).
+
+        On the Gemini API input is held as soon as the model is answering or a call is pending
+        (``RotationPolicy.hold_during_turn``): the handle the server issues right after the turn
+        then covers everything sent, so the move leaves at once instead of waiting for a later
+        handle (there may be none before the deadline, and input sent just before a handle is
+        ambiguous: replayed, it may be doubled). Input keeps flowing while the user speaks, so an
+        utterance always ends."""
+        early = not self.config.transparent and self.config.rotation.hold_during_turn
+        with trio.move_on_at(limit):
+            while not (self.is_quiet or self._closing):
+                if early and not self._hold_planned and (self._generating or len(self._ledger)):
+                    self._log.debug("holding input for the move while the model answers")
+                    self._hold_planned = True
+                    self._notify()
+                await self._changed.wait()
 
     def _in_turn(self) -> bool:
         """A turn is in flight: generating, an answer owed to a user turn, or a tool call pending."""

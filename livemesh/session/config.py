@@ -79,6 +79,10 @@ class RotationPolicy:
     """Gemini API: a message sent at least this long (or two setup round trips, if longer) before
     a handle arrived is taken as covered by it."""
     settle_max_s: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    hold_during_turn: bool = True
+    """Gemini API: once a move is wanted, hold input (buffered, not lost) while the model answers,
+    so the handle issued right after the turn covers everything sent and the move is exact. The
+    cost: the user's barge-in during that answer reaches the server only after the move."""
 
 
 def _structure(value: object, cls: type[T], name: str) -> T:

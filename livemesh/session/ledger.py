@@ -240,6 +240,10 @@ class ReplayLog:
             count += 1
         return count
 
+    def newest_sent_at(self) -> float:
+        """When the newest logged message was sent (-1 if none): for logs."""
+        return self._entries[-1].sent_at if self._entries else -1.0
+
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0

@@ -55,6 +55,8 @@ class SessionMetrics:
     max_move_stall_s: float
     video_frames: int = 0
     """Video frames the user sent (``send_realtime_input(video=...)``), replays not counted."""
+    holds_released: int = 0
+    """Planned moves that let held input through because the user started speaking (Gemini API)."""
 
     @property
     def tool_latency_mean_s(self) -> float:
@@ -93,6 +95,7 @@ class SessionCounters:
     last_move_stall_s: float = 0.0
     max_move_stall_s: float = 0.0
     video_frames: int = 0
+    holds_released: int = 0
 
     def tool_done(self, latency: float) -> None:
         self.tool_latency_total_s += latency

@@ -248,3 +248,76 @@ async def test_gemini_a_handle_read_late_is_dated_by_its_arrival(mock_clock: tri
             metrics = session.statistics()
             assert (metrics.replayed, metrics.replay_skipped) == (1, 0)
             nursery.cancel_scope.cancel()
+
+
+async def test_gemini_move_holds_input_while_the_model_answers(mock_clock: trio.testing.MockClock) -> None:
+    """A move is wanted while the model answers and the user keeps streaming. Input is held from
+    then on, so the handle that follows the turn covers everything sent and the move leaves at
+    once with nothing ambiguous (audio sent just before that handle used to be, and was replayed
+    - doubled - when no later handle came before the deadline)."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            await session.send_client_content("one")
+            assert await conn1.expect_text() == "one"
+            content = wire.Content(role="model", parts=[wire.Part(text="You said: one")])
+            await conn1.push(server_content=wire.ServerContent(model_turn=content))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            await session.send_realtime_input(audio=CHUNK)  # the user keeps streaming
+            await trio.testing.wait_all_tasks_blocked()
+            assert conn1.sent_so_far() == []  # held
+            await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+            await conn1.handle("h1")  # right after the turn: nothing was sent since it began
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().rotations == 1  # left at once, no later handle needed
+            conn2 = await server.accept(first_handle="h2")
+            assert resumed_from(conn2) == "h1"
+            assert (await conn2.expect()).realtime_input is not None  # the held chunk, sent once
+            metrics = session.statistics()
+            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
+            nursery.cancel_scope.cancel()
+
+
+async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Input is held for a move, but the server says it is no longer resumable and no model turn
+    follows: the user is speaking, and no handle comes until the utterance ends, which needs more
+    audio. The hold is released until the model answers; the handle after that turn is used."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            await session.send_realtime_input(audio=CHUNK)
+            assert (await conn1.expect()).realtime_input is not None
+            mock_clock.jump(0.005)  # well within the settle time
+            await conn1.handle("h1")  # arrives just after the chunk was sent: ambiguous
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            await session.send_realtime_input(audio=CHUNK)
+            await trio.testing.wait_all_tasks_blocked()
+            assert conn1.sent_so_far() == []  # held: waiting for a handle that covers the chunk
+            await conn1.push(
+                session_resumption_update=wire.SessionResumptionUpdate(new_handle="", resumable=False)
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
+            assert session.statistics().holds_released == 1
+            mock_clock.jump(1.0)
+            content = wire.Content(role="model", parts=[wire.Part(text="You said: [audio]")])
+            await conn1.push(server_content=wire.ServerContent(model_turn=content))
+            await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+            await conn1.handle("h2")
+            conn2 = await server.accept(first_handle="h3")
+            assert resumed_from(conn2) == "h2"
+            metrics = session.statistics()
+            assert (metrics.replayed, metrics.replay_ambiguous, metrics.rotations) == (0, 0, 1)
+            nursery.cancel_scope.cancel()
