@@ -230,15 +230,16 @@ async def test_failures_stay_isolated_and_follow_the_restart_policy(emu: Emulato
             raise RuntimeError("handler bug")
         flaky_record.recall = json.loads(await session.ask("recall"))
 
+    dropped_record = Record()  # its own: "broken" runs `steady` too and appends to `healthy` on restarts
+
     async def dropped(session: Session) -> None:
-        record = Record()
+        record = dropped_record
         for i in range(3):
             await session.ask(f"dropped {i}")
             await session.wait_quiet()
             await emu.drop(session_id=session.server_session_id)  # abrupt: no close frame
         record.recall = json.loads(await session.ask("recall"))
         record.metrics = session.statistics()
-        healthy.append(record)
 
     policy = RestartPolicy(max_restarts=2, period_s=30.0, backoff_base_s=0.01)
     with trio.fail_after(40):
@@ -274,7 +275,6 @@ async def test_failures_stay_isolated_and_follow_the_restart_policy(emu: Emulato
     assert [f.action.value for f in broken] == ["restart", "restart", "give_up"]
     # repeated drops: the session reconnected by itself each time and kept its context
     assert dropped_handle.error is None and dropped_handle.restarts == 0
-    dropped_record = healthy[-1]
     assert dropped_record.recall == ["dropped 0", "dropped 1", "dropped 2"]
     assert dropped_record.metrics.drops == 3
     assert {f.conversation_id for f in failures} == {"flaky", "broken"}
