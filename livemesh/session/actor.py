@@ -275,6 +275,21 @@ class Session:
         await self._wait_for(lambda: self._moves_done >= target or self._state in ("closed", "failed"))
         self._check_open()
 
+    async def wait_moved(self, moves: int = 1) -> None:
+        """Wait until the session has moved to a new connection ``moves`` times in all (planned
+        moves and reconnects after drops); returns at once if it already has.
+
+        For tests and tools that trigger a move (``emu.send_go_away``) and need it done before
+        checking something. Raises the session's error if it fails meanwhile,
+        :class:`SessionClosedError` if it closes first.
+        """
+        if not isinstance(moves, int) or isinstance(moves, bool) or moves < 0:
+            raise ConfigError(f"moves must be a non-negative int, not {moves!r}")
+        await self._wait_for(lambda: self._moves_done >= moves or self._state in ("closed", "failed"))
+        if self._moves_done < moves:
+            self._check_open()
+            raise SessionClosedError("the session closed before moving")
+
     # ================================================================== public: sending
 
     async def send_client_content(self, turns: Any = None, *, turn_complete: bool = True) -> None:

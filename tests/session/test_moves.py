@@ -9,6 +9,7 @@ import trio
 
 from livemesh.emulator import EmulatorConfig, FaultConfig, open_emulator
 from livemesh.emulator.app import Emulator
+from livemesh.errors import ConfigError, SessionClosedError
 from livemesh.limits import ServiceLimits
 from livemesh.session import RotationPolicy, open_session
 from tests.session.conftest import make_config
@@ -150,3 +151,18 @@ async def test_abrupt_drops_gemini_report_what_may_be_lost_or_doubled(emu: Emula
     assert doubled <= metrics.replay_ambiguous
     assert metrics.replay_overflow == 0
     assert stats["texts"] == sent.turns  # turns are never skipped: answered turns are evidence
+
+
+async def test_wait_moved_waits_for_the_move_and_fails_clearly(emu: Emulator) -> None:
+    with trio.fail_after(10):
+        async with open_session(make_config(emu, vertex=False)) as session:
+            await session.wait_moved(0)  # already true
+            with pytest.raises(ConfigError):
+                await session.wait_moved(-1)
+            assert await session.ask("hello") == "You said: hello"
+            await emu.send_go_away(time_left=1.0)
+            await session.wait_moved(1)
+            assert session.statistics().reconnects == 1
+            assert await session.ask("recall") == '["hello"]'
+        with pytest.raises(SessionClosedError):
+            await session.wait_moved(2)
