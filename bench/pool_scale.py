@@ -211,11 +211,14 @@ async def live_level(
                 k += 1
             await trio.sleep(1.5)  # let the last turn's answer finish streaming (not measured)
             nursery.cancel_scope.cancel()
-        # The server's own counts: every chunk and byte sent arrived exactly once.
+        # The server's own counts: every chunk and byte sent arrived exactly once. The answer to
+        # the last utterance may still be streaming (or be interrupted by this turn): skip turns
+        # until one is the stats JSON.
         with trio.fail_after(60):
             await session.send_client_content("stats")
+            stats: dict[str, Any] | None = None
             text = ""
-            while True:
+            while stats is None:
                 message = await session.receive()
                 content = message.server_content
                 if content is None:
@@ -223,8 +226,8 @@ async def live_level(
                 if content.output_transcription is not None and content.output_transcription.text:
                     text += content.output_transcription.text
                 if content.turn_complete:
-                    break
-        stats = json.loads(text)
+                    stats = _stats_or_none(text)
+                    text = ""
         result.chunks += sent_chunks
         result.turns_answered += answered
         result.audio_in_bytes += audio_in
@@ -297,6 +300,15 @@ def _machine_busy_seconds() -> float:
         fields = [int(x) for x in f.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _stats_or_none(text: str) -> dict[str, Any] | None:
+    """The emulator's ``stats`` answer, or None for any other turn's transcript."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "audio_chunks" in value else None
 
 
 def _self_cpu_seconds() -> float:
