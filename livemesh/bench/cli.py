@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audio-pace", type=float, default=1.0, help="1 = real-time audio, 0 = as fast as possible"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --vs: alternate the clients this many times (--duration each) and add each "
+        "round's ratios and their medians (a shared machine's noise hits both clients alike)",
+    )
     parser.add_argument("--ca-file", default=None, help="CA to trust for --url over wss")
     fleet = parser.add_argument_group(
         "failover across worker processes (needs livemesh[redis] and a Redis server)"
@@ -148,23 +155,36 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
             spec_kwargs["model"] = args.model
         spec = WorkloadSpec(**spec_kwargs)
         view = ProgressView()
+        runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {client: [] for client in clients}
+        round_ratios: list[dict[str, float | None]] = []
+        rounds = args.rounds if len(clients) == 2 else 1
         with Live(view, console=err, refresh_per_second=4, transient=True):
-            for client in clients:
-                line = view.add(client, duration_s=args.duration, sessions=args.sessions)
-                cpu_before = process_cpu_s(server_pid) if server_pid else None
-                out = await run_client(client, spec, line.update)
-                cpu_after = process_cpu_s(server_pid) if server_pid else None
-                if cpu_before is not None and cpu_after is not None:
-                    out["details"]["server_cpu_s"] = round(cpu_after - cpu_before, 2)
-                results.append(out["result"])
-                details.append(out["details"])
+            for number in range(rounds):
+                for client in clients:
+                    name = client if rounds == 1 else f"{client} {number + 1}/{rounds}"
+                    line = view.add(name, duration_s=args.duration, sessions=args.sessions)
+                    cpu_before = process_cpu_s(server_pid) if server_pid else None
+                    out = await run_client(client, spec, line.update)
+                    cpu_after = process_cpu_s(server_pid) if server_pid else None
+                    if cpu_before is not None and cpu_after is not None:
+                        out["details"]["server_cpu_s"] = round(cpu_after - cpu_before, 2)
+                    runs[client].append((out["result"], out["details"]))
+                if len(clients) == 2:
+                    (ours, ours_d), (theirs, theirs_d) = runs[clients[0]][-1], runs[clients[1]][-1]
+                    round_ratios.append(report.ratios(ours, theirs, ours_d, theirs_d))
+        for client in clients:
+            result, detail = runs[client][0] if rounds == 1 else report.merge_rounds(runs[client])
+            results.append(result)
+            details.append(detail)
     ratio = report.ratios(results[0], results[1], details[0], details[1]) if len(results) == 2 else None
     title = f"livemesh bench: {args.workload}, {args.sessions} sessions, {args.duration:g} s" + (
         ", TLS" if tls else ""
     )
-    report.render_table(console, results, details, ratio, title=title)
+    if len(round_ratios) > 1:
+        title += f", {len(round_ratios)} rounds each (sums; latency: median of rounds)"
+    report.render_table(console, results, details, ratio, title=title, rounds=round_ratios)
     if args.json_path:
-        report.write_json(args.json_path, results, ratio)
+        report.write_json(args.json_path, results, ratio, round_ratios if len(round_ratios) > 1 else None)
     return 1 if any(report.failed(r) for r in results) else 0
 
 
@@ -221,8 +241,8 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     if args.workers is not None:
         return _run_failover(args, console, err)
-    if args.sessions < 1 or not math.isfinite(args.duration) or args.duration <= 0:
-        err.print("--sessions must be >= 1 and --duration > 0")
+    if args.sessions < 1 or not math.isfinite(args.duration) or args.duration <= 0 or args.rounds < 1:
+        err.print("--sessions and --rounds must be >= 1 and --duration > 0")
         return 2
     if "genai" in _clients(args) and not _have_genai():
         err.print(MISSING_SDK)

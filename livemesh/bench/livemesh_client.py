@@ -113,8 +113,14 @@ class _Live:
 
     def __init__(self) -> None:
         self.sessions: set[Session] = set()
-        self.done = {"messages_out": 0, "messages_in": 0, "bytes_out": 0, "bytes_in": 0, "rotations": 0,
-                     "reconnects": 0}
+        self.done = {
+            "messages_out": 0,
+            "messages_in": 0,
+            "bytes_out": 0,
+            "bytes_in": 0,
+            "rotations": 0,
+            "reconnects": 0,
+        }
 
     def retire(self, session: Session) -> None:
         self.sessions.discard(session)
@@ -268,9 +274,7 @@ async def _run_session(
                     else:
                         check.tool_responses += 1
                 ref = time.perf_counter()
-                _, first_at, done_at = await _await_answer(
-                    session, spec, name, _acceptor(plan, turn), rec
-                )
+                _, first_at, done_at = await _await_answer(session, spec, name, _acceptor(plan, turn), rec)
                 rec.turn_done(done_at - ref)
                 if first_at is not None:
                     rec.first_chunk(first_at - ref)

@@ -19,6 +19,7 @@ from rich.table import Table
 __all__ = [
     "RESULT_KEYS",
     "failed",
+    "merge_rounds",
     "ratios",
     "render_table",
     "write_json",
@@ -90,15 +91,86 @@ def ratios(
     }
 
 
-def write_json(path: str, results: Sequence[Mapping[str, Any]], ratio: Mapping[str, Any] | None) -> None:
-    """One result as itself; two (``--vs``) as ``{"results": [...], "ratios": {...}}``."""
+_SUMMED: Final = (
+    "duration_s",
+    "turns",
+    "messages_sent",
+    "messages_received",
+    "bytes_sent",
+    "bytes_received",
+    "rotations",
+    "reconnects",
+    "lost",
+    "duplicated",
+    "errors",
+    "client_cpu_s",
+)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def merge_rounds(
+    rounds: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One client's ``(result, details)`` over several rounds (``--rounds``): counters, durations and
+    CPU summed (so rates are totals over totals), peak RSS the largest, latency percentiles the
+    median of the rounds' (each round's come from its own histogram). Same keys as one round."""
+    first, first_details = rounds[0]
+    merged: dict[str, Any] = {key: first[key] for key in RESULT_KEYS}
+    for key in _SUMMED:
+        merged[key] = round(sum(float(r[key]) for r, _ in rounds), 3)
+        if all(isinstance(r[key], int) for r, _ in rounds):
+            merged[key] = int(merged[key])
+    merged["client_rss_mb"] = max(float(r["client_rss_mb"]) for r, _ in rounds)
+    for key in ("turn_latency_ms", "first_response_ms", "chunk_lag_ms"):
+        merged[key] = {
+            name: round(_median([float(r[key][name]) for r, _ in rounds]), 3) for name in first[key]
+        }
+    details: dict[str, Any] = dict(first_details)
+    for key in ("audio_messages_sent", "sessions_verified", "extra_turns", "server_cpu_s"):
+        if all(key in d for _, d in rounds):
+            details[key] = round(sum(float(d[key]) for _, d in rounds), 2)
+            if all(isinstance(d[key], int) for _, d in rounds):
+                details[key] = int(details[key])
+    details["min_session_rotations"] = min(int(d.get("min_session_rotations", 0)) for _, d in rounds)
+    for key in ("error_samples", "extra_samples"):
+        details[key] = [text for _, d in rounds for text in d.get(key, [])][:20]
+    return merged, details
+
+
+def write_json(
+    path: str,
+    results: Sequence[Mapping[str, Any]],
+    ratio: Mapping[str, Any] | None,
+    rounds: Sequence[Mapping[str, Any]] | None = None,
+) -> None:
+    """One result as itself; two (``--vs``) as ``{"results": [...], "ratios": {...}}``; with
+    several rounds, ``"rounds"`` lists each round's ratios (and ``median_ratios`` their medians)."""
     if len(results) == 1 and ratio is None:
         doc: Any = dict(results[0])
     else:
         doc = {"results": [dict(r) for r in results], "ratios": dict(ratio or {})}
+        if rounds:
+            doc["rounds"] = [dict(r) for r in rounds]
+            doc["median_ratios"] = median_ratios(rounds)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
+
+
+def median_ratios(rounds: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:
+    """Each ratio's median over the rounds (None if any round had none): robust to one round
+    that shared the machine with something else."""
+    out: dict[str, float | None] = {}
+    for key in rounds[0]:
+        values = [r.get(key) for r in rounds]
+        known = [float(v) for v in values if v is not None]
+        out[key] = round(_median(known), 3) if len(known) == len(values) else None
+    return out
 
 
 def _rows(result: Mapping[str, Any], details: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -139,6 +211,7 @@ def render_table(
     ratio: Mapping[str, float | None] | None = None,
     *,
     title: str = "livemesh bench",
+    rounds: Sequence[Mapping[str, float | None]] | None = None,
 ) -> None:
     """One column per client; with ``ratio``, the ratios under it; then any error samples."""
     table = Table(title=title)
@@ -155,8 +228,17 @@ def render_table(
         rt = Table(title="livemesh / google-genai (> 1 = livemesh better)")
         rt.add_column("figure")
         rt.add_column("ratio", justify="right")
+        medians = median_ratios(rounds) if rounds and len(rounds) > 1 else None
+        if medians is not None:
+            rt.add_column("median of rounds", justify="right")
+            rt.add_column("each round", justify="right")
         for key, value in ratio.items():
-            rt.add_row(key, "n/a" if value is None else f"{value:.2f}x")
+            cells = ["n/a" if value is None else f"{value:.2f}x"]
+            if medians is not None and rounds is not None:
+                median = medians[key]
+                cells.append("n/a" if median is None else f"{median:.2f}x")
+                cells.append(" ".join("n/a" if r.get(key) is None else f"{r[key]:.2f}" for r in rounds))
+            rt.add_row(key, *cells)
         console.print(rt)
     for result, detail in zip(results, details, strict=True):
         for key, what in (("error_samples", "problems"), ("extra_samples", "extra turns")):

@@ -63,7 +63,15 @@ async def test_short_mixed_bench_loses_nothing(tmp_path: Path) -> None:
 
 async def test_vs_genai_smoke(tmp_path: Path) -> None:
     code, text, doc = await _bench(
-        tmp_path, "--vs", "genai", "--sessions", "3", "--duration", "2", "--workload", "mixed"
+        tmp_path,
+        "--vs",
+        "genai",
+        "--sessions",
+        "3",
+        "--duration",
+        "2",
+        "--workload",
+        "mixed",
     )
     assert code == 0, text
     results = doc["results"]
@@ -79,6 +87,21 @@ async def test_vs_genai_smoke(tmp_path: Path) -> None:
         "cpu_per_message",
     }
     assert "livemesh / google-genai" in text
+    assert "rounds" not in doc
+
+
+async def test_vs_genai_in_rounds(tmp_path: Path) -> None:
+    # --rounds 2: livemesh, genai, livemesh, genai; totals in the columns, each round's ratios and
+    # their medians beside them (text only: the mixed smoke above covers audio and tools)
+    code, text, doc = await _bench(
+        tmp_path, "--vs", "genai", "--sessions", "2", "--duration", "1", "--workload", "text", "--rounds", "2"
+    )
+    assert code == 0, text
+    for result in doc["results"]:  # type: ignore[union-attr]
+        _complete(result)
+    assert len(doc["rounds"]) == 2  # type: ignore[arg-type]
+    assert set(doc["median_ratios"]) == set(doc["ratios"])  # type: ignore[arg-type]
+    assert "median of rounds" in text and "2 rounds each" in text
 
 
 def _args(**over: object) -> argparse.Namespace:

@@ -82,3 +82,47 @@ def test_table_renders_both_columns_and_problems() -> None:
     report.render_table(console, [_result("livemesh"), _result("genai")], details, {"turns_per_s": 2.0})
     text = out.getvalue()
     assert "livemesh" in text and "genai" in text and "2.00x" in text and "consumed 2 times" in text
+
+
+def test_rounds_merge_into_totals_and_median_ratios(tmp_path: Path) -> None:
+    # --rounds: counters and CPU add up (rates are totals over totals), latency percentiles are
+    # the median round's, and each round's ratios are kept with their medians.
+    slow = _result(
+        "livemesh", turns=100, client_cpu_s=2.0, turn_latency_ms={"p50": 9, "p90": 9, "p99": 90, "max": 99}
+    )
+    fast = _result(
+        "livemesh", turns=300, client_cpu_s=1.0, turn_latency_ms={"p50": 1, "p90": 1, "p99": 10, "max": 11}
+    )
+    mid = _result(
+        "livemesh", turns=200, client_cpu_s=1.5, turn_latency_ms={"p50": 5, "p90": 5, "p99": 50, "max": 55}
+    )
+    merged, details = report.merge_rounds(
+        [
+            (slow, {"audio_messages_sent": 1, "server_cpu_s": 1.5}),
+            (fast, {"audio_messages_sent": 2, "server_cpu_s": 1.0}),
+            (mid, {"audio_messages_sent": 3, "server_cpu_s": 0.5}),
+        ]
+    )
+    assert tuple(merged) == report.RESULT_KEYS
+    assert (merged["turns"], merged["duration_s"], merged["client_cpu_s"]) == (600, 30.0, 4.5)
+    assert merged["turn_latency_ms"] == {"p50": 5, "p90": 5, "p99": 50, "max": 55}
+    assert details["audio_messages_sent"] == 6 and details["server_cpu_s"] == 3.0
+    rounds = [
+        {"turns_per_s": 1.0, "p99_turn_latency": None},
+        {"turns_per_s": 3.0, "p99_turn_latency": 2.0},
+        {"turns_per_s": 1.5, "p99_turn_latency": 1.0},
+    ]
+    assert report.median_ratios(rounds) == {"turns_per_s": 1.5, "p99_turn_latency": None}
+    path = tmp_path / "r.json"
+    report.write_json(str(path), [merged, merged], {"turns_per_s": 1.0}, rounds)
+    doc = json.loads(path.read_text())
+    assert doc["rounds"] == rounds and doc["median_ratios"]["turns_per_s"] == 1.5
+    out = io.StringIO()
+    report.render_table(
+        Console(file=out, width=200),
+        [merged, merged],
+        [details, details],
+        {"turns_per_s": 1.0},
+        rounds=rounds,
+    )
+    assert "median of rounds" in out.getvalue() and "1.00 3.00 1.50" in out.getvalue()
