@@ -211,6 +211,8 @@ class Session:
         self._lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
         self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
         self._conn_deadline = float("inf")  # when the service cuts the current connection
+        self._final_scope: tuple[trio.CancelScope, float] | None = None  # a move's deadline, its start
+        self._setup_sent_at = 0.0
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -597,9 +599,11 @@ class Session:
             self._notify()
             epoch = _Epoch(scope=trio.CancelScope())
             self._epoch = epoch
-            connected_at = trio.current_time()
+            # The service's clock for this connection starts after it read our setup: counting
+            # from when we sent it errs early, never late (a late move is cut by the service).
+            connected_at = self._setup_sent_at
             self._conn_deadline = connected_at + config.limits.connection_lifetime_s
-            last_activity = [connected_at]
+            last_activity = [trio.current_time()]
             with epoch.scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
@@ -636,7 +640,7 @@ class Session:
     async def _handshake(self, conn: Connection, handle: str | None) -> None:
         assert self._auth is not None
         setup = self.config.setup(self._auth, handle=handle)
-        start = trio.current_time()
+        start = self._setup_sent_at = trio.current_time()
         await conn.send(wire.encode_client(wire.ClientMessage(setup=setup)))
         with trio.move_on_after(self.config.setup_timeout) as scope:
             raw = await conn.receive()
@@ -1102,6 +1106,9 @@ class Session:
             self._move_deadline = (
                 deadline if self._move_deadline is None else min(self._move_deadline, deadline)
             )
+        scope = self._final_scope
+        if scope is not None:
+            scope[0].deadline = min(scope[0].deadline, self._final_at(scope[1]))
         self._move_wanted.set()
         self._notify()
 
@@ -1117,75 +1124,28 @@ class Session:
         """Wait for a reason to leave this connection, then leave at the right moment."""
         # Its own event, not _changed: an idle mover must not wake for every message sent.
         await self._move_wanted.wait()
+        hold_at = -1.0
+        start = trio.current_time()
+        reason = self._move_reason or "requested"
+        if not self._closing:
+            self._state = "moving"
+            self._move_started = start
+            # Past this the move leaves with whatever it has; a goAway arriving meanwhile brings
+            # it forward (_request_move moves the scope's deadline).
+            with trio.CancelScope(deadline=self._final_at(start)) as final:
+                self._final_scope = (final, start)
+                try:
+                    hold_at = await self._ready_to_move(start)
+                finally:
+                    self._final_scope = None
+            if final.cancelled_caught:
+                self._log.debug("the connection's end is near: moving with the newest handle as it is")
+                self._hold_planned = True
+                self._notify()
         if self._closing:
             await self._flush_for_close()
             epoch.finish("close")
             return
-        reason = self._move_reason or "requested"
-        deadline = self._move_deadline
-        start = trio.current_time()
-        policy = self.config.rotation
-        reserve = 0.0 if deadline is None else self._reserve(deadline, start)
-        limit = start + policy.quiet_timeout_s
-        if deadline is not None:
-            # At most half the usable window for a quiet point: the rest is for a fresh handle.
-            limit = min(limit, start + max(0.0, deadline - reserve - start) / 2)
-        self._state = "moving"
-        self._move_started = start
-        hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
-        final = hard - self._reserve(hard, start)  # past this the move leaves whatever it has
-        hold_at = start
-        while True:
-            await self._wait_quiet(limit)
-            if self._closing:
-                await self._flush_for_close()
-                epoch.finish("close")
-                return
-            self._hold_planned = True
-            hold_at = trio.current_time()
-            self._notify()
-            if self._handle_fits_move():
-                break
-            # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
-            # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
-            settle = 0.0 if self.config.transparent else self._settle()
-            handle_limit = hold_at + policy.handle_timeout_s + settle
-            if deadline is not None:
-                handle_limit = min(handle_limit, deadline - reserve)
-            with trio.move_on_at(handle_limit):
-                await self._wait_for(
-                    lambda: self._handle_fits_move() or self._closing or self._user_speaking()
-                )
-            if self._closing:
-                continue  # _wait_quiet returns at once and the close path runs
-            if self._handle_fits_move():
-                break
-            if self._user_speaking() and trio.current_time() < final:
-                # The user started speaking as input was held: the utterance ends only with more
-                # input, and no handle comes until it has. Let it through, wait for its end (the
-                # model then answers, with input held, and a handle follows the turn), look again.
-                self._log.debug("the user is speaking: held input let through until the utterance ends")
-                self._hold_planned = False
-                self._notify()
-                self._counters.holds_released += 1
-                with trio.move_on_at(final):
-                    await self._wait_for(lambda: not self._user_speaking() or self._closing)
-                limit = min(final, max(limit, trio.current_time() + policy.quiet_timeout_s))
-                if trio.current_time() < final:
-                    continue
-            if not self._handle_fits_move() and (self._in_turn() or self._effect_seq >= self._handle_seq):
-                # Input is held, so the turn in progress will end and the server issues a handle
-                # right after each turn. Leaving without it would cut the turn (its output so far
-                # was delivered and the replayed trigger answers it again from the start) or
-                # resume from a snapshot without a turn the user saw answered (replaying it
-                # answers it twice, not replaying it loses it). A slow (backlogged) server is no
-                # reason for either: only the connection's own end (goAway deadline, else its
-                # lifetime) is.
-                self._hold_planned = True
-                self._notify()
-                with trio.move_on_at(final):
-                    await self._wait_for(lambda: self._handle_fits_move() or self._closing)
-            break
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
         with trio.move_on_after(1.0):
             await self._wait_for(lambda: not self._sending)
@@ -1200,6 +1160,68 @@ class Session:
         )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
+
+    async def _ready_to_move(self, start: float) -> float:
+        """Hold input at a quiet point and wait for a handle that makes the move exact; return
+        when the move can leave (or the session closes) with the time input was last held.
+        The caller bounds this by the connection's end (see :meth:`_final_at`)."""
+        policy = self.config.rotation
+        deadline = self._move_deadline
+        reserve = 0.0 if deadline is None else self._reserve(deadline, start)
+        limit = start + policy.quiet_timeout_s
+        if deadline is not None:
+            # At most half the usable window for a quiet point: the rest is for a fresh handle.
+            limit = min(limit, start + max(0.0, deadline - reserve - start) / 2)
+        while True:
+            await self._wait_quiet(limit)
+            if self._closing:
+                return start
+            self._hold_planned = True
+            hold_at = trio.current_time()
+            self._notify()
+            if self._handle_fits_move():
+                return hold_at
+            # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
+            # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
+            settle = 0.0 if self.config.transparent else self._settle()
+            handle_limit = hold_at + policy.handle_timeout_s + settle
+            deadline = self._move_deadline
+            if deadline is not None:
+                handle_limit = min(handle_limit, deadline - self._reserve(deadline, start))
+            with trio.move_on_at(handle_limit):
+                await self._wait_for(
+                    lambda: self._handle_fits_move() or self._closing or self._user_speaking()
+                )
+            if self._closing or self._handle_fits_move():
+                return hold_at
+            if self._user_speaking():
+                # The user started speaking as input was held: the utterance ends only with more
+                # input, and no handle comes until it has. Let it through, wait for its end (the
+                # model then answers, with input held, and a handle follows the turn), look again.
+                self._log.debug("the user is speaking: held input let through until the utterance ends")
+                self._hold_planned = False
+                self._notify()
+                self._counters.holds_released += 1
+                await self._wait_for(lambda: not self._user_speaking() or self._closing)
+                limit = max(limit, trio.current_time() + policy.quiet_timeout_s)
+                continue
+            if self._in_turn() or self._effect_seq >= self._handle_seq:
+                # Input is held, so the turn in progress will end and the server issues a handle
+                # right after each turn. Leaving without it would cut the turn (its output so far
+                # was delivered and the replayed trigger answers it again from the start) or
+                # resume from a snapshot without a turn the user saw answered (replaying it
+                # answers it twice, not replaying it loses it). A slow (backlogged) server is no
+                # reason for either: only the connection's own end (goAway deadline, else its
+                # lifetime) is, and the caller's scope enforces that.
+                await self._wait_for(lambda: self._handle_fits_move() or self._closing)
+            return hold_at
+
+    def _final_at(self, start: float) -> float:
+        """When a move started at ``start`` must leave: the connection's end (the goAway deadline,
+        else its lifetime) less the reserve for reconnecting."""
+        deadline = self._move_deadline
+        hard = min(deadline if deadline is not None else self._conn_deadline, self._conn_deadline)
+        return hard - self._reserve(hard, start)
 
     def _user_speaking(self) -> bool:
         """The server withdrew resumability after its newest handle and turn, and no model turn or

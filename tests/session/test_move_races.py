@@ -321,3 +321,35 @@ async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking
             metrics = session.statistics()
             assert (metrics.replayed, metrics.replay_ambiguous, metrics.rotations) == (0, 0, 1)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_go_away_during_a_move_brings_its_deadline_forward(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A move waits (up to handle_timeout_s) for a handle that covers an ambiguous chunk; then a
+    goAway says the connection ends in 0.5 s. The move must leave before that, not sit out its
+    own timeout and be cut by the service (a drop, with everything in flight ambiguous)."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            await session.send_realtime_input(audio=CHUNK)
+            assert (await conn1.expect()).realtime_input is not None
+            mock_clock.jump(0.005)
+            await conn1.handle("h1")  # the chunk is ambiguous: the move waits for a later handle
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().rotations == 0
+            await conn1.push(go_away=wire.GoAway(time_left=wire.Duration(0.5)))
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(0.4)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().rotations == 1  # left before the connection's end
+            conn2 = await server.accept(first_handle="h2")
+            assert resumed_from(conn2) == "h1"
+            metrics = session.statistics()
+            assert metrics.replay_ambiguous + metrics.replay_skipped == 1  # judged, and reported
+            nursery.cancel_scope.cancel()
