@@ -268,7 +268,12 @@ async def _drive(
                 await state.phase.ended.wait()
             if not spec.verify:
                 return ("done", turn, None)
-            if state.go_away or conn.closed is not None:
+            if state.go_away and conn.closed is None:
+                # Moving for the check: as after any turn, only with the handle issued after the
+                # last turnComplete (an older one resumes a context without that turn's input).
+                await _await_handle_after_turn(conn, spec, plan)
+                return ("again", turn, None)
+            if conn.closed is not None:
                 return ("again", turn, None)  # the check runs on the next connection
             return await _final_check(conn, spec, state)
         messages: list[tuple[str, Any]]
@@ -330,11 +335,15 @@ async def _drive(
         if state.go_away:
             # Rotate at this quiet point: the handle issued after turnComplete covers everything sent.
             state.rotating_since = done_at
-            try:
-                await asyncio.wait_for(conn.handle_after_turn.wait(), spec.turn_timeout_s)
-            except TimeoutError:
-                raise _TurnFailed(f"s{plan.index}: no resumable handle after goAway") from None
+            await _await_handle_after_turn(conn, spec, plan)
             return ("again", turn, None)
+
+
+async def _await_handle_after_turn(conn: _Connection, spec: WorkloadSpec, plan: SessionPlan) -> None:
+    try:
+        await asyncio.wait_for(conn.handle_after_turn.wait(), spec.turn_timeout_s)
+    except TimeoutError:
+        raise _TurnFailed(f"s{plan.index}: no resumable handle after goAway") from None
 
 
 async def _final_check(conn: _Connection, spec: WorkloadSpec, state: _State) -> Outcome:
