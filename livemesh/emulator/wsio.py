@@ -281,7 +281,11 @@ class WebSocketPeer:
     async def send(self, data: bytes, *, faultable: bool = True) -> None:
         """Queue one server frame (waits while the queue is full: backpressure). Dropped once
         closing, and when the connection ends while waiting (any task may call this, e.g. a
-        test control, so it must not outlive the connection)."""
+        test control, so it must not outlive the connection).
+
+        Always a checkpoint, so the writer usually sends each message as its own write, as the
+        service streams them; queueing a whole turn without one (one write per turn) was tried
+        and reverted: it measured the emulator's batching, not the clients (bench/README.md)."""
         if self.closing:
             return
         try:
