@@ -212,7 +212,6 @@ class Session:
         self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
         self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._final_scope: tuple[trio.CancelScope, float] | None = None  # a move's deadline, its start
-        self._setup_sent_at = 0.0
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -599,9 +598,10 @@ class Session:
             self._notify()
             epoch = _Epoch(scope=trio.CancelScope())
             self._epoch = epoch
-            # The service's clock for this connection starts after it read our setup: counting
-            # from when we sent it errs early, never late (a late move is cut by the service).
-            connected_at = self._setup_sent_at
+            # The service's clock starts when it answers the setup, a one-way trip before now.
+            # (Counting from when the setup was sent erred early by a whole backlogged round trip
+            # and forced moves mid-turn; a goAway still brings the end forward when it comes.)
+            connected_at = trio.current_time() - self._rtt / 2
             self._conn_deadline = connected_at + config.limits.connection_lifetime_s
             last_activity = [trio.current_time()]
             with epoch.scope:
@@ -640,7 +640,7 @@ class Session:
     async def _handshake(self, conn: Connection, handle: str | None) -> None:
         assert self._auth is not None
         setup = self.config.setup(self._auth, handle=handle)
-        start = self._setup_sent_at = trio.current_time()
+        start = trio.current_time()
         await conn.send(wire.encode_client(wire.ClientMessage(setup=setup)))
         with trio.move_on_after(self.config.setup_timeout) as scope:
             raw = await conn.receive()
