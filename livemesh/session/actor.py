@@ -212,6 +212,7 @@ class Session:
         self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
         self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._final_scope: tuple[trio.CancelScope, float] | None = None  # a move's deadline, its start
+        self._ping_rtts: list[float] = []  # this connection's measured ping round trips
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -608,7 +609,7 @@ class Session:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
                     nursery.start_soon(self._guard, epoch, self._writer(conn))
-                    nursery.start_soon(self._guard, epoch, self._mover(epoch))
+                    nursery.start_soon(self._guard, epoch, self._mover(epoch, conn))
                     nursery.start_soon(self._lifetime_timer, connected_at)
                     nursery.start_soon(
                         self._guard,
@@ -675,7 +676,7 @@ class Session:
             self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
         self._counters.void_calls += len(void)
         plan = self._replay.plan(
-            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._rtt
+            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._likely_lag()
         )
         if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
@@ -686,6 +687,7 @@ class Session:
                 plan.dropped_void,
             )
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
+        self._ping_rtts = []  # judged the old connection's log; the new one is measured afresh
         self._replay_next.extendleft(reversed(replay))
         self._counters.replayed += len(plan.messages)
         self._counters.replay_ambiguous += plan.ambiguous
@@ -910,7 +912,10 @@ class Session:
         if message.go_away is not None:
             self._counters.go_aways += 1
             time_left = message.go_away.time_left
-            deadline = arrived + (
+            # From when it was read, not its arrival bound: a reader far behind a busy socket
+            # dates frames seconds early, and a deadline that early forces every move at once
+            # (with its input ambiguous); the pool's own rotation comes well before a goAway.
+            deadline = now + (
                 float(time_left) if time_left is not None else self.config.limits.go_away_notice_s
             )
             self._log.info("goAway: %.3f s left", deadline - now)
@@ -1120,7 +1125,7 @@ class Session:
         self._log.info("connection age limit: rotating")
         self._request_move("timer", connected_at + self.config.limits.connection_lifetime_s)
 
-    async def _mover(self, epoch: _Epoch) -> None:
+    async def _mover(self, epoch: _Epoch, conn: Connection) -> None:
         """Wait for a reason to leave this connection, then leave at the right moment."""
         # Its own event, not _changed: an idle mover must not wake for every message sent.
         await self._move_wanted.wait()
@@ -1135,7 +1140,7 @@ class Session:
             with trio.CancelScope(deadline=self._final_at(start)) as final:
                 self._final_scope = (final, start)
                 try:
-                    hold_at = await self._ready_to_move(start)
+                    hold_at = await self._ready_to_move(start, conn)
                 finally:
                     self._final_scope = None
             if final.cancelled_caught:
@@ -1161,7 +1166,7 @@ class Session:
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
 
-    async def _ready_to_move(self, start: float) -> float:
+    async def _ready_to_move(self, start: float, conn: Connection) -> float:
         """Hold input at a quiet point and wait for a handle that makes the move exact; return
         when the move can leave (or the session closes) with the time input was last held.
         The caller bounds this by the connection's end (see :meth:`_final_at`)."""
@@ -1181,6 +1186,8 @@ class Session:
             self._notify()
             if self._handle_fits_move():
                 return hold_at
+            if not self.config.transparent and not self._ping_rtts:
+                await self._measure_rtt(conn)
             # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
             # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
             settle = 0.0 if self.config.transparent else self._settle()
@@ -1215,6 +1222,23 @@ class Session:
                 # lifetime) is, and the caller's scope enforces that.
                 await self._wait_for(lambda: self._handle_fits_move() or self._closing)
             return hold_at
+
+    async def _measure_rtt(self, conn: Connection) -> None:
+        """One ping's round trip, for :meth:`_likely_lag` (bounded: the service's pongs can take
+        seconds, and then there is no sample and the setup round trip stands)."""
+        sent = trio.current_time()
+        with trio.move_on_after(0.5):
+            await conn.ping()
+            self._ping_rtts.append(trio.current_time() - sent)
+
+    def _likely_lag(self) -> float:
+        """The best guess of a message's trip to the server and a handle's back, for judging an
+        ambiguous audio chunk when a move must leave without a handle that covers it: a ping's
+        round trip if one was measured on this connection (the setup's includes the server's work
+        on the setup, ten times a ping's under load), else the setup's."""
+        if self._ping_rtts:
+            return min(self._rtt, 2.0 * min(self._ping_rtts))
+        return self._rtt
 
     def _final_at(self, start: float) -> float:
         """When a move started at ``start`` must leave: the connection's end (the goAway deadline,
