@@ -152,10 +152,13 @@ class SansioConnection:
 
     __slots__ = (
         "_aborted",
+        "_arrived",
         "_buffer_size",
         "_caught_up_at",
         "_closed_state",
         "_disconnect_timeout",
+        "_fence_count",
+        "_fences",
         "_fragment_text",
         "_fragments",
         "_frames",
@@ -171,6 +174,7 @@ class SansioConnection:
         "_stamps",
         "_stream",
         "arrived_after",
+        "received_index",
     )
 
     def __init__(
@@ -194,6 +198,11 @@ class SansioConnection:
         self._probe = drain_probe(stream)
         self._caught_up_at: float | None = trio.current_time() if self._probe is not None else None
         self.arrived_after: float | None = None
+        self.received_index = -1
+        """0-based arrival number of the frame :meth:`receive` returned last (see :meth:`fence`)."""
+        self._arrived = 0  # data messages parsed so far
+        self._fences: dict[bytes, int] = {}  # fence ping payload -> messages before its pong (-1: none yet)
+        self._fence_count = 0
         """For the frame :meth:`receive` returned last: a time (``trio.current_time()``) no later
         than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
         cannot tell (then only the time it was read is known)."""
@@ -302,6 +311,7 @@ class SansioConnection:
                     if event.fin:
                         self._messages.append(event.data.decode() if op is opcode.TEXT else event.data)
                         stamps.append(stamp)
+                        self._arrived += 1
                     else:
                         self._fragment_text = op is opcode.TEXT
                         self._fragments = [event.data]
@@ -312,8 +322,12 @@ class SansioConnection:
                         self._fragments = []
                         self._messages.append(data.decode() if self._fragment_text else data)
                         stamps.append(stamp)
+                        self._arrived += 1
                 elif op is opcode.PONG:
                     self._pongs += 1
+                    payload = bytes(event.data)  # websockets hands frame data as a bytearray
+                    if self._fences.get(payload) == -1:
+                        self._fences[payload] = self._arrived
         except UnicodeDecodeError:
             # websockets' protocol leaves UTF-8 checks to its I/O layer, which is us (RFC 6455 8.1)
             self._protocol.fail(1007, "invalid UTF-8 in a text frame")
@@ -378,10 +392,32 @@ class SansioConnection:
                 raise self._lost()
             await self._await_read()
         self.arrived_after = self._stamps.popleft()
+        self.received_index += 1
         return messages.popleft()
 
     async def ping(self) -> None:
         """Send a ping and wait for a pong (the reply to it or a later one); raises once closed."""
+        seen = await self._send_ping(_PING_PAYLOAD)
+        await self._read_until(lambda: self._pongs != seen)
+
+    async def fence(self) -> int:
+        """Send a ping and wait for *its* pong (matched by payload); return how many data messages
+        arrived before that pong, so a message with ``received_index`` at or past the result came
+        after it. Where the server answers pings in order with consuming what came before them,
+        such a message was sent after the server consumed everything sent before the ping."""
+        self._fence_count += 1
+        payload = b"livemesh-fence-%d" % self._fence_count
+        fences = self._fences
+        fences[payload] = -1
+        try:
+            await self._send_ping(payload)
+            await self._read_until(lambda: fences[payload] >= 0)
+            return fences[payload]
+        finally:
+            del fences[payload]
+
+    async def _send_ping(self, payload: bytes) -> int:
+        """Send a ping with ``payload``; the number of pongs received before it."""
         if self._ended():
             raise self._lost()
         async with self._send_lock:
@@ -389,12 +425,16 @@ class SansioConnection:
             seen = self._pongs
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
-            self._protocol.send_ping(_PING_PAYLOAD)
+            self._protocol.send_ping(payload)
             try:
                 await self._write_locked()
             except _STREAM_ERRORS as exc:
                 raise ConnectionLostError(f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
-        while self._pongs == seen:
+        return seen
+
+    async def _read_until(self, done: Callable[[], bool]) -> None:
+        """Read (or wait for the reading task's reads) until ``done()``; raises once closed."""
+        while not done():
             if self._ended():
                 raise self._lost()
             if len(self._messages) >= self._queue_size and not self._reading:

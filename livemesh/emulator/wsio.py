@@ -254,8 +254,8 @@ class WebSocketPeer:
         self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
         # Client messages travel in lists, one per TCP read: one channel hop per read, not per
         # message (audio streams put a dozen messages in one read). Bounded by queue_size reads.
-        self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | str]](queue_size)
-        self._inbox: collections.deque[bytes | str] = collections.deque()
+        self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | str | _Reply]](queue_size)
+        self._inbox: collections.deque[bytes | str | _Reply] = collections.deque()
         self._done = trio.Event()
         self._scope: trio.CancelScope | None = None
         self.closing = False
@@ -269,14 +269,26 @@ class WebSocketPeer:
     # ------------------------------------------------------------------ engine side
 
     async def receive(self) -> bytes | str:
-        """The next complete client message; :class:`ConnectionEnded` once the connection is closing."""
-        if self._inbox:
-            return self._inbox.popleft()
-        try:
-            self._inbox.extend(await self._in_recv.receive())
-            return self._inbox.popleft()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise ConnectionEnded from None
+        """The next complete client message; :class:`ConnectionEnded` once the connection is closing.
+
+        A ping is answered here, in order with the messages around it: its pong leaves only once
+        the application asked for the message after it, i.e. consumed every message before it
+        (the emulator's choice; the service's ordering of pongs is not documented). A client can
+        then tell which handles were issued after the server consumed what it sent."""
+        inbox = self._inbox
+        while True:
+            if not inbox:
+                try:
+                    inbox.extend(await self._in_recv.receive())
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    raise ConnectionEnded from None
+            item = inbox.popleft()
+            if not isinstance(item, _Reply):
+                return item
+            try:
+                await self._out_send.send(item)
+            except trio.ClosedResourceError:
+                pass
 
     async def send(self, data: bytes, *, faultable: bool = True) -> None:
         """Queue one server frame (waits while the queue is full: backpressure). Dropped once
@@ -400,7 +412,7 @@ class WebSocketPeer:
                 except (WsRemoteError, WsLocalError):
                     await self.close(1002, "Protocol error.")
                     return
-                batch: list[bytes | str] = []
+                batch: list[bytes | str | _Reply] = []
                 for event in events:
                     if isinstance(event, Message):
                         if self.closing:
@@ -420,7 +432,7 @@ class WebSocketPeer:
                             size = 0
                             batch.append(message)
                     elif isinstance(event, Ping):
-                        await self._out_send.send(_Reply(event.response()))
+                        batch.append(_Reply(event.response()))  # answered in order (receive)
                     elif isinstance(event, CloseConnection):
                         if batch:
                             await self._in_send.send(batch)

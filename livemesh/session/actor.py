@@ -213,6 +213,9 @@ class Session:
         self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._final_scope: tuple[trio.CancelScope, float] | None = None  # a move's deadline, its start
         self._ping_rtts: list[float] = []  # this connection's measured ping round trips
+        self._rx_index = -1  # the engine's arrival number of the frame being processed
+        self._handle_index = -1  # ... of the newest resumable handle
+        self._fence: tuple[int, float] | None = None  # (frames before our ping's pong, ping sent at)
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -688,6 +691,8 @@ class Session:
             )
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
         self._ping_rtts = []  # judged the old connection's log; the new one is measured afresh
+        self._fence = None
+        self._handle_index = -1
         self._replay_next.extendleft(reversed(replay))
         self._counters.replayed += len(plan.messages)
         self._counters.replay_ambiguous += plan.ambiguous
@@ -821,6 +826,7 @@ class Session:
             # When the frame arrived, not when it was read: the reader may have spent seconds
             # handing earlier messages to a slow consumer (see _on_resumption_update).
             arrived = conn.arrived_after
+            self._rx_index = conn.received_index
             last_activity[0] = now
             message = self._decode(raw)
             self._rx_seq += 1
@@ -947,6 +953,7 @@ class Session:
             self._handle_epoch += 1
             self._handle_received_at = now
             self._handle_arrived_at = arrived
+            self._handle_index = self._rx_index
             self._handle_seq = self._rx_seq
             index = update.last_consumed_client_message_index
             exact = self.config.transparent and index is not None
@@ -1147,6 +1154,8 @@ class Session:
                 self._log.debug("the connection's end is near: moving with the newest handle as it is")
                 self._hold_planned = True
                 self._notify()
+            elif self._handle_fits_move() and self._fits_by_fence():
+                self._replay.clear()  # the handle came after the fence: it covers every logged message
         if self._closing:
             await self._flush_for_close()
             epoch.finish("close")
@@ -1170,7 +1179,15 @@ class Session:
         """Hold input at a quiet point and wait for a handle that makes the move exact; return
         when the move can leave (or the session closes) with the time input was last held.
         The caller bounds this by the connection's end (see :meth:`_final_at`)."""
+        self._fence = None
+        async with trio.open_nursery() as nursery:  # for the fence ping (_fence_input) only
+            hold_at = await self._hold_until_ready(start, conn, nursery)
+            nursery.cancel_scope.cancel()
+        return hold_at
+
+    async def _hold_until_ready(self, start: float, conn: Connection, nursery: trio.Nursery) -> float:
         policy = self.config.rotation
+        fencing: trio.CancelScope | None = None
         deadline = self._move_deadline
         reserve = 0.0 if deadline is None else self._reserve(deadline, start)
         limit = start + policy.quiet_timeout_s
@@ -1186,8 +1203,9 @@ class Session:
             self._notify()
             if self._handle_fits_move():
                 return hold_at
-            if not self.config.transparent and not self._ping_rtts:
-                await self._measure_rtt(conn)
+            if not self.config.transparent and fencing is None:
+                fencing = trio.CancelScope()
+                nursery.start_soon(self._fence_input, conn, fencing)
             # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
             # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
             settle = 0.0 if self.config.transparent else self._settle()
@@ -1206,6 +1224,9 @@ class Session:
                 # input, and no handle comes until it has. Let it through, wait for its end (the
                 # model then answers, with input held, and a handle follows the turn), look again.
                 self._log.debug("the user is speaking: held input let through until the utterance ends")
+                if fencing is not None:
+                    fencing.cancel()  # input sent from now on is not before its ping
+                    fencing = None
                 self._hold_planned = False
                 self._notify()
                 self._counters.holds_released += 1
@@ -1223,13 +1244,30 @@ class Session:
                 await self._wait_for(lambda: self._handle_fits_move() or self._closing)
             return hold_at
 
-    async def _measure_rtt(self, conn: Connection) -> None:
-        """One ping's round trip, for :meth:`_likely_lag` (bounded: the service's pongs can take
-        seconds, and then there is no sample and the setup round trip stands)."""
-        sent = trio.current_time()
-        with trio.move_on_after(0.5):
-            await conn.ping()
+    async def _fence_input(self, conn: Connection, scope: trio.CancelScope) -> None:
+        """Ping once input is held and note where its pong fell among the server's frames.
+
+        A handle that arrives after that pong, where the server answers pings in order with
+        consuming what came before them (the emulator does), was issued after the server consumed
+        everything sent before the ping: the move is exact without judging by time (which a
+        reader far behind a busy socket cannot do). The round trip also refines
+        :meth:`_likely_lag`. The service's pongs can take seconds; the move does not wait for it.
+        """
+        with scope:
+            sent = trio.current_time()
+            index = await conn.fence()
+            if index is None:
+                return
             self._ping_rtts.append(trio.current_time() - sent)
+            self._fence = (index, sent)
+            self._notify()
+
+    def _fits_by_fence(self) -> bool:
+        """The newest handle arrived after the pong of a ping sent after every logged message."""
+        fence = self._fence
+        if fence is None:
+            return False
+        return self._handle_index >= fence[0] and self._replay.newest_sent_at() <= fence[1]
 
     def _likely_lag(self) -> float:
         """The best guess of a message's trip to the server and a handle's back, for judging an
@@ -1304,7 +1342,7 @@ class Session:
             return False  # no handle covers a turn still in flight (its turnComplete comes first)
         if self.config.transparent:
             return True
-        return self._replay.ambiguous(self._handle_received_at) == 0
+        return self._replay.ambiguous(self._handle_received_at) == 0 or self._fits_by_fence()
 
     async def _flush_for_close(self) -> None:
         """Send what is queued, then (with resumption) wait for a handle covering all of it, so the

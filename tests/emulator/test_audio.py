@@ -165,3 +165,15 @@ async def test_speech_start_says_not_resumable_once_and_the_turn_ends_resumable(
             assert all(not u.resumable for u in updates)  # at most the one for the model's turn
             _, after = await c.until("session_resumption_update")
             assert after.session_resumption_update is not None and after.session_resumption_update.resumable
+
+
+async def test_a_ping_is_answered_after_the_messages_before_it_were_consumed() -> None:
+    """The pong leaves only once everything sent before the ping was consumed (in order): a
+    client that sees a handle after its pong knows that handle covers what it sent before."""
+    with trio.fail_after(10):
+        async with open_emulator() as emu, connect(emu, audio_setup()) as c:
+            chunks = 60
+            for _ in range(chunks):
+                await c.audio(silence(100))
+            await c.ws.ping(b"fence")
+            assert emu.stats(session_of(c)).audio_chunks == chunks

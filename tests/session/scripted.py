@@ -28,6 +28,11 @@ class ScriptedConnection:
         self.closed: tuple[int, str] | None = None
         self.setup: wire.Setup | None = None
         self.arrived_after: float | None = None
+        self.received_index = -1
+        self.answer_pings = True
+        """Answer fence pings at once, after every frame pushed so far (a server that consumed all
+        it was sent); False: never (a service whose pongs are slow)."""
+        self._pushed = 0
 
     # ------------------------------------------------------------ the session's side (Connection)
 
@@ -43,12 +48,18 @@ class ScriptedConnection:
     async def receive(self) -> bytes:
         try:
             data, self.arrived_after = await self._down_recv.receive()
+            self.received_index += 1
             return data
         except trio.EndOfChannel:
             raise ConnectionLostError("dropped by the scripted server", code=1006) from None
 
     async def ping(self) -> None:
         return None
+
+    async def fence(self) -> int | None:
+        if not self.answer_pings:
+            await trio.sleep_forever()
+        return self._pushed
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         if self.closed is None:
@@ -79,6 +90,7 @@ class ScriptedConnection:
     async def push(self, **fields: Any) -> None:
         data = wire.encode_server(wire.ServerMessage(**fields))
         await self._down_send.send((data, trio.current_time()))
+        self._pushed += 1
 
     async def handle(self, name: str, *, index: int | None = None) -> None:
         """A resumable handle (``index``: Vertex ``lastConsumedClientMessageIndex``)."""

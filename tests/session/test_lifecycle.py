@@ -77,6 +77,11 @@ class _StuckConnection:
     async def ping(self) -> None:
         return None
 
+    received_index = -1
+
+    async def fence(self) -> None:
+        return None
+
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         return None
 

@@ -353,3 +353,42 @@ async def test_a_go_away_during_a_move_brings_its_deadline_forward(
             metrics = session.statistics()
             assert metrics.replay_ambiguous + metrics.replay_skipped == 1  # judged, and reported
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("pongs", [True, False], ids=["pong-in-order", "no-pong"])
+async def test_gemini_move_trusts_a_handle_that_follows_the_pong_of_its_ping(
+    mock_clock: trio.testing.MockClock, pongs: bool
+) -> None:
+    """Input is held; the session pings; a handle that arrives after that ping's pong was issued
+    after the server consumed everything sent before it (the emulator answers pings in order),
+    however little time passed: the move is exact at once. Without the pong, timing must decide,
+    and a handle this close to the last chunk leaves it ambiguous: the move waits."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            conn1.answer_pings = pongs
+            await session.send_realtime_input(audio=CHUNK)
+            assert (await conn1.expect()).realtime_input is not None
+            mock_clock.jump(0.005)
+            await conn1.handle("h1")  # the chunk is ambiguous by timing
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()
+            assert session.statistics().rotations == 0
+            await conn1.handle("h2")  # after the pong (if any); still within the settle time
+            await trio.testing.wait_all_tasks_blocked()
+            if not pongs:
+                assert session.statistics().rotations == 0  # timing alone cannot clear the chunk
+                nursery.cancel_scope.cancel()
+                return
+            assert session.statistics().rotations == 1
+            conn2 = await server.accept(first_handle="h3")
+            assert resumed_from(conn2) == "h2"
+            await session.send_client_content("next")
+            assert await _first_client_kind(conn2) == "text:next"  # nothing replayed
+            metrics = session.statistics()
+            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
+            nursery.cancel_scope.cancel()
