@@ -11,7 +11,9 @@ client is made.
 What a careful SDK user writes for rotation is written here too, so both columns run the same
 workload: resumption is on, the newest resumable handle is kept, and on ``goAway`` the session
 finishes its turn, waits for the handle that follows ``turnComplete``, and reconnects with it.
-An unexpected close reconnects with the newest handle and replays the unfinished turn.
+An unexpected close reconnects with the newest handle and replays the unfinished turn, and so
+does a move before any resumable handle followed the last ``turnComplete`` (the connection ended
+first): the newest handle then predates that turn, so the turn is sent again (counted once).
 Bytes are counted by wrapping the session's WebSocket ``send``/``recv`` (bench-only).
 
 Turn latency is what the user waits, as in the livemesh runner: a livemesh session moving to a
@@ -60,12 +62,16 @@ class _Connection:
         self.reply: list[str] = []
         self.first_at: float | None = None
         self.handle_after_turn = asyncio.Event()
+        self.turn_tool_responses = 0
+        self.covered = False  # a resumable handle came after this turn's turnComplete
 
     def start_turn(self) -> None:
         self.turn_done = asyncio.Event()
         self.handle_after_turn = asyncio.Event()
         self.reply = []
         self.first_at = None
+        self.turn_tool_responses = 0
+        self.covered = False
 
     async def receive_loop(self) -> None:
         try:
@@ -84,7 +90,9 @@ class _Connection:
         if update is not None and update.resumable and update.new_handle:
             self.state.handle = update.new_handle
             self.state.messages_since_handle = 0
+            self.state.uncovered = None  # issued after the last turnComplete: it covers that turn
             if self.turn_done.is_set():
+                self.covered = True
                 self.handle_after_turn.set()
         if msg.go_away is not None:
             self.state.go_away = True
@@ -109,6 +117,7 @@ class _Connection:
             await self.session.send_tool_response(function_responses=responses)
             rec.messages_sent += 1
             self.state.check.tool_responses += len(responses)
+            self.turn_tool_responses += len(responses)
 
 
 class _Phase:
@@ -143,6 +152,24 @@ class _State:
         """The rotation's wait, charged to the first turn on the new connection."""
         self.messages_since_handle = 0
         self.check = Check(plan.kind, plan.index)
+        self.uncovered: tuple[list[tuple[str, Any]], int] | None = None
+        """The last finished turn (messages, tool responses) until a resumable handle follows it."""
+
+    def take_uncovered(self) -> list[tuple[str, Any]] | None:
+        """The last turn to send again on the next connection (its counts undone: they are counted
+        when the replay finishes), or None when the newest handle already covers it."""
+        if self.uncovered is None:
+            return None
+        messages, tool_responses = self.uncovered
+        self.uncovered = None
+        check = self.check
+        if self.plan.kind == "text" and check.labels:
+            check.labels.pop()
+        if self.plan.kind == "audio":
+            check.audio_chunks -= len(messages)
+            check.audio_bytes -= sum(len(p) for _, p in messages)
+        check.tool_responses -= tool_responses
+        return messages
 
 
 def _wrap_socket(session: Any, rec: Recorder) -> None:
@@ -272,9 +299,9 @@ async def _drive(
                 # Moving for the check: as after any turn, only with the handle issued after the
                 # last turnComplete (an older one resumes a context without that turn's input).
                 await _await_handle_after_turn(conn, spec, plan)
-                return ("again", turn, None)
+                return ("again", turn, state.take_uncovered())
             if conn.closed is not None:
-                return ("again", turn, None)  # the check runs on the next connection
+                return ("again", turn, state.take_uncovered())  # the check runs on the next connection
             return await _final_check(conn, spec, state)
         messages: list[tuple[str, Any]]
         if pending is not None:
@@ -318,6 +345,8 @@ async def _drive(
         if plan.kind == "audio":
             check.audio_chunks += len(messages)
             check.audio_bytes += sum(len(p) for _, p in messages)
+        # (the receiving task may already have taken the handle that follows turnComplete)
+        state.uncovered = None if conn.covered else (messages, conn.turn_tool_responses)
         done_at = time.perf_counter()
         rec.turn_done(done_at - ref + waited)
         if conn.first_at is not None:
@@ -336,7 +365,7 @@ async def _drive(
             # Rotate at this quiet point: the handle issued after turnComplete covers everything sent.
             state.rotating_since = done_at
             await _await_handle_after_turn(conn, spec, plan)
-            return ("again", turn, None)
+            return ("again", turn, state.take_uncovered())
 
 
 async def _await_handle_after_turn(conn: _Connection, spec: WorkloadSpec, plan: SessionPlan) -> None:
