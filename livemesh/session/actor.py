@@ -212,7 +212,6 @@ class Session:
         self._lag_samples: list[float] = []  # the last few (their max is _lag: backlog comes in bursts)
         self._conn_deadline = float("inf")  # when the service cuts the current connection
         self._final_scope: tuple[trio.CancelScope, float] | None = None  # a move's deadline, its start
-        self._ping_rtts: list[float] = []  # this connection's measured ping round trips
         self._rx_index = -1  # the engine's arrival number of the frame being processed
         self._handle_index = -1  # ... of the newest resumable handle
         self._fence: tuple[int, float] | None = None  # (frames before our ping's pong, ping sent at)
@@ -679,7 +678,7 @@ class Session:
             self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
         self._counters.void_calls += len(void)
         plan = self._replay.plan(
-            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._likely_lag()
+            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._settle()
         )
         if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
@@ -690,7 +689,6 @@ class Session:
                 plan.dropped_void,
             )
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
-        self._ping_rtts = []  # judged the old connection's log; the new one is measured afresh
         self._fence = None
         self._handle_index = -1
         self._replay_next.extendleft(reversed(replay))
@@ -1250,15 +1248,14 @@ class Session:
         A handle that arrives after that pong, where the server answers pings in order with
         consuming what came before them (the emulator does), was issued after the server consumed
         everything sent before the ping: the move is exact without judging by time (which a
-        reader far behind a busy socket cannot do). The round trip also refines
-        :meth:`_likely_lag`. The service's pongs can take seconds; the move does not wait for it.
+        reader far behind a busy socket cannot do). The service's pongs can take seconds; the move
+        does not wait for this.
         """
         with scope:
             sent = trio.current_time()
             index = await conn.fence()
             if index is None:
                 return
-            self._ping_rtts.append(trio.current_time() - sent)
             self._fence = (index, sent)
             self._notify()
 
@@ -1268,15 +1265,6 @@ class Session:
         if fence is None:
             return False
         return self._handle_index >= fence[0] and self._replay.newest_sent_at() <= fence[1]
-
-    def _likely_lag(self) -> float:
-        """The best guess of a message's trip to the server and a handle's back, for judging an
-        ambiguous audio chunk when a move must leave without a handle that covers it: a ping's
-        round trip if one was measured on this connection (the setup's includes the server's work
-        on the setup, ten times a ping's under load), else the setup's."""
-        if self._ping_rtts:
-            return min(self._rtt, 2.0 * min(self._ping_rtts))
-        return self._rtt
 
     def _final_at(self, start: float) -> float:
         """When a move started at ``start`` must leave: the connection's end (the goAway deadline,
@@ -1296,10 +1284,10 @@ class Session:
         )
 
     def _reserve(self, deadline: float, start: float) -> float:
-        """Time kept before ``deadline`` to reconnect in: four measured set-ups (TCP, TLS, upgrade,
+        """Time kept before ``deadline`` to reconnect in: two measured set-ups (TCP, TLS, upgrade,
         setup), at least 0.2 s and at most 1 s, and never more than a third of the window. A fixed
         third left a turn 30 ms from its end to be cut (and its input replayed) on short limits."""
-        need = min(1.0, max(0.2, 4.0 * self._connect_s))
+        need = min(1.0, max(0.2, 2.0 * self._connect_s))
         return min(need, max(0.0, (deadline - start) / 3))
 
     async def _wait_quiet(self, limit: float) -> None:
