@@ -92,6 +92,7 @@ class FakeConnect:
     sessions: list[FakeSession] = attrs.Factory(list)
     open_now: int = 0
     opened: trio.Event = attrs.Factory(trio.Event)
+    session_class: type[FakeSession] = FakeSession
 
     @asynccontextmanager
     async def __call__(
@@ -101,7 +102,7 @@ class FakeConnect:
         await trio.sleep(0.001)
         if self.failures:
             raise self.failures.pop(0)
-        session = FakeSession(config, on_handle)
+        session = self.session_class(config, on_handle)
         self.sessions.append(session)
         self.open_now += 1
         self.opened.set()

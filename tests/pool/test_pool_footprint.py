@@ -14,7 +14,7 @@ import trio.testing
 from livemesh.limits import ServiceLimits
 from livemesh.pool import pool as pool_module
 from livemesh.pool.handles import MemoryHandleStore
-from livemesh.pool.pool import open_pool
+from livemesh.pool.pool import SessionFailure, open_pool
 from livemesh.pool.supervision import Restart, RestartPolicy
 
 from .fakes import FakeConnect, FakeSession, config
@@ -97,3 +97,80 @@ async def test_the_timer_heap_stays_bounded_under_churn(autojump_clock: trio.tes
     assert len(connect.sessions) == 2000
     assert 0 < peak <= 2 * 10 + 64 + 1
     assert list(pool_module._iter_children(pool)) == []
+
+
+class _BrokenRotation(FakeSession):
+    """Rotation fails for the conversation named "rotating" only."""
+
+    async def rotate(self, reason: str = "requested") -> None:
+        if self.session_id != "rotating":
+            await super().rotate(reason)
+            return
+        await trio.sleep(0.01)
+        raise RuntimeError(f"rotation failed ({reason})")
+
+
+class _SlowRotation(FakeSession):
+    rotating: trio.Event  # set per test (an Event belongs to one trio run)
+
+    async def rotate(self, reason: str = "requested") -> None:
+        _SlowRotation.rotating.set()
+        await trio.sleep_forever()
+
+
+async def test_a_failed_rotation_fails_its_incarnation_only(autojump_clock: trio.testing.MockClock) -> None:
+    """The planner's helper task raises: that incarnation ends with the error (reported, restarted
+    by policy), exactly as when the rotation ran in a task of the incarnation's own nursery."""
+    connect = FakeConnect()
+    failures: list[SessionFailure] = []
+    calm_done = trio.Event()
+
+    async def talk(session: FakeSession) -> None:
+        await session.handle("h0")
+        await trio.sleep(60)
+
+    async def calm(session: FakeSession) -> None:
+        await session.handle("c0")
+        await trio.sleep(4)  # rotated (successfully) at ~2.5 s, next to the failing one
+        calm_done.set()
+
+    connect.session_class = _BrokenRotation
+    with trio.fail_after(30):
+        async with open_pool(
+            connect=connect,
+            limits=SMALL,
+            seed=6,
+            on_session_error=failures.append,
+            restart=RestartPolicy(restart=Restart.TEMPORARY),
+        ) as pool:
+            calm_handle = await pool.start(config(), calm, conversation_id="calm")
+            handle = await pool.start(config(), talk, conversation_id="rotating")
+            await handle.wait()
+            await calm_handle.wait()
+    assert calm_done.is_set() and calm_handle.error is None
+    calm_session = next(s for s in connect.sessions if s.session_id == "calm")
+    assert calm_session.rotated_at
+    assert isinstance(handle.error, RuntimeError) and "rotation failed" in str(handle.error)
+    assert [f.conversation_id for f in failures] == ["rotating"]
+    assert trio.current_time() < 5.0  # ended at the first rotation (~2.4-2.7 s), not by the handler
+
+
+async def test_a_handler_returning_mid_rotation_leaves_no_helper_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    connect = FakeConnect()
+    _SlowRotation.rotating = trio.Event()
+
+    async def talk(session: FakeSession) -> None:
+        await session.handle("h0")
+        await _SlowRotation.rotating.wait()  # returns while the pool's helper is mid-rotate()
+
+    with trio.fail_after(30):
+        async with open_pool(connect=connect, limits=SMALL, seed=7) as pool:
+            connect.session_class = _SlowRotation
+            handle = await pool.start(config(), talk)
+            await handle.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            names = [t.name for t in _tasks_under(trio.lowlevel.current_task())]
+            assert not [n for n in names if n.startswith("pool:help:")]
+    assert handle.error is None
