@@ -654,13 +654,7 @@ class Pool:
 
     def _callbacks(self, child: _Child, user: Callbacks) -> Callbacks:
         """The user's callbacks, with the pool's goAway bookkeeping run first (never instead)."""
-
-        def on_go_away(go_away: wire.GoAway) -> None:
-            child.go_away_at = trio.current_time()
-            child.go_away_time_left = go_away.time_left
-            self._poke(child)
-
-        return attrs.evolve(user, on_go_away=_chain(on_go_away, user.on_go_away))
+        return attrs.evolve(user, on_go_away=_GoAwayHook(self, child, user.on_go_away))
 
     # ------------------------------------------------------------------ handles
 
@@ -860,12 +854,23 @@ def _session_metrics(session: Any) -> SessionMetrics | None:
     return stats
 
 
-def _chain(ours: Callable[..., None], theirs: Any) -> Callable[..., Awaitable[object]]:
-    async def both(*args: Any) -> object:
-        ours(*args)
-        return await call_callback(theirs, *args, log=log)
+class _GoAwayHook:
+    """A child's ``on_go_away``: note the goAway for the planner, then call the user's callback.
+    (A slotted object rather than two closures: it lives as long as the session.)"""
 
-    return both
+    __slots__ = ("_child", "_pool", "_user")
+
+    def __init__(self, pool: Pool, child: _Child, user: Any) -> None:
+        self._pool = pool
+        self._child = child
+        self._user = user
+
+    async def __call__(self, go_away: wire.GoAway) -> object:
+        child = self._child
+        child.go_away_at = trio.current_time()
+        child.go_away_time_left = go_away.time_left
+        self._pool._poke(child)
+        return await call_callback(self._user, go_away, log=log)
 
 
 @asynccontextmanager

@@ -97,6 +97,8 @@ class Decision:
 class RestartTracker:
     """The restart history of one supervised session and the policy that judges it."""
 
+    __slots__ = ("_recent", "_uniform", "policy", "restarts")  # one per supervised session
+
     def __init__(self, policy: RestartPolicy, *, uniform: Callable[[], float]) -> None:
         self.policy = policy
         self._uniform = uniform

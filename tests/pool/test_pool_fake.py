@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+from livemesh import wire
 from livemesh.errors import QuotaError, ReconnectError, SetupRejectedError
 from livemesh.limits import ServiceLimits
 from livemesh.pool import pool as pool_module
@@ -25,6 +26,7 @@ from livemesh.pool.handles import MemoryHandleStore, StoredHandle
 from livemesh.pool.pool import SessionFailure, open_pool
 from livemesh.pool.rotation import RotationConfig
 from livemesh.pool.supervision import Action, Restart, RestartPolicy
+from livemesh.session.callbacks import Callbacks
 
 from .fakes import FakeConnect, FakeSession, config
 
@@ -214,6 +216,10 @@ async def test_rotation_is_staggered_and_waits_for_a_quiet_point(
 
 async def test_go_away_rotates_at_once(autojump_clock: trio.testing.MockClock) -> None:
     connect = FakeConnect()
+    seen: list[float | None] = []
+
+    async def user_on_go_away(go_away: wire.GoAway) -> None:  # still called, after the pool's
+        seen.append(go_away.time_left)
 
     async def talk(session: FakeSession) -> None:
         await session.handle("h0")
@@ -225,9 +231,10 @@ async def test_go_away_rotates_at_once(autojump_clock: trio.testing.MockClock) -
     async with open_pool(
         connect=connect, limits=SMALL, seed=5, restart=RestartPolicy(restart=Restart.TEMPORARY)
     ) as pool:
-        handle = await pool.start(config(), talk)
+        handle = await pool.start(config(callbacks=Callbacks(on_go_away=user_on_go_away)), talk)
         await handle.wait()
     assert handle.error is None
+    assert seen == [1.0]
 
 
 async def test_unavoidable_budget_ends_the_session_with_a_reason(
