@@ -130,9 +130,9 @@ async def test_abrupt_drops_vertex_transparent_lose_nothing(emu: Emulator) -> No
 
 async def test_abrupt_drops_gemini_report_what_may_be_lost_or_doubled(emu: Emulator) -> None:
     """Without transparent resumption the client cannot know which in-flight messages the last
-    handle covers. It resends turns and tool answers (counted as ambiguous: may be doubled) and
-    skips media chunks that were most likely covered (counted: may be lost); the counts are upper
-    bounds of what the server's context really shows."""
+    handle covers. It resends what the handle may not cover (counted as ambiguous: may be doubled)
+    and skips only what the settle rule takes as covered (counted: may be lost); the counts are
+    upper bounds of what the server's context really shows."""
     with trio.fail_after(20):
         async with open_session(make_config(emu)) as session:
             async with trio.open_nursery() as nursery:
