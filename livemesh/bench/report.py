@@ -118,7 +118,8 @@ def merge_rounds(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One client's ``(result, details)`` over several rounds (``--rounds``): counters, durations and
     CPU summed (so rates are totals over totals), peak RSS the largest, latency percentiles the
-    median of the rounds' (each round's come from its own histogram). Same keys as one round."""
+    median of the rounds' (each round's come from its own histogram), sessions verified the worst
+    round's (of ``sessions``). Same keys as one round."""
     first, first_details = rounds[0]
     merged: dict[str, Any] = {key: first[key] for key in RESULT_KEYS}
     for key in _SUMMED:
@@ -131,11 +132,12 @@ def merge_rounds(
             name: round(_median([float(r[key][name]) for r, _ in rounds]), 3) for name in first[key]
         }
     details: dict[str, Any] = dict(first_details)
-    for key in ("audio_messages_sent", "sessions_verified", "extra_turns", "server_cpu_s"):
+    for key in ("audio_messages_sent", "extra_turns", "server_cpu_s"):
         if all(key in d for _, d in rounds):
             details[key] = round(sum(float(d[key]) for _, d in rounds), 2)
             if all(isinstance(d[key], int) for _, d in rounds):
                 details[key] = int(details[key])
+    details["sessions_verified"] = min(int(d.get("sessions_verified", 0)) for _, d in rounds)  # per round
     details["min_session_rotations"] = min(int(d.get("min_session_rotations", 0)) for _, d in rounds)
     for key in ("error_samples", "extra_samples"):
         details[key] = [text for _, d in rounds for text in d.get(key, [])][:20]

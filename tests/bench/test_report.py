@@ -98,15 +98,16 @@ def test_rounds_merge_into_totals_and_median_ratios(tmp_path: Path) -> None:
     )
     merged, details = report.merge_rounds(
         [
-            (slow, {"audio_messages_sent": 1, "server_cpu_s": 1.5}),
-            (fast, {"audio_messages_sent": 2, "server_cpu_s": 1.0}),
-            (mid, {"audio_messages_sent": 3, "server_cpu_s": 0.5}),
+            (slow, {"audio_messages_sent": 1, "server_cpu_s": 1.5, "sessions_verified": 4}),
+            (fast, {"audio_messages_sent": 2, "server_cpu_s": 1.0, "sessions_verified": 3}),
+            (mid, {"audio_messages_sent": 3, "server_cpu_s": 0.5, "sessions_verified": 4}),
         ]
     )
     assert tuple(merged) == report.RESULT_KEYS
     assert (merged["turns"], merged["duration_s"], merged["client_cpu_s"]) == (600, 30.0, 4.5)
     assert merged["turn_latency_ms"] == {"p50": 5, "p90": 5, "p99": 50, "max": 55}
     assert details["audio_messages_sent"] == 6 and details["server_cpu_s"] == 3.0
+    assert details["sessions_verified"] == 3  # of 4 sessions: the worst round
     rounds = [
         {"turns_per_s": 1.0, "p99_turn_latency": None},
         {"turns_per_s": 3.0, "p99_turn_latency": 2.0},
