@@ -215,6 +215,7 @@ class Session:
         self._rx_index = -1  # the engine's arrival number of the frame being processed
         self._handle_index = -1  # ... of the newest resumable handle
         self._fence: tuple[int, float] | None = None  # (frames before our ping's pong, ping sent at)
+        self._leaving = False  # a move decided its handle and replay: later handles are ignored
         self._non_blocking_names = config.non_blocking_names
 
     def __repr__(self) -> str:
@@ -691,6 +692,7 @@ class Session:
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
         self._fence = None
         self._handle_index = -1
+        self._leaving = False
         self._replay_next.extendleft(reversed(replay))
         self._counters.replayed += len(plan.messages)
         self._counters.replay_ambiguous += plan.ambiguous
@@ -939,9 +941,11 @@ class Session:
         trimming, ``now`` (when it was read) for what it surely does not cover: the reader may
         have read it long after it arrived, busy handing earlier messages to a slow consumer."""
         epoch = self._epoch
-        if epoch is not None and (epoch.outcome is not None or epoch.error is not None):
+        if self._leaving or (epoch is not None and (epoch.outcome is not None or epoch.error is not None)):
             # The mover already chose the handle to resume from and how much to replay; a handle
-            # read in the same instant must not change either (it would trim the log unsafely).
+            # read meanwhile (the mover may still wait for a send in flight) must not change
+            # either: it would trim the log by its own timing, and input the move judged surely
+            # not covered by the chosen handle would become ambiguous under the new one (doubled).
             return
         self._resumable = bool(update.resumable)
         if not update.resumable:
@@ -1135,6 +1139,7 @@ class Session:
         # Its own event, not _changed: an idle mover must not wake for every message sent.
         await self._move_wanted.wait()
         hold_at = -1.0
+        forced = False
         start = trio.current_time()
         reason = self._move_reason or "requested"
         if not self._closing:
@@ -1148,7 +1153,8 @@ class Session:
                     hold_at = await self._ready_to_move(start, conn)
                 finally:
                     self._final_scope = None
-            if final.cancelled_caught:
+            forced = final.cancelled_caught
+            if forced:
                 self._log.debug("the connection's end is near: moving with the newest handle as it is")
                 self._hold_planned = True
                 self._notify()
@@ -1158,17 +1164,22 @@ class Session:
             await self._flush_for_close()
             epoch.finish("close")
             return
+        self._leaving = True  # the handle and the replay log are decided (_on_resumption_update)
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
         with trio.move_on_after(1.0):
             await self._wait_for(lambda: not self._sending)
         self._counters.rotations += 1
         self._log.debug(
-            "hold at %.4f, newest handle received at %.4f (arrived %.4f), %d logged (newest sent at %.4f)",
+            "hold at %.4f, newest handle received at %.4f (arrived %.4f, frame %d, fence %s), "
+            "%d logged (newest sent at %.4f), forced: %s",
             hold_at,
             self._handle_received_at,
             self._handle_arrived_at,
+            self._handle_index,
+            self._fence,
             len(self._replay),
             self._replay.newest_sent_at(),
+            forced,
         )
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
@@ -1180,6 +1191,9 @@ class Session:
         self._fence = None
         async with trio.open_nursery() as nursery:  # for the fence ping (_fence_input) only
             hold_at = await self._hold_until_ready(start, conn, nursery)
+            # Decided: from here no handle may replace the one judged (closing the nursery below
+            # is a checkpoint at which the reader could take a newer one; see _leaving).
+            self._leaving = not self._closing
             nursery.cancel_scope.cancel()
         return hold_at
 
@@ -1240,6 +1254,11 @@ class Session:
                 # reason for either: only the connection's own end (goAway deadline, else its
                 # lifetime) is, and the caller's scope enforces that.
                 await self._wait_for(lambda: self._handle_fits_move() or self._closing)
+            self._log.debug(
+                "no handle covers all held input by %.4f (deadline %s): leaving with the newest",
+                handle_limit,
+                deadline,
+            )
             return hold_at
 
     async def _fence_input(self, conn: Connection, scope: trio.CancelScope) -> None:

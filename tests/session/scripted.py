@@ -29,6 +29,8 @@ class ScriptedConnection:
         self.setup: wire.Setup | None = None
         self.arrived_after: float | None = None
         self.received_index = -1
+        self.gate: trio.Event | None = None
+        """When set, sends wait for this event (a send in flight)."""
         self.answer_pings = True
         """Answer fence pings at once, after every frame pushed so far (a server that consumed all
         it was sent); False: never (a service whose pongs are slow)."""
@@ -43,6 +45,8 @@ class ScriptedConnection:
     async def send(self, data: bytes) -> None:
         if self.closed is not None:
             raise ConnectionLostError("closed", code=1000)
+        if self.gate is not None:
+            await self.gate.wait()  # a slow network: the session's send is in flight meanwhile
         await self._up_send.send(wire.decode_client(data))
 
     async def receive(self) -> bytes:

@@ -392,3 +392,31 @@ async def test_gemini_move_trusts_a_handle_that_follows_the_pong_of_its_ping(
             metrics = session.statistics()
             assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_handle_read_while_a_move_is_leaving_is_not_taken(mock_clock: trio.testing.MockClock) -> None:
+    """The move chose its handle (h1) and what to replay (a chunk sent after h1), then waits for
+    a send in flight to finish. A handle read meanwhile (h2) must not replace h1: judged by its
+    own timing the chunk would be ambiguous under h2, and replayed it could be consumed twice."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=False), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle="h0")
+            mock_clock.jump(1.0)
+            await conn1.handle("h1")
+            await trio.testing.wait_all_tasks_blocked()
+            conn1.gate = trio.Event()
+            await session.send_realtime_input(audio=CHUNK)  # in flight until the gate opens
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(session.rotate)
+            await trio.testing.wait_all_tasks_blocked()  # decided: h1, replay the chunk
+            await conn1.handle("h2")
+            await trio.testing.wait_all_tasks_blocked()
+            conn1.gate.set()
+            conn2 = await server.accept(first_handle="h3")
+            assert resumed_from(conn2) == "h1"
+            assert (await conn2.expect()).realtime_input is not None  # the chunk, replayed once
+            assert session.statistics().replay_ambiguous == 0
+            nursery.cancel_scope.cancel()
