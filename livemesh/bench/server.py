@@ -64,6 +64,7 @@ def emulator_args(
     *,
     lifetime_s: float | None = None,
     go_away_notice_s: float | None = None,
+    handle_interval_s: float | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """``serve`` flags for the limits the bench shrinks (names from the emulator's CLI)."""
@@ -72,6 +73,8 @@ def emulator_args(
         args += ["--connection-lifetime", f"{lifetime_s:g}"]
     if go_away_notice_s is not None:
         args += ["--go-away-notice", f"{go_away_notice_s:g}"]
+    if handle_interval_s is not None:
+        args += ["--resumption-update-interval", f"{handle_interval_s:g}"]
     return [*args, *extra]
 
 
