@@ -171,7 +171,6 @@ class SansioConnection:
         "_queue_size",
         "_reading",
         "_send_lock",
-        "_stamps",
         "_stream",
         "arrived_after",
         "received_index",
@@ -193,8 +192,8 @@ class SansioConnection:
         self._queue_size = max(1, options.message_queue_size)
         self._buffer_size = options.receive_buffer_size
         self._send_lock = trio.StrictFIFOLock()
-        self._messages: deque[bytes | str] = deque()
-        self._stamps: deque[float | None] = deque()  # one per message: see ``arrived_after``
+        # (message, arrival stamp: see ``arrived_after``); one deque, not two: ~770 B per connection
+        self._messages: deque[tuple[bytes | str, float | None]] = deque()
         self._probe = drain_probe(stream)
         self._caught_up_at: float | None = trio.current_time() if self._probe is not None else None
         self.arrived_after: float | None = None
@@ -265,7 +264,15 @@ class SansioConnection:
     async def _send_frames(self, frames: Sequence[bytes]) -> None:
         if self._ended() or self._protocol.close_sent is not None:
             raise self._lost()
-        async with self._send_lock:  # cancelled while waiting here: nothing was queued
+        lock = self._send_lock
+        if lock.locked():
+            await lock.acquire()  # cancelled while waiting here: nothing was queued
+        else:
+            # Uncontended (the usual case: one writer per session): take it without the
+            # scheduling round ``acquire`` costs; send_all below yields anyway.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            lock.acquire_nowait()
+        try:
             # A cancellation that arrived while the lock was handed over is raised here, before
             # the frame is queued; from here to the first byte written there is no checkpoint.
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -277,6 +284,8 @@ class SansioConnection:
                 await self._write_locked()
             except _STREAM_ERRORS as exc:
                 raise ConnectionLostError(f"send failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
+        finally:
+            lock.release()
 
     async def send(self, data: bytes) -> None:
         """Send one JSON message as a text frame (the codec's UTF-8 bytes, never decoded)."""
@@ -303,14 +312,14 @@ class SansioConnection:
     def _absorb(self, events: list[Any], stamp: float | None = None) -> None:
         """Queue complete messages (reassembling fragments) and count pongs from parsed frames."""
         opcode = self._frames.Opcode
-        stamps = self._stamps
         try:
             for event in events:
                 op = event.opcode
                 if op is opcode.BINARY or op is opcode.TEXT:
                     if event.fin:
-                        self._messages.append(event.data.decode() if op is opcode.TEXT else event.data)
-                        stamps.append(stamp)
+                        self._messages.append(
+                            (event.data.decode() if op is opcode.TEXT else event.data, stamp)
+                        )
                         self._arrived += 1
                     else:
                         self._fragment_text = op is opcode.TEXT
@@ -320,8 +329,7 @@ class SansioConnection:
                     if event.fin:
                         data = b"".join(self._fragments)
                         self._fragments = []
-                        self._messages.append(data.decode() if self._fragment_text else data)
-                        stamps.append(stamp)
+                        self._messages.append((data.decode() if self._fragment_text else data, stamp))
                         self._arrived += 1
                 elif op is opcode.PONG:
                     self._pongs += 1
@@ -391,9 +399,9 @@ class SansioConnection:
             if self._ended():
                 raise self._lost()
             await self._await_read()
-        self.arrived_after = self._stamps.popleft()
+        message, self.arrived_after = messages.popleft()
         self.received_index += 1
-        return messages.popleft()
+        return message
 
     async def ping(self) -> None:
         """Send a ping and wait for a pong (the reply to it or a later one); raises once closed."""
