@@ -37,7 +37,7 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeAlias
 
@@ -303,7 +303,7 @@ class Pool:
 
     async def start(
         self,
-        config: SessionConfig,
+        config: SessionConfig | Mapping[str, Any],
         handler: Handler,
         *,
         conversation_id: str | None = None,
@@ -320,7 +320,11 @@ class Pool:
         session budget (2 min without compression) instead of the audio one.
         """
         child = self._new_child(
-            config, conversation_id, restart or self.restart_policy, lent=False, video=video
+            SessionConfig.build(config),
+            conversation_id,
+            restart or self.restart_policy,
+            lent=False,
+            video=video,
         )
         await self._admit(admission_timeout)
         self._spawn(child, handler, None)
@@ -329,19 +333,26 @@ class Pool:
     @asynccontextmanager
     async def session(
         self,
-        config: SessionConfig,
+        config: SessionConfig | Mapping[str, Any] | None = None,
         *,
         conversation_id: str | None = None,
         admission_timeout: float | None = None,
         video: bool = False,
+        **options: Any,
     ) -> AsyncIterator[Session]:
         """Lend a pooled session to the caller's block; closed (and its slot freed) on exit.
 
+        Takes what ``open_session`` takes: a ``SessionConfig``, a dict and/or keyword options
+        (``pool.session(model=..., response_modalities=["TEXT"])``), checked here, before admission.
         Errors opening the session are raised here; later failures are reported by the pool and
         surface in the caller's next use of the session.
         """
         child = self._new_child(
-            config, conversation_id, RestartPolicy(restart=Restart.TEMPORARY), lent=True, video=video
+            SessionConfig.build(config, **options),
+            conversation_id,
+            RestartPolicy(restart=Restart.TEMPORARY),
+            lent=True,
+            video=video,
         )
         await self._admit(admission_timeout)
         ready = trio.Event()

@@ -1445,16 +1445,6 @@ class Session:
 # ====================================================================== open_session
 
 
-def _config_from(config: SessionConfig | Mapping[str, Any] | None, options: dict[str, Any]) -> SessionConfig:
-    if isinstance(config, SessionConfig):
-        return config.evolve(**options) if options else config
-    if config is None:
-        return SessionConfig.from_dict(options)
-    if isinstance(config, Mapping):
-        return SessionConfig.from_dict({**config, **options})
-    raise ConfigError(f"config must be a SessionConfig or a dict, not {type(config).__name__}")
-
-
 @asynccontextmanager
 async def open_session(
     config: SessionConfig | Mapping[str, Any] | None = None,
@@ -1476,7 +1466,7 @@ async def open_session(
     to it; leaving the block flushes queued input, sends a close frame and ends every task. If the
     session fails, the block is cancelled and the :class:`SessionError` is raised from it.
     """
-    session = Session(_config_from(config, options), on_handle=on_handle, rng=rng)
+    session = Session(SessionConfig.build(config, **options), on_handle=on_handle, rng=rng)
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:

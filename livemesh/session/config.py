@@ -429,6 +429,20 @@ class SessionConfig:
     # ------------------------------------------------------------------ other spellings
 
     @classmethod
+    def build(
+        cls, config: SessionConfig | Mapping[str, Any] | None = None, /, **options: Any
+    ) -> SessionConfig:
+        """One config from a ``SessionConfig``, a dict (seed or LiveConnectConfig names) and/or
+        keyword options (which win): what ``open_session`` and ``pool.session`` accept alike."""
+        if isinstance(config, SessionConfig):
+            return config.evolve(**options) if options else config
+        if config is None:
+            return cls.from_dict(options)
+        if isinstance(config, Mapping):
+            return cls.from_dict({**config, **options})
+        raise ConfigError(f"config must be a SessionConfig or a dict, not {type(config).__name__}")
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> SessionConfig:
         """Build from the seed's keys, google-genai ``LiveConnectConfig`` keys, or camelCase JSON.
 

@@ -33,7 +33,7 @@ import trio.testing
 from livemesh.auth import ApiKey, VertexAI
 from livemesh.emulator import EmulatorConfig, FaultConfig, open_emulator
 from livemesh.emulator.app import Emulator
-from livemesh.errors import RemoteProtocolError
+from livemesh.errors import ConfigError, RemoteProtocolError
 from livemesh.limits import ServiceLimits
 from livemesh.pool import (
     AdmissionTimeoutError,
@@ -478,3 +478,22 @@ async def test_ctrl_c_in_an_embedding_program_leaves_no_socket_behind(emu: Emula
         finally:
             process.kill()
             await process.wait()
+
+
+async def test_pool_session_takes_open_sessions_keyword_options(emu: Emulator) -> None:
+    """``pool.session(**options)`` as ``open_session(**options)``; a bad option fails at the call,
+    before a slot is taken."""
+    with trio.fail_after(10):
+        async with open_pool(limits=LIMITS, max_sessions=1) as pool:
+            with pytest.raises(ConfigError):
+                async with pool.session(
+                    model="m", auth=ApiKey("k"), base_url=emu.url, response_modalities=["TEXT", "AUDIO"]
+                ):
+                    pass  # pragma: no cover - refused before opening
+            assert pool.metrics().active == 0
+            async with pool.session(
+                {"model": "gemini-2.0-flash-live-001", "base_url": emu.url},
+                auth=ApiKey("k"),
+                response_modalities=["TEXT"],
+            ) as session:
+                assert await session.ask("hello") == "You said: hello"
