@@ -95,8 +95,11 @@ async def run_session(emu: Emulator, args: argparse.Namespace, index: int, out: 
                 await trio.sleep_until(start + k * CHUNK_S)
             nursery.cancel_scope.cancel()
         # ask outside the stream: the answer's turn is read by ask() itself
-        reply = await session.ask("stats")
-        tally.stats = json.loads(reply)
+        for _ in range(5):  # a late answer to the last numbered turn may come first
+            reply = await session.ask("stats")
+            if reply.startswith("{"):
+                tally.stats = json.loads(reply)
+                break
         tally.metrics = session.statistics()
     out.append(tally)
 

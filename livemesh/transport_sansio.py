@@ -434,10 +434,19 @@ class SansioConnection:
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
             self._protocol.send_ping(payload)
-            try:
-                await self._write_locked()
-            except _STREAM_ERRORS as exc:
-                raise ConnectionLostError(f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
+            # Written whole even if the caller is cancelled meanwhile (a move cancels its fence
+            # ping): a ping cut mid-write would poison a connection still in use (see
+            # _write_locked). Bounded: a write stuck that long means the connection is dead.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + self._disconnect_timeout):
+                try:
+                    await self._write_locked()
+                except _STREAM_ERRORS as exc:
+                    raise ConnectionLostError(
+                        f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME
+                    ) from None
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._aborted:
+            raise self._lost()
         return seen
 
     async def _read_until(self, done: Callable[[], bool]) -> None:
