@@ -97,9 +97,11 @@ async def run_session(emu: Emulator, args: argparse.Namespace, index: int, out: 
         # ask outside the stream: the answer's turn is read by ask() itself
         for _ in range(5):  # a late answer to the last numbered turn may come first
             reply = await session.ask("stats")
-            if reply.startswith("{"):
+            try:
                 tally.stats = json.loads(reply)
                 break
+            except ValueError:  # cut by a move, or not the stats answer: ask again
+                continue
         tally.metrics = session.statistics()
     out.append(tally)
 
@@ -156,6 +158,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "moves": sum(t.metrics.rotations + t.metrics.drops for t in tallies if t.metrics),
         "replay_ambiguous": sum(t.metrics.replay_ambiguous for t in tallies if t.metrics),
         "replay_skipped": sum(t.metrics.replay_skipped for t in tallies if t.metrics),
+        "replay_overflow": sum(t.metrics.replay_overflow for t in tallies if t.metrics),
+        "drops": sum(t.metrics.drops for t in tallies if t.metrics),
+        "rotations": sum(t.metrics.rotations for t in tallies if t.metrics),
         "max_stall_s_median": round(statistics.median(stalls), 3) if stalls else None,
         "max_stall_s_max": round(max(stalls), 3) if stalls else None,
     }
