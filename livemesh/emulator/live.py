@@ -220,12 +220,17 @@ class LiveConnection:
     async def _send_handle(self, *, wait: bool = True) -> None:
         """A fresh handle naming the context as it is now (only while resumable). With
         ``wait=False`` (timers) it is skipped when the client is not reading."""
+        if wait:
+            # Snapshot and queue with no scheduling point between them (see wait_room): a handle
+            # snapshotted before messages consumed meanwhile must not be queued after the pong
+            # that answers a ping sent after them.
+            await self.peer.wait_room()
         if self.record is None or self.record.connection is not self:
             return  # detached: a handle now would name another connection's context
         if not self._resumption or not self._resumable():
             return
-        if not wait and not self.peer.has_room():
-            return
+        if not self.peer.has_room():
+            return  # timers never wait on a client that stopped reading
         handle = self._emu.store.issue_handle(self.record)
         index = wire.Int64(self._index) if self._transparent else None
         update = wire.SessionResumptionUpdate(

@@ -257,6 +257,7 @@ class WebSocketPeer:
         self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | str | _Reply]](queue_size)
         self._inbox: collections.deque[bytes | str | _Reply] = collections.deque()
         self._done = trio.Event()
+        self._room: trio.Event | None = None  # made when a sender waits for room (wait_room)
         self._scope: trio.CancelScope | None = None
         self.closing = False
         self.closed_by_server = False
@@ -319,6 +320,21 @@ class WebSocketPeer:
     def has_room(self) -> bool:
         stats = self._out_send.statistics()
         return stats.current_buffer_used < stats.max_buffer_size
+
+    async def wait_room(self) -> None:
+        """Wait until a frame can be queued at once (or the connection is closing), so a caller can
+        build a frame and queue it without a scheduling point in between: a resumption handle is
+        then queued in the order its snapshot was taken (after a pong queued before it, before
+        one queued after), which is what a client's fence ping relies on."""
+        while not self.has_room() and not self.closing and not self._done.is_set():
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def _made_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     async def close(self, code: int, reason: str) -> None:
         """Start the close handshake with ``code``/``reason`` after the frames already queued."""
@@ -475,6 +491,7 @@ class WebSocketPeer:
                         batch.append(self._out_recv.receive_nowait())
                     except trio.WouldBlock:
                         break
+                self._made_room()
                 out = bytearray()
                 finished = False
                 for item in batch:
