@@ -1210,8 +1210,7 @@ class Session:
             return
         self._leaving = True  # the handle and the replay log are decided (_on_resumption_update)
         # Leave at a frame boundary: cancelling a send mid-frame would put garbage before our close.
-        with trio.move_on_after(1.0):
-            await self._wait_for(lambda: not self._sending)
+        await self._wait_writer_idle()
         self._counters.rotations += 1
         self._log.debug(
             "hold at %.4f, newest handle received at %.4f (arrived %.4f, frame %d, fence %s), "
