@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
-from wsproto import WSConnection
+from websockets.server import ServerProtocol
 
 from livemesh.emulator import closes
 from livemesh.emulator.config import EmulatorConfig
@@ -189,7 +189,9 @@ class Emulator:
     def _accepts(self, request: HttpRequest) -> bool:
         return live_route(request.target, request.headers) is not None
 
-    def _make_peer(self, stream: trio.abc.Stream, ws: WSConnection, request: HttpRequest) -> WebSocketPeer:
+    def _make_peer(
+        self, stream: trio.abc.Stream, protocol: ServerProtocol, request: HttpRequest
+    ) -> WebSocketPeer:
         self._connections += 1
         faults = self.config.faults
         route = live_route(request.target, request.headers)
@@ -197,7 +199,7 @@ class Emulator:
             faults = self.config.faults_by_key.get(route.credential, faults)
         return WebSocketPeer(
             stream,
-            ws,
+            protocol,
             max_message_bytes=self.config.max_frame_bytes,
             queue_size=self.config.send_queue_size,
             close_timeout_s=self.config.close_timeout_s,

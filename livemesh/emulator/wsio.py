@@ -1,4 +1,5 @@
-"""Serving one TCP/TLS stream: HTTP requests through h11, a WebSocket upgrade through wsproto.
+"""Serving one TCP/TLS stream: HTTP requests through h11, a WebSocket through websockets' sans-I/O
+``ServerProtocol`` (the opening handshake and parsing client frames, with its C unmasking).
 
 Both libraries are sans-IO, so this module owns every byte: it can drop a connection without a
 close frame (a fault the service really shows), send a garbled frame, bound message sizes and
@@ -6,33 +7,33 @@ queues, and keep one connection's failure from touching any other. A WebSocket i
 :class:`WebSocketPeer`: a reader task and a writer task around bounded channels; the protocol
 engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.send`,
 :meth:`~WebSocketPeer.close` and :meth:`~WebSocketPeer.abort`.
+
+Why websockets and not wsproto (measured, /work/notes/emu_cpu.md and ``bench/emulator_throughput.py``):
+wsproto parsed a 4 KB audio frame in 25 us of pure Python (unmasking included), websockets in 8 us,
+and the parser was the emulator's largest single cost. The peer, not the protocol object, decides
+what goes out and when: the protocol's own replies (a pong the moment a ping is parsed, the echo
+of a close, the close it sends when failing) are discarded, because this peer answers a ping only
+after the engine consumed the messages before it and answers a close after the frames already
+queued. Server frames are unmasked, so a data frame is a 2-10 byte header (``struct``) before the
+payload, written into the writer's batch with no intermediate copy; control frames go through
+``websockets.frames.Frame.serialize``.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import struct
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final, cast
 
 import attrs
 import h11
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Message,
-    Ping,
-    Pong,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError as WsLocalError
-from wsproto.utilities import RemoteProtocolError as WsRemoteError
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Request as WsRequest
+from websockets.server import ServerProtocol
 
 from livemesh.emulator import closes
 from livemesh.emulator.faults import MALFORMED_FRAME, Action, FaultPlan
@@ -76,7 +77,6 @@ _PEER_GONE: Final = (
     trio.ClosedResourceError,
     trio.TooSlowError,
     h11.ProtocolError,
-    WsRemoteError,
 )
 """How a connection ends without anyone's bug: the client went away, was too slow, or spoke
 HTTP/WebSocket wrongly. Not logged."""
@@ -88,7 +88,7 @@ async def serve_stream(
     on_http: HttpHandler,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, ServerProtocol, HttpRequest], WebSocketPeer],
     idle_timeout_s: float = 60.0,
 ) -> None:
     """Serve one accepted stream until it closes. Never raises (errors stop at this connection).
@@ -113,7 +113,7 @@ async def _serve_stream(
     on_http: HttpHandler,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, ServerProtocol, HttpRequest], WebSocketPeer],
     idle_timeout_s: float,
 ) -> None:
     async def receive() -> bytes:
@@ -121,7 +121,7 @@ async def _serve_stream(
             return bytes(await stream.receive_some(RECEIVE_SIZE))
 
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
-    raw = bytearray()  # everything received before the first request: replayed into wsproto
+    raw = bytearray()  # everything received before the first request: replayed into websockets
     first = True
     while True:
         event = conn.next_event()
@@ -187,27 +187,75 @@ async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: Http
     await stream.send_all(data)
 
 
+class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to websockets' protocol: at DEBUG it logs the request line and headers
+    (an API key in ``?key=`` or ``x-goog-api-key``) and every frame, so DEBUG is never passed on,
+    and its INFO lines ("connection open") are noise at thousands of connections; its warnings
+    and errors (a parser bug) still reach ``livemesh.emulator``."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.INFO and self.logger.isEnabledFor(level)
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        pass
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        pass
+
+
+_PROTOCOL_LOG: Final = _QuietLogger(log, {})
+
+
 async def _upgrade(
     stream: trio.abc.Stream,
     raw: bytes,
     request: HttpRequest,
     accepts_upgrade: UpgradeFilter,
     on_websocket: UpgradeHandler,
-    make_peer: Callable[[trio.abc.Stream, WSConnection, HttpRequest], WebSocketPeer],
+    make_peer: Callable[[trio.abc.Stream, ServerProtocol, HttpRequest], WebSocketPeer],
 ) -> None:
-    ws = WSConnection(ConnectionType.SERVER)
-    ws.receive_data(raw)
-    for event in ws.events():
-        if isinstance(event, Request):
-            break
+    protocol = ServerProtocol(max_size=None, logger=_PROTOCOL_LOG)
+    protocol.receive_data(raw)
+    events = protocol.events_received()
+    # Frames pipelined behind the request were parsed already; anything the protocol wrote for
+    # them (a pong) must not precede the handshake response: dropped (the peer answers itself).
+    protocol.data_to_send()
+    if not events or not isinstance(events[0], WsRequest):
+        return
+    if accepts_upgrade(request):
+        response = protocol.accept(events[0])
     else:
+        response = protocol.reject(404, "")
+    protocol.send_response(response)
+    await stream.send_all(b"".join(protocol.data_to_send()))
+    if response.status_code != 101:
         return
-    if not accepts_upgrade(request):
-        await stream.send_all(ws.send(RejectConnection(status_code=404)))
-        return
-    await stream.send_all(ws.send(AcceptConnection()))
-    peer = make_peer(stream, ws, request)
+    peer = make_peer(stream, protocol, request)
+    peer.pipelined = [event for event in events[1:] if isinstance(event, Frame)]
     await peer.run(lambda: on_websocket(request, peer))
+
+
+_HEAD_SMALL: Final = struct.Struct("!BB")
+_HEAD_MEDIUM: Final = struct.Struct("!BBH")
+_HEAD_LARGE: Final = struct.Struct("!BBQ")
+_FIN_BINARY: Final = 0x80 | Opcode.BINARY
+
+
+def _data_frame_head(length: int) -> bytes:
+    """The RFC 6455 header of one unmasked, final binary frame of ``length`` payload bytes."""
+    if length < 126:
+        return _HEAD_SMALL.pack(_FIN_BINARY, length)
+    if length < 65536:
+        return _HEAD_MEDIUM.pack(_FIN_BINARY, 126, length)
+    return _HEAD_LARGE.pack(_FIN_BINARY, 127, length)
+
+
+def _control_frame(opcode: Opcode, payload: bytes) -> bytes:
+    return Frame(opcode, payload).serialize(mask=False)
+
+
+def _close_frame(code: int, reason: str) -> bytes:
+    return _control_frame(Opcode.CLOSE, Close(code, reason).serialize())
 
 
 @attrs.frozen
@@ -224,9 +272,10 @@ class _Close:
 
 @attrs.frozen
 class _Reply:
-    """A control frame to send (a pong or the answer to the client's close)."""
+    """A control frame to send, serialised (a pong, or the answer to the client's close)."""
 
-    event: Pong | CloseConnection
+    frame: bytes
+    closes: bool = False
 
 
 class WebSocketPeer:
@@ -234,12 +283,14 @@ class WebSocketPeer:
 
     Server frames are binary frames of JSON, in the order :meth:`send` was called. ``close_code``
     records how the connection ended (the code we sent or received; 1006 without a close frame).
+    Client messages are handed out as ``bytes`` (text frames too: the codec reads UTF-8 bytes
+    directly, and invalid UTF-8 fails its decode like any malformed JSON).
     """
 
     def __init__(
         self,
         stream: trio.abc.Stream,
-        ws: WSConnection,
+        protocol: ServerProtocol,
         *,
         max_message_bytes: int,
         queue_size: int,
@@ -247,15 +298,23 @@ class WebSocketPeer:
         faults: FaultPlan | None = None,
     ) -> None:
         self._stream = stream
-        self._ws = ws
-        self._max = max_message_bytes
+        self._protocol = protocol
+        # The protocol refuses a message over the limit from its header (no buffering of it).
+        protocol.max_message_size = max_message_bytes
+        self.pipelined: list[Frame] = []
+        """Frames parsed with the handshake request (sent before its response): read first."""
         self._close_timeout = close_timeout_s
         self._faults = faults
+        # The WebSocket closing handshake as this peer sees it: a close frame written by the
+        # writer (not merely queued), and one received by the reader. Data frames go out only
+        # while neither happened.
+        self._close_sent = False
+        self._close_received = False
         self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
         # Client messages travel in lists, one per TCP read: one channel hop per read, not per
         # message (audio streams put a dozen messages in one read). Bounded by queue_size reads.
-        self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | str | _Reply]](queue_size)
-        self._inbox: collections.deque[bytes | str | _Reply] = collections.deque()
+        self._in_send, self._in_recv = trio.open_memory_channel[list[bytes | _Reply]](queue_size)
+        self._inbox: collections.deque[bytes | _Reply] = collections.deque()
         self._done = trio.Event()
         self._room: trio.Event | None = None  # made when a sender waits for room (wait_room)
         self._scope: trio.CancelScope | None = None
@@ -269,7 +328,7 @@ class WebSocketPeer:
 
     # ------------------------------------------------------------------ engine side
 
-    async def receive(self) -> bytes | str:
+    async def receive(self) -> bytes:
         """The next complete client message; :class:`ConnectionEnded` once the connection is closing.
 
         A ping is answered here, in order with the messages around it: its pong leaves only once
@@ -409,72 +468,86 @@ class WebSocketPeer:
             await self.close(refusal.code, refusal.reason)
 
     async def _reader(self) -> None:
-        parts: list[bytes | str] = []
-        size = 0
+        protocol = self._protocol
+        parts: list[bytes] = []
+        frames: list[Frame] = self.pipelined
+        self.pipelined = []
         try:
             while True:
-                try:
-                    data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if not data:
-                    self._mark_ended(1006, "")
-                    self.closing = True
-                    self._done.set()
-                    return
-                try:
-                    self._ws.receive_data(data)
-                    events = list(self._ws.events())
-                except (WsRemoteError, WsLocalError):
-                    await self.close(1002, "Protocol error.")
-                    return
-                batch: list[bytes | str | _Reply] = []
-                for event in events:
-                    if isinstance(event, Message):
+                if not frames:
+                    try:
+                        data = await self._stream.receive_some(RECEIVE_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                    if not data:
+                        self._mark_ended(1006, "")
+                        self.closing = True
+                        self._done.set()
+                        return
+                    protocol.receive_data(data)
+                    # Past the handshake the protocol's events are frames only.
+                    frames = cast(list[Frame], protocol.events_received())
+                    # The protocol's own replies (pongs, a close echo, the close of a failure):
+                    # this peer sends its own, in order (module docstring).
+                    protocol.data_to_send()
+                batch: list[bytes | _Reply] = []
+                for frame in frames:
+                    opcode = frame.opcode
+                    if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
                         if self.closing:
                             continue
-                        parts.append(event.data)
-                        size += len(event.data)
-                        if size > self._max:
-                            await self.close(closes.TOO_BIG, closes.TEXT_TOO_BIG)
-                            parts.clear()
-                            continue
-                        if event.message_finished:
-                            if isinstance(event, TextMessage):
-                                message: bytes | str = "".join(p for p in parts if isinstance(p, str))
-                            else:
-                                message = b"".join(p for p in parts if isinstance(p, bytes))
-                            parts.clear()
-                            size = 0
-                            batch.append(message)
-                    elif isinstance(event, Ping):
-                        batch.append(_Reply(event.response()))  # answered in order (receive)
-                    elif isinstance(event, CloseConnection):
+                        data = bytes(frame.data)  # bytes already: no copy
+                        if frame.fin and not parts:
+                            batch.append(data)
+                        else:
+                            parts.append(data)
+                            if frame.fin:
+                                batch.append(b"".join(parts))
+                                parts.clear()
+                    elif opcode is Opcode.PING:
+                        # Answered in order (receive).
+                        batch.append(_Reply(_control_frame(Opcode.PONG, bytes(frame.data))))
+                    elif opcode is Opcode.CLOSE:
                         if batch:
                             await self._in_send.send(batch)
+                        received = protocol.close_rcvd
+                        code = received.code if received is not None else 1005
+                        reason = received.reason if received is not None else ""
                         if not self.closing:
                             self.closing = True
-                            self._mark_ended(event.code, event.reason or "")
-                        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                            self._mark_ended(code, reason)
+                        self._close_received = True
+                        if not self._close_sent:
                             # Our close may be queued, but it is not sent: the client spoke
                             # first, so answer its close (``closing`` alone does not tell).
-                            await self._answer_close(event)
+                            echo = _control_frame(Opcode.CLOSE, bytes(frame.data))
+                            await self._answer_close(_Reply(echo, True))
                         else:
                             self._done.set()  # the answer to the close we sent
                         return
+                frames = []
                 if batch:
                     await self._in_send.send(batch)
+                failure = protocol.parser_exc
+                if failure is not None:
+                    if isinstance(failure, PayloadTooBig):
+                        await self.close(closes.TOO_BIG, closes.TEXT_TOO_BIG)
+                    elif isinstance(failure, UnicodeDecodeError):
+                        await self.close(1007, "Invalid UTF-8 in a close reason.")
+                    else:
+                        await self.close(1002, "Protocol error.")
+                    return
         finally:
             self._in_send.close()
 
-    async def _answer_close(self, event: CloseConnection) -> None:
+    async def _answer_close(self, reply: _Reply) -> None:
         """Answer the client's close after the frames already queued, within the close timeout.
 
         The client has stopped reading, so the queue may never drain (the writer stuck in
         ``send_all``, the reply stuck behind a full queue): past the timeout the connection is
         dropped, so it cannot outlive the client's close."""
         with trio.move_on_after(self._close_timeout):
-            await self._out_send.send(_Reply(event.response()))
+            await self._out_send.send(reply)
             await self._done.wait()
             return
         self.abort()
@@ -483,22 +556,31 @@ class WebSocketPeer:
         """Send queued frames in order. Frames already queued are sent with one ``send_all``
         (fewer syscalls and wakeups on both ends); with faults on, one frame at a time."""
         batch_limit = 1 if self._faults is not None else WRITE_BATCH
+        receive_nowait = self._out_recv.receive_nowait
         try:
             async for first in self._out_recv:
                 batch = [first]
                 while len(batch) < batch_limit:
                     try:
-                        batch.append(self._out_recv.receive_nowait())
+                        batch.append(receive_nowait())
                     except trio.WouldBlock:
                         break
                 self._made_room()
                 out = bytearray()
                 finished = False
                 for item in batch:
-                    data, finished = await self._render(item)
-                    if data is None:
-                        return  # aborted
-                    out += data
+                    if type(item) is not _Frame or self._close_sent or self._close_received:
+                        data, finished = self._render(item)
+                        out += data
+                    elif item.faultable and self._faults is not None:
+                        rendered = await self._render_faulty(item)
+                        if rendered is None:
+                            return  # aborted
+                        out += rendered
+                    else:
+                        # The common case inline: header and payload straight into the batch.
+                        out += _data_frame_head(len(item.data))
+                        out += item.data
                 if out:
                     await self._stream.send_all(out)
                 if finished:
@@ -512,46 +594,45 @@ class WebSocketPeer:
             self._done.set()
             if self._scope is not None:
                 self._scope.cancel()
-        except WsLocalError:
-            # :meth:`_render` checks the state before every wsproto send, so this is a bug; the
-            # frame cannot be sent, so drop this connection (only this one) and say so.
-            log.exception("emulator frame could not be sent")
-            self.abort()
-            self._done.set()
 
-    async def _render(self, item: _Frame | _Close | _Reply) -> tuple[bytes | None, bool]:
-        """The bytes for one queued item (None: the connection was aborted) and whether the
-        close handshake is complete once they are sent.
-
-        The WebSocket state is read again after every await: a fault's delay lets the reader
-        take the client's close meanwhile, and wsproto refuses (``LocalProtocolError``) any
-        data or close frame of ours once the peer has closed."""
-        state = self._ws.state
-        if isinstance(item, _Reply) and isinstance(item.event, CloseConnection):
-            if state is ConnectionState.REMOTE_CLOSING:
-                return self._ws.send(item.event), True
+    def _render(self, item: _Frame | _Close | _Reply) -> tuple[bytes, bool]:
+        """The bytes for one queued item other than a data frame of an open connection, and
+        whether the close handshake is complete once they are sent (data frames of a closing
+        connection are dropped: a close frame was sent or received)."""
+        if isinstance(item, _Reply) and item.closes:
+            if self._close_received and not self._close_sent:
+                self._close_sent = True
+                return item.frame, True
             return b"", True
-        if state is not ConnectionState.OPEN:
+        if self._close_sent or self._close_received:
             return b"", False
         if isinstance(item, _Close):
-            return self._ws.send(CloseConnection(item.code, item.reason)), False
+            self._close_sent = True
+            return _close_frame(item.code, item.reason), False
         if isinstance(item, _Reply):
-            return self._ws.send(item.event), False
+            return item.frame, False
+        return _data_frame_head(len(item.data)) + item.data, False
+
+    async def _render_faulty(self, item: _Frame) -> bytes | None:
+        """A data frame through the fault plan: the bytes to send (None: the connection was
+        aborted). The closing state is read again after the delay: the reader may have taken the
+        client's close meanwhile, and no data frame may follow a close frame."""
+        assert self._faults is not None
         payload = item.data
-        if item.faultable and self._faults is not None:
-            action, delay = self._faults.next()
-            if delay > 0:
-                await trio.sleep(delay)
-                if self._ws.state is not ConnectionState.OPEN:
-                    return b"", False  # the client closed while this frame was delayed
-            if action is Action.DROP:
-                self.abort()
-                return None, False
-            if action is Action.CLOSE:
-                self.closing = True
-                self.closed_by_server = True
-                self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
-                return self._ws.send(CloseConnection(closes.INTERNAL, closes.TEXT_INTERNAL)), False
-            if action is Action.MALFORMED:
-                payload = MALFORMED_FRAME
-        return self._ws.send(BytesMessage(data=payload)), False
+        action, delay = self._faults.next()
+        if delay > 0:
+            await trio.sleep(delay)
+            if self._close_sent or self._close_received:
+                return b""  # the client closed while this frame was delayed
+        if action is Action.DROP:
+            self.abort()
+            return None
+        if action is Action.CLOSE:
+            self.closing = True
+            self.closed_by_server = True
+            self._mark_ended(closes.INTERNAL, closes.TEXT_INTERNAL)
+            self._close_sent = True
+            return _close_frame(closes.INTERNAL, closes.TEXT_INTERNAL)
+        if action is Action.MALFORMED:
+            payload = MALFORMED_FRAME
+        return _data_frame_head(len(payload)) + payload
