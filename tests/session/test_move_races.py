@@ -8,8 +8,11 @@ user turn, and a handle issued before a backlogged server read an audio chunk.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -42,6 +45,69 @@ def _index(vertex: bool, value: int) -> int | None:
     return value if vertex else None
 
 
+@attrs.define
+class Stage:
+    """A running session and the first scripted connection it opened, set up: where every race
+    starts. The test plays the server on ``conn1`` (and on later connections from ``accept``); the
+    start-up and the steps every script repeats live here so each test reads as its race alone."""
+
+    server: ScriptedServer
+    session: Session
+    conn1: ScriptedConnection
+    nursery: trio.Nursery
+    vertex: bool
+
+    def index(self, consumed: int) -> int | None:
+        """A handle's ``lastConsumedClientMessageIndex``: Vertex sends one, the Gemini API none."""
+        return _index(self.vertex, consumed)
+
+    async def accept(self, *, first_handle: str | None = None) -> ScriptedConnection:
+        """The session's next connection, set up (a fresh one has consumed nothing: index -1)."""
+        return await self.server.accept(first_handle=first_handle, index=self.index(-1))
+
+    async def start_rotate(self) -> None:
+        """A move is asked for; returns once it is blocked (waiting, or decided)."""
+        self.nursery.start_soon(self.session.rotate)
+        await trio.testing.wait_all_tasks_blocked()
+
+    async def send_turn(self, text: str) -> None:
+        """The user sends a text turn and the server reads it on the first connection."""
+        await self.session.send_client_content(text)
+        assert await self.conn1.expect_text() == text
+
+    async def send_chunk(self) -> None:
+        """The user sends an audio chunk and the server reads it on the first connection."""
+        await self.session.send_realtime_input(audio=CHUNK)
+        assert (await self.conn1.expect()).realtime_input is not None
+
+    async def model_says(self, text: str) -> None:
+        """The model's turn begins on the first connection (text, no ``turnComplete`` yet)."""
+        content = wire.Content(role="model", parts=[wire.Part(text=text)])
+        await self.conn1.push(server_content=wire.ServerContent(model_turn=content))
+
+    def replays(self) -> tuple[int, int, int]:
+        """(replayed, replay_ambiguous, replay_skipped) from the session's statistics."""
+        metrics = self.session.statistics()
+        return metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped
+
+
+@asynccontextmanager
+async def staged(
+    *, vertex: bool = False, first_handle: str | None = "h0", **options: Any
+) -> AsyncIterator[Stage]:
+    """A session (``scripted_config`` with ``options``) running against a scripted server, its
+    first connection accepted (``first_handle`` follows setupComplete); the whole test is bounded
+    by one ``fail_after`` and the session is cancelled when the block ends."""
+    server = ScriptedServer()
+    session = Session(scripted_config(vertex=vertex, **options), connect=server.connect)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            conn1 = await server.accept(first_handle=first_handle, index=_index(vertex, -1))
+            yield Stage(server, session, conn1, nursery, vertex)
+            nursery.cancel_scope.cancel()
+
+
 async def _first_client_kind(conn: ScriptedConnection) -> str:
     message = await conn.expect()
     if message.client_content is not None:
@@ -55,28 +121,21 @@ async def test_planned_move_right_after_a_turn_waits_for_the_handle_that_covers_
     """The turn's answer was delivered; the newest handle predates the turn. Moving with it and
     replaying the trigger answers the turn twice (what 25 of 200 Vertex sessions saw); the move
     must wait for the handle the server issues right after turnComplete, and replay nothing."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=vertex), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            await conn1.answer("You said: one")
-            turn = await session.receive_turn()
-            assert turn.text == "You said: one"
-            assert session.is_quiet
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().connections == 1  # still waiting for the covering handle
-            await conn1.handle("h1", index=_index(vertex, 0))
-            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
-            assert resumed_from(conn2) == "h1"
-            await session.send_client_content("two")
-            assert await _first_client_kind(conn2) == "text:two"  # "one" is not replayed
-            assert session.statistics().replayed == 0
-            nursery.cancel_scope.cancel()
+    async with staged(vertex=vertex) as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        await conn1.answer("You said: one")
+        turn = await session.receive_turn()
+        assert turn.text == "You said: one"
+        assert session.is_quiet
+        await stage.start_rotate()
+        assert session.statistics().connections == 1  # still waiting for the covering handle
+        await conn1.handle("h1", index=stage.index(0))
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        await session.send_client_content("two")
+        assert await _first_client_kind(conn2) == "text:two"  # "one" is not replayed
+        assert session.statistics().replayed == 0
 
 
 @pytest.mark.parametrize("vertex", FLAVOURS)
@@ -86,27 +145,21 @@ async def test_a_handle_issued_before_the_server_read_a_turn_neither_ends_the_wa
     """A backlogged server issues a handle before it reads a user turn; it arrives long after
     the turn was sent. The session must keep waiting for the answer (no quiet point) and, if the
     connection drops, replay the turn: trimming it by timing lost the turn forever."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=vertex), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            mock_clock.jump(2.0)  # far beyond any settle time
-            await conn1.handle("h1", index=_index(vertex, -1))  # the snapshot predates "one"
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.resume_handle == "h1"
-            assert not session.is_quiet  # the answer to "one" is still owed
-            assert not session.is_idle
-            conn1.drop()
-            await trio.testing.wait_all_tasks_blocked()
-            mock_clock.jump(1.0)  # the reconnect backoff
-            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
-            assert resumed_from(conn2) == "h1"
-            assert await _first_client_kind(conn2) == "text:one"  # replayed, not lost
-            nursery.cancel_scope.cancel()
+    async with staged(vertex=vertex) as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        mock_clock.jump(2.0)  # far beyond any settle time
+        await conn1.handle("h1", index=stage.index(-1))  # the snapshot predates "one"
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.resume_handle == "h1"
+        assert not session.is_quiet  # the answer to "one" is still owed
+        assert not session.is_idle
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)  # the reconnect backoff
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        assert await _first_client_kind(conn2) == "text:one"  # replayed, not lost
 
 
 async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed(
@@ -115,36 +168,27 @@ async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed
     """Gemini API: answers have been taking 0.5 s (server backlog), so a handle that arrives 0.3 s
     after an audio chunk was sent may predate it. A planned move must not treat the chunk as
     covered (the fixed 20 ms settle did, and lost it): it waits for a later handle."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            mock_clock.jump(0.5)  # the server was slow to read and answer it
-            await conn1.answer("You said: one")
-            await conn1.handle("h1")
-            assert (await session.receive_turn()).text == "You said: one"
-            await session.send_realtime_input(audio=CHUNK)
-            assert (await conn1.expect()).realtime_input is not None
-            mock_clock.jump(0.3)
-            await conn1.handle("h2")  # issued before the backlogged server read the chunk
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.resume_handle == "h2"
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().connections == 1  # the chunk is ambiguous: wait
-            mock_clock.jump(0.6)
-            await conn1.handle("h3")  # received long enough after the chunk to cover it
-            conn2 = await server.accept(first_handle="h4")
-            assert resumed_from(conn2) == "h3"
-            await session.send_client_content("two")
-            assert await _first_client_kind(conn2) == "text:two"
-            metrics = session.statistics()
-            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        mock_clock.jump(0.5)  # the server was slow to read and answer it
+        await conn1.answer("You said: one")
+        await conn1.handle("h1")
+        assert (await session.receive_turn()).text == "You said: one"
+        await stage.send_chunk()
+        mock_clock.jump(0.3)
+        await conn1.handle("h2")  # issued before the backlogged server read the chunk
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.resume_handle == "h2"
+        await stage.start_rotate()
+        assert session.statistics().connections == 1  # the chunk is ambiguous: wait
+        mock_clock.jump(0.6)
+        await conn1.handle("h3")  # received long enough after the chunk to cover it
+        conn2 = await stage.accept(first_handle="h4")
+        assert resumed_from(conn2) == "h3"
+        await session.send_client_content("two")
+        assert await _first_client_kind(conn2) == "text:two"
+        assert stage.replays() == (0, 0, 0)
 
 
 async def test_planned_move_does_not_cut_a_turn_in_progress(mock_clock: trio.testing.MockClock) -> None:
@@ -152,31 +196,23 @@ async def test_planned_move_does_not_cut_a_turn_in_progress(mock_clock: trio.tes
     input and lets the turn finish: cutting it delivered part of the answer on the old connection
     and all of it again on the new one ("You saYou said: turn 1" in the 200-session pool test)."""
     rotation = RotationPolicy(timer=False, quiet_timeout_s=0.1, handle_timeout_s=0.1)
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False, rotation=rotation), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            first = wire.Content(role="model", parts=[wire.Part(text="You sa")])
-            await conn1.push(server_content=wire.ServerContent(model_turn=first))
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            mock_clock.jump(5.0)  # both timeouts pass while the model is still speaking
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().connections == 1
-            await conn1.answer("id: one")
-            await conn1.handle("h1")
-            conn2 = await server.accept(first_handle="h2")
-            assert resumed_from(conn2) == "h1"
-            turn = await session.receive_turn()
-            assert turn.text == "You said: one"
-            await session.send_client_content("two")
-            assert await _first_client_kind(conn2) == "text:two"
-            nursery.cancel_scope.cancel()
+    async with staged(rotation=rotation) as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        await stage.model_says("You sa")
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        mock_clock.jump(5.0)  # both timeouts pass while the model is still speaking
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().connections == 1
+        await conn1.answer("id: one")
+        await conn1.handle("h1")
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        turn = await session.receive_turn()
+        assert turn.text == "You said: one"
+        await session.send_client_content("two")
+        assert await _first_client_kind(conn2) == "text:two"
 
 
 @pytest.mark.parametrize("vertex", FLAVOURS)
@@ -187,27 +223,20 @@ async def test_a_slow_handle_after_a_turn_is_awaited_past_handle_timeout(
     the older one at handle_timeout answered the turn twice (or lost it). The move waits for it,
     bounded by the connection's own deadline, not by handle_timeout."""
     rotation = RotationPolicy(timer=False, quiet_timeout_s=0.1, handle_timeout_s=0.1)
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=vertex, rotation=rotation), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0", index=_index(vertex, -1))
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            await conn1.answer("You said: one")
-            assert (await session.receive_turn()).text == "You said: one"
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            mock_clock.jump(5.0)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().connections == 1
-            await conn1.handle("h1", index=_index(vertex, 0))
-            conn2 = await server.accept(first_handle="h2", index=_index(vertex, -1))
-            assert resumed_from(conn2) == "h1"
-            await session.send_client_content("two")
-            assert await _first_client_kind(conn2) == "text:two"
-            nursery.cancel_scope.cancel()
+    async with staged(vertex=vertex, rotation=rotation) as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        await conn1.answer("You said: one")
+        assert (await session.receive_turn()).text == "You said: one"
+        await stage.start_rotate()
+        mock_clock.jump(5.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().connections == 1
+        await conn1.handle("h1", index=stage.index(0))
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        await session.send_client_content("two")
+        assert await _first_client_kind(conn2) == "text:two"
 
 
 async def test_gemini_a_handle_read_late_is_dated_by_its_arrival(mock_clock: trio.testing.MockClock) -> None:
@@ -216,38 +245,32 @@ async def test_gemini_a_handle_read_late_is_dated_by_its_arrival(mock_clock: tri
     when it was read (seconds later) took that audio as covered: a drop then lost it (the pool's
     Gemini-flavour scale test lost a chunk this way on a loaded machine). Dated by its arrival,
     the chunk stays in the log and is replayed on the new connection."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False, inbox_size=1), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept()
-            await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # fills the inbox
-            await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # the reader blocks
-            await conn1.handle("h1")  # arrives now; not read while the user does not read
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.resume_handle is None
-            mock_clock.jump(2.0)
-            await session.send_realtime_input(audio=CHUNK)  # the server reads it after issuing h1
-            assert (await conn1.expect()).realtime_input is not None
-            mock_clock.jump(2.0)
-            for _ in range(2):
-                await session.receive()  # the user reads again (setupComplete, the first turn):
-            # the reader reads h1 4 s after it arrived
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.resume_handle == "h1"
-            for _ in range(2):
-                await session.receive()  # the rest, so the reader is free to notice the drop
-            conn1.drop()
-            await trio.testing.wait_all_tasks_blocked()
-            mock_clock.jump(1.0)  # the reconnect backoff
-            conn2 = await server.accept()
-            assert resumed_from(conn2) == "h1"
-            await trio.testing.wait_all_tasks_blocked()
-            assert [m.kind for m in conn2.sent_so_far()] == ["realtime_input"]  # replayed, not lost
-            metrics = session.statistics()
-            assert (metrics.replayed, metrics.replay_skipped) == (1, 0)
-            nursery.cancel_scope.cancel()
+    async with staged(first_handle=None, inbox_size=1) as stage:
+        session, conn1 = stage.session, stage.conn1
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # fills the inbox
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # the reader blocks
+        await conn1.handle("h1")  # arrives now; not read while the user does not read
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.resume_handle is None
+        mock_clock.jump(2.0)
+        await stage.send_chunk()  # the server reads it after issuing h1
+        mock_clock.jump(2.0)
+        for _ in range(2):
+            await session.receive()  # the user reads again (setupComplete, the first turn):
+        # the reader reads h1 4 s after it arrived
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.resume_handle == "h1"
+        for _ in range(2):
+            await session.receive()  # the rest, so the reader is free to notice the drop
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)  # the reconnect backoff
+        conn2 = await stage.accept()
+        assert resumed_from(conn2) == "h1"
+        await trio.testing.wait_all_tasks_blocked()
+        assert [m.kind for m in conn2.sent_so_far()] == ["realtime_input"]  # replayed, not lost
+        metrics = session.statistics()
+        assert (metrics.replayed, metrics.replay_skipped) == (1, 0)
 
 
 async def test_gemini_move_holds_input_while_the_model_answers(mock_clock: trio.testing.MockClock) -> None:
@@ -255,32 +278,23 @@ async def test_gemini_move_holds_input_while_the_model_answers(mock_clock: trio.
     then on, so the handle that follows the turn covers everything sent and the move leaves at
     once with nothing ambiguous (audio sent just before that handle used to be, and was replayed
     - doubled - when no later handle came before the deadline)."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            await session.send_client_content("one")
-            assert await conn1.expect_text() == "one"
-            content = wire.Content(role="model", parts=[wire.Part(text="You said: one")])
-            await conn1.push(server_content=wire.ServerContent(model_turn=content))
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            await session.send_realtime_input(audio=CHUNK)  # the user keeps streaming
-            await trio.testing.wait_all_tasks_blocked()
-            assert conn1.sent_so_far() == []  # held
-            await conn1.push(server_content=wire.ServerContent(turn_complete=True))
-            await conn1.handle("h1")  # right after the turn: nothing was sent since it began
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().rotations == 1  # left at once, no later handle needed
-            conn2 = await server.accept(first_handle="h2")
-            assert resumed_from(conn2) == "h1"
-            assert (await conn2.expect()).realtime_input is not None  # the held chunk, sent once
-            metrics = session.statistics()
-            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        await stage.model_says("You said: one")
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        await session.send_realtime_input(audio=CHUNK)  # the user keeps streaming
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn1.sent_so_far() == []  # held
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+        await conn1.handle("h1")  # right after the turn: nothing was sent since it began
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().rotations == 1  # left at once, no later handle needed
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        assert (await conn2.expect()).realtime_input is not None  # the held chunk, sent once
+        assert stage.replays() == (0, 0, 0)
 
 
 async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking(
@@ -289,38 +303,29 @@ async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking
     """Input is held for a move, but the server says it is no longer resumable and no model turn
     follows: the user is speaking, and no handle comes until the utterance ends, which needs more
     audio. The hold is released until the model answers; the handle after that turn is used."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            await session.send_realtime_input(audio=CHUNK)
-            assert (await conn1.expect()).realtime_input is not None
-            mock_clock.jump(0.005)  # well within the settle time
-            await conn1.handle("h1")  # arrives just after the chunk was sent: ambiguous
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            await session.send_realtime_input(audio=CHUNK)
-            await trio.testing.wait_all_tasks_blocked()
-            assert conn1.sent_so_far() == []  # held: waiting for a handle that covers the chunk
-            await conn1.push(
-                session_resumption_update=wire.SessionResumptionUpdate(new_handle="", resumable=False)
-            )
-            await trio.testing.wait_all_tasks_blocked()
-            assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
-            assert session.statistics().holds_released == 1
-            mock_clock.jump(1.0)
-            content = wire.Content(role="model", parts=[wire.Part(text="You said: [audio]")])
-            await conn1.push(server_content=wire.ServerContent(model_turn=content))
-            await conn1.push(server_content=wire.ServerContent(turn_complete=True))
-            await conn1.handle("h2")
-            conn2 = await server.accept(first_handle="h3")
-            assert resumed_from(conn2) == "h2"
-            metrics = session.statistics()
-            assert (metrics.replayed, metrics.replay_ambiguous, metrics.rotations) == (0, 0, 1)
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_chunk()
+        mock_clock.jump(0.005)  # well within the settle time
+        await conn1.handle("h1")  # arrives just after the chunk was sent: ambiguous
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        await session.send_realtime_input(audio=CHUNK)
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn1.sent_so_far() == []  # held: waiting for a handle that covers the chunk
+        await conn1.push(
+            session_resumption_update=wire.SessionResumptionUpdate(new_handle="", resumable=False)
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
+        assert session.statistics().holds_released == 1
+        mock_clock.jump(1.0)
+        await conn1.answer("You said: [audio]")
+        await conn1.handle("h2")
+        conn2 = await stage.accept(first_handle="h3")
+        assert resumed_from(conn2) == "h2"
+        metrics = session.statistics()
+        assert (metrics.replayed, metrics.replay_ambiguous, metrics.rotations) == (0, 0, 1)
 
 
 async def test_a_go_away_during_a_move_brings_its_deadline_forward(
@@ -329,30 +334,23 @@ async def test_a_go_away_during_a_move_brings_its_deadline_forward(
     """A move waits (up to handle_timeout_s) for a handle that covers an ambiguous chunk; then a
     goAway says the connection ends in 0.5 s. The move must leave before that, not sit out its
     own timeout and be cut by the service (a drop, with everything in flight ambiguous)."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            await session.send_realtime_input(audio=CHUNK)
-            assert (await conn1.expect()).realtime_input is not None
-            mock_clock.jump(0.005)
-            await conn1.handle("h1")  # the chunk is ambiguous: the move waits for a later handle
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().rotations == 0
-            await conn1.push(go_away=wire.GoAway(time_left=wire.Duration(0.5)))
-            await trio.testing.wait_all_tasks_blocked()
-            mock_clock.jump(0.4)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().rotations == 1  # left before the connection's end
-            conn2 = await server.accept(first_handle="h2")
-            assert resumed_from(conn2) == "h1"
-            metrics = session.statistics()
-            assert metrics.replay_ambiguous + metrics.replay_skipped == 1  # judged, and reported
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_chunk()
+        mock_clock.jump(0.005)
+        await conn1.handle("h1")  # the chunk is ambiguous: the move waits for a later handle
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        assert session.statistics().rotations == 0
+        await conn1.push(go_away=wire.GoAway(time_left=wire.Duration(0.5)))
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(0.4)
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().rotations == 1  # left before the connection's end
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        metrics = session.statistics()
+        assert metrics.replay_ambiguous + metrics.replay_skipped == 1  # judged, and reported
 
 
 @pytest.mark.parametrize("pongs", [True, False], ids=["pong-in-order", "no-pong"])
@@ -363,60 +361,45 @@ async def test_gemini_move_trusts_a_handle_that_follows_the_pong_of_its_ping(
     after the server consumed everything sent before it (the emulator answers pings in order),
     however little time passed: the move is exact at once. Without the pong, timing must decide,
     and a handle this close to the last chunk leaves it ambiguous: the move waits."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            conn1.answer_pings = pongs
-            await session.send_realtime_input(audio=CHUNK)
-            assert (await conn1.expect()).realtime_input is not None
-            mock_clock.jump(0.005)
-            await conn1.handle("h1")  # the chunk is ambiguous by timing
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()
-            assert session.statistics().rotations == 0
-            await conn1.handle("h2")  # after the pong (if any); still within the settle time
-            await trio.testing.wait_all_tasks_blocked()
-            if not pongs:
-                assert session.statistics().rotations == 0  # timing alone cannot clear the chunk
-                nursery.cancel_scope.cancel()
-                return
-            assert session.statistics().rotations == 1
-            conn2 = await server.accept(first_handle="h3")
-            assert resumed_from(conn2) == "h2"
-            await session.send_client_content("next")
-            assert await _first_client_kind(conn2) == "text:next"  # nothing replayed
-            metrics = session.statistics()
-            assert (metrics.replayed, metrics.replay_ambiguous, metrics.replay_skipped) == (0, 0, 0)
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = pongs
+        await stage.send_chunk()
+        mock_clock.jump(0.005)
+        await conn1.handle("h1")  # the chunk is ambiguous by timing
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        assert session.statistics().rotations == 0
+        await conn1.handle("h2")  # after the pong (if any); still within the settle time
+        await trio.testing.wait_all_tasks_blocked()
+        if not pongs:
+            assert session.statistics().rotations == 0  # timing alone cannot clear the chunk
+            return
+        assert session.statistics().rotations == 1
+        conn2 = await stage.accept(first_handle="h3")
+        assert resumed_from(conn2) == "h2"
+        await session.send_client_content("next")
+        assert await _first_client_kind(conn2) == "text:next"  # nothing replayed
+        assert stage.replays() == (0, 0, 0)
 
 
 async def test_a_handle_read_while_a_move_is_leaving_is_not_taken(mock_clock: trio.testing.MockClock) -> None:
     """The move chose its handle (h1) and what to replay (a chunk sent after h1), then waits for
     a send in flight to finish. A handle read meanwhile (h2) must not replace h1: judged by its
     own timing the chunk would be ambiguous under h2, and replayed it could be consumed twice."""
-    server = ScriptedServer()
-    session = Session(scripted_config(vertex=False), connect=server.connect)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            conn1 = await server.accept(first_handle="h0")
-            mock_clock.jump(1.0)
-            await conn1.handle("h1")
-            await trio.testing.wait_all_tasks_blocked()
-            conn1.gate = trio.Event()
-            await session.send_realtime_input(audio=CHUNK)  # in flight until the gate opens
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(session.rotate)
-            await trio.testing.wait_all_tasks_blocked()  # decided: h1, replay the chunk
-            await conn1.handle("h2")
-            await trio.testing.wait_all_tasks_blocked()
-            conn1.gate.set()
-            conn2 = await server.accept(first_handle="h3")
-            assert resumed_from(conn2) == "h1"
-            assert (await conn2.expect()).realtime_input is not None  # the chunk, replayed once
-            assert session.statistics().replay_ambiguous == 0
-            nursery.cancel_scope.cancel()
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        mock_clock.jump(1.0)
+        await conn1.handle("h1")
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.gate = trio.Event()
+        await session.send_realtime_input(audio=CHUNK)  # in flight until the gate opens
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()  # decided: h1, replay the chunk
+        await conn1.handle("h2")
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.gate.set()
+        conn2 = await stage.accept(first_handle="h3")
+        assert resumed_from(conn2) == "h1"
+        assert (await conn2.expect()).realtime_input is not None  # the chunk, replayed once
+        assert session.statistics().replay_ambiguous == 0
