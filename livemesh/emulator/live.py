@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -30,6 +30,20 @@ if TYPE_CHECKING:
     from livemesh.emulator.app import Emulator
 
 log = logging.getLogger("livemesh.emulator")
+
+# Messages sent unchanged in every turn, encoded once.
+_NOT_RESUMABLE: Final = wire.encode_server(
+    wire.ServerMessage(session_resumption_update=wire.SessionResumptionUpdate(new_handle="", resumable=False))
+)
+_INTERRUPTED: Final = wire.encode_server(
+    wire.ServerMessage(server_content=wire.ServerContent(interrupted=True))
+)
+_TURN_COMPLETE: Final = wire.encode_server(
+    wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True))
+)
+_GENERATION_COMPLETE: Final = wire.encode_server(
+    wire.ServerMessage(server_content=wire.ServerContent(generation_complete=True))
+)
 
 
 @attrs.define(eq=False)
@@ -208,11 +222,13 @@ class LiveConnection:
 
     # ------------------------------------------------------------------ sending
 
-    async def _emit(self, message: wire.ServerMessage, *, fault: bool = True) -> None:
+    async def _emit(self, message: wire.ServerMessage | bytes, *, fault: bool = True) -> None:
+        """Queue one server message (``bytes``: encoded already, e.g. a cached audio chunk)."""
         if self._silent:
             return
         self.sent_messages += 1
-        await self.peer.send(wire.encode_server(message), faultable=fault)
+        data = message if isinstance(message, bytes) else wire.encode_server(message)
+        await self.peer.send(data, faultable=fault)
 
     async def _content(self, **fields: Any) -> None:
         await self._emit(wire.ServerMessage(server_content=wire.ServerContent(**fields)))
@@ -242,8 +258,7 @@ class LiveConnection:
     async def _send_not_resumable(self) -> None:
         if self._resumption:
             self._advertised_resumable = False
-            update = wire.SessionResumptionUpdate(new_handle="", resumable=False)
-            await self._emit(wire.ServerMessage(session_resumption_update=update))
+            await self._emit(_NOT_RESUMABLE)
 
     async def _speech_started(self) -> None:
         """The user started (or may be starting) to speak: no handle until the VAD is idle again
@@ -507,12 +522,12 @@ class LiveConnection:
         turn.scope.cancel()
         cancelled = [cid for cid in turn.call_ids if self._pending.pop(cid, None) is not None]
         self._cancelled.extend(cancelled)
-        await self._content(interrupted=True)
+        await self._emit(_INTERRUPTED)
         if cancelled:
             await self._emit(
                 wire.ServerMessage(tool_call_cancellation=wire.ToolCallCancellation(ids=cancelled))
             )
-        await self._content(turn_complete=True)
+        await self._emit(_TURN_COMPLETE)
 
     async def _run_turn(self, turn: _Turn, command: model.Command | _Speak) -> None:
         with turn.scope:
@@ -571,7 +586,7 @@ class LiveConnection:
                 await trio.sleep(config.chunk_interval_s)
             for message in step:
                 await self._emit(message)
-        await self._content(generation_complete=True)
+        await self._emit(_GENERATION_COMPLETE)
         self.context.add_reply_tokens(answer.response_tokens)
         usage = reply.usage(self.context, answer.response_tokens, answer.modality)
         await self._emit(

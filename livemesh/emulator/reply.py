@@ -3,6 +3,8 @@ plausible usage metadata (pure functions: the connection adds the timing)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import attrs
 
 from livemesh import wire
@@ -14,9 +16,10 @@ AUDIO_MIME_OUT = "audio/pcm;rate=24000"
 
 @attrs.frozen
 class Reply:
-    """``steps``: the messages of each chunk, sent ``chunk_interval_s`` apart."""
+    """``steps``: the messages of each chunk, sent ``chunk_interval_s`` apart (``bytes``: a
+    message encoded already)."""
 
-    steps: list[list[wire.ServerMessage]]
+    steps: list[list[wire.ServerMessage | bytes]]
     response_tokens: int
     modality: str
 
@@ -29,20 +32,34 @@ def render(text: str, *, audio: bool, transcribe: bool, count: int, chars_per_s:
     """``text`` in ``count`` chunks: TEXT parts, or AUDIO parts of a tone as long as the text takes
     to say (each followed by its ``outputTranscription`` piece if ``transcribe``)."""
     pieces = model.split_chunks(text, count)
-    steps: list[list[wire.ServerMessage]] = []
+    steps: list[list[wire.ServerMessage | bytes]] = []
     if audio:
-        sound = model.tone(len(text) / chars_per_s)
-        for index, chunk in enumerate(model.split_bytes(sound, len(pieces))):
-            part = wire.Part(inline_data=wire.Blob(data=chunk, mime_type=AUDIO_MIME_OUT))
-            step = [_content(model_turn=wire.Content(parts=[part], role="model"))]
+        frames, nbytes = _audio_frames(len(text), chars_per_s, len(pieces))
+        for index, frame in enumerate(frames):
+            step: list[wire.ServerMessage | bytes] = [frame]
             if transcribe and index < len(pieces):
                 step.append(_content(output_transcription=wire.Transcription(text=pieces[index])))
             steps.append(step)
-        seconds = len(sound) / 2 / model.OUTPUT_RATE
+        seconds = nbytes / 2 / model.OUTPUT_RATE
         return Reply(steps, max(1, round(seconds * model.AUDIO_TOKENS_PER_S)), wire.Modality.AUDIO)
     for piece in pieces:
         steps.append([_content(model_turn=wire.Content(parts=[wire.Part(text=piece)], role="model"))])
     return Reply(steps, model.text_tokens(text), wire.Modality.TEXT)
+
+
+@lru_cache(maxsize=32)
+def _audio_frames(chars: int, chars_per_s: float, count: int) -> tuple[tuple[bytes, ...], int]:
+    """The encoded ``modelTurn`` messages of a tone as long as ``chars`` characters take to say,
+    in ``count`` chunks, and the tone's size in bytes.
+
+    Cached: the tone depends only on the text's length, and base64-encoding it was most of a
+    spoken turn's CPU (about 100 us a turn; a few distinct lengths cover a whole benchmark)."""
+    sound = model.tone(chars / chars_per_s)
+    frames = []
+    for chunk in model.split_bytes(sound, count):
+        part = wire.Part(inline_data=wire.Blob(data=chunk, mime_type=AUDIO_MIME_OUT))
+        frames.append(wire.encode_server(_content(model_turn=wire.Content(parts=[part], role="model"))))
+    return tuple(frames), len(sound)
 
 
 def usage(context: Context, response_tokens: int, modality: str) -> wire.UsageMetadata:
