@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -335,28 +335,36 @@ def _handshake_error(exc: trio_websocket.HandshakeError, url: str) -> SessionErr
     return ConnectionLostError(f"could not connect to {where} ({detail})", code=NO_CLOSE_FRAME)
 
 
-@asynccontextmanager
-async def open_connection(
+def open_connection(
     url: str,
     headers: Sequence[tuple[str, str]] = (),
     *,
     options: TransportOptions | None = None,
-) -> AsyncIterator[Connection]:
-    """Open a WebSocket to ``url`` with ``headers``; close it (bounded) when the block ends.
+) -> AbstractAsyncContextManager[Connection]:
+    """Open a WebSocket to ``url`` with ``headers``; close it (bounded) when the block ends::
 
-    The engine's reader task lives in a nursery inside this block (trio-websocket's
-    ``open_websocket``), so nothing outlives it. Handshake and network failures are raised as
-    livemesh errors: :class:`ConnectionLostError` when retrying may help, ``AuthError`` /
-    ``QuotaError`` / ``SetupRejectedError`` when it will not.
+        async with open_connection(url, headers, options=options) as conn: ...
+
+    Handshake and network failures are raised as livemesh errors: :class:`ConnectionLostError`
+    when retrying may help, ``AuthError`` / ``QuotaError`` / ``SetupRejectedError`` when it will
+    not. The engine is ``options.engine``; its context manager is returned as it is (not wrapped
+    in another generator that every open connection would carry).
     """
     opts = options or TransportOptions()
     if opts.engine == "sansio":
         # Imported here: transport_sansio imports this module (and websockets lazily).
         from livemesh.transport_sansio import open_connection as open_sansio
 
-        async with open_sansio(url, headers, options=opts) as conn:
-            yield conn
-        return
+        return open_sansio(url, headers, options=opts)
+    return _open_trio_websocket(url, headers, opts)
+
+
+@asynccontextmanager
+async def _open_trio_websocket(
+    url: str, headers: Sequence[tuple[str, str]], opts: TransportOptions
+) -> AsyncIterator[Connection]:
+    """The trio-websocket engine: its reader task lives in a nursery inside this block
+    (``open_websocket``), so nothing outlives it."""
     extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
     ssl_context: ssl.SSLContext | None = opts.ssl_context
     if ssl_context is None and url.startswith("wss:"):

@@ -34,16 +34,22 @@ between awaits):
 
 from __future__ import annotations
 
-import array
 import logging
+import socket
 import ssl
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import trio
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - not Linux/macOS
+    fcntl = None  # type: ignore[assignment]
+    termios = None  # type: ignore[assignment]
 
 from livemesh.errors import ConfigError, SessionError
 from livemesh.transport import (
@@ -58,11 +64,16 @@ from livemesh.transport import (
 )
 
 if TYPE_CHECKING:
-    from websockets.client import ClientProtocol
+    from websockets.protocol import Protocol
 
 __all__ = ["SansioConnection", "open_connection"]
 
 _PING_PAYLOAD: Final = b"livemesh"
+_NEVER: Final = float("inf")
+_EAGER_OPS: Final = 16
+"""Socket operations in a row that may complete without a schedule point (see _yield_if_eager)."""
+
+log = logging.getLogger("livemesh.transport")
 
 
 class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -82,6 +93,28 @@ _PROTOCOL_LOG: Final = _NoDebugLogger(logging.getLogger("livemesh.transport"), {
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+class _DrainProbe:
+    """The check :func:`drain_probe` returns: a slotted object rather than a closure over four
+    cells and a buffer (a few hundred bytes less per idle connection)."""
+
+    __slots__ = ("_fd", "_incoming", "_request", "_ssl_object")
+
+    def __init__(self, fd: int, request: int, incoming: Any, ssl_object: Any) -> None:
+        self._fd = fd
+        self._request = request
+        self._incoming = incoming
+        self._ssl_object = ssl_object
+
+    def __call__(self) -> bool:
+        if self._incoming is not None and (self._incoming.pending or self._ssl_object.pending()):
+            return False
+        try:
+            count = fcntl.ioctl(self._fd, self._request, b"\0\0\0\0")
+        except OSError:
+            return False
+        return count == b"\0\0\0\0"
+
+
 def drain_probe(stream: trio.abc.Stream) -> Callable[[], bool] | None:
     """A check that every byte the peer sent so far has been read from ``stream`` (the kernel's
     receive queue and, under TLS, trio's buffers are empty), or ``None`` where it cannot be told.
@@ -92,13 +125,8 @@ def drain_probe(stream: trio.abc.Stream) -> Callable[[], bool] | None:
     are lost on a move. With this check a read that had to wait dates its frames by the wake-up;
     any other read dates them no later than the last moment the buffers were seen empty.
     """
-    try:
-        import fcntl
-        import termios
-
-        request = termios.FIONREAD
-    except (ImportError, AttributeError):  # pragma: no cover - not Linux/macOS
-        return None
+    if fcntl is None or termios is None or not hasattr(termios, "FIONREAD"):
+        return None  # pragma: no cover - not Linux/macOS
     incoming: Any = None
     ssl_object: Any = None
     transport: Any = stream
@@ -112,19 +140,16 @@ def drain_probe(stream: trio.abc.Stream) -> Callable[[], bool] | None:
     sock = getattr(transport, "socket", None)
     if sock is None:
         return None
-    fd = sock.fileno()
-    count = array.array("i", [0])
+    return _DrainProbe(sock.fileno(), termios.FIONREAD, incoming, ssl_object)
 
-    def drained() -> bool:
-        if incoming is not None and (incoming.pending or ssl_object.pending()):
-            return False
-        try:
-            fcntl.ioctl(fd, request, count, True)
-        except OSError:
-            return False
-        return count[0] == 0
 
-    return drained
+def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The non-blocking stdlib socket under a plain ``trio.SocketStream`` (None for TLS or any
+    other stream): the engine reads and writes it directly (see :meth:`SansioConnection._read_once`)."""
+    if type(stream) is not trio.SocketStream:
+        return None
+    raw = getattr(stream.socket, "_sock", None)
+    return raw if isinstance(raw, socket.socket) else None
 
 
 def _websockets() -> Any:
@@ -145,7 +170,7 @@ def _websockets() -> Any:
 
 
 class SansioConnection:
-    """:class:`~livemesh.transport.Connection` over a ``websockets`` ``ClientProtocol`` on a trio stream.
+    """:class:`~livemesh.transport.Connection` over a ``websockets`` ``Protocol`` on a trio stream.
 
     Made by :func:`open_connection`, which also closes it. Raises livemesh errors only.
     """
@@ -157,21 +182,28 @@ class SansioConnection:
         "_caught_up_at",
         "_closed_state",
         "_disconnect_timeout",
+        "_eager",
         "_fence_count",
         "_fences",
         "_fragment_text",
         "_fragments",
         "_frames",
+        "_keepalive",
+        "_last_heard",
         "_messages",
         "_open_state",
+        "_pinged_at",
         "_pongs",
         "_probe",
         "_progress",
         "_protocol",
         "_queue_size",
         "_reading",
-        "_send_lock",
+        "_send_busy",
+        "_send_waiters",
+        "_sock",
         "_stream",
+        "_taken",
         "arrived_after",
         "received_index",
     )
@@ -179,37 +211,47 @@ class SansioConnection:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        protocol: ClientProtocol,
+        protocol: Protocol,
         *,
         options: TransportOptions,
         frames: Any,
         states: Any,
     ) -> None:
         self._stream = stream
+        self._sock = _raw_socket(stream)
         self._protocol = protocol
         self._frames = frames  # websockets.frames, imported lazily
         self._disconnect_timeout = options.disconnect_timeout
         self._queue_size = max(1, options.message_queue_size)
         self._buffer_size = options.receive_buffer_size
-        self._send_lock = trio.StrictFIFOLock()
-        # (message, arrival stamp: see ``arrived_after``); one deque, not two: ~770 B per connection
-        self._messages: deque[tuple[bytes | str, float | None]] = deque()
+        # The send lock, made of a flag and a FIFO of waiters created on first contention (one
+        # writer per session: almost never), not a StrictFIFOLock per connection.
+        self._send_busy = False
+        self._send_waiters: trio.lowlevel.ParkingLot | None = None
+        # (message, arrival stamp: see ``arrived_after``), handed out from index _taken on: a list
+        # (56 B empty) rather than a deque (~770 B even empty) on every idle connection
+        self._messages: list[tuple[bytes | str, float | None]] = []
+        self._taken = 0
         self._probe = drain_probe(stream)
         self._caught_up_at: float | None = trio.current_time() if self._probe is not None else None
         self.arrived_after: float | None = None
+        """For the frame :meth:`receive` returned last: a time (``trio.current_time()``) no later
+        than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
+        cannot tell (then only the time it was read is known)."""
         self.received_index = -1
         """0-based arrival number of the frame :meth:`receive` returned last (see :meth:`fence`)."""
         self._arrived = 0  # data messages parsed so far
         self._fences: dict[bytes, int] = {}  # fence ping payload -> messages before its pong (-1: none yet)
         self._fence_count = 0
-        """For the frame :meth:`receive` returned last: a time (``trio.current_time()``) no later
-        than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
-        cannot tell (then only the time it was read is known)."""
         self._fragments: list[bytes] = []
         self._fragment_text = False
         self._reading = False
+        self._eager = 0  # socket operations in a row that did not wait (see _yield_if_eager)
         self._progress: trio.Event | None = None  # made only when a second task waits for a read
         self._pongs = 0  # pongs received so far: a ping waits for this to grow (several may wait)
+        self._keepalive: tuple[float, float] | None = None  # (interval, pong timeout): set_keepalive
+        self._last_heard = trio.current_time()  # when bytes last came from the peer
+        self._pinged_at: float | None = None  # a keepalive ping waiting for any sign of life
         self._open_state = states.OPEN  # websockets.protocol.State, imported lazily
         self._closed_state = states.CLOSED  # reached once the peer's EOF was fed to the protocol
         self._aborted = False
@@ -245,6 +287,38 @@ class SansioConnection:
         """Forget the stream after a partial write or a network error: nothing may follow."""
         self._aborted = True
 
+    async def _yield_if_eager(self) -> None:
+        """A cancellation point; a schedule point only every few socket operations that completed
+        without waiting. Why: on a plain socket a read or write that the kernel satisfies at once
+        costs no scheduling round here (trio's ``SocketStream`` spends one on each: ~1 of the ~5
+        task steps per audio chunk), yet a task that always finds data ready must still let the
+        others run and let deadlines fire."""
+        if self._eager >= _EAGER_OPS:
+            self._eager = 0
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+
+    # ------------------------------------------------------------------------- the send lock
+
+    async def _lock(self) -> None:
+        """Take the send lock (FIFO); cancelled while waiting: not taken. Not a schedule point when
+        uncontended (the caller's write yields if it has to)."""
+        if self._send_busy:
+            if self._send_waiters is None:
+                self._send_waiters = trio.lowlevel.ParkingLot()
+            await self._send_waiters.park()  # woken by _unlock, which handed the lock over
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._send_busy = True
+
+    def _unlock(self) -> None:
+        waiters = self._send_waiters
+        if waiters:
+            waiters.unpark()  # ownership passes to the first waiter: _send_busy stays set
+        else:
+            self._send_busy = False
+
     # ------------------------------------------------------------------------- writing
 
     async def _write_locked(self) -> None:
@@ -253,7 +327,27 @@ class SansioConnection:
         if not data:
             return
         try:
-            await self._stream.send_all(data)
+            sock = self._sock
+            if sock is None:
+                await self._stream.send_all(data)
+                return
+            # A plain socket is written directly: a write the kernel takes whole returns with no
+            # scheduling round; only a full send buffer waits (for writability, as send_all does).
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                self._eager += 1
+                return
+            self._eager = 0
+            view = memoryview(data)
+            while sent < len(data):
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent += sock.send(view[sent:])
+                except BlockingIOError:
+                    pass
         except BaseException:
             # Cancelled or failed with bytes possibly on the wire: the frame boundary is lost.
             self._abort()
@@ -264,18 +358,11 @@ class SansioConnection:
     async def _send_frames(self, frames: Sequence[bytes]) -> None:
         if self._ended() or self._protocol.close_sent is not None:
             raise self._lost()
-        lock = self._send_lock
-        if lock.locked():
-            await lock.acquire()  # cancelled while waiting here: nothing was queued
-        else:
-            # Uncontended (the usual case: one writer per session): take it without the
-            # scheduling round ``acquire`` costs; send_all below yields anyway.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            lock.acquire_nowait()
+        await self._lock()  # cancelled while waiting here: nothing was queued
         try:
             # A cancellation that arrived while the lock was handed over is raised here, before
             # the frame is queued; from here to the first byte written there is no checkpoint.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await self._yield_if_eager()
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
             for frame in frames:
@@ -285,14 +372,17 @@ class SansioConnection:
             except _STREAM_ERRORS as exc:
                 raise ConnectionLostError(f"send failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
         finally:
-            lock.release()
+            self._unlock()
 
     async def send(self, data: bytes) -> None:
-        """Send one JSON message as a text frame (the codec's UTF-8 bytes, never decoded)."""
+        """Send one JSON message as a text frame (the codec's UTF-8 bytes, never decoded).
+
+        A cancellation point; on a plain socket a schedule point only when the write has to wait
+        (or every few sends, see :meth:`_yield_if_eager`)."""
         await self._send_frames((data,))
 
     async def send_many(self, frames: Sequence[bytes]) -> None:
-        """Send several messages as text frames with one ``send_all`` (one syscall, one TLS record
+        """Send several messages as text frames with one write (one syscall, one TLS record
         batch): for a writer that drained several queued messages. All or nothing at the protocol
         level; a cancellation while the bytes are in flight aborts the connection like :meth:`send`.
         """
@@ -302,10 +392,13 @@ class SansioConnection:
     async def _flush_replies(self) -> None:
         """Send the protocol's automatic answers (pong, close echo) unless a writer is mid-send;
         a busy writer's lock must not stall the reader, the answer then leaves with the next write."""
-        if self._send_lock.locked() or self._aborted:
+        if self._send_busy or self._aborted:
             return
-        async with self._send_lock:
+        await self._lock()
+        try:
             await self._write_locked()
+        finally:
+            self._unlock()
 
     # ------------------------------------------------------------------------- reading
 
@@ -340,20 +433,61 @@ class SansioConnection:
             # websockets' protocol leaves UTF-8 checks to its I/O layer, which is us (RFC 6455 8.1)
             self._protocol.fail(1007, "invalid UTF-8 in a text frame")
 
-    async def _read_once(self) -> None:
-        """One ``receive_some`` fed to the protocol, in this task; wakes tasks waiting for a read."""
+    async def _receive_bytes(self, waits: bool, deadline: float) -> bytes | bytearray | None:
+        """Bytes from the stream (``b""``: EOF or a network error), or ``None`` if ``deadline``
+        passed first (nothing was consumed). ``waits``: the probe saw nothing unread."""
+        sock = self._sock
+        if sock is None:
+            if deadline == _NEVER:
+                return await self._stream.receive_some(self._buffer_size)
+            with trio.move_on_at(deadline):
+                return await self._stream.receive_some(self._buffer_size)
+            return None
+        # A plain socket is read directly (like trio's own recv, without its two wrapper
+        # coroutines, parked on every idle connection, and without the scheduling round a
+        # read that finds data ready costs there).
+        if not waits:
+            try:
+                data = sock.recv(self._buffer_size)
+            except BlockingIOError:
+                pass
+            else:
+                self._eager += 1
+                return data
+        self._eager = 0
+        while True:
+            if deadline == _NEVER:
+                await trio.lowlevel.wait_readable(sock)
+            else:
+                with trio.move_on_at(deadline):
+                    await trio.lowlevel.wait_readable(sock)
+                if trio.current_time() >= deadline:
+                    return None
+            try:
+                return sock.recv(self._buffer_size)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+
+    async def _read_once(self, deadline: float = _NEVER) -> bool:
+        """One read fed to the protocol, in this task; wakes tasks waiting for a read. False if
+        ``deadline`` passed before any bytes came (nothing read, nothing changed)."""
+        await self._yield_if_eager()
         self._reading = True
         probe = self._probe
         try:
             waits = probe is not None and probe()  # nothing unread: this read waits for new bytes
             try:
-                data = await self._stream.receive_some(self._buffer_size)
+                data = await self._receive_bytes(waits, deadline)
             except _STREAM_ERRORS:
                 self._abort()
                 data = b""
+            if data is None:
+                return False
             stamp = self._caught_up_at
+            now = trio.current_time()
+            self._last_heard = now
+            self._pinged_at = None
             if probe is not None:
-                now = trio.current_time()
                 if waits:
                     # Woken by the first new bytes: the rest of that burst (read later, when it
                     # outgrows the buffer) arrived with or after them, TCP being in order.
@@ -377,6 +511,7 @@ class SansioConnection:
                 await self._flush_replies()
             except _STREAM_ERRORS:
                 self._abort()
+        return True
 
     async def _await_read(self) -> None:
         """Read once ourselves, or wait for the task that is reading to finish its read."""
@@ -387,6 +522,37 @@ class SansioConnection:
         else:
             await self._read_once()
 
+    def set_keepalive(self, *, interval: float, pong_timeout: float) -> bool:
+        """Keep the connection proven alive from within :meth:`receive`, with no task of its own
+        (a keepalive task costs ~3 KB per idle connection): while a receive waits and nothing has
+        come from the peer for ``interval`` seconds, it sends a ping (without waiting for the pong:
+        the same receive reads it), and raises :class:`ConnectionLostError` (1011) if nothing at
+        all comes within ``pong_timeout`` after it. Any bytes from the peer count as life, as in
+        :func:`livemesh.transport.keepalive`, whose place this takes. Only a waiting receive pings:
+        a receiver that stopped reading (a slow consumer) sees no keepalive failure meanwhile.
+        Returns True (this engine supports it)."""
+        self._keepalive = (interval, pong_timeout)
+        return True
+
+    async def _keepalive_due(self) -> None:
+        """The keepalive deadline passed while a receive waited: ping, or give up."""
+        assert self._keepalive is not None
+        pong_timeout = self._keepalive[1]
+        if self._pinged_at is None:
+            self._pinged_at = trio.current_time()
+            await self._send_ping(_PING_PAYLOAD)
+            return
+        log.warning("keepalive: no pong and no traffic for %.1f s", pong_timeout)
+        raise ConnectionLostError(f"keepalive: no pong within {pong_timeout:g} s", code=1011)
+
+    def _keepalive_deadline(self) -> float:
+        if self._keepalive is None:
+            return _NEVER
+        interval, pong_timeout = self._keepalive
+        if self._pinged_at is not None:
+            return self._pinged_at + pong_timeout
+        return self._last_heard + interval
+
     async def receive(self) -> bytes | str:
         """The next server frame (``bytes`` for binary, ``str`` for text frames, as trio-websocket).
 
@@ -395,13 +561,26 @@ class SansioConnection:
         Once the connection ended, raises the livemesh error for its close code.
         """
         messages = self._messages
-        while not messages:
+        while self._taken == len(messages):
+            if self._taken:
+                messages.clear()
+                self._taken = 0
             if self._ended():
                 raise self._lost()
-            await self._await_read()
-        message, self.arrived_after = messages.popleft()
+            if self._reading:
+                await self._await_read()
+            elif not await self._read_once(self._keepalive_deadline()):
+                await self._keepalive_due()
+        message, self.arrived_after = messages[self._taken]
+        self._taken += 1
+        if self._taken == len(messages):
+            messages.clear()  # drop the references now: audio frames are tens of KiB
+            self._taken = 0
         self.received_index += 1
         return message
+
+    def _unread(self) -> int:
+        return len(self._messages) - self._taken
 
     async def ping(self) -> None:
         """Send a ping and wait for a pong (the reply to it or a later one); raises once closed."""
@@ -428,7 +607,8 @@ class SansioConnection:
         """Send a ping with ``payload``; the number of pongs received before it."""
         if self._ended():
             raise self._lost()
-        async with self._send_lock:
+        await self._lock()
+        try:
             await trio.lowlevel.checkpoint_if_cancelled()
             seen = self._pongs
             if self._ended() or self._protocol.close_sent is not None:
@@ -444,6 +624,8 @@ class SansioConnection:
                     raise ConnectionLostError(
                         f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME
                     ) from None
+        finally:
+            self._unlock()
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._aborted:
             raise self._lost()
@@ -454,7 +636,7 @@ class SansioConnection:
         while not done():
             if self._ended():
                 raise self._lost()
-            if len(self._messages) >= self._queue_size and not self._reading:
+            if self._unread() >= self._queue_size and not self._reading:
                 # Backpressure as trio-websocket's bounded queue: nobody consumes messages, so do
                 # not read more; wait until a receiver reads (keepalive bounds this wait).
                 self._progress = self._progress or trio.Event()
@@ -470,11 +652,14 @@ class SansioConnection:
             try:
                 protocol = self._protocol
                 if not self._aborted:
-                    async with self._send_lock:
+                    await self._lock()
+                    try:
                         if not self._aborted:
                             if protocol.state is self._open_state:
                                 protocol.send_close(code, reason)
                             await self._write_locked()  # also a close echo a busy writer held back
+                    finally:
+                        self._unlock()
                 while not self._aborted and protocol.state is not self._closed_state:
                     await self._await_read()  # the peer's close frame, then its EOF
             except _STREAM_ERRORS:
@@ -515,26 +700,44 @@ async def _handshake(
     else:
         stream = await trio.open_tcp_stream(host, port)
     try:
-        protocol = ws.client.ClientProtocol(uri, max_size=opts.max_message_bytes, logger=_PROTOCOL_LOG)
-        request = protocol.connect()
+        handshake = ws.client.ClientProtocol(uri, max_size=opts.max_message_bytes, logger=_PROTOCOL_LOG)
+        request = handshake.connect()
         for name, value in headers:
             request.headers[name] = value
-        protocol.send_request(request)
-        await stream.send_all(b"".join(protocol.data_to_send()))
+        handshake.send_request(request)
+        await stream.send_all(b"".join(handshake.data_to_send()))
+        # The upgrade is parsed by a ClientProtocol fed only up to the end of the response's
+        # headers (a 101 has no body); the frames after it go to a plain Protocol made for the
+        # open connection. Why: a ClientProtocol keeps the handshake's Response and Headers alive
+        # in its parser for the connection's whole life (~1.5 KB per idle connection).
+        pending = b""  # bytes read but not yet fed to the handshake protocol
+        rest: bytes | None = None  # bytes after the response, once it was found
         events: list[Any] = []
         while not any(isinstance(event, ws.http11.Response) for event in events):
             data = await stream.receive_some(opts.receive_buffer_size)
+            if data and rest is None:
+                pending += data
+                end = pending.find(b"\r\n\r\n")
+                if end >= 0:
+                    data, rest = pending[: end + 4], pending[end + 4 :]
+                else:
+                    data = b""
             if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            events = protocol.events_received()
-            if not data and not events:
+                handshake.receive_data(data)
+            elif rest is None:
+                handshake.receive_eof()
+            events = handshake.events_received()
+            if rest is not None and not any(isinstance(event, ws.http11.Response) for event in events):
+                # not a plain 101 (a refusal with a body): feed on to the handshake protocol
+                handshake.receive_data(rest)
+                events += handshake.events_received()
+                rest = b""
+            if not data and not events and rest is None:
                 raise ConnectionLostError(
                     f"{redact_url(url)} closed during the handshake", code=NO_CLOSE_FRAME
                 )
-        if protocol.handshake_exc is not None:
-            exc = protocol.handshake_exc
+        if handshake.handshake_exc is not None:
+            exc = handshake.handshake_exc
             if isinstance(exc, ws.exceptions.InvalidStatus):
                 raise rejection_error(exc.response.status_code, url)
             raise ConnectionLostError(
@@ -544,8 +747,15 @@ async def _handshake(
         if ssl_stream is not None and cache is not None:
             # TLS 1.3 tickets come right after the server's handshake, before this response
             cache.put(ssl_stream.context, host, port, ssl_stream.session)
+        # No extension or subprotocol is offered, so the open connection needs nothing the
+        # handshake negotiated.
+        protocol = ws.protocol.Protocol(
+            ws.protocol.Side.CLIENT, max_size=opts.max_message_bytes, logger=_PROTOCOL_LOG
+        )
         conn = SansioConnection(stream, protocol, options=opts, frames=ws.frames, states=ws.protocol.State)
-        conn._absorb([event for event in events if isinstance(event, ws.frames.Frame)])
+        if rest:
+            protocol.receive_data(rest)
+            conn._absorb(protocol.events_received())
         return conn
     except BaseException:
         with trio.CancelScope(shield=True):
@@ -553,14 +763,54 @@ async def _handshake(
         raise
 
 
-@asynccontextmanager
-async def open_connection(
+class _Opening:
+    """What :func:`open_connection` returns: an async context manager as a small slotted object
+    rather than an ``asynccontextmanager`` generator, whose suspended frame every open connection
+    would carry (a few hundred bytes per idle session)."""
+
+    __slots__ = ("_conn", "_headers", "_options", "_url")
+
+    def __init__(self, url: str, headers: Sequence[tuple[str, str]], options: TransportOptions) -> None:
+        self._url = url
+        self._headers = headers
+        self._options = options
+        self._conn: SansioConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"<open_connection {redact_url(self._url)}>"
+
+    async def __aenter__(self) -> Connection:
+        opts = self._options
+        ws = _websockets()
+        url = self._url
+        try:
+            with trio.fail_after(opts.connect_timeout):
+                self._conn = await _handshake(url, self._headers, opts, ws)
+        except trio.TooSlowError:
+            raise ConnectionLostError(
+                f"connecting to {redact_url(url)} timed out", code=NO_CLOSE_FRAME
+            ) from None
+        except _STREAM_ERRORS as exc:
+            raise ConnectionLostError(
+                f"could not connect to {redact_url(url)} ({type(exc).__name__})", code=NO_CLOSE_FRAME
+            ) from None
+        return self._conn
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.aclose()
+
+
+def open_connection(
     url: str,
     headers: Sequence[tuple[str, str]] = (),
     *,
     options: TransportOptions | None = None,
-) -> AsyncIterator[Connection]:
-    """Open a WebSocket to ``url`` with ``headers``; close it (bounded) when the block ends.
+) -> AbstractAsyncContextManager[Connection]:
+    """Open a WebSocket to ``url`` with ``headers``; close it (bounded) when the block ends::
+
+        async with open_connection(url, headers, options=options) as conn: ...
 
     Same contract as :func:`livemesh.transport.open_connection`: ``wss`` uses
     ``options.ssl_context`` (default: the system's verifying context) over ``trio.SSLStream``;
@@ -569,19 +819,4 @@ async def open_connection(
     :class:`~livemesh.transport.ConnectionLostError`; network failures are ``ConnectionLostError``.
     No task is started: the block owns nothing but the socket, closed on exit even if cancelled.
     """
-    opts = options or TransportOptions()
-    ws = _websockets()
-    where = redact_url(url)
-    try:
-        with trio.fail_after(opts.connect_timeout):
-            conn = await _handshake(url, headers, opts, ws)
-    except trio.TooSlowError:
-        raise ConnectionLostError(f"connecting to {where} timed out", code=NO_CLOSE_FRAME) from None
-    except _STREAM_ERRORS as exc:
-        raise ConnectionLostError(
-            f"could not connect to {where} ({type(exc).__name__})", code=NO_CLOSE_FRAME
-        ) from None
-    try:
-        yield conn
-    finally:
-        await conn.aclose()
+    return _Opening(url, headers, options or TransportOptions())
