@@ -639,7 +639,8 @@ class SansioConnection:
             if self._unread() >= self._queue_size and not self._reading:
                 # Backpressure as trio-websocket's bounded queue: nobody consumes messages, so do
                 # not read more; wait until a receiver reads (keepalive bounds this wait).
-                self._progress = self._progress or trio.Event()
+                if self._progress is None:  # (an Event has no truth value: `or` raised)
+                    self._progress = trio.Event()
                 await self._progress.wait()
                 continue
             await self._await_read()
