@@ -1,0 +1,270 @@
+"""The sans-I/O engine's own I/O paths (issue 6/7): direct socket reads and writes, the send lock,
+keepalive from within ``receive``, and the handshake handing bytes after the 101 to the open
+connection. Driven over a real socketpair with a hand-made peer, so every byte is checked."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+import websockets.frames
+import websockets.protocol
+from websockets.protocol import Protocol, Side, State
+
+from livemesh.errors import AuthError
+from livemesh.transport import CloseInfo, ConnectionLostError, TransportOptions
+from livemesh.transport_sansio import SansioConnection, drain_probe, open_connection
+
+
+def _server_frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked frame, FIN set (server to client)."""
+    if len(payload) < 126:
+        return bytes([0x80 | opcode, len(payload)]) + payload
+    return bytes([0x80 | opcode, 127]) + len(payload).to_bytes(8, "big") + payload
+
+
+class Peer:
+    """The server end of a socketpair: parses what the client sent with websockets' own parser."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.protocol = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
+        self.frames: list[websockets.frames.Frame] = []
+
+    async def read_frames(self, count: int) -> list[websockets.frames.Frame]:
+        while len(self.frames) < count:
+            data = await self.stream.receive_some(1 << 16)
+            assert data, "the client closed the connection"
+            self.protocol.receive_data(data)
+            self.frames.extend(
+                e for e in self.protocol.events_received() if isinstance(e, websockets.frames.Frame)
+            )
+            self.protocol.data_to_send()  # its automatic answers are not wanted here
+        taken, self.frames = self.frames[:count], self.frames[count:]
+        return taken
+
+
+def make_pair(*, small_buffers: bool) -> tuple[SansioConnection, Peer]:
+    a, b = trio.socket.socketpair()
+    if small_buffers:  # large writes must wait for the peer
+        for sock in (a, b):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = SansioConnection(
+        trio.SocketStream(a),
+        Protocol(Side.CLIENT, state=State.OPEN),
+        options=TransportOptions(receive_buffer_size=64),
+        frames=websockets.frames,
+        states=websockets.protocol.State,
+    )
+    return conn, Peer(trio.SocketStream(b))
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[SansioConnection, Peer]]:
+    conn, peer = make_pair(small_buffers=True)
+    yield conn, peer
+    await trio.aclose_forcefully(peer.stream)  # first: the client's close then ends at its EOF
+    await conn.aclose()
+
+
+async def test_a_large_write_waits_for_the_peer_and_arrives_whole(
+    pair: tuple[SansioConnection, Peer],
+) -> None:
+    conn, peer = pair
+    big = b'"' + b"x" * 500_000 + b'"'  # far beyond the socket buffers: written in many parts
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, big)
+            await trio.testing.wait_all_tasks_blocked()  # written in part, waits for the peer
+            nursery.start_soon(conn.send, b'"after"')  # waits for the lock, leaves second
+            (first, second) = await peer.read_frames(2)
+    assert (first.data, second.data) == (big, b'"after"')
+    assert conn.close_info is None
+
+
+async def test_a_write_cancelled_while_the_peer_reads_nothing_aborts(
+    pair: tuple[SansioConnection, Peer],
+) -> None:
+    conn, peer = pair
+    with trio.fail_after(10):
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.send, b'"' + b"x" * 500_000 + b'"')
+                await trio.testing.wait_all_tasks_blocked()  # parked on a full send buffer
+                scope.cancel()
+        assert conn.close_info == CloseInfo(1006, "")
+        with pytest.raises(ConnectionLostError):
+            await conn.send(b"{}")
+        # the peer sees the partial frame, then EOF: nothing follows it
+        received = b""
+        while chunk := await peer.stream.receive_some(1 << 16):
+            received += chunk
+        assert 0 < len(received) < 500_000
+
+
+async def test_a_sender_cancelled_while_waiting_for_the_lock_queues_nothing(
+    pair: tuple[SansioConnection, Peer],
+) -> None:
+    conn, peer = pair
+    big = b'"' + b"y" * 200_000 + b'"'
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, big)
+            await trio.testing.wait_all_tasks_blocked()  # holds the lock, waits for the peer
+            with trio.CancelScope() as waiting:
+                nursery.start_soon(conn.send, b'"third"')  # queued behind the cancelled one
+                await trio.testing.wait_all_tasks_blocked()
+                waiting.cancel()
+                await conn.send(b'"never"')
+            assert waiting.cancelled_caught
+            frames = await peer.read_frames(2)
+    assert [f.data for f in frames] == [big, b'"third"']
+    await conn.send(b'"still usable"')
+    assert [f.data for f in await peer.read_frames(1)] == [b'"still usable"']
+
+
+async def test_reads_that_never_wait_still_let_other_tasks_run() -> None:
+    conn, peer = make_pair(small_buffers=False)
+    count = 1000  # ~6 KB of small frames already in the socket: ~100 reads of 64 bytes, none waits
+    await peer.stream.send_all(b"".join(_server_frame(1, b"m%d" % i) for i in range(count)))
+    progress: list[int] = []
+    received: list[bytes | str] = []
+
+    async def watch() -> None:
+        while len(received) < count:
+            progress.append(len(received))
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            for _ in range(count):
+                received.append(await conn.receive())  # 64-byte reads of bytes already there
+    assert received == [f"m{i}" for i in range(count)]
+    assert any(0 < p < count for p in progress)  # the reader yielded along the way
+    await trio.aclose_forcefully(peer.stream)
+    await conn.aclose()
+
+
+async def test_keepalive_pings_an_idle_connection_and_a_pong_keeps_it(
+    pair: tuple[SansioConnection, Peer], autojump_clock: trio.testing.MockClock
+) -> None:
+    conn, peer = pair
+    assert conn.set_keepalive(interval=20, pong_timeout=60)
+    got: list[bytes | str] = []
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+
+        async def receive() -> None:
+            got.append(await conn.receive())
+
+        nursery.start_soon(receive)
+        for _ in range(3):
+            (ping,) = await peer.read_frames(1)  # one ping per idle interval, answered late
+            assert ping.opcode is websockets.frames.Opcode.PING
+            await trio.sleep(50)
+            await peer.stream.send_all(_server_frame(0xA, ping.data))
+        assert trio.current_time() - start >= 3 * 20
+        await peer.stream.send_all(_server_frame(1, b"hello"))
+    assert got == ["hello"]
+
+
+async def test_keepalive_does_not_ping_while_traffic_flows(
+    pair: tuple[SansioConnection, Peer], autojump_clock: trio.testing.MockClock
+) -> None:
+    conn, peer = pair
+    conn.set_keepalive(interval=20, pong_timeout=60)
+    for i in range(10):
+        await trio.sleep(15)
+        await peer.stream.send_all(_server_frame(1, b"%d" % i))
+        assert await conn.receive() == str(i)
+    nothing_unread = drain_probe(peer.stream)
+    assert nothing_unread is not None and nothing_unread()  # the client wrote nothing: no ping
+
+
+async def test_keepalive_gives_up_without_pong_or_traffic(
+    pair: tuple[SansioConnection, Peer], autojump_clock: trio.testing.MockClock
+) -> None:
+    conn, peer = pair
+    conn.set_keepalive(interval=20, pong_timeout=60)
+    start = trio.current_time()
+    with pytest.raises(ConnectionLostError, match="keepalive") as lost:
+        await conn.receive()
+    assert lost.value.code == 1011
+    assert trio.current_time() - start == pytest.approx(80)
+    assert (await peer.read_frames(1))[0].opcode is websockets.frames.Opcode.PING
+
+
+async def _raw_server(response: bytes, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Answers one upgrade request with ``response`` (in one write), then waits for EOF."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    task_status.started(listener.socket.getsockname()[1])
+    async with listener:
+        stream = await listener.accept()
+        async with stream:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await stream.receive_some(4096)
+            await stream.send_all(response)
+            while await stream.receive_some(4096):
+                pass
+
+
+async def test_frames_in_the_same_read_as_the_101_are_kept() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(_accepting_server)
+            async with open_connection(f"ws://127.0.0.1:{port}/x") as conn:
+                assert await conn.receive() == "first"
+                assert await conn.receive() == b"second"
+                assert await conn.receive() == "third"
+
+
+async def _accepting_server(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    from websockets.server import ServerProtocol
+
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    task_status.started(listener.socket.getsockname()[1])
+    async with listener:
+        stream = await listener.accept()
+        async with stream:
+            server = ServerProtocol()
+            request = None
+            while request is None:
+                server.receive_data(await stream.receive_some(4096))
+                request = next(iter(server.events_received()), None)
+            server.send_response(server.accept(request))  # type: ignore[arg-type]
+            server.send_text(b"first")
+            server.send_binary(b"second")
+            server.send_text(b"third")
+            data = b"".join(server.data_to_send())
+            cut = len(data) - 4  # the third frame cut across two writes
+            await stream.send_all(data[:cut])  # the 101, two frames and part of the third at once
+            await trio.testing.wait_all_tasks_blocked()  # the client waits for the rest
+            await stream.send_all(data[cut:])
+            while data := await stream.receive_some(4096):  # until the close handshake is done
+                server.receive_data(data)
+                for chunk in server.data_to_send():
+                    if not chunk:
+                        return  # websockets' signal to close the TCP connection
+                    await stream.send_all(chunk)
+
+
+async def test_a_refusal_with_a_body_is_mapped() -> None:
+    body = b'{"error": "forbidden"}' * 50
+    response = (
+        b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(_raw_server, response)
+            with pytest.raises(AuthError) as refused:
+                async with open_connection(f"ws://127.0.0.1:{port}/x?key=SECRET"):
+                    pass  # pragma: no cover
+            assert refused.value.code == 403
+            assert "SECRET" not in str(refused.value)
