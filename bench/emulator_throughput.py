@@ -11,6 +11,16 @@ server's capacity, whatever the client's speed).
     python bench/emulator_throughput.py --connections 50 --messages 400 --kind audio
     python bench/emulator_throughput.py --kind text
     python bench/emulator_throughput.py --server hypercorn
+    python bench/emulator_throughput.py --kind live --connections 200 --seconds 20
+
+``--kind live`` is ``bench/pool_scale.py``'s live workload with a thin client: every connection
+streams 100 ms chunks of 16 kHz audio on a real-time clock (1 s of tone, 1 s of silence, from a
+random phase), so each TCP read carries about one message, the VAD ends a turn every 2 s and a
+spoken answer (AUDIO, output transcription, resumption handles) streams back. The workload is
+fixed (chunks and turns do not depend on timing), so the server's CPU per session-second and
+per message (in + out) compare runs on a noisy machine better than pool_scale's lag figure.
+A/B two emulator builds by running from each tree (``python -m livemesh serve`` is imported
+from the current directory): ``cd /tmp/old && python /path/to/bench/emulator_throughput.py ...``.
 
 Measured (2 noisy cores, load 5-13, 50 connections x 400 messages, median of 3):
 emulator, audio in: 11.2k messages per server CPU-second (full engine: decode, VAD, counters);
@@ -22,12 +32,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 import time
 from typing import Any
 
+import attrs
 import trio
 from trio_websocket import open_websocket_url
 
@@ -47,6 +60,26 @@ AUDIO = wire.encode_client(
         )
     )
 ).decode()
+
+
+LIVE_SETUP = wire.ClientMessage(
+    setup=wire.Setup(
+        model="models/gemini-2.5-flash-native-audio-preview-09-2025",
+        generation_config=wire.GenerationConfig(response_modalities=["AUDIO"]),
+        output_audio_transcription=wire.AudioTranscriptionConfig(),
+        session_resumption=wire.SessionResumptionConfig(),
+    )
+)
+
+
+def _audio_chunk(amplitude: int) -> str:
+    """One 100 ms realtimeInput message of a 440 Hz tone at 16 kHz (amplitude 0: silence)."""
+    pcm = b"".join(
+        int(amplitude * math.sin(2 * math.pi * 440 * i / 16_000)).to_bytes(2, "little", signed=True)
+        for i in range(1600)
+    )
+    blob = wire.Blob(data=pcm, mime_type="audio/pcm;rate=16000")
+    return wire.encode_client(wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=blob))).decode()
 
 
 def turn(text: str) -> str:
@@ -94,7 +127,90 @@ async def one_session(url: str, kind: str, messages: int, counts: list[int], che
             counts[0] += received
 
 
+@attrs.define
+class _Live:
+    """The live callers' shared counters and barriers (all connected; all done streaming)."""
+
+    connections: int
+    connected: int = 0
+    done: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    all_connected: trio.Event = attrs.Factory(trio.Event)
+    go: trio.Event = attrs.Factory(trio.Event)
+    all_done: trio.Event = attrs.Factory(trio.Event)
+    stop: trio.Event = attrs.Factory(trio.Event)
+
+
+async def live_session(url: str, seconds: float, phase: int, offset: float, live: _Live) -> None:
+    """One real-time audio caller (see the module docstring); counts messages both ways."""
+    pattern = [_LOUD] * 10 + [_QUIET] * 10
+    async with open_websocket_url(url + PATH, message_queue_size=4096) as ws:
+        await ws.send_message(wire.encode_client(LIVE_SETUP).decode())
+        await ws.get_message()
+        live.connected += 1
+        if live.connected == live.connections:
+            live.all_connected.set()
+        await live.go.wait()
+
+        async def receive() -> None:
+            while True:
+                await ws.get_message()
+                live.messages_out += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            start = trio.current_time() + offset
+            chunks = round(seconds / 0.1)
+            for k in range(chunks):
+                await trio.sleep_until(start + k * 0.1)
+                await ws.send_message(pattern[(k + phase) % len(pattern)])
+                live.messages_in += 1
+            await trio.sleep(1.0)  # the last answer streams back (timed: a fixed workload)
+            live.done += 1
+            if live.done == live.connections:
+                live.all_done.set()
+            await live.stop.wait()  # closing is not measured
+            nursery.cancel_scope.cancel()
+
+
+async def live_client(url: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    live = _Live(args.connections)
+    rng = random.Random(args.seed)
+    async with trio.open_nursery() as nursery:
+        for _ in range(args.connections):
+            phase, offset = rng.randrange(20), rng.random() * 0.1
+            nursery.start_soon(live_session, url, args.seconds, phase, offset, live)
+        await live.all_connected.wait()
+        cpu0 = cpu_seconds(server_pid)
+        start = time.perf_counter()
+        live.go.set()
+        await live.all_done.wait()
+        elapsed = time.perf_counter() - start
+        server_cpu = cpu_seconds(server_pid) - cpu0
+        messages = live.messages_in + live.messages_out
+        live.stop.set()
+    session_seconds = args.connections * args.seconds
+    return {
+        "server": args.server,
+        "kind": "live",
+        "connections": args.connections,
+        "seconds": round(elapsed, 3),
+        "messages_in": live.messages_in,
+        "messages_out": live.messages_out,
+        "server_cpu_s": round(server_cpu, 3),
+        "server_cpu_ms_per_session_s": round(1000 * server_cpu / session_seconds, 3),
+        "server_cpu_us_per_message": round(1e6 * server_cpu / messages, 1) if messages else None,
+    }
+
+
+_LOUD = _audio_chunk(6000)
+_QUIET = _audio_chunk(0)
+
+
 async def client(url: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    if args.kind == "live":
+        return await live_client(url, args, server_pid)
     counts = [0]
     cpu0 = cpu_seconds(server_pid)
     start = time.perf_counter()
@@ -206,7 +322,9 @@ def main() -> int:
     )
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--messages", type=int, default=400, help="per connection")
-    parser.add_argument("--kind", choices=["audio", "text"], default="audio")
+    parser.add_argument("--kind", choices=["audio", "text", "live"], default="audio")
+    parser.add_argument("--seconds", type=float, default=20.0, help="streaming time (--kind live)")
+    parser.add_argument("--seed", type=int, default=0, help="phases of the callers (--kind live)")
     parser.add_argument("--server", choices=["emulator", "hypercorn"], default="emulator")
     parser.add_argument(
         "--client-processes", type=int, default=1, help="client processes, each with --connections"
@@ -221,7 +339,11 @@ def main() -> int:
         print(json.dumps(trio.run(client, args.client_of, args, os.getpid())), flush=True)
         return 0
     if args.server == "emulator":
-        command = [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--chunks-per-reply", "100"]
+        command = [sys.executable, "-m", "livemesh", "serve", "--port", "0"]
+        if args.kind == "live":  # as bench/pool_scale.py serves it
+            command += ["--max-sessions", str(args.connections + 100), "--resumption-update-interval", "5"]
+        else:
+            command += ["--chunks-per-reply", "100"]
     else:
         command = [sys.executable, __file__, "--serve-hypercorn"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
