@@ -471,10 +471,13 @@ class SansioConnection:
     async def _read_once(self, deadline: float = _NEVER) -> bool:
         """One read fed to the protocol, in this task; wakes tasks waiting for a read. False if
         ``deadline`` passed before any bytes came (nothing read, nothing changed)."""
-        await self._yield_if_eager()
+        # Marked as reading before the first checkpoint: a second task that found no read in
+        # progress and yielded here too would otherwise read the same socket at once
+        # (BusyResourceError; two fences and the reader race so under load).
         self._reading = True
         probe = self._probe
         try:
+            await self._yield_if_eager()
             waits = probe is not None and probe()  # nothing unread: this read waits for new bytes
             try:
                 data = await self._receive_bytes(waits, deadline)
