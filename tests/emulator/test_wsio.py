@@ -1,0 +1,170 @@
+"""The emulator's WebSocket layer at the byte level: frames a well-behaved library client never
+sends (fragments, unmasked frames, oversize headers) and writes the kernel takes only in part.
+
+A raw client here is websockets' sans-I/O ``ClientProtocol`` on a trio TCP stream, so every frame
+is under the test's control.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+import trio.testing
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from livemesh import wire
+from livemesh.emulator import EmulatorConfig, open_emulator
+from livemesh.emulator.wsio import WebSocketPeer
+from tests.emulator.helpers import GEMINI, text_setup
+
+
+class RawClient:
+    """A Live connection driven frame by frame."""
+
+    def __init__(self, stream: trio.SocketStream, protocol: ClientProtocol) -> None:
+        self.stream = stream
+        self.protocol = protocol
+
+    async def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                await self.stream.send_all(data)
+
+    async def frames(self) -> list[Frame]:
+        """Frames from the next read(s): at least one, or [] at the end of the stream."""
+        while True:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                self.protocol.receive_eof()
+                return []
+            self.protocol.receive_data(data)
+            frames = [event for event in self.protocol.events_received() if isinstance(event, Frame)]
+            if frames:
+                return frames
+
+    async def message(self) -> wire.ServerMessage:
+        while True:
+            for frame in await self.frames():
+                if frame.opcode is Opcode.BINARY:
+                    return wire.decode_server(bytes(frame.data))
+
+    async def close_code(self) -> int | None:
+        """Read to the end of the stream; the code of the server's close frame (None: none)."""
+        code = None
+        while frames := await self.frames():
+            for frame in frames:
+                if frame.opcode is Opcode.CLOSE:
+                    code = int.from_bytes(frame.data[:2], "big")
+        return code
+
+
+async def raw_connect(url: str) -> RawClient:
+    uri = parse_uri(url + GEMINI + "?key=test")
+    stream = await trio.open_tcp_stream(uri.host, uri.port)
+    protocol = ClientProtocol(uri)
+    protocol.send_request(protocol.connect())
+    client = RawClient(stream, protocol)
+    await client.flush()
+    while protocol.state is State.CONNECTING:
+        data = await stream.receive_some(65536)
+        assert data, "no handshake response"
+        protocol.receive_data(data)
+    assert protocol.state is State.OPEN, protocol.handshake_exc
+    return client
+
+
+SETUP = wire.encode_client(wire.ClientMessage(setup=text_setup()))
+
+
+async def test_a_fragmented_message_is_reassembled_and_answered() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu:
+            client = await raw_connect(emu.url)
+            third = len(SETUP) // 3
+            client.protocol.send_text(SETUP[:third], fin=False)
+            client.protocol.send_ping(b"between fragments")  # control frames may interleave
+            client.protocol.send_continuation(SETUP[third : 2 * third], fin=False)
+            client.protocol.send_continuation(SETUP[2 * third :], fin=True)
+            await client.flush()
+            message = await client.message()
+            assert message.setup_complete is not None
+            await client.stream.aclose()
+
+
+async def test_an_unmasked_client_frame_is_a_protocol_error() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu:
+            client = await raw_connect(emu.url)
+            await client.stream.send_all(Frame(Opcode.TEXT, SETUP).serialize(mask=False))
+            assert await client.close_code() == 1002
+            await emu.wait_idle()
+
+
+async def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
+    """1009 as soon as the header announces too much: the payload is never waited for."""
+    with trio.fail_after(5):
+        async with open_emulator(EmulatorConfig(max_frame_bytes=4096)) as emu:
+            client = await raw_connect(emu.url)
+            frame = Frame(Opcode.TEXT, b"x" * 100_000).serialize(mask=True)
+            await client.stream.send_all(frame[:64])  # the header and a little payload only
+            assert await client.close_code() == 1009
+            await emu.wait_idle()
+
+
+async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
+    """A small send buffer and a client that reads only once the server is stuck: frames the
+    kernel takes in part (a big one written directly by the sender, others by the writer task)
+    still arrive whole, in order, before the close frame."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    big = 1 << 20  # more than the socket buffers hold: a direct write is cut short
+    payloads = [bytes([n]) * (big if n % 4 == 0 else 20_000 + 997 * n) for n in range(10)]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            client_stream = await trio.open_tcp_stream("127.0.0.1", port)
+            server_stream = await listeners[0].accept()
+            server_stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            peer = WebSocketPeer(
+                server_stream,
+                ServerProtocol(state=State.OPEN),
+                max_message_bytes=1024,
+                queue_size=4,
+                close_timeout_s=5.0,
+            )
+            go = trio.Event()
+
+            async def handler() -> None:
+                await go.wait()  # the writer is parked on its empty queue by now
+                for payload in payloads:
+                    await peer.send(payload)
+                for payload in payloads:  # try_send too: queued, written at once, or refused
+                    if not peer.try_send(payload):
+                        await peer.send(payload)
+
+            nursery.start_soon(peer.run, handler)
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+            await trio.testing.wait_all_tasks_blocked()  # the server is stuck on full buffers
+            client = RawClient(client_stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
+            client.protocol.max_message_size = None
+            received: list[bytes] = []
+            close = None
+            while close is None:
+                frames = await client.frames()
+                assert frames, "the stream ended without a close frame"
+                for frame in frames:
+                    if frame.opcode is Opcode.BINARY:
+                        received.append(bytes(frame.data))
+                    elif frame.opcode is Opcode.CLOSE:
+                        close = int.from_bytes(frame.data[:2], "big")
+            await client.flush()  # the protocol's answer to the close
+            assert close == 1000
+            assert received == payloads + payloads
+            await client_stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
