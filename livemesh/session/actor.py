@@ -64,7 +64,7 @@ from livemesh.errors import (
 )
 from livemesh.session.callbacks import call_callback
 from livemesh.session.config import SessionConfig
-from livemesh.session.ledger import PendingCall, ReplayLog, ToolLedger
+from livemesh.session.ledger import BurstProofs, PendingCall, ReplayLog, ToolLedger
 from livemesh.session.metrics import SessionCounters, SessionMetrics
 from livemesh.session.sending import (
     Outgoing,
@@ -174,6 +174,8 @@ class Session:
         self._stash: wire.ServerMessage | None = None  # a delivery interrupted by a move
         self._ledger = ToolLedger()
         self._replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
+        self._proofs = BurstProofs()  # bursts proven consumed by a ping (Gemini API timing)
+        self._proofs.enabled = not config.transparent
         self._counters = SessionCounters()
 
         self._handle: str | None = config.resume_handle
@@ -211,6 +213,7 @@ class Session:
         self._triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
         self._answer_indices: list[int] = []  # indices of BLOCKING answers sent since then
         self._evidence_index = -1  # every message up to this index is known consumed (this connection)
+        self._voiced = False  # audio went out since the last turnComplete, with the server's VAD on
         self._sure_triggers: list[int] = []  # indices of user turns sent whose turnComplete is owed
         self._rx_seq = 0  # server messages received so far (all connections): orders evidence
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
@@ -655,7 +658,7 @@ class Session:
             with epoch.scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
-                    nursery.start_soon(self._guard, epoch, self._writer(conn))
+                    nursery.start_soon(self._guard, epoch, self._writer(conn, epoch, nursery))
                     nursery.start_soon(self._guard, epoch, self._mover(epoch, conn, connected_at))
                     nursery.start_soon(
                         self._guard,
@@ -709,6 +712,7 @@ class Session:
         """Decide what the new connection must resend before anything else (synchronously)."""
         self._conn_index = -1
         self._evidence_index = -1
+        self._voiced = False
         self._triggers = []
         self._sure_triggers = []
         self._answer_indices = []
@@ -722,7 +726,10 @@ class Session:
             self._log.info("tool call %s (%s) is void after resuming", pending.id, pending.call.name)
         self._counters.void_calls += len(void)
         plan = self._replay.plan(
-            void_call_ids={p.id for p in void}, exact=self.config.transparent, likely_lag=self._settle()
+            void_call_ids={p.id for p in void},
+            exact=self.config.transparent,
+            likely_lag=self._settle(),
+            unproven_from=self._proofs.unproven_from,
         )
         if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
@@ -736,6 +743,7 @@ class Session:
         self._fence = None
         self._handle_index = -1
         self._leaving = False
+        self._proofs.reset()
         if replay:
             if not isinstance(self._replay_next, deque):
                 self._replay_next = deque()
@@ -799,13 +807,16 @@ class Session:
         self._notify()  # room in the queue for the pump
         return out
 
-    async def _writer(self, conn: Connection) -> None:
+    async def _writer(self, conn: Connection, epoch: _Epoch, nursery: trio.Nursery) -> None:
         # A writer that fell behind sends what queued up meanwhile in one write (one syscall, one
         # scheduling round for the lot) where the engine offers ``send_many`` (sans-I/O).
         send_many: Callable[[list[bytes]], Awaitable[None]] | None = getattr(conn, "send_many", None)
+        proofs = self._proofs
         while True:
             out = self._next_to_send()
             if out is None:
+                if proofs.wants_fence():  # caught up after a burst: prove it consumed
+                    nursery.start_soon(self._guard, epoch, self._prove_burst(conn))
                 await self._wait_for(self._has_sendable)
                 continue
             batch = [out]
@@ -813,6 +824,7 @@ class Session:
                 while len(batch) < _WRITE_BATCH and (more := self._next_to_send()) is not None:
                     batch.append(more)
             now = trio.current_time()
+            first = self._conn_index + 1
             for item in batch:
                 self._conn_index += 1
                 self._replay.append(item.message, index=self._conn_index, sent_at=now, size=len(item.data))
@@ -823,18 +835,32 @@ class Session:
                         self._sure_triggers.append(self._conn_index)
                 elif item.blocking_answer:
                     self._answer_indices.append(self._conn_index)
+                elif not self._manual_vad and item.message.realtime_input is not None:
+                    self._voiced = True
+            proofs.writing(first, self._conn_index, burst=len(batch) > 1 or self._has_sendable())
             self._sending = True
             try:
                 if len(batch) == 1 or send_many is None:
                     await conn.send(out.data)
                 else:
                     await send_many([item.data for item in batch])
+                proofs.written(self._conn_index)
             finally:
                 self._sending = False
                 if self._closing or self._move_reason is not None:
                     self._notify()
             self._counters.messages_out += len(batch)
             self._counters.bytes_out += sum(len(item.data) for item in batch)
+
+    async def _prove_burst(self, conn: Connection) -> None:
+        """Ping after a burst; a handle read after its pong covers the burst (see BurstProofs)."""
+        proofs = self._proofs
+        while True:
+            through = proofs.fence_sent()
+            index = await conn.fence()
+            proofs.fence_answered(index, through)
+            if not proofs.wants_fence():  # else another burst went out meanwhile
+                return
 
     async def _wait_writer_idle(self) -> None:
         with trio.move_on_after(1.0):
@@ -920,11 +946,15 @@ class Session:
                 self._counters.interruptions += 1
                 self._on_interrupted()
             if content.turn_complete:
-                if not content.interrupted and len(self._triggers) == 1:
+                if not content.interrupted and len(self._triggers) == 1 and not self._voiced:
                     # The one trigger outstanding was answered: it and everything before it were
                     # consumed, and so were the BLOCKING answers the turn waited for. The next
-                    # handle surely covers them (evidence beats timing).
+                    # handle surely covers them (evidence beats timing). Not if audio went out
+                    # since the last turn: the server's VAD may have made a turn of it, and this
+                    # may be that turn's end, the trigger still unread (taking it as evidence
+                    # lost every message up to a trigger sent in a burst after a move).
                     self._evidence_index = max(self._evidence_index, self._triggers[0], *self._answer_indices)
+                self._voiced = False
                 self._triggers.clear()
                 self._sure_triggers.clear()
                 self._answer_indices.clear()
@@ -1014,8 +1044,11 @@ class Session:
                 self._replay.covered_through_index(int(index or 0))
             else:
                 before = len(self._replay)
-                self._replay.covered_through_index(self._evidence_index)
+                proven = self._proofs.on_handle(self._rx_index)
+                self._replay.covered_through_index(max(self._evidence_index, proven))
                 owed = self._sure_triggers + self._answer_indices
+                if self._proofs.unproven_from is not None:
+                    owed = [*owed, self._proofs.unproven_from]
                 self._replay.covered_before(
                     arrived, self._settle(), received_at=now, stop_index=min(owed) if owed else None
                 )

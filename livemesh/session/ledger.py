@@ -17,6 +17,12 @@ issued them): their tools are cancelled and their answers dropped.
   *received* it. A message sent more than ``settle`` seconds (about one round trip) before the
   handle arrived is taken as covered; later ones are replayed. Messages in that window are
   counted as *ambiguous* (maybe doubled on replay) so the session can report it honestly.
+
+  Timing assumes the server reads what arrives about when it arrives. A *burst* (the replay after
+  a move, or a backlog the writer sends at once) breaks that: the server may issue a handle while
+  still reading it, and under load one arriving half a second after the burst covered only part
+  of it (the rest, trimmed, was lost on the next move). :class:`BurstProofs` keeps bursts out of
+  the timing rule until a ping sent after them comes back and a handle follows its pong.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import trio
 
 from livemesh import wire
 
-__all__ = ["PendingCall", "ReplayEntry", "ReplayLog", "ReplayPlan", "ToolLedger"]
+__all__ = ["BurstProofs", "PendingCall", "ReplayEntry", "ReplayLog", "ReplayPlan", "ToolLedger"]
 
 
 # ----------------------------------------------------------------------------- tool calls
@@ -248,7 +254,14 @@ class ReplayLog:
         self._entries.clear()
         self._bytes = 0
 
-    def plan(self, *, void_call_ids: set[str], exact: bool, likely_lag: float = 0.0) -> ReplayPlan:
+    def plan(
+        self,
+        *,
+        void_call_ids: set[str],
+        exact: bool,
+        likely_lag: float = 0.0,
+        unproven_from: int | None = None,
+    ) -> ReplayPlan:
         """Everything to resend, oldest first, and empty the log (entries are re-logged when resent).
 
         ``exact`` (Vertex transparent) means the log was trimmed by the server's index, so nothing
@@ -257,6 +270,8 @@ class ReplayLog:
         is most likely covered and is skipped (counted: may be lost, a 100 ms glitch at worst);
         anything else ambiguous is resent (counted: may be doubled), because a lost turn or tool
         answer is worse than a repeated one (an unanswered call stalls the service forever).
+        Nothing at or past ``unproven_from`` (an unproven burst, see :class:`BurstProofs`) is
+        judged by timing, so none of it is skipped.
         """
         keep: list[wire.ClientMessage] = []
         ambiguous = 0
@@ -279,7 +294,8 @@ class ReplayLog:
                     )
             if not exact and received is not None and entry.sent_at < received:
                 assert arrived is not None
-                if _is_media(message) and entry.sent_at < arrived - likely_lag:
+                timed = unproven_from is None or entry.index < unproven_from
+                if timed and _is_media(message) and entry.sent_at < arrived - likely_lag:
                     skipped += 1
                     continue
                 ambiguous += 1
@@ -291,3 +307,88 @@ class ReplayLog:
 def _is_media(message: wire.ClientMessage) -> bool:
     rt = message.realtime_input
     return rt is not None and (rt.audio is not None or rt.video is not None or bool(rt.media_chunks))
+
+
+class BurstProofs:
+    """Which messages sent in bursts are proven consumed (Gemini API; one connection's indices).
+
+    A message is in a burst when the writer sent it with more waiting behind it. Timing must not
+    trim a burst (or anything after it, which queued behind it at the server): ``unproven_from``
+    is the first index it must stop at. Once the writer has caught up it pings
+    (:meth:`fence_sent`, one ping in flight at most); where the server answers a ping in order
+    with consuming what came before it (the emulator does), a handle read after that ping's pong
+    covers every message sent before the ping (:meth:`on_handle`). An engine that cannot fence
+    (its ``fence()`` returns ``None``) turns this off: timing alone then, as before.
+    """
+
+    __slots__ = (
+        "_burst_end",
+        "_fenced_through",
+        "_proofs",
+        "_sent_through",
+        "enabled",
+        "fencing",
+        "unproven_from",
+    )
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.unproven_from: int | None = None
+        """The first index timing must not trim at (``None``: no unproven burst)."""
+        self.fencing = False
+        """A ping for a burst is in flight."""
+        self._burst_end = -1
+        self._sent_through = -1
+        self._fenced_through = -1
+        self._proofs: list[tuple[int, int]] = []  # (frames received before the pong, covered through)
+
+    def reset(self) -> None:
+        """A new connection: its indices start again at 0 (the engine's fences are per connection)."""
+        self.unproven_from = None
+        self.fencing = False
+        self._burst_end = self._sent_through = self._fenced_through = -1
+        self._proofs.clear()
+
+    def writing(self, first: int, last: int, *, burst: bool) -> None:
+        """Messages ``first..last`` are about to be written (before the write: a handle read during
+        a long write must already see them as a burst)."""
+        if burst and self.enabled:
+            if self.unproven_from is None:
+                self.unproven_from = first
+            self._burst_end = last
+
+    def written(self, last: int) -> None:
+        self._sent_through = last
+
+    def wants_fence(self) -> bool:
+        return self.enabled and not self.fencing and self._burst_end > self._fenced_through
+
+    def fence_sent(self) -> int:
+        """A ping is being sent after every message written so far; returns what it covers."""
+        self.fencing = True
+        self._fenced_through = self._sent_through
+        return self._sent_through
+
+    def fence_answered(self, pong_index: int | None, through: int) -> None:
+        """The ping's pong came back after ``pong_index`` data frames (``None``: cannot fence)."""
+        self.fencing = False
+        if pong_index is None:
+            self.enabled = False
+            self.unproven_from = None
+            return
+        self._proofs.append((pong_index, through))
+
+    def on_handle(self, received_index: int) -> int:
+        """A resumable handle was read as frame ``received_index``: the highest message index it
+        is proven to cover (-1 if none), and the bursts up to it stop blocking timing."""
+        through = -1
+        kept = []
+        for pong_index, covered in self._proofs:
+            if received_index >= pong_index:
+                through = max(through, covered)
+            else:
+                kept.append((pong_index, covered))
+        self._proofs = kept
+        if through >= 0 and self.unproven_from is not None and self.unproven_from <= through:
+            self.unproven_from = None if self._burst_end <= through else through + 1
+        return through

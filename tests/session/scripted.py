@@ -122,10 +122,13 @@ class ScriptedServer:
 
     def __init__(self) -> None:
         self._new_send, self._new_recv = trio.open_memory_channel[ScriptedConnection](8)
+        self.answer_pings = True
+        """``answer_pings`` of the connections made from now on (set before the session can ping)."""
 
     @asynccontextmanager
     async def connect(self, url: str, headers: list[tuple[str, str]]) -> AsyncIterator[ScriptedConnection]:
         conn = ScriptedConnection()
+        conn.answer_pings = self.answer_pings
         await self._new_send.send(conn)
         yield conn
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from livemesh import wire
-from livemesh.session.ledger import ReplayLog, ToolLedger
+from livemesh.session.ledger import BurstProofs, ReplayLog, ToolLedger
 
 
 def call(call_id: str) -> wire.FunctionCall:
@@ -93,3 +93,69 @@ def test_replay_drops_answers_to_void_calls_and_bounds_bytes() -> None:
     plan = log.plan(void_call_ids={"v"}, exact=True)
     assert plan.dropped_void == 1
     assert [m.kind for m in plan.messages] == ["realtime_input"]
+
+
+def audio(i: int) -> wire.ClientMessage:
+    return wire.ClientMessage(realtime_input=wire.audio_input(bytes([i]) * 3200))
+
+
+def test_a_burst_is_not_trimmed_by_timing_until_a_handle_follows_its_fence() -> None:
+    """Messages 2-4 went out in one burst (a replay after a move). A handle arriving long after
+    it is no proof the server had read it: the server may issue handles while still reading a
+    burst. Timing trims what came before the burst only; a handle read after the pong of the
+    ping sent after the burst covers it."""
+    log, proofs = ReplayLog(limit_bytes=100_000), BurstProofs()
+    for i in range(2):
+        proofs.writing(i, i, burst=False)
+        log.append(audio(i), index=i, sent_at=float(i), size=10)
+        proofs.written(i)
+    proofs.writing(2, 4, burst=True)
+    for i in range(2, 5):
+        log.append(audio(i), index=i, sent_at=2.0, size=10)
+    proofs.written(4)
+    assert proofs.wants_fence()
+    through = proofs.fence_sent()
+    assert through == 4 and not proofs.wants_fence()  # one ping in flight at most
+    log.covered_before(10.0, settle=1.0, stop_index=proofs.unproven_from)
+    assert len(log) == 3  # 0 and 1 trimmed by timing; the burst kept
+    plan_log = ReplayLog(limit_bytes=100_000)
+    for i in range(2, 5):
+        plan_log.append(audio(i), index=i, sent_at=2.0, size=10)
+    plan_log.covered_before(10.0, settle=1.0, stop_index=2)
+    plan = plan_log.plan(void_call_ids=set(), exact=False, likely_lag=1.0, unproven_from=2)
+    assert (len(plan.messages), plan.skipped) == (3, 0)  # unproven: replayed, never skipped
+    assert proofs.on_handle(received_index=6) == -1  # no pong yet: proves nothing
+    proofs.fence_answered(7, through)  # the pong came after 7 frames
+    assert proofs.on_handle(received_index=6) == -1  # a handle read before the pong
+    assert proofs.unproven_from == 2
+    assert proofs.on_handle(received_index=7) == 4  # read after it: the burst is covered
+    assert proofs.unproven_from is None
+    log.covered_through_index(4)
+    assert len(log) == 0
+
+
+def test_a_burst_sent_while_its_fence_is_in_flight_needs_another() -> None:
+    proofs = BurstProofs()
+    proofs.writing(0, 2, burst=True)
+    proofs.written(2)
+    through = proofs.fence_sent()
+    proofs.writing(3, 5, burst=True)
+    proofs.written(5)
+    assert not proofs.wants_fence()  # the first is still in flight
+    proofs.fence_answered(4, through)
+    assert proofs.wants_fence()
+    assert proofs.on_handle(received_index=4) == 2
+    assert proofs.unproven_from == 3  # the second burst still blocks timing
+    proofs.fence_answered(9, proofs.fence_sent())
+    assert proofs.on_handle(received_index=9) == 5
+    assert proofs.unproven_from is None
+
+
+def test_an_engine_that_cannot_fence_leaves_bursts_to_timing() -> None:
+    proofs = BurstProofs()
+    proofs.writing(0, 2, burst=True)
+    proofs.written(2)
+    proofs.fence_answered(None, proofs.fence_sent())
+    assert proofs.unproven_from is None and not proofs.enabled
+    proofs.writing(3, 5, burst=True)
+    assert proofs.unproven_from is None and not proofs.wants_fence()

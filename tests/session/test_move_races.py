@@ -403,3 +403,61 @@ async def test_a_handle_read_while_a_move_is_leaving_is_not_taken(mock_clock: tr
         assert resumed_from(conn2) == "h1"
         assert (await conn2.expect()).realtime_input is not None  # the chunk, replayed once
         assert session.statistics().replay_ambiguous == 0
+
+
+async def test_gemini_a_turn_end_while_audio_streams_is_no_proof_a_text_turn_was_read(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Audio streams (the server's VAD may make a turn of it) and the user sends a text turn. The
+    turnComplete that follows may end the VAD's turn with the text still unread: taken as proof
+    the text was consumed, it trimmed every message up to the text, and a handle issued before
+    the server read it then lost them all (seen under load after moves)."""
+    async with staged() as stage:
+        conn1 = stage.conn1
+        await stage.send_chunk()
+        await stage.send_turn("one")
+        await stage.model_says("an answer to the speech")
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+        await conn1.handle("h1")  # issued before the server read "one"
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)  # the reconnect backoff
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h1"
+        await trio.testing.wait_all_tasks_blocked()
+        replayed = conn2.sent_so_far()
+        assert [m.kind for m in replayed] == ["realtime_input", "client_content"]  # both, once
+
+
+@pytest.mark.parametrize("pongs", [True, False], ids=["pong-in-order", "no-pong"])
+async def test_gemini_a_replay_burst_is_covered_only_by_a_handle_after_its_pong(
+    mock_clock: trio.testing.MockClock, pongs: bool
+) -> None:
+    """After a drop the session sends the input queued meanwhile in one burst. A server may issue
+    a handle while still reading a burst, however long after it arrived (under load one did, and
+    dating the burst by its send lost its tail on the next move): a handle covers a burst only
+    if it came after the pong of the ping the session sends once the burst is out."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        stage.server.answer_pings = pongs
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(3):
+            await session.send_realtime_input(audio=CHUNK)  # queued while reconnecting
+        mock_clock.jump(1.0)  # the reconnect backoff
+        conn2 = await stage.accept()
+        for _ in range(3):
+            assert (await conn2.expect()).realtime_input is not None
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(2.0)  # far beyond any settle time
+        await conn2.handle("h2")
+        await trio.testing.wait_all_tasks_blocked()
+        conn2.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)
+        conn3 = await stage.accept()
+        assert resumed_from(conn3) == "h2"
+        await trio.testing.wait_all_tasks_blocked()
+        chunks = [m for m in conn3.sent_so_far() if m.realtime_input is not None]
+        assert len(chunks) == (0 if pongs else 3)  # proven covered, else replayed (not lost)
