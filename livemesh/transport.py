@@ -180,11 +180,12 @@ class Connection(Protocol):
 
 class TlsSessionCache:
     """TLS state worth keeping between one session's connections: the default verifying context
-    (loading the system's CA store costs milliseconds) and the newest resumable TLS session per
-    ``host:port``, so a reconnect (every rotation) resumes TLS instead of a full handshake: about a
-    quarter of the client's handshake CPU (no certificate chain to verify; ~0.3 vs ~1.3 ms measured
-    with TLS 1.3, ``bench/README.md``) and less for the server. The service, like the emulator,
-    issues TLS 1.3 tickets.
+    (loading the system's CA store costs milliseconds) and the resumable TLS session of the newest
+    full handshake per ``host:port`` (the sans-I/O engine keeps it while resumptions succeed), so a
+    reconnect (every rotation) resumes TLS instead of a full handshake: about a quarter of the
+    client's handshake CPU (no certificate chain to verify; ~0.3 vs ~1.3 ms measured with TLS 1.3,
+    ``bench/README.md``) and less for the server. The service, like the emulator, issues TLS 1.3
+    tickets.
 
     Each :class:`TransportOptions` gets its own cache unless one is passed (sessions belong to the
     ``SSLContext`` that made them, and a ticket is a secret: it is never shown in a repr). Bounded:
