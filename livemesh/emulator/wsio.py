@@ -306,6 +306,7 @@ class WebSocketPeer:
         self._stream = stream
         # A plain TCP stream is read and written through its file descriptor (see _receive_some).
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        self._drained = False  # the last read was short: wait before the next (_receive_some)
         self._protocol = protocol
         # The protocol refuses a message over the limit from its header (no buffering of it).
         protocol.max_message_size = max_message_bytes
@@ -628,11 +629,19 @@ class WebSocketPeer:
         waiting still yields once (:func:`trio.lowlevel.checkpoint`), so a client sending
         faster than the emulator parses cannot starve the other connections. The descriptor
         stays valid for the peer's whole life (the stream is closed after :meth:`run`), and
-        trio's ``notify_closing`` wakes a wait on it with ``ClosedResourceError`` as usual."""
+        trio's ``notify_closing`` wakes a wait on it with ``ClosedResourceError`` as usual.
+
+        A read shorter than the buffer most likely emptied the socket, so the next one waits
+        first instead of paying a failing read (a syscall and an exception per message when a
+        client streams one message at a time); epoll is level-triggered, so bytes that arrived
+        meanwhile wake the wait at once."""
         fd = self._fd
         if fd is None:
             return bytes(await self._stream.receive_some(RECEIVE_SIZE))
         waited = False
+        if self._drained:
+            await trio.lowlevel.wait_readable(fd)
+            waited = True
         while True:
             try:
                 data = os.read(fd, RECEIVE_SIZE)
@@ -644,6 +653,7 @@ class WebSocketPeer:
                 if exc.errno == errno.EBADF:
                     raise trio.ClosedResourceError from None
                 raise trio.BrokenResourceError from exc  # reset by the client
+            self._drained = len(data) < RECEIVE_SIZE
             if not waited:
                 await trio.lowlevel.checkpoint()
             return data
