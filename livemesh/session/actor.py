@@ -837,7 +837,12 @@ class Session:
                     self._answer_indices.append(self._conn_index)
                 elif not self._manual_vad and item.message.realtime_input is not None:
                     self._voiced = True
-            proofs.writing(first, self._conn_index, burst=len(batch) > 1 or self._has_sendable())
+            proofs.writing(
+                first,
+                self._conn_index,
+                burst=len(batch) > 1 or self._has_sendable(),
+                prove=any(item.expects_reply for item in batch),
+            )
             self._sending = True
             try:
                 if len(batch) == 1 or send_many is None:

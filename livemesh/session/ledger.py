@@ -318,11 +318,13 @@ class BurstProofs:
     (:meth:`fence_sent`, one ping in flight at most); where the server answers a ping in order
     with consuming what came before it (the emulator does), a handle read after that ping's pong
     covers every message sent before the ping (:meth:`on_handle`). An engine that cannot fence
-    (its ``fence()`` returns ``None``) turns this off: timing alone then, as before.
+    (its ``fence()`` returns ``None``) turns this off: timing alone then, as before. A user turn
+    gets a ping too (``writing(prove=True)``), without blocking timing: its proof trims it exactly.
     """
 
     __slots__ = (
         "_burst_end",
+        "_fence_wanted",
         "_fenced_through",
         "_proofs",
         "_sent_through",
@@ -338,6 +340,7 @@ class BurstProofs:
         self.fencing = False
         """A ping for a burst is in flight."""
         self._burst_end = -1
+        self._fence_wanted = -1  # the newest message a ping should follow (a burst's end, a user turn)
         self._sent_through = -1
         self._fenced_through = -1
         self._proofs: list[tuple[int, int]] = []  # (frames received before the pong, covered through)
@@ -346,22 +349,28 @@ class BurstProofs:
         """A new connection: its indices start again at 0 (the engine's fences are per connection)."""
         self.unproven_from = None
         self.fencing = False
-        self._burst_end = self._sent_through = self._fenced_through = -1
+        self._burst_end = self._fence_wanted = self._sent_through = self._fenced_through = -1
         self._proofs.clear()
 
-    def writing(self, first: int, last: int, *, burst: bool) -> None:
+    def writing(self, first: int, last: int, *, burst: bool, prove: bool = False) -> None:
         """Messages ``first..last`` are about to be written (before the write: a handle read during
-        a long write must already see them as a burst)."""
-        if burst and self.enabled:
+        a long write must already see them as a burst). ``prove``: they include a user turn,
+        which a proof trims exactly (timing leaves it to be replayed, and answered twice, on a
+        move: a turn's end cannot be told from the end of a turn the server's VAD made)."""
+        if not self.enabled:
+            return
+        if burst:
             if self.unproven_from is None:
                 self.unproven_from = first
             self._burst_end = last
+        if burst or prove:
+            self._fence_wanted = last
 
     def written(self, last: int) -> None:
         self._sent_through = last
 
     def wants_fence(self) -> bool:
-        return self.enabled and not self.fencing and self._burst_end > self._fenced_through
+        return self.enabled and not self.fencing and self._fence_wanted > self._fenced_through
 
     def fence_sent(self) -> int:
         """A ping is being sent after every message written so far; returns what it covers."""

@@ -159,3 +159,12 @@ def test_an_engine_that_cannot_fence_leaves_bursts_to_timing() -> None:
     assert proofs.unproven_from is None and not proofs.enabled
     proofs.writing(3, 5, burst=True)
     assert proofs.unproven_from is None and not proofs.wants_fence()
+
+
+def test_a_user_turn_wants_a_fence_but_does_not_block_timing() -> None:
+    proofs = BurstProofs()
+    proofs.writing(0, 0, burst=False, prove=True)
+    proofs.written(0)
+    assert proofs.wants_fence() and proofs.unproven_from is None
+    proofs.fence_answered(3, proofs.fence_sent())
+    assert proofs.on_handle(received_index=3) == 0
