@@ -413,8 +413,8 @@ class WebSocketPeer:
         on the socket and a cancellation cannot cut a frame in two. True if the frame is dealt
         with (written, handed on, or dropped because the client is gone).
 
-        Why: waking the writer task for each message was about a third of the cost of a server
-        message (the writer's wake-up, its send's checkpoint and its return to the queue)."""
+        Why: with one message per write, the writer task (its wake-up, its send's checkpoint, its
+        return to the queue) was 12-14 % of the emulator's py-spy samples at 150-250 sessions."""
         if (
             self._fd is None
             or self._faults is not None
