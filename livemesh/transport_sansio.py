@@ -70,6 +70,8 @@ __all__ = ["SansioConnection", "open_connection"]
 
 _PING_PAYLOAD: Final = b"livemesh"
 _NEVER: Final = float("inf")
+_COMPACT_AT: Final = 64
+"""Handed-out messages kept at the head of the list before it is compacted (see receive)."""
 _EAGER_OPS: Final = 16
 """Socket operations in a row that may complete without a schedule point (see _yield_if_eager)."""
 
@@ -622,6 +624,11 @@ class SansioConnection:
         self._taken += 1
         if self._taken == len(messages):
             messages.clear()  # drop the references now: audio frames are tens of KiB
+            self._taken = 0
+        elif self._taken >= _COMPACT_AT:
+            # A fence's reads kept adding while this receiver never caught up: do not let the
+            # handed-out prefix grow with them.
+            del messages[: self._taken]
             self._taken = 0
         self.received_index += 1
         return message

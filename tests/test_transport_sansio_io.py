@@ -47,7 +47,7 @@ class Peer:
         return taken
 
 
-def make_pair(*, small_buffers: bool) -> tuple[SansioConnection, Peer]:
+def make_pair(*, small_buffers: bool, read_size: int = 64) -> tuple[SansioConnection, Peer]:
     a, b = trio.socket.socketpair()
     if small_buffers:  # large writes must wait for the peer
         for sock in (a, b):
@@ -56,7 +56,7 @@ def make_pair(*, small_buffers: bool) -> tuple[SansioConnection, Peer]:
     conn = SansioConnection(
         trio.SocketStream(a),
         Protocol(Side.CLIENT, state=State.OPEN),
-        options=TransportOptions(receive_buffer_size=64),
+        options=TransportOptions(receive_buffer_size=read_size),
         frames=websockets.frames,
         states=websockets.protocol.State,
     )
@@ -268,3 +268,14 @@ async def test_a_refusal_with_a_body_is_mapped() -> None:
                     pass  # pragma: no cover
             assert refused.value.code == 403
             assert "SECRET" not in str(refused.value)
+
+
+async def test_many_frames_from_one_read_are_handed_out_in_order() -> None:
+    conn, peer = make_pair(small_buffers=False, read_size=1 << 16)
+    count = 500  # all parsed from one read; the handed-out head of the list is compacted on the way
+    await peer.stream.send_all(b"".join(_server_frame(1, b"f%d" % i) for i in range(count)))
+    with trio.fail_after(10):
+        assert [await conn.receive() for _ in range(count)] == [f"f{i}" for i in range(count)]
+        assert conn.received_index == count - 1
+    await trio.aclose_forcefully(peer.stream)
+    await conn.aclose()
