@@ -571,7 +571,7 @@ class SansioConnection:
         else:
             await self._read_once()
 
-    def set_keepalive(self, *, interval: float, pong_timeout: float) -> bool:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> bool:
         """Keep the connection proven alive from within :meth:`receive`, with no task of its own
         (a keepalive task costs ~3 KB per idle connection): while a receive waits and nothing has
         come from the peer for ``interval`` seconds, it sends a ping (without waiting for the pong:
@@ -579,8 +579,8 @@ class SansioConnection:
         all comes within ``pong_timeout`` after it. Any bytes from the peer count as life, as in
         :func:`livemesh.transport.keepalive`, whose place this takes. Only a waiting receive pings:
         a receiver that stopped reading (a slow consumer) sees no keepalive failure meanwhile.
-        Returns True (this engine supports it)."""
-        self._keepalive = (interval, pong_timeout)
+        ``interval=None`` turns it off. Returns True (this engine supports it)."""
+        self._keepalive = None if interval is None else (interval, pong_timeout)
         return True
 
     async def _keepalive_due(self) -> None:
