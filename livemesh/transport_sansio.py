@@ -247,9 +247,12 @@ class SansioConnection:
         # (56 B empty) rather than a deque (~770 B even empty) on every idle connection
         self._messages: list[tuple[bytes | str, float | None]] = []
         self._taken = 0
-        self._probe = drain_probe(stream)
+        # a plain socket needs no probe: its reads tell (see _read_once)
+        self._probe = drain_probe(stream) if self._sock is None else None
         self._tls = _tls_internals(stream)
-        self._caught_up_at: float | None = trio.current_time() if self._probe is not None else None
+        self._caught_up_at: float | None = (
+            trio.current_time() if self._probe is not None or self._sock is not None else None
+        )
         self.arrived_after: float | None = None
         """For the frame :meth:`receive` returned last: a time (``trio.current_time()``) no later
         than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
@@ -450,31 +453,22 @@ class SansioConnection:
             self._protocol.fail(1007, "invalid UTF-8 in a text frame")
 
     async def _receive_bytes(self, waits: bool, deadline: float) -> bytes | bytearray | None:
-        """Bytes from the stream (``b""``: EOF or a network error), or ``None`` if ``deadline``
-        passed first (nothing was consumed). ``waits``: the probe saw nothing unread."""
-        sock = self._sock
-        if sock is None:
-            # The keepalive deadline only bounds a read that will wait (nothing unread, or no
-            # probe to tell): a CancelScope per read was ~4 % of the client's CPU over TLS.
-            if deadline == _NEVER or not (waits or self._probe is None):
+        """Bytes from a stream that is not a plain socket (TLS, tests' memory streams; ``b""``:
+        EOF), or ``None`` if ``deadline`` passed first (nothing was consumed). ``waits``: the
+        probe saw nothing unread."""
+        # The keepalive deadline only bounds a read that will wait (nothing unread, or no probe
+        # to tell): a CancelScope per read was ~4 % of the client's CPU over TLS.
+        if deadline == _NEVER or not (waits or self._probe is None):
+            data = await self._stream.receive_some(self._buffer_size)
+        else:
+            with trio.move_on_at(deadline) as waited:
                 data = await self._stream.receive_some(self._buffer_size)
-            else:
-                with trio.move_on_at(deadline) as waited:
-                    data = await self._stream.receive_some(self._buffer_size)
-                if waited.cancelled_caught:
-                    return None
-            return self._more_plaintext(data) if self._tls is not None and data else data
-        # A plain socket is read directly (like trio's own recv, without its two wrapper
-        # coroutines, parked on every idle connection, and without the scheduling round a
-        # read that finds data ready costs there).
-        if not waits:
-            try:
-                data = sock.recv(self._buffer_size)
-            except BlockingIOError:
-                pass
-            else:
-                self._eager += 1
-                return data
+            if waited.cancelled_caught:
+                return None
+        return self._more_plaintext(data) if self._tls is not None and data else data
+
+    async def _wait_and_recv(self, sock: socket.socket, deadline: float) -> bytes | None:
+        """Wait until the socket is readable, then read it; ``None`` if ``deadline`` passed first."""
         self._eager = 0
         while True:
             if deadline == _NEVER:
@@ -516,33 +510,63 @@ class SansioConnection:
 
     async def _read_once(self, deadline: float = _NEVER) -> bool:
         """One read fed to the protocol, in this task; wakes tasks waiting for a read. False if
-        ``deadline`` passed before any bytes came (nothing read, nothing changed)."""
+        ``deadline`` passed before any bytes came (nothing read, nothing changed).
+
+        Arrival dating (``arrived_after``): a read that had to wait dates its frames by the
+        wake-up; any other read dates them no later than the last moment the buffers were seen
+        empty (``_caught_up_at``). A plain socket is read directly and tells both by itself (EAGAIN:
+        nothing unread; fewer bytes than asked: drained), other streams ask the drain probe."""
         # Marked as reading before the first checkpoint: a second task that found no read in
         # progress and yielded here too would otherwise read the same socket at once
         # (BusyResourceError; two fences and the reader race so under load).
         self._reading = True
-        probe = self._probe
         try:
             await self._yield_if_eager()
-            waits = probe is not None and probe()  # nothing unread: this read waits for new bytes
-            try:
-                data = await self._receive_bytes(waits, deadline)
-            except _STREAM_ERRORS:
-                self._abort()
-                data = b""
-            if data is None:
-                return False
             stamp = self._caught_up_at
-            now = trio.current_time()
+            data: bytes | bytearray | None
+            sock = self._sock
+            if sock is not None:
+                # Like trio's own recv, without its two wrapper coroutines (parked on every idle
+                # connection) and the scheduling round a read that finds data ready costs there.
+                before = trio.current_time()
+                try:
+                    try:
+                        ready = sock.recv(self._buffer_size)
+                    except BlockingIOError:
+                        data = await self._wait_and_recv(sock, deadline)
+                        if data is None:
+                            return False
+                        # Woken by the first new bytes: the rest of that burst (read later, when
+                        # it outgrows the buffer) arrived with or after them, TCP being in order.
+                        stamp = self._caught_up_at = trio.current_time()
+                    else:
+                        data = ready
+                        self._eager += 1
+                        if len(ready) < self._buffer_size:
+                            # drained by this read; its own frames keep the older bound
+                            self._caught_up_at = before
+                except _STREAM_ERRORS:
+                    self._abort()
+                    data = b""
+                now = trio.current_time()
+            else:
+                probe = self._probe
+                waits = probe is not None and probe()  # nothing unread: this read waits for new bytes
+                try:
+                    data = await self._receive_bytes(waits, deadline)
+                except _STREAM_ERRORS:
+                    self._abort()
+                    data = b""
+                if data is None:
+                    return False
+                now = trio.current_time()
+                if probe is not None:
+                    if waits:
+                        stamp = self._caught_up_at = now
+                    elif probe():
+                        self._caught_up_at = now
             self._last_heard = now
             self._pinged_at = None
-            if probe is not None:
-                if waits:
-                    # Woken by the first new bytes: the rest of that burst (read later, when it
-                    # outgrows the buffer) arrived with or after them, TCP being in order.
-                    stamp = self._caught_up_at = now
-                elif probe():
-                    self._caught_up_at = now  # this read's frames keep the older bound
             protocol = self._protocol
             if data:
                 protocol.receive_data(data)
