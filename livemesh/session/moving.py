@@ -77,6 +77,7 @@ class Moves:
         _effect_seq: int
         _resumable: bool
         _generating: bool
+        _turn_no: int
         _awaiting_reply_since: float | None
         _sure_triggers: list[int]
         _hold_planned: bool
@@ -308,12 +309,27 @@ class Moves:
         ambiguous: replayed, it may be doubled). Input keeps flowing while the user speaks, so an
         utterance always ends."""
         early = not self.config.transparent and self.config.rotation.hold_during_turn
+        held_for: int | None = None  # the turn number the early hold was taken for
         with trio.move_on_at(limit):
             while not (self.is_quiet or self._closing):
-                if early and not self._hold_planned and (self._generating or len(self._ledger)):
+                in_turn = self._generating or bool(len(self._ledger))
+                if early and not self._hold_planned and in_turn and held_for != self._turn_no:
                     self._log.debug("holding input for the move while the model answers")
+                    held_for = self._turn_no
                     self._hold_planned = True
                     self._notify()
+                elif held_for is not None and self._hold_planned and not in_turn and not self._resumable:
+                    # The turn ended but no handle followed it: the server is not resumable for
+                    # another reason, the user speaking (held audio can never end that utterance,
+                    # and the move waited for the connection's end).
+                    with trio.move_on_after(max(self._settle(), 0.1)):
+                        await self._wait_for(lambda: self._resumable or self._closing)
+                    if not self._resumable and not self._closing:
+                        self._log.debug("no handle after the turn: held input let through")
+                        self._hold_planned = False
+                        self._counters.holds_released += 1
+                        self._notify()
+                    continue
                 await self._changed.wait()
 
     def _in_turn(self) -> bool:

@@ -464,3 +464,31 @@ async def test_gemini_a_replay_burst_is_covered_only_by_a_handle_after_its_pong(
         await trio.testing.wait_all_tasks_blocked()
         chunks = [m for m in conn3.sent_so_far() if m.realtime_input is not None]
         assert len(chunks) == (0 if pongs else 3)  # proven covered, else replayed (not lost)
+
+
+async def test_gemini_early_hold_is_released_when_no_handle_follows_the_turn(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Input was held while the model answered, but the user had been speaking: the turn ends and
+    no handle follows (none mid-utterance), and held audio can never end that utterance. After a
+    settle time without a handle the hold is released, so the utterance can end (the move waited
+    for the connection's end: stalls of 2.9 s with goAway notices of 3 s)."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await stage.send_turn("one")
+        await conn1.push(
+            session_resumption_update=wire.SessionResumptionUpdate(new_handle="", resumable=False)
+        )
+        await stage.model_says("You said: one")
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()
+        await session.send_realtime_input(audio=CHUNK)
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn1.sent_so_far() == []  # held while the model answers
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))  # no handle follows
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn1.sent_so_far() == []  # not at once: the handle may be on its way
+        mock_clock.jump(0.5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
+        assert session.statistics().holds_released == 1
