@@ -380,11 +380,16 @@ class WebSocketPeer:
         service streams them; queueing a whole turn without one (one write per turn) was tried
         and reverted: it measured the emulator's batching, not the clients (bench/README.md).
         When nothing is queued or being written, the frame is written here at once instead
-        (:meth:`_write_now`): the same single write, without waking the writer task."""
+        (:meth:`_write_now`): the same single write, without waking the writer task.
+
+        Like a channel send, a caller already cancelled sends nothing: a turn cancelled by an
+        interruption must not write a frame after the ``interrupted``/``turnComplete`` that
+        ended it (it would open the next turn). A frame written is never followed by Cancelled."""
         if self.closing:
             return
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._write_now(_data_frame_head(len(data)), data):
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         try:
             await self._out_send.send(_Frame(data, faultable))

@@ -168,3 +168,51 @@ async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
             await client_stream.aclose()
     for listener in listeners:
         await listener.aclose()
+
+
+async def test_a_cancelled_sender_writes_nothing() -> None:
+    """A sender cancelled before it sends (a turn an interruption cancelled) writes no frame, even
+    when the frame would be written directly (nothing queued, writer idle): like a channel send.
+    Otherwise the cancelled turn's first chunk follows the ``interrupted``/``turnComplete`` that
+    ended it, and a client counts it as the next turn's text."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            client_stream = await trio.open_tcp_stream("127.0.0.1", port)
+            server_stream = await listeners[0].accept()
+            peer = WebSocketPeer(
+                server_stream,
+                ServerProtocol(state=State.OPEN),
+                max_message_bytes=1024,
+                queue_size=4,
+                close_timeout_s=5.0,
+            )
+            go = trio.Event()
+
+            async def handler() -> None:
+                await go.wait()  # the writer is parked on its empty queue: a direct write
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    await peer.send(b"cancelled")
+                await peer.send(b"after")
+
+            nursery.start_soon(peer.run, handler)
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+            client = RawClient(client_stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
+            received: list[bytes] = []
+            close = None
+            while close is None:
+                frames = await client.frames()
+                assert frames, "the stream ended without a close frame"
+                for frame in frames:
+                    if frame.opcode is Opcode.BINARY:
+                        received.append(bytes(frame.data))
+                    elif frame.opcode is Opcode.CLOSE:
+                        close = int.from_bytes(frame.data[:2], "big")
+            await client.flush()
+            assert received == [b"after"]
+            await client_stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
