@@ -326,9 +326,10 @@ class WebSocketPeer:
         # and two parking lots rather than a memory channel, so handing over a TCP read's
         # messages costs the reader no scheduling round (a channel send is a checkpoint) and no
         # per-item objects; measured with py-spy, the channel hop was ~10 % of the emulator's
-        # CPU. Bounded: the reader waits while ``queue_size`` items are unconsumed.
+        # CPU. Bounded: the reader waits while ``4 * queue_size`` items are unconsumed (the
+        # channel held ``queue_size`` reads of up to a dozen audio messages each).
         self._inbox: collections.deque[bytes | _Reply] = collections.deque()
-        self._inbox_limit = queue_size
+        self._inbox_limit = 4 * queue_size
         self._inbox_closed = False
         self._inbox_ready = trio.lowlevel.ParkingLot()  # the engine, waiting for an item
         self._inbox_room = trio.lowlevel.ParkingLot()  # the reader, waiting for room
@@ -360,7 +361,10 @@ class WebSocketPeer:
                 await self._inbox_ready.park()
                 continue
             item = inbox.popleft()
-            if self._inbox_room and len(inbox) < self._inbox_limit:
+            if self._inbox_room and len(inbox) <= self._inbox_limit // 2:
+                # Half empty before the reader resumes: woken at the first free slot, it read
+                # a few messages at a time and parked again (a wake-up per message when a
+                # client streams faster than the engine consumes).
                 self._inbox_room.unpark_all()
             if not isinstance(item, _Reply):
                 return item
