@@ -8,8 +8,6 @@ below it. Defaults follow the service's: high start/end sensitivity on the Gemin
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Final, Literal
 
@@ -23,17 +21,11 @@ THRESHOLD_LOW: Final = 2304
 
 
 @cache
-def _loud_search(threshold: int) -> Callable[..., re.Match[bytes] | None]:
-    """``search(high, start, end)`` finding a loud sample's high byte in ``high[start:end]``.
-
-    Little-endian int16 samples with ``-threshold <= s < threshold`` (``threshold`` a multiple
-    of 256) have high bytes below ``threshold // 256`` or from ``256 - threshold // 256`` up;
-    the others are loud. A compiled byte class finds one in C without slicing or copying each
-    20 ms frame (the ``translate`` it replaced did that 5 times per chunk)."""
+def _quiet_high_bytes(threshold: int) -> bytes:
+    """High bytes of little-endian int16 samples with ``-threshold <= s < threshold``
+    (``threshold`` a multiple of 256): deleting them leaves only loud samples' high bytes."""
     top = threshold // 256
-    if top > 255 - top:
-        return re.compile(b"(?!)").search  # nothing is loud
-    return re.compile(b"[\\x%02x-\\x%02x]" % (top, 255 - top)).search
+    return bytes(range(top)) + bytes(range(256 - top, 256))
 
 
 @lru_cache(maxsize=64)
@@ -90,7 +82,7 @@ class EnergyVad:
     def feed(self, data: bytes, rate: int) -> list[VadEvent]:
         """Events for one chunk of 16-bit little-endian PCM at ``rate`` Hz.
 
-        Loudness is judged on the samples' high bytes with a compiled byte class (C speed: the
+        Loudness is judged on the samples' high bytes with ``bytes.translate`` (C speed: the
         emulator runs this for every audio message of every session)."""
         events: list[VadEvent] = []
         if self.in_speech:
@@ -100,16 +92,15 @@ class EnergyVad:
         usable = len(data) - len(data) % 2
         self._carry = data[usable:]
         high = data[1:usable:2]
-        loud = _loud_search(self.threshold)
-        if not self.in_speech and loud(high) is None:
+        quiet = _quiet_high_bytes(self.threshold)
+        if not high.translate(None, quiet) and not self.in_speech:
             self._loud_ms = 0.0  # a silent chunk outside speech: nothing can happen
             return events
         step = max(1, rate * FRAME_MS // 1000)
-        size = len(high)
-        for start in range(0, size, step):
-            end = min(start + step, size)
-            frame_ms = 1000 * (end - start) / rate
-            if loud(high, start, end) is not None:
+        for start in range(0, len(high), step):
+            frame = high[start : start + step]
+            frame_ms = 1000 * len(frame) / rate
+            if frame.translate(None, quiet):
                 self._quiet_ms = 0.0
                 if self.in_speech:
                     self._speech_ms += frame_ms
