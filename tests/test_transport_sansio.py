@@ -218,16 +218,22 @@ async def test_ping_waits_for_the_pong_with_and_without_a_reader(emu: Emulator) 
         async with open_connection(url(emu), options=options(emu)) as conn:
             await setup(conn)
             await conn.ping()  # nobody receiving: ping reads for itself
+            replies: list[str] = []
+            answered = trio.Event()
             async with trio.open_nursery() as nursery:
-                replies: list[str] = []
 
                 async def reader() -> None:
                     replies.append(await read_turn(conn))
+                    answered.set()
+                    while True:  # keeps consuming: without a consumer a ping stops reading at the
+                        await conn.receive()  # queue bound (resumption updates come every 50 ms)
 
                 nursery.start_soon(reader)
                 await conn.send(turn("ping me"))
                 for _ in range(3):
                     await conn.ping()  # the reader's reads deliver the pong
+                await answered.wait()
+                nursery.cancel_scope.cancel()
             assert replies == ["You said: ping me"]
             await emu.drop(close_code=1011)
             with pytest.raises(ConnectionLostError):
