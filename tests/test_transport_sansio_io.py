@@ -5,6 +5,7 @@ connection. Driven over a real socketpair with a hand-made peer, so every byte i
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
@@ -279,3 +280,46 @@ async def test_many_frames_from_one_read_are_handed_out_in_order() -> None:
         assert conn.received_index == count - 1
     await trio.aclose_forcefully(peer.stream)
     await conn.aclose()
+
+
+async def test_tls_writes_beside_the_stream_arrive_whole_and_in_order() -> None:
+    """Over TLS the engine encrypts and writes records itself (beside SSLStream.send_all): a write
+    far beyond the socket buffers waits for the peer; frames, pings and the close keep their order
+    and decrypt on the other side."""
+    import trustme
+
+    a, b = trio.socket.socketpair()
+    for sock in (a, b):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    client = trio.SSLStream(trio.SocketStream(a), client_ctx, server_hostname="localhost")
+    server = trio.SSLStream(trio.SocketStream(b), server_ctx, server_side=True)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.do_handshake)
+            nursery.start_soon(server.do_handshake)
+        conn = SansioConnection(
+            client,
+            Protocol(Side.CLIENT, state=State.OPEN),
+            options=TransportOptions(),
+            frames=websockets.frames,
+            states=websockets.protocol.State,
+        )
+        peer = Peer(server)  # type: ignore[arg-type]
+        big = b'"' + b"t" * 300_000 + b'"'
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, big)
+            await trio.testing.wait_all_tasks_blocked()  # part written, waits for the peer
+            nursery.start_soon(conn.send, b'"next"')
+            frames = await peer.read_frames(2)
+        assert [f.data for f in frames] == [big, b'"next"']
+        await conn.send_many([b'"a"', b'"b"'])
+        await peer.stream.send_all(_server_frame(1, b"from the server"))  # read through SSLStream
+        assert await conn.receive() == "from the server"
+        assert [f.data for f in await peer.read_frames(2)] == [b'"a"', b'"b"']
+    await trio.aclose_forcefully(server)
+    await trio.aclose_forcefully(client)
