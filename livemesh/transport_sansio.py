@@ -7,9 +7,17 @@ the client's CPU went to trio's scheduler (8-10 task switches per message). This
 task and no channel of its own**: :meth:`SansioConnection.receive` reads the socket in the
 caller's task (the session's reader already is a dedicated reader task) and hands out every frame
 parsed from one 64 KiB read before touching the socket again; :meth:`SansioConnection.send`
-writes one frame with one ``send_all``. Framing is ``websockets.protocol`` (``ClientProtocol``,
-with its C masking), the library google-genai itself uses, so the engine inherits its RFC 6455
-conformance rather than hand-writing framing.
+writes one frame with one write. Framing is ``websockets.protocol`` (``ClientProtocol`` for the
+upgrade, then ``Protocol``, with its C masking), the library google-genai itself uses, so the
+engine inherits its RFC 6455 conformance rather than hand-writing framing.
+
+Socket I/O (issues 6/7: idle memory per session, CPU per message): on a plain socket the engine
+reads and writes the non-blocking stdlib socket itself and parks in ``trio.lowlevel.wait_readable``
+/ ``wait_writable`` only when the kernel says so, so an operation that completes at once costs no
+scheduling round (a full checkpoint every ``_EAGER_OPS`` such operations keeps it fair). Over TLS
+it reads through ``trio.SSLStream`` (then decrypts the records already received in one go) and
+writes the records itself under the stream's own write lock. The idle keepalive runs inside a
+waiting :meth:`SansioConnection.receive` (``set_keepalive``), not in a task.
 
 It is a drop-in for :func:`livemesh.transport.open_connection` (same signature, same
 :class:`~livemesh.transport.TransportOptions`, same livemesh errors): close codes go through
@@ -25,8 +33,9 @@ between awaits):
   its pong, ``aclose`` waiting for the peer's close frame, a second receiver) waits for the
   current reader's next read instead of reading itself; when nobody reads it reads itself. So
   ``ping`` works with or without a concurrent ``receive``, as trio-websocket's does;
-* writes are serialised by a ``trio.StrictFIFOLock``; a frame is queued in the protocol only after
-  the lock is held, so a send cancelled while waiting for the lock has queued nothing;
+* writes are serialised by a FIFO send lock (a flag and a parking lot made on first contention);
+  a frame is queued in the protocol only after the lock is held, so a send cancelled while
+  waiting for the lock has queued nothing;
 * a write cancelled (or failed) once bytes may have left poisons the connection: the stream is
   aborted at once, so the peer never sees anything after a partial frame (it sees 1006, as for a
   network drop), and ``close_info`` reports 1006.
