@@ -367,7 +367,7 @@ async def test_cancelling_in_the_middle_of_many_active_sessions_leaves_nothing(e
                 await talking.wait()
                 await trio.sleep(0.5)  # mid-stream: audio flowing, turns in flight
                 assert pool.metrics().active == n
-                assert len(_client_tasks()) > 5 * n  # the check below sees pool and session tasks
+                assert len(_client_tasks()) > 2 * n  # the check below sees pool and session tasks
                 scope.cancel()
         assert scope.cancelled_caught
         await _no_live_connections(emu)
