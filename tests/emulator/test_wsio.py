@@ -116,6 +116,34 @@ async def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
             await emu.wait_idle()
 
 
+def _peer(server_stream: trio.SocketStream) -> WebSocketPeer:
+    return WebSocketPeer(
+        server_stream,
+        ServerProtocol(state=State.OPEN),
+        max_message_bytes=1024,
+        queue_size=4,
+        close_timeout_s=5.0,
+    )
+
+
+async def _binary_until_close(stream: trio.SocketStream) -> tuple[list[bytes], int]:
+    """Every binary message the server sent, in order, and its close code (answered)."""
+    client = RawClient(stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
+    client.protocol.max_message_size = None
+    received: list[bytes] = []
+    close = None
+    while close is None:
+        frames = await client.frames()
+        assert frames, "the stream ended without a close frame"
+        for frame in frames:
+            if frame.opcode is Opcode.BINARY:
+                received.append(bytes(frame.data))
+            elif frame.opcode is Opcode.CLOSE:
+                close = int.from_bytes(frame.data[:2], "big")
+    await client.flush()  # the protocol's answer to the close
+    return received, close
+
+
 async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
     """A small send buffer and a client that reads only once the server is stuck: frames the
     kernel takes in part (a big one written directly by the sender, others by the writer task)
@@ -129,13 +157,7 @@ async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
             client_stream = await trio.open_tcp_stream("127.0.0.1", port)
             server_stream = await listeners[0].accept()
             server_stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            peer = WebSocketPeer(
-                server_stream,
-                ServerProtocol(state=State.OPEN),
-                max_message_bytes=1024,
-                queue_size=4,
-                close_timeout_s=5.0,
-            )
+            peer = _peer(server_stream)
             go = trio.Event()
 
             async def handler() -> None:
@@ -150,19 +172,7 @@ async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
             await trio.testing.wait_all_tasks_blocked()
             go.set()
             await trio.testing.wait_all_tasks_blocked()  # the server is stuck on full buffers
-            client = RawClient(client_stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
-            client.protocol.max_message_size = None
-            received: list[bytes] = []
-            close = None
-            while close is None:
-                frames = await client.frames()
-                assert frames, "the stream ended without a close frame"
-                for frame in frames:
-                    if frame.opcode is Opcode.BINARY:
-                        received.append(bytes(frame.data))
-                    elif frame.opcode is Opcode.CLOSE:
-                        close = int.from_bytes(frame.data[:2], "big")
-            await client.flush()  # the protocol's answer to the close
+            received, close = await _binary_until_close(client_stream)
             assert close == 1000
             assert received == payloads + payloads
             await client_stream.aclose()
@@ -181,13 +191,7 @@ async def test_a_cancelled_sender_writes_nothing() -> None:
         async with trio.open_nursery() as nursery:
             client_stream = await trio.open_tcp_stream("127.0.0.1", port)
             server_stream = await listeners[0].accept()
-            peer = WebSocketPeer(
-                server_stream,
-                ServerProtocol(state=State.OPEN),
-                max_message_bytes=1024,
-                queue_size=4,
-                close_timeout_s=5.0,
-            )
+            peer = _peer(server_stream)
             go = trio.Event()
 
             async def handler() -> None:
@@ -200,18 +204,7 @@ async def test_a_cancelled_sender_writes_nothing() -> None:
             nursery.start_soon(peer.run, handler)
             await trio.testing.wait_all_tasks_blocked()
             go.set()
-            client = RawClient(client_stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
-            received: list[bytes] = []
-            close = None
-            while close is None:
-                frames = await client.frames()
-                assert frames, "the stream ended without a close frame"
-                for frame in frames:
-                    if frame.opcode is Opcode.BINARY:
-                        received.append(bytes(frame.data))
-                    elif frame.opcode is Opcode.CLOSE:
-                        close = int.from_bytes(frame.data[:2], "big")
-            await client.flush()
+            received, _ = await _binary_until_close(client_stream)
             assert received == [b"after"]
             await client_stream.aclose()
     for listener in listeners:
