@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 from livemesh.auth import ApiKey, VertexAI
 from livemesh.emulator import EmulatorConfig, open_emulator
@@ -48,3 +50,11 @@ def emulator_config() -> EmulatorConfig:
 async def emu(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
     async with open_emulator(emulator_config) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def mock_clock() -> trio.testing.MockClock:
+    """pytest-trio's virtual clock, jumping ahead once every task has been blocked for 2 s of real
+    time: a healthy test never is, and a stuck one then reaches its ``fail_after`` and fails
+    instead of hanging the run (virtual time never passes on its own)."""
+    return trio.testing.MockClock(autojump_threshold=2.0)
