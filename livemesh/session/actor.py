@@ -135,7 +135,7 @@ class Session(Moves):
         self._send_line: deque[object] | None = None  # tokens of blocked senders, made on first wait
         self._send_closed = False
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[wire.ServerMessage](config.inbox_size)
-        self._queue: deque[Outgoing] = deque()  # pulled from the outbox, waiting for the writer
+        self._queue: deque[Outgoing] = deque()  # queued by senders, waiting for the writer
         self._priority: list[Outgoing] = []  # tool answers (few): never held behind input
         # resent first on a new connection; a deque only once there is something to replay (an
         # empty deque is ~770 B, and most sessions never replay)
@@ -143,8 +143,8 @@ class Session(Moves):
         self._stash: wire.ServerMessage | None = None  # a delivery interrupted by a move
         self._ledger = ToolLedger()
         self._replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
-        self._proofs = BurstProofs()  # bursts proven consumed by a ping (Gemini API timing)
-        self._proofs.enabled = not config.transparent
+        # bursts and user turns proven consumed by a ping (Gemini API; Vertex has exact indices)
+        self._proofs = BurstProofs(enabled=not config.transparent)
         self._counters = SessionCounters()
 
         self._handle: str | None = config.resume_handle
@@ -742,7 +742,7 @@ class Session(Moves):
         if not self._closing:
             self._move_wanted = trio.Event()
 
-    # ================================================================== tasks: pump and writer
+    # ================================================================== task: writer
 
     def _holding(self) -> bool:
         return self._hold_planned or not self._connected or self._tool_hold()
@@ -779,7 +779,7 @@ class Session(Moves):
                     return out
             return None
         out = self._queue.popleft()
-        self._notify()  # room in the queue for the pump
+        self._notify()  # room in the queue for a waiting sender
         return out
 
     async def _writer(self, conn: Connection, epoch: Epoch, nursery: trio.Nursery) -> None:
@@ -800,6 +800,7 @@ class Session(Moves):
                     batch.append(more)
             now = trio.current_time()
             first = self._conn_index + 1
+            prove = False  # a user turn is in the batch: a ping after it proves it consumed
             for item in batch:
                 self._conn_index += 1
                 self._replay.append(item.message, index=self._conn_index, sent_at=now, size=len(item.data))
@@ -808,6 +809,7 @@ class Session(Moves):
                     self._triggers.append(self._conn_index)
                     if item.expects_reply:
                         self._sure_triggers.append(self._conn_index)
+                        prove = True
                 elif item.blocking_answer:
                     self._answer_indices.append(self._conn_index)
                 elif not self._manual_vad and item.message.realtime_input is not None:
@@ -816,7 +818,7 @@ class Session(Moves):
                 first,
                 self._conn_index,
                 burst=len(batch) > 1 or self._has_sendable(),
-                prove=any(item.expects_reply for item in batch),
+                prove=prove,
             )
             self._sending = True
             try:

@@ -333,8 +333,8 @@ class BurstProofs:
         "unproven_from",
     )
 
-    def __init__(self) -> None:
-        self.enabled = True
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.unproven_from: int | None = None
         """The first index timing must not trim at (``None``: no unproven burst)."""
         self.fencing = False
