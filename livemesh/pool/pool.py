@@ -71,6 +71,9 @@ class PoolSession(Protocol):
     @property
     def is_quiet(self) -> bool: ...
 
+    @property
+    def connections(self) -> int: ...
+
     async def wait_quiet(self) -> None: ...
 
     async def rotate(self, reason: str = ...) -> None: ...
@@ -636,8 +639,7 @@ class Pool:
         child.connection_started_at = child.budget_started_at = now
         child.jitter = self._rng.random()
         child.go_away_at = child.go_away_time_left = None
-        live = _session_metrics(session)
-        child.connections_seen = live.connections if live is not None else 1
+        child.connections_seen = session.connections
         child.helper_error = None
         self._poke(child)
 
@@ -691,10 +693,10 @@ class Pool:
 
     def _rotation_inputs(self, child: _Child, session: Any) -> RotationInputs:
         now = trio.current_time()
-        live = _session_metrics(session)
-        if live is not None and live.connections > child.connections_seen:
+        connections: int = session.connections
+        if connections > child.connections_seen:
             # The session moved by itself (a drop, or its own goAway/timer handling).
-            child.connections_seen = live.connections
+            child.connections_seen = connections
             self._new_connection(child, now)
         return RotationInputs(
             now=now,
@@ -845,8 +847,7 @@ class Pool:
         child.state = "rotating"
         await session.rotate(step.reason.value if step.reason is not None else "pool")
         child.state = "running"
-        live = _session_metrics(session)
-        child.connections_seen = live.connections if live is not None else child.connections_seen + 1
+        child.connections_seen = session.connections
         self._new_connection(child, trio.current_time())
 
     async def _close_when_quiet(self, child: _Child) -> None:

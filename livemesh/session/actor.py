@@ -242,6 +242,12 @@ class Session(Moves):
 
     metrics = property(statistics)
 
+    @property
+    def connections(self) -> int:
+        """Connections this session has opened so far (``statistics().connections``, without the
+        snapshot: a supervisor reads it on every handle to notice moves the session made itself)."""
+        return self._counters.connections
+
     async def wait_quiet(self) -> None:
         """Wait until :attr:`is_quiet` (for a supervisor choosing when to rotate)."""
         await self._wait_for(lambda: self.is_quiet or self._state in ("closed", "failed"))

@@ -2,8 +2,8 @@
 
 ``FakeConnect`` is what ``open_pool(connect=...)`` calls: it records every config it was given
 and can be told to fail the next connects. A ``FakeSession`` offers what the pool uses of the real
-``Session`` (``is_quiet``, ``wait_quiet``, ``rotate``, ``statistics``) and drives the pool's hooks
-(``on_handle``, ``on_go_away``) when the test asks it to.
+``Session`` (``is_quiet``, ``connections``, ``wait_quiet``, ``rotate``, ``statistics``) and drives
+the pool's hooks (``on_handle``, ``on_go_away``) when the test asks it to.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class FakeSession:
     @property
     def is_quiet(self) -> bool:
         return self.handle_value is not None and self.resumable and not self.generating
+
+    @property
+    def connections(self) -> int:
+        return self.counters.connections
 
     async def wait_quiet(self) -> None:
         while not (self.is_quiet or self.closed):
