@@ -51,6 +51,7 @@ from livemesh.errors import (
 )
 from livemesh.session.callbacks import call_callback
 from livemesh.session.config import SessionConfig
+from livemesh.session.inbox import Inbox
 from livemesh.session.ledger import BurstProofs, PendingCall, ReplayLog, ToolLedger
 from livemesh.session.metrics import SessionCounters, SessionMetrics
 from livemesh.session.moving import Epoch, Moves
@@ -134,7 +135,9 @@ class Session(Moves):
         # switch less per message, ~4 KB less per idle session); _send_line keeps them FIFO.
         self._send_line: deque[object] | None = None  # tokens of blocked senders, made on first wait
         self._send_closed = False
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[wire.ServerMessage](config.inbox_size)
+        # One bounded FIFO for both ends (see livemesh/session/inbox.py): ~1 KB less per session
+        # than a memory channel pair, and no scheduling round per hand-over that does not wait.
+        self._inbox_send = self._inbox_recv = Inbox[wire.ServerMessage](config.inbox_size)
         self._queue: deque[Outgoing] = deque()  # queued by senders, waiting for the writer
         self._priority: list[Outgoing] = []  # tool answers (few): never held behind input
         # resent first on a new connection; a deque only once there is something to replay (an
