@@ -20,6 +20,7 @@ def server_context(config: EmulatorConfig) -> tuple[ssl.SSLContext | None, bytes
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(config.certfile, config.keyfile)
         context.set_alpn_protocols(["http/1.1"])
+        context.options |= ssl.OP_NO_RENEGOTIATION
         return context, None
     if not config.tls:
         return None, None
@@ -31,6 +32,9 @@ def server_context(config: EmulatorConfig) -> tuple[ssl.SSLContext | None, bytes
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     context.set_alpn_protocols(["http/1.1"])
+    # No renegotiation (TLS 1.2): past the handshake, the peer encrypts and decrypts with the
+    # SSLObject itself and expects no handshake messages (wsio._direct_io).
+    context.options |= ssl.OP_NO_RENEGOTIATION
     pem: bytes = ca.cert_pem.bytes()
     if config.ca_out:
         Path(config.ca_out).write_bytes(pem)

@@ -25,6 +25,7 @@ import collections
 import errno
 import logging
 import os
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
@@ -46,6 +47,8 @@ RECEIVE_SIZE: Final = 65536
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_BODY_BYTES: Final = 1024 * 1024
 WRITE_BATCH: Final = 64
+TLS_RECORD_SIZE: Final = 16384
+"""The most plaintext one TLS record holds: one ``SSLObject.read`` returns at most one record."""
 
 
 @attrs.frozen
@@ -261,6 +264,49 @@ def _close_frame(code: int, reason: str) -> bytes:
 
 
 @attrs.frozen
+class _Tls:
+    """The TLS state of a trio ``SSLStream`` past its handshake, driven by the peer itself."""
+
+    ssl_object: ssl.SSLObject
+    incoming: ssl.MemoryBIO
+    outgoing: ssl.MemoryBIO
+
+
+def _direct_io(stream: trio.abc.Stream) -> tuple[int | None, _Tls | None]:
+    """The socket's file descriptor the peer reads and writes itself, and the TLS state to
+    encrypt and decrypt with when the stream is a trio ``SSLStream`` over TCP (``(None, None)``:
+    use the stream's own methods).
+
+    Why not ``SSLStream.receive_some``/``send_all``: each call runs trio's ``_retry`` loop (a
+    lock, a conflict detector, two socket calls with a checkpoint each), measured at 29 % of the
+    emulator's CPU in the TLS bench while encryption itself (``SSLObject.read``/``write``) was
+    5 %. The stream's handshake and the HTTP upgrade have run through it by now, and the peer is
+    its only user until :func:`serve_stream` closes it (``https_compatible``: closing only
+    closes the socket), so taking its ``SSLObject`` and memory BIOs over is safe. They are
+    private attributes of trio's SSLStream (the client's transport reaches for the same ones):
+    if a trio version lays them out differently, or the stream still holds bytes of its own to
+    send (TLS 1.3 session tickets it delays until the first write), the peer falls back to the
+    stream's methods."""
+    if isinstance(stream, trio.SocketStream):
+        return stream.socket.fileno(), None
+    if not isinstance(stream, trio.SSLStream) or not isinstance(stream.transport_stream, trio.SocketStream):
+        return None, None
+    ssl_object = getattr(stream, "_ssl_object", None)
+    incoming = getattr(stream, "_incoming", None)
+    outgoing = getattr(stream, "_outgoing", None)
+    if (
+        not isinstance(ssl_object, ssl.SSLObject)
+        or not isinstance(incoming, ssl.MemoryBIO)
+        or not isinstance(outgoing, ssl.MemoryBIO)
+        or getattr(stream, "_delayed_outgoing", True) is not None
+        or outgoing.pending
+        or ssl_object.version() is None  # no handshake yet
+    ):
+        return None, None
+    return stream.transport_stream.socket.fileno(), _Tls(ssl_object, incoming, outgoing)
+
+
+@attrs.frozen
 class _Frame:
     data: bytes
     faultable: bool
@@ -304,8 +350,10 @@ class WebSocketPeer:
         faults: FaultPlan | None = None,
     ) -> None:
         self._stream = stream
-        # A plain TCP stream is read and written through its file descriptor (see _receive_some).
-        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        # A TCP socket is read and written through its file descriptor (see _receive_some),
+        # over TLS with the stream's SSLObject (_direct_io).
+        self._fd, self._tls = _direct_io(stream)
+        self._tls_ended = False  # close_notify or a TLS error seen: end of stream after the rest
         self._drained = False  # the last read was short: wait before the next (_receive_some)
         self._protocol = protocol
         # The protocol refuses a message over the limit from its header (no buffering of it).
@@ -320,7 +368,9 @@ class WebSocketPeer:
         self._close_sent = False
         self._close_received = False
         self._pending = b""
-        """The rest of a frame :meth:`_write_now` could not write at once: the writer's next."""
+        """Bytes for the socket (encrypted already over TLS) the writer sends before anything
+        else: the rest of a frame :meth:`_write_now` could not write at once, or what TLS sent
+        while decrypting (:meth:`_decrypt`)."""
         self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
         # Client messages (and pongs due in their order) from the reader to the engine: a deque
         # and two parking lots rather than a memory channel, so handing over a TCP read's
@@ -414,38 +464,95 @@ class WebSocketPeer:
         return True
 
     def _write_now(self, head: bytes, payload: bytes) -> bool:
-        """Write one frame straight to the socket if that keeps every ordering rule: plain TCP,
-        no fault plan (faults decide per frame in the writer), no close frame sent or received,
-        nothing queued, and the writer parked on an empty queue (not holding a frame it was
-        handed, not finishing an earlier write). What the kernel does not take at once is left
-        to the writer (``_pending``, ahead of anything queued later), so the caller never waits
-        on the socket and a cancellation cannot cut a frame in two. True if the frame is dealt
-        with (written, handed on, or dropped because the client is gone).
+        """Write one frame straight to the socket if that keeps every ordering rule: a socket of
+        our own (TCP, or TLS through :func:`_direct_io`), no fault plan (faults decide per frame
+        in the writer), no close frame sent or received, nothing queued, and the writer parked
+        on an empty queue (not holding a frame it was handed, not finishing an earlier write).
+        What the kernel does not take at once is left to the writer (``_pending``, ahead of
+        anything queued later), so the caller never waits on the socket and a cancellation
+        cannot cut a frame in two. True if the frame is dealt with (written, handed on, or
+        dropped because the client is gone).
 
         Why: with one message per write, the writer task (its wake-up, its send's checkpoint, its
         return to the queue) was 12-14 % of the emulator's py-spy samples at 150-250 sessions."""
-        if (
-            self._fd is None
-            or self._faults is not None
-            or self._pending
-            or self._close_sent
-            or self._close_received
-        ):
+        fd = self._fd
+        if fd is None or self._faults is not None or self._pending:
+            return False
+        if self._close_sent or self._close_received:
             return False
         stats = self._out_recv.statistics()
         if stats.current_buffer_used or stats.tasks_waiting_receive != 1:
             return False
         try:
-            written = os.writev(self._fd, (head, payload))
+            if self._tls is None:
+                data = None
+                written = os.writev(fd, (head, payload))
+            else:
+                data = self._seal(head + payload)
+                written = os.write(fd, data)
         except BlockingIOError:
             written = 0
-        except OSError:
+        except (OSError, trio.BrokenResourceError):
             self._transport_gone()
             return True
-        if written < len(head) + len(payload):
-            self._pending = (head + payload)[written:]
-            self._out_send.send_nowait(_FLUSH)  # wakes the writer: the queue was empty
+        if data is None:
+            if written == len(head) + len(payload):
+                return True
+            data = head + payload
+        elif written == len(data):
+            return True
+        self._pending = data[written:]
+        self._out_send.send_nowait(_FLUSH)  # wakes the writer: the queue was empty
         return True
+
+    def _seal(self, plaintext: bytes | bytearray) -> bytes:
+        """``plaintext`` as TLS records to put on the socket (only with ``_tls``); a memory BIO
+        takes any amount, so this never waits. ``BrokenResourceError`` if TLS has failed."""
+        assert self._tls is not None
+        try:
+            self._tls.ssl_object.write(plaintext)
+        except ssl.SSLError as exc:
+            raise trio.BrokenResourceError from exc
+        return self._tls.outgoing.read()
+
+    def _decrypt(self, tls: _Tls) -> bytes:
+        """Every byte of plaintext the TLS records received so far hold (``b""``: none yet).
+
+        Reads while the incoming BIO or the SSLObject has bytes, so a record is decrypted in the
+        read that received its end and nothing stays buffered for later (the usual exit costs no
+        ``SSLWantReadError``; a partial record raises it once). A close_notify or a TLS error
+        sets ``_tls_ended``: the stream ends after the plaintext returned. Bytes TLS wants to
+        send meanwhile (its answer to a client's key update) go out through ``_pending``."""
+        ssl_object, incoming = tls.ssl_object, tls.incoming
+        parts: list[bytes] = []
+        try:
+            while incoming.pending or ssl_object.pending():
+                part = ssl_object.read(TLS_RECORD_SIZE)
+                if not part:
+                    self._tls_ended = True  # close_notify
+                    break
+                parts.append(part)
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError:
+            self._tls_ended = True  # an alert, a bad record, EOF inside a record: the peer is gone
+        if tls.outgoing.pending:
+            self._send_raw_later(tls.outgoing.read())
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def _send_raw_later(self, data: bytes) -> None:
+        """Queue bytes already encrypted for the socket behind what is pending (the writer sends
+        them: woken here if it is parked on an empty queue, else it finds them after its
+        current write)."""
+        self._pending += data
+        stats = self._out_recv.statistics()
+        if stats.tasks_waiting_receive and not stats.current_buffer_used:
+            try:
+                self._out_send.send_nowait(_FLUSH)
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                pass
 
     def has_room(self) -> bool:
         stats = self._out_send.statistics()
@@ -629,10 +736,36 @@ class WebSocketPeer:
         self._inbox_room.unpark_all()
 
     async def _receive_some(self) -> bytes:
-        """The next bytes from the client (``b""``: end of stream).
+        """The next bytes from the client (``b""``: end of stream), decrypted over TLS.
 
-        On plain TCP this reads the socket's file descriptor itself and waits for readability
-        only when nothing is there: trio's ``receive_some`` adds a scheduling round after every
+        Over TLS the socket's bytes go into the SSLObject's incoming BIO and every complete
+        record is decrypted at once (:meth:`_decrypt`); a read that completes no record (part of
+        a large frame) reads on. See :meth:`_read_socket` for the socket side."""
+        fd = self._fd
+        if fd is None:
+            return bytes(await self._stream.receive_some(RECEIVE_SIZE))
+        tls = self._tls
+        if tls is None:
+            return await self._read_socket(fd)
+        data = self._decrypt(tls)  # plaintext the stream had buffered before the peer took over
+        if data:
+            await trio.lowlevel.checkpoint()
+            return data
+        while not self._tls_ended:
+            raw = await self._read_socket(fd)
+            if not raw:
+                return b""
+            tls.incoming.write(raw)
+            data = self._decrypt(tls)
+            if data:
+                return data
+        return b""
+
+    async def _read_socket(self, fd: int) -> bytes:
+        """The next bytes on the socket (``b""``: end of stream).
+
+        The peer reads the socket's file descriptor itself and waits for readability only when
+        nothing is there: trio's ``receive_some`` adds a scheduling round after every
         successful read (a checkpoint) and a context manager or two, measured as a fifth of the
         reader's time when each read carries one audio message. A read that succeeds without
         waiting still yields once (:func:`trio.lowlevel.checkpoint`), so a client sending
@@ -644,9 +777,6 @@ class WebSocketPeer:
         first instead of paying a failing read (a syscall and an exception per message when a
         client streams one message at a time); epoll is level-triggered, so bytes that arrived
         meanwhile wake the wait at once."""
-        fd = self._fd
-        if fd is None:
-            return bytes(await self._stream.receive_some(RECEIVE_SIZE))
         waited = False
         if self._drained:
             await trio.lowlevel.wait_readable(fd)
@@ -667,10 +797,11 @@ class WebSocketPeer:
                 await trio.lowlevel.checkpoint()
             return data
 
-    async def _send_all(self, data: bytearray) -> None:
-        """Write ``data`` whole (the counterpart of :meth:`_receive_some`: on plain TCP straight
-        to the descriptor, waiting for writability only while the client's buffer is full; no
-        checkpoint when it all went at once, as the writer's next wait for its queue is one)."""
+    async def _send_all(self, data: bytes | bytearray) -> None:
+        """Write ``data`` whole (the counterpart of :meth:`_read_socket`: with a socket of our own
+        straight to the descriptor, already encrypted over TLS, waiting for writability only
+        while the client's buffer is full; no checkpoint when it all went at once, as the
+        writer's next wait for its queue is one)."""
         fd = self._fd
         if fd is None:
             await self._stream.send_all(data)
@@ -713,8 +844,7 @@ class WebSocketPeer:
                     except trio.WouldBlock:
                         break
                 self._made_room()
-                out = bytearray(self._pending)
-                self._pending = b""
+                out = bytearray()  # plaintext frames (encrypted below over TLS)
                 finished = False
                 for item in batch:
                     if type(item) is not _Frame or self._close_sent or self._close_received:
@@ -729,8 +859,15 @@ class WebSocketPeer:
                         # The common case inline: header and payload straight into the batch.
                         out += _data_frame_head(len(item.data))
                         out += item.data
+                # What _write_now left unwritten, or TLS bytes of the reader, goes first.
+                raw: bytes | bytearray = self._pending
+                self._pending = b""
                 if out:
-                    await self._send_all(out)
+                    sealed = out if self._tls is None else self._seal(out)
+                    raw = raw + sealed if raw else sealed
+                while raw:
+                    await self._send_all(raw)
+                    raw, self._pending = self._pending, b""  # the reader's, queued meanwhile
                 if finished:
                     self._done.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -8,9 +8,12 @@ is under the test's control.
 from __future__ import annotations
 
 import socket
+import ssl
 
+import pytest
 import trio
 import trio.testing
+import trustme
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
@@ -26,7 +29,7 @@ from tests.emulator.helpers import GEMINI, text_setup
 class RawClient:
     """A Live connection driven frame by frame."""
 
-    def __init__(self, stream: trio.SocketStream, protocol: ClientProtocol) -> None:
+    def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol) -> None:
         self.stream = stream
         self.protocol = protocol
 
@@ -116,19 +119,21 @@ async def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
             await emu.wait_idle()
 
 
-def _peer(server_stream: trio.SocketStream) -> WebSocketPeer:
+def _peer(server_stream: trio.abc.Stream, max_message_bytes: int = 1024) -> WebSocketPeer:
     return WebSocketPeer(
         server_stream,
         ServerProtocol(state=State.OPEN),
-        max_message_bytes=1024,
+        max_message_bytes=max_message_bytes,
         queue_size=4,
         close_timeout_s=5.0,
     )
 
 
-async def _binary_until_close(stream: trio.SocketStream) -> tuple[list[bytes], int]:
+async def _binary_until_close(
+    stream: trio.abc.Stream, client: RawClient | None = None
+) -> tuple[list[bytes], int]:
     """Every binary message the server sent, in order, and its close code (answered)."""
-    client = RawClient(stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
+    client = client or RawClient(stream, ClientProtocol(parse_uri("ws://x/"), state=State.OPEN))
     client.protocol.max_message_size = None
     received: list[bytes] = []
     close = None
@@ -144,20 +149,48 @@ async def _binary_until_close(stream: trio.SocketStream) -> tuple[list[bytes], i
     return received, close
 
 
-async def test_frames_written_in_part_arrive_whole_and_in_order() -> None:
+async def _tls_pair(
+    client_stream: trio.SocketStream, server_stream: trio.SocketStream
+) -> tuple[trio.SSLStream[trio.SocketStream], trio.SSLStream[trio.SocketStream]]:
+    """Both ends of a TLS connection, past the handshake and one exchange each way (as after the
+    HTTP upgrade, when the server has sent its delayed TLS 1.3 session tickets)."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server = trio.SSLStream(server_stream, server_context, server_side=True, https_compatible=True)
+    client = trio.SSLStream(client_stream, client_context, server_hostname="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"upgrade?")
+        assert await server.receive_some(100) == b"upgrade?"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.send_all, b"upgraded")
+        assert await client.receive_some(100) == b"upgraded"
+    return client, server
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_frames_written_in_part_arrive_whole_and_in_order(tls: bool) -> None:
     """A small send buffer and a client that reads only once the server is stuck: frames the
     kernel takes in part (a big one written directly by the sender, others by the writer task)
-    still arrive whole, in order, before the close frame."""
+    still arrive whole, in order, before the close frame; over TLS too (the peer encrypts and
+    writes the socket itself, so what the kernel leaves is ciphertext)."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     big = 1 << 20  # more than the socket buffers hold: a direct write is cut short
     payloads = [bytes([n]) * (big if n % 4 == 0 else 20_000 + 997 * n) for n in range(10)]
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            client_stream = await trio.open_tcp_stream("127.0.0.1", port)
-            server_stream = await listeners[0].accept()
-            server_stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            client_stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+            server_socket = await listeners[0].accept()
+            server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            server_stream: trio.abc.Stream = server_socket
+            if tls:
+                assert isinstance(client_stream, trio.SocketStream)
+                client_stream, server_stream = await _tls_pair(client_stream, server_socket)
             peer = _peer(server_stream)
+            assert (peer._tls is not None) is tls  # the direct path, not a fallback
             go = trio.Event()
 
             async def handler() -> None:
@@ -206,6 +239,50 @@ async def test_a_cancelled_sender_writes_nothing() -> None:
             go.set()
             received, _ = await _binary_until_close(client_stream)
             assert received == [b"after"]
+            await client_stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
+
+
+async def test_tls_client_messages_of_any_size_arrive_whole_and_pings_in_order() -> None:
+    """Over TLS the peer decrypts the socket's bytes itself: messages spread over many records
+    and reads (and several in one read) arrive whole and in order, and a ping's pong follows the
+    answers to every message sent before it."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    sizes = [10, 70_000, 5, 16_384, 16_385, 300_000, 1, 4_300, 4_300, 4_300]
+    payloads = [bytes([n + 1]) * size for n, size in enumerate(sizes)]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            tcp = await trio.open_tcp_stream("127.0.0.1", port)
+            client_stream, server_stream = await _tls_pair(tcp, await listeners[0].accept())
+            peer = _peer(server_stream, max_message_bytes=1 << 20)
+            assert peer._tls is not None
+
+            async def echo_sizes() -> None:
+                for _ in payloads:
+                    message = await peer.receive()
+                    await peer.send(len(message).to_bytes(4, "big") + message[:1])
+
+            nursery.start_soon(peer.run, echo_sizes)
+            client = RawClient(client_stream, ClientProtocol(parse_uri("wss://x/"), state=State.OPEN))
+            client.protocol.max_message_size = None
+            for n, payload in enumerate(payloads):
+                client.protocol.send_binary(payload)
+                if n == 6:
+                    client.protocol.send_ping(b"fence")
+            await client.flush()
+            seen: list[bytes] = []
+            while len(seen) < len(payloads) + 1:
+                for frame in await client.frames():
+                    if frame.opcode is Opcode.BINARY:
+                        seen.append(bytes(frame.data))
+                    elif frame.opcode is Opcode.PONG:
+                        seen.append(b"pong " + bytes(frame.data))
+            expected = [len(p).to_bytes(4, "big") + p[:1] for p in payloads]
+            assert seen == [*expected[:7], b"pong fence", *expected[7:]]
+            received, close = await _binary_until_close(client_stream, client)
+            assert (received, close) == ([], 1000)
             await client_stream.aclose()
     for listener in listeners:
         await listener.aclose()
