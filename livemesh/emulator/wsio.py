@@ -372,6 +372,10 @@ class WebSocketPeer:
         else: the rest of a frame :meth:`_write_now` could not write at once, or what TLS sent
         while decrypting (:meth:`_decrypt`)."""
         self._out_send, self._out_recv = trio.open_memory_channel[_Frame | _Close | _Reply](queue_size)
+        self._writer_idle = False
+        """The writer is parked on an empty queue and nothing was queued since: every put into
+        the queue clears it (a flag instead of the channel's statistics(), which builds an
+        object per call, once per frame sent)."""
         # Client messages (and pongs due in their order) from the reader to the engine: a deque
         # and two parking lots rather than a memory channel, so handing over a TCP read's
         # messages costs the reader no scheduling round (a channel send is a checkpoint) and no
@@ -420,6 +424,7 @@ class WebSocketPeer:
                 return item
             if self._write_now(item.frame, b""):
                 continue
+            self._writer_idle = False
             try:
                 await self._out_send.send(item)
             except trio.ClosedResourceError:
@@ -445,6 +450,7 @@ class WebSocketPeer:
         if self._write_now(_data_frame_head(len(data)), data):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
+        self._writer_idle = False
         try:
             await self._out_send.send(_Frame(data, faultable))
         except trio.ClosedResourceError:
@@ -457,6 +463,7 @@ class WebSocketPeer:
             return False
         if self._write_now(_data_frame_head(len(data)), data):
             return True
+        self._writer_idle = False
         try:
             self._out_send.send_nowait(_Frame(data, True))
         except (trio.WouldBlock, trio.ClosedResourceError):
@@ -478,10 +485,7 @@ class WebSocketPeer:
         fd = self._fd
         if fd is None or self._faults is not None or self._pending:
             return False
-        if self._close_sent or self._close_received:
-            return False
-        stats = self._out_recv.statistics()
-        if stats.current_buffer_used or stats.tasks_waiting_receive != 1:
+        if self._close_sent or self._close_received or not self._writer_idle:
             return False
         try:
             if self._tls is None:
@@ -502,6 +506,7 @@ class WebSocketPeer:
         elif written == len(data):
             return True
         self._pending = data[written:]
+        self._writer_idle = False
         self._out_send.send_nowait(_FLUSH)  # wakes the writer: the queue was empty
         return True
 
@@ -547,8 +552,8 @@ class WebSocketPeer:
         them: woken here if it is parked on an empty queue, else it finds them after its
         current write)."""
         self._pending += data
-        stats = self._out_recv.statistics()
-        if stats.tasks_waiting_receive and not stats.current_buffer_used:
+        if self._writer_idle:
+            self._writer_idle = False
             try:
                 self._out_send.send_nowait(_FLUSH)
             except (trio.WouldBlock, trio.ClosedResourceError):
@@ -581,6 +586,7 @@ class WebSocketPeer:
         self.closed_by_server = True
         self._mark_ended(code, reason)
         with trio.move_on_after(self._close_timeout):
+            self._writer_idle = False
             try:
                 await self._out_send.send(_Close(code, closes.fit_reason(reason)))
             except trio.ClosedResourceError:
@@ -825,6 +831,7 @@ class WebSocketPeer:
         ``send_all``, the reply stuck behind a full queue): past the timeout the connection is
         dropped, so it cannot outlive the client's close."""
         with trio.move_on_after(self._close_timeout):
+            self._writer_idle = False
             await self._out_send.send(reply)
             await self._done.wait()
             return
@@ -835,8 +842,17 @@ class WebSocketPeer:
         (fewer syscalls and wakeups on both ends); with faults on, one frame at a time."""
         batch_limit = 1 if self._faults is not None else WRITE_BATCH
         receive_nowait = self._out_recv.receive_nowait
+        receive = self._out_recv.receive
         try:
-            async for first in self._out_recv:
+            while True:
+                try:
+                    first = receive_nowait()
+                except trio.WouldBlock:
+                    self._writer_idle = True
+                    try:
+                        first = await receive()
+                    finally:
+                        self._writer_idle = False
                 batch = [first]
                 while len(batch) < batch_limit:
                     try:
@@ -870,6 +886,8 @@ class WebSocketPeer:
                     raw, self._pending = self._pending, b""  # the reader's, queued meanwhile
                 if finished:
                     self._done.set()
+        except trio.EndOfChannel:
+            pass
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._transport_gone()
 
