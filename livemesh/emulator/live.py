@@ -12,9 +12,12 @@ import json
 import logging
 import math
 from collections import deque
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
+import orjson
+import pybase64
 import trio
 
 from livemesh import wire
@@ -44,6 +47,50 @@ _TURN_COMPLETE: Final = wire.encode_server(
 _GENERATION_COMPLETE: Final = wire.encode_server(
     wire.ServerMessage(server_content=wire.ServerContent(generation_complete=True))
 )
+
+
+_AUDIO_HEAD: Final = b'{"realtimeInput":{"audio":{"data":"'
+_AUDIO_MID: Final = b'","mimeType":"'
+_AUDIO_TAIL: Final = b'"}}}'
+
+
+def _audio_chunk(raw: bytes, max_size: int) -> wire.ClientMessage | None:
+    """The message if ``raw`` is, byte for byte, the realtime audio chunk livemesh's encoder
+    writes (``{"realtimeInput":{"audio":{"data":"<base64>","mimeType":"<type>"}}}``, no spaces,
+    this key order); None for anything else, which goes through ``wire.decode_client``.
+
+    Why: it is most of a live session's input, and decoding it was 11 % of the emulator's busy
+    time in the live audio bench (JSON parse of 4.3 KB, then the codec's structuring); here it
+    is a prefix test, one ``find`` and the base64 decode. Equivalent where it answers: the data
+    is strict standard base64 (no quote or backslash can hide in it), the MIME type holds no
+    quote (so nothing follows it but the fixed tail) and is read as a JSON string; URL-safe or
+    unpadded base64, escapes, spaces or other keys all take the codec's path."""
+    if len(raw) > max_size or not raw.startswith(_AUDIO_HEAD) or not raw.endswith(_AUDIO_TAIL):
+        return None
+    end = raw.find(b'"', len(_AUDIO_HEAD))
+    if end < 0 or not raw.startswith(_AUDIO_MID, end):
+        return None
+    mime = _json_string(raw[end + len(_AUDIO_MID) : len(raw) - len(_AUDIO_TAIL)])
+    if mime is None or (end - len(_AUDIO_HEAD)) % 4:
+        return None
+    try:
+        pcm = pybase64.b64decode(memoryview(raw)[len(_AUDIO_HEAD) : end], validate=True)
+    except ValueError:  # binascii.Error is one
+        return None
+    return wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=wire.Blob(data=pcm, mime_type=mime)))
+
+
+@lru_cache(maxsize=16)
+def _json_string(body: bytes) -> str | None:
+    """``body`` read as the inside of a JSON string without quotes or escapes (None otherwise).
+    Cached: a session streams one MIME type."""
+    if b'"' in body or b"\\" in body:
+        return None
+    try:
+        value = orjson.loads(b'"' + body + b'"')
+    except orjson.JSONDecodeError:
+        return None  # control characters, invalid UTF-8
+    return value if type(value) is str else None
 
 
 @attrs.define(eq=False)
@@ -333,11 +380,13 @@ class LiveConnection:
                 raw = await self.peer.receive()
             except ConnectionEnded:
                 return
-            try:
-                message = wire.decode_client(raw, max_size=max_size)
-            except DecodeError:
-                await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
-                return
+            message = _audio_chunk(raw, max_size)
+            if message is None:
+                try:
+                    message = wire.decode_client(raw, max_size=max_size)
+                except DecodeError:
+                    await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+                    return
             self._index += 1
             if message.realtime_input is not None:
                 refusal = await self._on_realtime(message.realtime_input)
