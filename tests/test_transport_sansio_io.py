@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -15,7 +15,7 @@ import websockets.frames
 import websockets.protocol
 from websockets.protocol import Protocol, Side, State
 
-from livemesh.errors import AuthError
+from livemesh.errors import AuthError, SessionError
 from livemesh.transport import CloseInfo, ConnectionLostError, TransportOptions
 from livemesh.transport_sansio import SansioConnection, drain_probe, open_connection
 
@@ -168,7 +168,7 @@ async def test_keepalive_pings_an_idle_connection_and_a_pong_keeps_it(
             (ping,) = await peer.read_frames(1)  # one ping per idle interval, answered late
             assert ping.opcode is websockets.frames.Opcode.PING
             await trio.sleep(50)
-            await peer.stream.send_all(_server_frame(0xA, ping.data))
+            await peer.stream.send_all(_server_frame(0xA, bytes(ping.data)))
         assert trio.current_time() - start >= 3 * 20
         await peer.stream.send_all(_server_frame(1, b"hello"))
     assert got == ["hello"]
@@ -323,3 +323,400 @@ async def test_tls_writes_beside_the_stream_arrive_whole_and_in_order() -> None:
         assert [f.data for f in await peer.read_frames(2)] == [b'"a"', b'"b"']
     await trio.aclose_forcefully(server)
     await trio.aclose_forcefully(client)
+
+
+# ----------------------------------------------------------------------------- TLS reads
+#
+# Over TLS the engine reads the socket itself and decrypts with the stream's SSLObject (beside
+# SSLStream.receive_some). The peer here is a hand-driven server SSLObject on a plain socket, so a
+# test decides where records start and end, corrupts them, or asks for a post-handshake message.
+
+
+@pytest.fixture(scope="module")
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts. The server may ask for the client's certificate after the
+    handshake (TLS 1.3 post-handshake auth): the one message OpenSSL answers *while reading*."""
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    ca.configure_trust(server_ctx)
+    server_ctx.verify_mode = ssl.CERT_OPTIONAL
+    server_ctx.post_handshake_auth = True  # so the handshake itself asks for no certificate
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    ca.issue_cert("client.example").configure_cert(client_ctx)
+    client_ctx.post_handshake_auth = True
+    return server_ctx, client_ctx
+
+
+class TlsPeer:
+    """The server end: an ``ssl.SSLObject`` over a plain trio socket, driven by hand."""
+
+    def __init__(self, stream: trio.SocketStream, context: ssl.SSLContext) -> None:
+        self.stream = stream
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.protocol = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
+        self.frames: list[websockets.frames.Frame] = []
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self.stream.send_all(self.outgoing.read())
+                self.incoming.write(await self.stream.receive_some(1 << 16))
+        await self.stream.send_all(self.outgoing.read())  # Finished's answer: the session tickets
+
+    def records(self, data: bytes) -> bytes:
+        """``data`` encrypted, cut into records of at most 16 KiB (plus anything queued before)."""
+        self.tls.write(data)
+        return self.outgoing.read()
+
+    def _plaintext(self) -> bytes:
+        out = b""
+        try:
+            while chunk := self.tls.read(1 << 16):
+                out += chunk
+        except ssl.SSLWantReadError:
+            pass
+        return out
+
+    async def read_some(self) -> None:
+        """One socket read, decrypted and parsed (its frames appended to ``self.frames``)."""
+        data = await self.stream.receive_some(1 << 16)
+        assert data, "the client closed the connection"
+        self.incoming.write(data)
+        self.protocol.receive_data(self._plaintext())
+        self.frames.extend(
+            e for e in self.protocol.events_received() if isinstance(e, websockets.frames.Frame)
+        )
+        self.protocol.data_to_send()
+
+    async def read_frames(self, count: int) -> list[websockets.frames.Frame]:
+        while len(self.frames) < count:
+            await self.read_some()
+        taken, self.frames = self.frames[:count], self.frames[count:]
+        return taken
+
+
+async def tls_pair(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    *,
+    https_compatible: bool = True,
+    handshake: bool = True,
+    small_buffers: bool = False,
+    read_size: int = 1 << 16,
+) -> tuple[SansioConnection, TlsPeer, trio.SSLStream[trio.SocketStream]]:
+    a, b = trio.socket.socketpair()
+    if small_buffers:  # a large write must wait for the peer
+        for sock in (a, b):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client = trio.SSLStream(
+        trio.SocketStream(a), contexts[1], server_hostname="localhost", https_compatible=https_compatible
+    )
+    peer = TlsPeer(trio.SocketStream(b), contexts[0])
+    if handshake:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.do_handshake)
+            nursery.start_soon(peer.handshake)
+    conn = SansioConnection(
+        client,
+        Protocol(Side.CLIENT, state=State.OPEN, max_size=None),
+        options=TransportOptions(receive_buffer_size=read_size),
+        frames=websockets.frames,
+        states=websockets.protocol.State,
+    )
+    return conn, peer, client
+
+
+@pytest.fixture
+def stream_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of ``SSLStream.receive_some`` (the public path the engine reads beside)."""
+    calls: list[int] = []
+    public = trio.SSLStream.receive_some
+
+    async def counting(
+        self: trio.SSLStream[trio.abc.Stream], max_bytes: int | None = None
+    ) -> bytes | bytearray:
+        calls.append(1)
+        return await public(self, max_bytes)
+
+    monkeypatch.setattr(trio.SSLStream, "receive_some", counting)
+    return calls
+
+
+async def test_tls_frames_spanning_many_records_are_read_beside_the_stream(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int]
+) -> None:
+    payloads = [b"a" * 200_000, b"b", b"c" * 70_000, b"d" * 16_379]  # 13 records, 1, 5, one exactly full
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        async with trio.open_nursery() as nursery:  # beyond the socket buffers: sent while read
+            nursery.start_soon(
+                peer.stream.send_all, peer.records(b"".join(_server_frame(1, p) for p in payloads))
+            )
+            got = [await conn.receive() for _ in payloads]
+        assert got == [p.decode() for p in payloads]
+        assert stream_reads == []  # every read went beside SSLStream.receive_some
+        await conn.send(b'"reply"')  # and writes still encrypt in step with the reads' SSLObject
+        assert [f.data for f in await peer.read_frames(1)] == [b'"reply"']
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def test_one_tls_read_decrypts_every_record_it_brought(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 60 KB frame is four records that one socket read brings: one read hands it out (the
+    stream's own read returns one record per call: four reads and scheduling rounds)."""
+    reads: list[int] = []
+    read_once = SansioConnection._read_once
+
+    async def counting(self: SansioConnection, deadline: float = float("inf")) -> bool:
+        reads.append(1)
+        return await read_once(self, deadline)
+
+    monkeypatch.setattr(SansioConnection, "_read_once", counting)
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        await peer.stream.send_all(peer.records(_server_frame(1, b"r" * 60_000)))
+        assert await conn.receive() == "r" * 60_000
+        assert reads == [1]
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+@pytest.mark.parametrize(
+    "cut", [3, 5, 4000, -1], ids=["in-header", "after-header", "mid-record", "last-byte"]
+)
+async def test_a_tls_record_cut_across_reads_waits_for_its_rest(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int], cut: int
+) -> None:
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        records = peer.records(_server_frame(1, b"x" * 10_000) + _server_frame(1, b"second"))
+        got: list[bytes | str] = []
+
+        async def receive_two() -> None:
+            got.append(await conn.receive())
+            got.append(await conn.receive())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_two)
+            await peer.stream.send_all(records[:cut])
+            await trio.testing.wait_all_tasks_blocked()  # the reader has the head, waits for the rest
+            assert got == []
+            await peer.stream.send_all(records[cut:])
+        assert got == ["x" * 10_000, "second"]
+        assert stream_reads == []
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+def _corrupt(records: bytes) -> bytes:
+    """The first record with a byte of its ciphertext flipped (its MAC fails)."""
+    return records[:20] + bytes([records[20] ^ 0xFF]) + records[21:]
+
+
+# (ending, https_compatible) -> (close code, the stream broken afterwards, connection aborted)
+_ENDINGS = {
+    ("close_notify", True): (1006, False, False),
+    ("eof", True): (1006, True, False),  # https_compatible: EOF without close_notify is an EOF
+    ("eof", False): (1006, True, True),  # else SSLStream raises BrokenResourceError
+    ("truncated", True): (1006, True, False),
+    ("corrupt", True): (1006, True, True),
+    ("close-frame", True): (1000, False, False),
+}
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "through-SSLStream"])
+@pytest.mark.parametrize(("ending", "https_compatible"), list(_ENDINGS))
+async def test_tls_endings_come_out_as_through_the_stream(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    stream_reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    direct: bool,
+    ending: str,
+    https_compatible: bool,
+) -> None:
+    """close_notify, EOF without it, a record cut by EOF, a corrupt record, a close frame: the data
+    before them is delivered, then the same close code, stream state and abort either way."""
+    from livemesh.transport_sansio import _TlsInternals
+
+    if not direct:
+        monkeypatch.setattr(_TlsInternals, "can_read_directly", lambda self: False)
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts, https_compatible=https_compatible)
+        data = peer.records(_server_frame(1, b"before"))
+        if ending == "close_notify":
+            with pytest.raises(ssl.SSLWantReadError):
+                peer.tls.unwrap()  # queues close_notify, then would wait for the client's
+            data += peer.outgoing.read()
+        elif ending == "truncated":
+            data += peer.records(_server_frame(1, b"never"))[:-5]
+        elif ending == "corrupt":
+            data += _corrupt(peer.records(_server_frame(1, b"never")))
+        elif ending == "close-frame":
+            data += peer.records(_server_frame(8, (1000).to_bytes(2, "big") + b"bye"))
+        await peer.stream.send_all(data)
+        if ending != "close-frame":
+            await peer.stream.aclose()
+        assert await conn.receive() == "before"
+        with pytest.raises(SessionError) as ended:
+            await conn.receive()
+        code, broken, aborted = _ENDINGS[ending, https_compatible]
+        assert ended.value.code == code
+        assert conn.close_info is not None and conn.close_info.code == code
+        assert (client._state.name == "BROKEN") is broken
+        assert conn._aborted is aborted
+        assert (stream_reads == []) is direct
+    await trio.aclose_forcefully(peer.stream)  # first: the client's close then ends at its EOF
+    await conn.aclose()
+
+
+async def test_tls_reads_go_through_the_stream_while_it_reads_itself(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int]
+) -> None:
+    """While SSLStream holds its transport-read lock (a fallback operation reading: here the test
+    holds it), the engine leaves the socket alone and reads through the stream, which waits."""
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        raw = client.transport_stream.socket
+        got: list[bytes | str] = []
+
+        async def receive_one() -> None:
+            got.append(await conn.receive())
+
+        async with trio.open_nursery() as nursery:
+            async with client._inner_recv_lock:
+                nursery.start_soon(receive_one)
+                await peer.stream.send_all(peer.records(_server_frame(1, b"held")))
+                await trio.testing.wait_all_tasks_blocked()
+                assert got == []  # not read beside the stream: the bytes wait in the kernel
+                assert await raw.recv(1, socket.MSG_PEEK)
+                assert stream_reads == [1]
+        assert got == ["held"]
+        await peer.stream.send_all(peer.records(_server_frame(1, b"free")))
+        assert await conn.receive() == "free"
+        assert stream_reads == [1]  # the lock is free again: beside the stream
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def test_tls_handshake_not_done_goes_through_the_stream_first(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int]
+) -> None:
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts, handshake=False)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.handshake)
+            await conn.send(b'"first"')  # SSLStream.send_all does the handshake
+        await peer.stream.send_all(peer.records(_server_frame(1, b"one")))
+        assert await conn.receive() == "one"
+        reads = len(stream_reads)
+        await peer.stream.send_all(peer.records(_server_frame(1, b"two")))
+        assert await conn.receive() == "two"
+        assert len(stream_reads) == reads  # beside the stream from now on
+        assert [f.data for f in await peer.read_frames(1)] == [b'"first"']
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def test_tls_answers_written_while_reading_leave_before_the_next_read(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int]
+) -> None:
+    """A post-handshake CertificateRequest is answered by the client's SSLObject while it reads:
+    the answer leaves at once, though the client writes nothing of its own."""
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        assert peer.tls.getpeercert() is None
+        peer.tls.verify_client_post_handshake()
+        await peer.stream.send_all(peer.records(_server_frame(1, b"hello")))
+        assert await conn.receive() == "hello"
+        while not peer.tls.getpeercert():
+            await peer.read_some()  # fails on time-out if the answer stayed in the client
+        assert stream_reads == []
+        await conn.send(b'"after"')
+        assert [f.data for f in await peer.read_frames(1)] == [b'"after"']
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def test_tls_answers_written_while_reading_queue_behind_a_write_in_flight(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """The reader's answer waits for the stream's write lock: a write in flight finishes its
+    records first (else the answer would land inside a record and the peer's decryption fail)."""
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts, small_buffers=True)
+        big = b'"' + b"w" * 300_000 + b'"'
+        got: list[bytes | str] = []
+
+        async def receive_one() -> None:
+            got.append(await conn.receive())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, big)
+            await trio.testing.wait_all_tasks_blocked()  # part written, waits for the peer
+            peer.tls.verify_client_post_handshake()
+            await peer.stream.send_all(peer.records(_server_frame(1, b"hello")))
+            nursery.start_soon(receive_one)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []  # decrypted, but its answer waits behind the write
+            assert [f.data for f in await peer.read_frames(1)] == [big]
+        assert got == ["hello"]
+        while not peer.tls.getpeercert():
+            await peer.read_some()
+        await conn.send(b'"after"')
+        assert [f.data for f in await peer.read_frames(1)] == [b'"after"']
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def test_tls_keepalive_bounds_a_waiting_read(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    stream_reads: list[int],
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    conn, peer, client = await tls_pair(tls_contexts)
+    conn.set_keepalive(interval=20, pong_timeout=60)
+    got: list[bytes | str] = []
+    start = trio.current_time()
+
+    async def receive_one() -> None:
+        got.append(await conn.receive())
+
+    with trio.fail_after(500):  # virtual seconds: a read the keepalive does not bound fails here
+        await _keepalive_rounds(conn, peer, receive_one, got, start)
+    assert stream_reads == []
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+async def _keepalive_rounds(
+    conn: SansioConnection,
+    peer: TlsPeer,
+    receive_one: Callable[[], Awaitable[None]],
+    got: list[bytes | str],
+    start: float,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive_one)
+        (ping,) = await peer.read_frames(1)  # after 20 s of silence
+        assert ping.opcode is websockets.frames.Opcode.PING
+        assert trio.current_time() - start == pytest.approx(20)
+        await trio.sleep(50)  # a late pong still counts
+        await peer.stream.send_all(
+            peer.records(_server_frame(0xA, bytes(ping.data)) + _server_frame(1, b"hi"))
+        )
+    assert got == ["hi"]
+    start = trio.current_time()
+    with pytest.raises(ConnectionLostError, match="keepalive") as lost:
+        await conn.receive()
+    assert lost.value.code == 1011
+    assert trio.current_time() - start == pytest.approx(80)

@@ -7,11 +7,11 @@ Tasks (all in nurseries the caller can see)::
       tool calls     one task per call, each in its own cancel scope
     connection manager (the body of Session.run): connect, setup, serve, move, retry
       connection nursery (one per WebSocket)
-        reader     frames -> decode -> bookkeeping -> callbacks -> inbox channel -> async for
-        writer     replay queue, tool answers, send queue -> the socket (one writer = ordering)
+        reader     frames -> decode -> bookkeeping -> callbacks -> inbox -> async for
+        writer     replay queue, tool answers, send queue -> the socket (one writer = ordering),
+                   with a ping after bursts, user turns and a move's hold (ledger.BurstProofs)
         mover      waits for goAway / the connection's age / rotate() / close, then leaves cleanly
         keepalive  pings when idle (only where the engine cannot do it within receive)
-        fences     a ping after a burst or a user turn, while its pong is awaited (ledger.BurstProofs)
 
 Senders append to the send queue themselves (bounded: a full queue blocks them, in order). How
 and when a session moves is in :mod:`livemesh.session.moving`; which sent messages a handle
@@ -148,6 +148,7 @@ class Session(Moves):
         self._replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
         # bursts and user turns proven consumed by a ping (Gemini API; Vertex has exact indices)
         self._proofs = BurstProofs(enabled=not config.transparent)
+        self._fence_result: Callable[[bytes], int | None] | None = None
         self._counters = SessionCounters()
 
         self._handle: str | None = config.resume_handle
@@ -187,6 +188,11 @@ class Session(Moves):
         self._evidence_index = -1  # every message up to this index is known consumed (this connection)
         self._voiced = False  # audio went out since the last turnComplete, with the server's VAD on
         self._sure_triggers: list[int] = []  # indices of user turns sent whose turnComplete is owed
+        # The answer text of the turn in progress while a user turn's answer is owed (model text,
+        # else the output transcription): kept with that turn in the replay log once complete.
+        self._answer_text: list[str] | None = None
+        self._answer_heard: list[str] | None = None
+        self._turn_called = False  # the turn in progress made a tool call: its answer is not plain text
         self._rx_seq = 0  # server messages received so far (all connections): orders evidence
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
         self._unresumable_seq = -1  # _rx_seq of the newest "not resumable" update
@@ -636,8 +642,8 @@ class Session(Moves):
             with epoch.scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
-                    nursery.start_soon(self._guard, epoch, self._writer(conn, epoch, nursery))
-                    nursery.start_soon(self._guard, epoch, self._mover(epoch, conn, connected_at))
+                    nursery.start_soon(self._guard, epoch, self._writer(conn))
+                    nursery.start_soon(self._guard, epoch, self._mover(epoch, connected_at))
                     # The sans-I/O engine keeps the connection alive from within the reader's
                     # receive: no keepalive task (~3 KB per idle session).
                     set_keepalive = getattr(conn, "set_keepalive", None)
@@ -702,6 +708,8 @@ class Session(Moves):
         self._answer_indices = []
         self._generating = False
         self._awaiting_reply_since = None
+        self._answer_text = self._answer_heard = None
+        self._turn_called = False
         self._resumable = False
         if self._counters.connections > 1:
             self._counters.reconnects += 1
@@ -717,14 +725,15 @@ class Session(Moves):
         )
         if plan.messages or plan.ambiguous or plan.dropped_void or plan.skipped:
             self._log.info(
-                "replaying %d message(s), %d ambiguous; %d media chunks skipped; %d void answers dropped",
+                "replaying %d message(s), %d ambiguous, %d answered turns as history; %d media chunks "
+                "skipped; %d void answers dropped",
                 len(plan.messages),
                 plan.ambiguous,
+                plan.restored,
                 plan.skipped,
                 plan.dropped_void,
             )
         replay = [encode(m, _answered_ids(m)) for m in plan.messages]
-        self._fence = None
         self._handle_index = -1
         self._leaving = False
         self._proofs.reset()
@@ -735,6 +744,7 @@ class Session(Moves):
         self._counters.replayed += len(plan.messages)
         self._counters.replay_ambiguous += plan.ambiguous
         self._counters.replay_skipped += plan.skipped
+        self._counters.replay_restored += plan.restored
         # Answers queued for calls that are now void must not be sent either.
         if void:
             void_ids = {p.id for p in void}
@@ -791,17 +801,30 @@ class Session(Moves):
         self._notify()  # room in the queue for a waiting sender
         return out
 
-    async def _writer(self, conn: Connection, epoch: Epoch, nursery: trio.Nursery) -> None:
+    async def _writer(self, conn: Connection) -> None:
         # A writer that fell behind sends what queued up meanwhile in one write (one syscall, one
         # scheduling round for the lot) where the engine offers ``send_many`` (sans-I/O).
         send_many: Callable[[list[bytes]], Awaitable[None]] | None = getattr(conn, "send_many", None)
+        # A ping owed after a burst, a user turn or a move's hold (BurstProofs) goes in the same
+        # write as the last messages it follows; the reader reads its pong, nothing waits for it.
+        send_fenced: Callable[[list[bytes]], Awaitable[bytes]] | None = getattr(conn, "send_fenced", None)
         proofs = self._proofs
+        if send_fenced is None:
+            proofs.disable()
         while True:
             out = self._next_to_send()
             if out is None:
-                if proofs.wants_fence():  # caught up after a burst: prove it consumed
-                    nursery.start_soon(self._guard, epoch, self._prove_burst(conn))
-                await self._wait_for(self._has_sendable)
+                if send_fenced is not None and proofs.wants_fence():  # caught up, nothing to carry it
+                    through = self._conn_index
+                    self._sending = True
+                    try:
+                        proofs.fence_sent(await send_fenced([]), through)
+                    finally:
+                        self._sending = False
+                        if self._closing or self._move_reason is not None:
+                            self._notify()
+                    continue
+                await self._wait_for(self._writer_has_work)
                 continue
             batch = [out]
             if send_many is not None:
@@ -823,19 +846,21 @@ class Session(Moves):
                     self._answer_indices.append(self._conn_index)
                 elif not self._manual_vad and item.message.realtime_input is not None:
                     self._voiced = True
-            proofs.writing(
-                first,
-                self._conn_index,
-                burst=len(batch) > 1 or self._has_sendable(),
-                prove=prove,
-            )
+            last = self._conn_index
+            more_waiting = self._has_sendable()
+            proofs.writing(first, last, burst=len(batch) > 1 or more_waiting, prove=prove)
+            # Fence once caught up: a ping after every message of a burst, not after each batch.
+            fence = send_fenced is not None and not more_waiting and proofs.wants_fence()
             self._sending = True
             try:
-                if len(batch) == 1 or send_many is None:
+                if fence:
+                    assert send_fenced is not None
+                    proofs.fence_sent(await send_fenced([item.data for item in batch]), last)
+                elif len(batch) == 1 or send_many is None:
                     await conn.send(out.data)
                 else:
                     await send_many([item.data for item in batch])
-                proofs.written(self._conn_index)
+                proofs.written(last)
             finally:
                 self._sending = False
                 if self._closing or self._move_reason is not None:
@@ -843,15 +868,8 @@ class Session(Moves):
             self._counters.messages_out += len(batch)
             self._counters.bytes_out += sum(len(item.data) for item in batch)
 
-    async def _prove_burst(self, conn: Connection) -> None:
-        """Ping after a burst; a handle read after its pong covers the burst (see BurstProofs)."""
-        proofs = self._proofs
-        while True:
-            through = proofs.fence_sent()
-            index = await conn.fence()
-            proofs.fence_answered(index, through)
-            if not proofs.wants_fence():  # else another burst went out meanwhile
-                return
+    def _writer_has_work(self) -> bool:
+        return self._has_sendable() or self._proofs.wants_fence()
 
     async def _wait_writer_idle(self) -> None:
         with trio.move_on_after(1.0):
@@ -871,6 +889,7 @@ class Session(Moves):
             raise RemoteProtocolError(f"malformed server frame: {exc.reason}") from None
 
     async def _reader(self, conn: Connection, last_activity: list[float]) -> None:
+        self._fence_result = getattr(conn, "fence_result", None)  # the pongs of the writer's fences
         if self._stash is not None:
             stashed = self._stash
             try:
@@ -943,6 +962,17 @@ class Session(Moves):
         if content is not None:
             if content.model_turn is not None:
                 self._generating = True
+                if self._sure_triggers:
+                    for part in content.model_turn.parts or ():
+                        if part.text and not part.thought:
+                            if self._answer_text is None:
+                                self._answer_text = []
+                            self._answer_text.append(part.text)
+            heard = content.output_transcription
+            if heard is not None and heard.text and self._sure_triggers:
+                if self._answer_heard is None:
+                    self._answer_heard = []
+                self._answer_heard.append(heard.text)
             if content.interrupted:
                 self._counters.interruptions += 1
                 self._on_interrupted()
@@ -955,6 +985,10 @@ class Session(Moves):
                     # may be that turn's end, the trigger still unread (taking it as evidence
                     # lost every message up to a trigger sent in a burst after a move).
                     self._evidence_index = max(self._evidence_index, self._triggers[0], *self._answer_indices)
+                    if self._sure_triggers == self._triggers and not self._turn_called:
+                        self._keep_answer(self._triggers[0])
+                self._answer_text = self._answer_heard = None
+                self._turn_called = False
                 self._voiced = False
                 self._triggers.clear()
                 self._sure_triggers.clear()
@@ -980,6 +1014,7 @@ class Session(Moves):
             self._notify()
         if message.tool_call is not None:
             self._generating = True
+            self._turn_called = True
             self._on_tool_call(message.tool_call, now)
         if message.tool_call_cancellation is not None:
             ids = message.tool_call_cancellation.ids or []
@@ -1045,6 +1080,8 @@ class Session(Moves):
                 self._replay.covered_through_index(int(index or 0))
             else:
                 before = len(self._replay)
+                if self._fence_result is not None:
+                    self._proofs.poll(self._fence_result)
                 proven = self._proofs.on_handle(self._rx_index)
                 self._replay.covered_through_index(max(self._evidence_index, proven))
                 owed = self._sure_triggers + self._answer_indices
@@ -1067,6 +1104,14 @@ class Session(Moves):
                     self._counters.callback_errors += 1
                     self._log.warning("handle hook raised %s", type(exc).__name__)
         self._notify()
+
+    def _keep_answer(self, index: int) -> None:
+        """The user turn sent as message ``index`` was answered (the user saw it): note the
+        answer with it, so a move that must replay the turn replays it as history instead of
+        having it answered again (see ReplayLog.answered)."""
+        text = "".join(self._answer_text or self._answer_heard or ())
+        parts = [wire.Part(text=text)] if text else []
+        self._replay.answered(index, wire.Content(role="model", parts=parts))
 
     def _settle(self) -> float:
         policy = self.config.rotation

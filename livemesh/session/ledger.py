@@ -28,7 +28,8 @@ issued them): their tools are cancelled and their answers dropped.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Final
 
 import attrs
 import trio
@@ -36,6 +37,10 @@ import trio
 from livemesh import wire
 
 __all__ = ["BurstProofs", "PendingCall", "ReplayEntry", "ReplayLog", "ReplayPlan", "ToolLedger"]
+
+_MAX_FENCES: Final = 64
+"""Unanswered fence pings (and unused proofs) kept per connection, as the engine keeps (a peer
+that answers no pings must not grow them; a later ping covers everything an older one did)."""
 
 
 # ----------------------------------------------------------------------------- tool calls
@@ -160,6 +165,8 @@ class ReplayEntry:
     """Index on its connection, as the server counts for ``lastConsumedClientMessageIndex``."""
     sent_at: float
     size: int
+    answer: wire.Content | None = None
+    """A user turn whose answer the user already saw: that answer (see :meth:`ReplayLog.answered`)."""
 
 
 @attrs.frozen
@@ -173,6 +180,9 @@ class ReplayPlan:
     """Tool responses not replayed because their calls are void after the resume."""
     skipped: int = 0
     """Media chunks not replayed because they were most likely covered (may be lost)."""
+    restored: int = 0
+    """User turns the user had already seen answered, replayed as history with that answer and
+    ``turnComplete: false``, so the model does not answer them a second time."""
 
 
 class ReplayLog:
@@ -201,6 +211,18 @@ class ReplayLog:
             old = self._entries.popleft()
             self._bytes -= old.size
             self.overflow += 1
+
+    def answered(self, index: int, answer: wire.Content) -> None:
+        """The user turn logged at ``index`` was answered with ``answer``, delivered to the user.
+        If no handle covers it before a move, it is replayed as history (turn + answer, no
+        ``turnComplete``): the resumed context gets both and the model does not answer it again
+        (after a drop right behind a ``turnComplete`` the handle that follows it is lost)."""
+        for entry in reversed(self._entries):
+            if entry.index == index:
+                entry.answer = answer
+                return
+            if entry.index < index:
+                return
 
     def covered_through_index(self, index: int) -> None:
         """Vertex transparent: the server consumed every message up to ``index``."""
@@ -277,6 +299,7 @@ class ReplayLog:
         ambiguous = 0
         skipped = 0
         dropped = 0
+        restored = 0
         received = self._handle_received_at
         arrived = self._handle_arrived_at
         for entry in self._entries:
@@ -299,9 +322,30 @@ class ReplayLog:
                     skipped += 1
                     continue
                 ambiguous += 1
+            if entry.answer is not None and message.client_content is not None:
+                history = [
+                    *(message.client_content.turns or ()),
+                    *([entry.answer] if entry.answer.parts else []),
+                ]
+                message = wire.ClientMessage(
+                    client_content=wire.ClientContent(turns=history, turn_complete=False)
+                )
+                restored += 1
             keep.append(message)
         self.clear()
-        return ReplayPlan(messages=tuple(keep), ambiguous=ambiguous, dropped_void=dropped, skipped=skipped)
+        return ReplayPlan(
+            messages=tuple(keep),
+            ambiguous=ambiguous,
+            dropped_void=dropped,
+            skipped=skipped,
+            restored=restored,
+        )
+
+
+def _as_history(content: wire.ClientContent, answer: wire.Content) -> wire.ClientMessage:
+    """A user turn and the answer the user saw, appended as history: no turn is generated."""
+    turns = [*(content.turns or ()), *([answer] if answer.parts else [])]
+    return wire.ClientMessage(client_content=wire.ClientContent(turns=turns, turn_complete=False))
 
 
 def _is_media(message: wire.ClientMessage) -> bool:
@@ -310,26 +354,28 @@ def _is_media(message: wire.ClientMessage) -> bool:
 
 
 class BurstProofs:
-    """Which messages sent in bursts are proven consumed (Gemini API; one connection's indices).
+    """Which messages are proven consumed by a handle (Gemini API; one connection's indices).
 
     A message is in a burst when the writer sent it with more waiting behind it. Timing must not
     trim a burst (or anything after it, which queued behind it at the server): ``unproven_from``
-    is the first index it must stop at. Once the writer has caught up it pings
-    (:meth:`fence_sent`, one ping in flight at most); where the server answers a ping in order
-    with consuming what came before it (the emulator does), a handle read after that ping's pong
-    covers every message sent before the ping (:meth:`on_handle`). An engine that cannot fence
-    (its ``fence()`` returns ``None``) turns this off: timing alone then, as before. A user turn
-    gets a ping too (``writing(prove=True)``), without blocking timing: its proof trims it exactly.
+    is the first index it must stop at. The writer sends a ping after a burst once it has caught
+    up, after a user turn (``writing(prove=True)``: timing leaves a turn to be replayed, and
+    answered twice, on a move), and when a move holding input asks (:meth:`request_fence`); the
+    ping goes in the same write as the last messages it follows (:meth:`fence_sent`). Where the
+    server answers a ping in order with consuming what came before it (the emulator does), a
+    handle read after that ping's pong covers every message sent before the ping
+    (:meth:`on_handle`, after :meth:`poll` has collected the pongs the connection read). An
+    engine that cannot fence (no ``send_fenced``) turns this off (:meth:`disable`): timing alone.
     """
 
     __slots__ = (
         "_burst_end",
         "_fence_wanted",
         "_fenced_through",
+        "_in_flight",
         "_proofs",
         "_sent_through",
         "enabled",
-        "fencing",
         "unproven_from",
     )
 
@@ -337,20 +383,24 @@ class BurstProofs:
         self.enabled = enabled
         self.unproven_from: int | None = None
         """The first index timing must not trim at (``None``: no unproven burst)."""
-        self.fencing = False
-        """A ping for a burst is in flight."""
         self._burst_end = -1
         self._fence_wanted = -1  # the newest message a ping should follow (a burst's end, a user turn)
         self._sent_through = -1
         self._fenced_through = -1
+        self._in_flight: list[tuple[bytes, int]] = []  # (ping token, covered through), oldest first
         self._proofs: list[tuple[int, int]] = []  # (frames received before the pong, covered through)
 
     def reset(self) -> None:
         """A new connection: its indices start again at 0 (the engine's fences are per connection)."""
         self.unproven_from = None
-        self.fencing = False
         self._burst_end = self._fence_wanted = self._sent_through = self._fenced_through = -1
+        self._in_flight.clear()
         self._proofs.clear()
+
+    def disable(self) -> None:
+        """The engine cannot fence: timing alone decides, as before bursts were told apart."""
+        self.enabled = False
+        self.reset()
 
     def writing(self, first: int, last: int, *, burst: bool, prove: bool = False) -> None:
         """Messages ``first..last`` are about to be written (before the write: a handle read during
@@ -369,23 +419,40 @@ class BurstProofs:
     def written(self, last: int) -> None:
         self._sent_through = last
 
+    def request_fence(self) -> None:
+        """Everything written so far should be proven (a move holding input: a handle after this
+        ping's pong makes the move exact, where timing cannot judge a reader far behind)."""
+        self._fence_wanted = max(self._fence_wanted, self._sent_through)
+
     def wants_fence(self) -> bool:
-        return self.enabled and not self.fencing and self._fence_wanted > self._fenced_through
+        """A ping is owed after the newest messages (a burst's end, a user turn, a move's request)."""
+        return self.enabled and self._fence_wanted > self._fenced_through
 
-    def fence_sent(self) -> int:
-        """A ping is being sent after every message written so far; returns what it covers."""
-        self.fencing = True
-        self._fenced_through = self._sent_through
-        return self._sent_through
+    def fence_sent(self, token: bytes, through: int) -> None:
+        """A ping (``token``) was written after messages up to ``through``."""
+        self._fenced_through = through
+        flight = self._in_flight
+        flight.append((token, through))
+        if len(flight) > _MAX_FENCES:  # a peer that answers no pings (the engine forgets them too)
+            del flight[0]
 
-    def fence_answered(self, pong_index: int | None, through: int) -> None:
-        """The ping's pong came back after ``pong_index`` data frames (``None``: cannot fence)."""
-        self.fencing = False
-        if pong_index is None:
-            self.enabled = False
-            self.unproven_from = None
+    def poll(self, result: Callable[[bytes], int | None]) -> None:
+        """Collect the pongs read so far: ``result(token)`` is the number of frames received
+        before that ping's pong (the connection's ``fence_result``), ``None`` while unanswered."""
+        flight = self._in_flight
+        if not flight:
             return
-        self._proofs.append((pong_index, through))
+        newest = -1
+        for position, (token, through) in enumerate(flight):
+            index = result(token)
+            if index is not None:
+                self._proofs.append((index, through))
+                newest = position
+        if newest >= 0:
+            # Pongs come in order: an older ping still unanswered never will be (forgotten).
+            del flight[: newest + 1]
+            if len(self._proofs) > _MAX_FENCES:
+                del self._proofs[: len(self._proofs) - _MAX_FENCES]
 
     def on_handle(self, received_index: int) -> int:
         """A resumable handle was read as frame ``received_index``: the highest message index it

@@ -59,6 +59,10 @@ class SessionMetrics:
     """Video frames the user sent (``send_realtime_input(video=...)``), replays not counted."""
     holds_released: int = 0
     """Planned moves that let held input through because the user started speaking (Gemini API)."""
+    replay_restored: int = 0
+    """User turns replayed as history with the answer the user had seen (``turnComplete: false``):
+    no handle covered them (e.g. a drop right behind their ``turnComplete``), and replaying them as
+    new turns would have had them answered twice."""
 
     @property
     def tool_latency_mean_s(self) -> float:
@@ -98,6 +102,7 @@ class SessionCounters:
     max_move_stall_s: float = 0.0
     video_frames: int = 0
     holds_released: int = 0
+    replay_restored: int = 0
 
     def tool_done(self, latency: float) -> None:
         self.tool_latency_total_s += latency

@@ -7,7 +7,7 @@ A *move* ends one connection and resumes on the next with the newest resumable h
   after the newest ``turnComplete`` (a resumed context is the snapshot of the handle used, so a
   turn the user saw answered must be in it: replaying its trigger answers it twice, dropping it
   loses it) and, on the Gemini API, leaving no logged message ambiguous (by timing, or proven by a
-  handle that follows the pong of a ping sent once input was held). Waits past
+  handle that follows the pong of a ping the writer sends once input is held: ``BurstProofs``). Waits past
   ``handle_timeout_s`` (up to the connection's own deadline) while a turn is in flight or its
   handle is owed. Then close with 1000, resume, replay what the handle does not cover, release the
   held input;
@@ -30,11 +30,10 @@ import attrs
 import trio
 
 from livemesh.errors import LivemeshError
-from livemesh.transport import Connection
 
 if TYPE_CHECKING:
     from livemesh.session.config import SessionConfig
-    from livemesh.session.ledger import ReplayLog, ToolLedger
+    from livemesh.session.ledger import BurstProofs, ReplayLog, ToolLedger
     from livemesh.session.metrics import SessionCounters
 
 __all__ = ["Epoch", "Moves"]
@@ -91,7 +90,7 @@ class Moves:
         _changed: trio.Event
         _conn_deadline: float
         _final_scope: tuple[trio.CancelScope, float] | None
-        _fence: tuple[int, float] | None
+        _proofs: BurstProofs
         _leaving: bool
 
         @property
@@ -115,7 +114,7 @@ class Moves:
         self._move_wanted.set()
         self._notify()
 
-    async def _mover(self, epoch: Epoch, conn: Connection, connected_at: float) -> None:
+    async def _mover(self, epoch: Epoch, connected_at: float) -> None:
         """Wait for a reason to leave this connection (a request, or the connection's age: the
         lifetime timer lives here rather than in a task of its own, ~2-3 KB per idle session),
         then leave at the right moment."""
@@ -141,7 +140,7 @@ class Moves:
             with trio.CancelScope(deadline=self._final_at(start)) as final:
                 self._final_scope = (final, start)
                 try:
-                    hold_at = await self._ready_to_move(start, conn)
+                    hold_at = await self._ready_to_move(start)
                 finally:
                     self._final_scope = None
             forced = final.cancelled_caught
@@ -149,8 +148,6 @@ class Moves:
                 self._log.debug("the connection's end is near: moving with the newest handle as it is")
                 self._hold_planned = True
                 self._notify()
-            elif self._handle_fits_move() and self._fits_by_fence():
-                self._replay.clear()  # the handle came after the fence: it covers every logged message
         if self._closing:
             await self._flush_for_close()
             epoch.finish("close")
@@ -160,13 +157,12 @@ class Moves:
         await self._wait_writer_idle()
         self._counters.rotations += 1
         self._log.debug(
-            "hold at %.4f, newest handle received at %.4f (arrived %.4f, frame %d, fence %s), "
+            "hold at %.4f, newest handle received at %.4f (arrived %.4f, frame %d), "
             "%d logged (newest sent at %.4f), forced: %s",
             hold_at,
             self._handle_received_at,
             self._handle_arrived_at,
             self._handle_index,
-            self._fence,
             len(self._replay),
             self._replay.newest_sent_at(),
             forced,
@@ -174,22 +170,18 @@ class Moves:
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
 
-    async def _ready_to_move(self, start: float, conn: Connection) -> float:
+    async def _ready_to_move(self, start: float) -> float:
         """Hold input at a quiet point and wait for a handle that makes the move exact; return
         when the move can leave (or the session closes) with the time input was last held.
         The caller bounds this by the connection's end (see :meth:`_final_at`)."""
-        self._fence = None
-        async with trio.open_nursery() as nursery:  # for the fence ping (_fence_input) only
-            hold_at = await self._hold_until_ready(start, conn, nursery)
-            # Decided: from here no handle may replace the one judged (closing the nursery below
-            # is a checkpoint at which the reader could take a newer one; see _leaving).
-            self._leaving = not self._closing
-            nursery.cancel_scope.cancel()
+        hold_at = await self._hold_until_ready(start)
+        # Decided: from here no handle may replace the one judged (see _leaving).
+        self._leaving = not self._closing
         return hold_at
 
-    async def _hold_until_ready(self, start: float, conn: Connection, nursery: trio.Nursery) -> float:
+    async def _hold_until_ready(self, start: float) -> float:
         policy = self.config.rotation
-        fencing: trio.CancelScope | None = None
+        fenced = False
         deadline = self._move_deadline
         reserve = 0.0 if deadline is None else self._reserve(deadline, start)
         limit = start + policy.quiet_timeout_s
@@ -205,9 +197,14 @@ class Moves:
             self._notify()
             if self._handle_fits_move():
                 return hold_at
-            if not self.config.transparent and fencing is None:
-                fencing = trio.CancelScope()
-                nursery.start_soon(self._fence_input, conn, fencing)
+            if not fenced:
+                # Ping after everything sent so far (the writer, now idle, sends it): a handle
+                # read after its pong covers all of it, exactly, where timing cannot judge a
+                # reader far behind a busy socket. The service's pongs can take seconds; the
+                # move does not wait for this.
+                fenced = True
+                self._proofs.request_fence()
+                self._notify()
             # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
             # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
             settle = 0.0 if self.config.transparent else self._settle()
@@ -226,9 +223,7 @@ class Moves:
                 # input, and no handle comes until it has. Let it through, wait for its end (the
                 # model then answers, with input held, and a handle follows the turn), look again.
                 self._log.debug("the user is speaking: held input let through until the utterance ends")
-                if fencing is not None:
-                    fencing.cancel()  # input sent from now on is not before its ping
-                    fencing = None
+                fenced = False  # input let through now is not before that ping: another one
                 self._hold_planned = False
                 self._notify()
                 self._counters.holds_released += 1
@@ -250,30 +245,6 @@ class Moves:
                 deadline,
             )
             return hold_at
-
-    async def _fence_input(self, conn: Connection, scope: trio.CancelScope) -> None:
-        """Ping once input is held and note where its pong fell among the server's frames.
-
-        A handle that arrives after that pong, where the server answers pings in order with
-        consuming what came before them (the emulator does), was issued after the server consumed
-        everything sent before the ping: the move is exact without judging by time (which a
-        reader far behind a busy socket cannot do). The service's pongs can take seconds; the move
-        does not wait for this.
-        """
-        with scope:
-            sent = trio.current_time()
-            index = await conn.fence()
-            if index is None:
-                return
-            self._fence = (index, sent)
-            self._notify()
-
-    def _fits_by_fence(self) -> bool:
-        """The newest handle arrived after the pong of a ping sent after every logged message."""
-        fence = self._fence
-        if fence is None:
-            return False
-        return self._handle_index >= fence[0] and self._replay.newest_sent_at() <= fence[1]
 
     def _final_at(self, start: float) -> float:
         """When a move started at ``start`` must leave: the connection's end (the goAway deadline,
@@ -354,4 +325,6 @@ class Moves:
             return False  # no handle covers a turn still in flight (its turnComplete comes first)
         if self.config.transparent:
             return True
-        return self._replay.ambiguous(self._handle_received_at) == 0 or self._fits_by_fence()
+        # (a handle read after the pong of the ping sent once input was held has trimmed the log
+        # of everything sent before it: see BurstProofs.request_fence)
+        return self._replay.ambiguous(self._handle_received_at) == 0

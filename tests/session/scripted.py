@@ -35,6 +35,8 @@ class ScriptedConnection:
         """Answer fence pings at once, after every frame pushed so far (a server that consumed all
         it was sent); False: never (a service whose pongs are slow)."""
         self._pushed = 0
+        self.fences_sent: list[bytes] = []
+        self._pongs: dict[bytes, int] = {}
 
     # ------------------------------------------------------------ the session's side (Connection)
 
@@ -60,10 +62,19 @@ class ScriptedConnection:
     async def ping(self) -> None:
         return None
 
-    async def fence(self) -> int | None:
-        if not self.answer_pings:
-            await trio.sleep_forever()
-        return self._pushed
+    async def send_fenced(self, frames: list[bytes]) -> bytes:
+        """The frames, then a fence ping (``SansioConnection.send_fenced``): answered at once,
+        after every frame pushed so far, or never (``answer_pings``)."""
+        for data in frames:
+            await self.send(data)
+        token = b"fence-%d" % len(self.fences_sent)
+        self.fences_sent.append(token)
+        if self.answer_pings:
+            self._pongs[token] = self._pushed
+        return token
+
+    def fence_result(self, token: bytes) -> int | None:
+        return self._pongs.pop(token, None)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         if self.closed is None:

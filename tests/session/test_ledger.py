@@ -99,23 +99,35 @@ def audio(i: int) -> wire.ClientMessage:
     return wire.ClientMessage(realtime_input=wire.audio_input(bytes([i]) * 3200))
 
 
+class Pongs:
+    """The engine's side of fences: ``result`` as ``SansioConnection.fence_result`` (answered
+    pongs are handed out once)."""
+
+    def __init__(self) -> None:
+        self.answered: dict[bytes, int] = {}
+
+    def result(self, token: bytes) -> int | None:
+        return self.answered.pop(token, None)
+
+
 def test_a_burst_is_not_trimmed_by_timing_until_a_handle_follows_its_fence() -> None:
     """Messages 2-4 went out in one burst (a replay after a move). A handle arriving long after
     it is no proof the server had read it: the server may issue handles while still reading a
     burst. Timing trims what came before the burst only; a handle read after the pong of the
     ping sent after the burst covers it."""
-    log, proofs = ReplayLog(limit_bytes=100_000), BurstProofs()
+    log, proofs, pongs = ReplayLog(limit_bytes=100_000), BurstProofs(), Pongs()
     for i in range(2):
         proofs.writing(i, i, burst=False)
         log.append(audio(i), index=i, sent_at=float(i), size=10)
         proofs.written(i)
+    assert not proofs.wants_fence()  # paced messages need no ping
     proofs.writing(2, 4, burst=True)
     for i in range(2, 5):
         log.append(audio(i), index=i, sent_at=2.0, size=10)
     proofs.written(4)
     assert proofs.wants_fence()
-    through = proofs.fence_sent()
-    assert through == 4 and not proofs.wants_fence()  # one ping in flight at most
+    proofs.fence_sent(b"f1", 4)
+    assert not proofs.wants_fence()
     log.covered_before(10.0, settle=1.0, stop_index=proofs.unproven_from)
     assert len(log) == 3  # 0 and 1 trimmed by timing; the burst kept
     plan_log = ReplayLog(limit_bytes=100_000)
@@ -124,8 +136,10 @@ def test_a_burst_is_not_trimmed_by_timing_until_a_handle_follows_its_fence() -> 
     plan_log.covered_before(10.0, settle=1.0, stop_index=2)
     plan = plan_log.plan(void_call_ids=set(), exact=False, likely_lag=1.0, unproven_from=2)
     assert (len(plan.messages), plan.skipped) == (3, 0)  # unproven: replayed, never skipped
+    proofs.poll(pongs.result)
     assert proofs.on_handle(received_index=6) == -1  # no pong yet: proves nothing
-    proofs.fence_answered(7, through)  # the pong came after 7 frames
+    pongs.answered[b"f1"] = 7  # the pong came after 7 frames
+    proofs.poll(pongs.result)
     assert proofs.on_handle(received_index=6) == -1  # a handle read before the pong
     assert proofs.unproven_from == 2
     assert proofs.on_handle(received_index=7) == 4  # read after it: the burst is covered
@@ -134,37 +148,85 @@ def test_a_burst_is_not_trimmed_by_timing_until_a_handle_follows_its_fence() -> 
     assert len(log) == 0
 
 
-def test_a_burst_sent_while_its_fence_is_in_flight_needs_another() -> None:
-    proofs = BurstProofs()
+def test_a_burst_sent_while_a_fence_is_in_flight_gets_its_own() -> None:
+    proofs, pongs = BurstProofs(), Pongs()
     proofs.writing(0, 2, burst=True)
     proofs.written(2)
-    through = proofs.fence_sent()
+    proofs.fence_sent(b"f1", 2)
     proofs.writing(3, 5, burst=True)
     proofs.written(5)
-    assert not proofs.wants_fence()  # the first is still in flight
-    proofs.fence_answered(4, through)
-    assert proofs.wants_fence()
+    assert proofs.wants_fence()  # no need to wait for the first pong
+    proofs.fence_sent(b"f2", 5)
+    pongs.answered[b"f1"] = 4
+    proofs.poll(pongs.result)
     assert proofs.on_handle(received_index=4) == 2
     assert proofs.unproven_from == 3  # the second burst still blocks timing
-    proofs.fence_answered(9, proofs.fence_sent())
+    pongs.answered[b"f2"] = 9
+    proofs.poll(pongs.result)
     assert proofs.on_handle(received_index=9) == 5
     assert proofs.unproven_from is None
+
+
+def test_pongs_come_in_order_so_an_older_unanswered_ping_is_forgotten() -> None:
+    proofs, pongs = BurstProofs(), Pongs()
+    for n in range(3):
+        proofs.writing(n, n, burst=False, prove=True)
+        proofs.written(n)
+        proofs.fence_sent(b"f%d" % n, n)
+    pongs.answered[b"f1"] = 5  # f0 was forgotten by the engine (never answered)
+    proofs.poll(pongs.result)
+    pongs.answered[b"f0"] = 4  # too late: no longer asked for
+    pongs.answered[b"f2"] = 6
+    proofs.poll(pongs.result)
+    assert b"f0" in pongs.answered and not {b"f1", b"f2"} & set(pongs.answered)
+    assert proofs.on_handle(received_index=5) == 1
+    assert proofs.on_handle(received_index=6) == 2
+
+
+def test_a_peer_that_answers_no_pings_grows_nothing() -> None:
+    proofs, pongs = BurstProofs(), Pongs()
+    for n in range(1000):
+        proofs.writing(n, n, burst=False, prove=True)
+        proofs.written(n)
+        proofs.fence_sent(b"f%d" % n, n)
+        proofs.poll(pongs.result)
+    assert len(proofs._in_flight) <= 64
+
+
+def test_a_move_asks_for_a_fence_after_everything_written() -> None:
+    proofs, pongs = BurstProofs(), Pongs()
+    for n in range(3):
+        proofs.writing(n, n, burst=False)
+        proofs.written(n)
+    assert not proofs.wants_fence()
+    proofs.request_fence()
+    assert proofs.wants_fence()
+    proofs.fence_sent(b"m", 2)
+    assert not proofs.wants_fence()
+    proofs.request_fence()  # nothing written since: the ping in flight covers all of it
+    assert not proofs.wants_fence()
+    pongs.answered[b"m"] = 1
+    proofs.poll(pongs.result)
+    assert proofs.on_handle(received_index=1) == 2
 
 
 def test_an_engine_that_cannot_fence_leaves_bursts_to_timing() -> None:
     proofs = BurstProofs()
     proofs.writing(0, 2, burst=True)
     proofs.written(2)
-    proofs.fence_answered(None, proofs.fence_sent())
+    proofs.disable()
     assert proofs.unproven_from is None and not proofs.enabled
     proofs.writing(3, 5, burst=True)
+    proofs.request_fence()
     assert proofs.unproven_from is None and not proofs.wants_fence()
 
 
 def test_a_user_turn_wants_a_fence_but_does_not_block_timing() -> None:
-    proofs = BurstProofs()
+    proofs, pongs = BurstProofs(), Pongs()
     proofs.writing(0, 0, burst=False, prove=True)
     proofs.written(0)
     assert proofs.wants_fence() and proofs.unproven_from is None
-    proofs.fence_answered(3, proofs.fence_sent())
+    proofs.fence_sent(b"t", 0)
+    pongs.answered[b"t"] = 3
+    proofs.poll(pongs.result)
     assert proofs.on_handle(received_index=3) == 0

@@ -495,3 +495,54 @@ async def test_gemini_early_hold_is_released_when_no_handle_follows_the_turn(
         await trio.testing.wait_all_tasks_blocked()
         assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
         assert session.statistics().holds_released == 1
+
+
+async def test_gemini_turn_answered_but_dropped_before_its_handle_is_replayed_as_history(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The user saw "one" answered; the connection dropped before the handle that follows a
+    turnComplete (the README quickstart's race: ``ask`` returns, ``emu.drop()``). The resumed
+    context (h0) lacks the turn, so it must be replayed, but as history with the answer the user
+    saw and no turnComplete: the model must not answer it a second time."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False  # no proof the turn was read, and no handle after it
+        await stage.send_turn("one")
+        await conn1.answer("You said: one")
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)  # the reconnect backoff
+        conn2 = await stage.accept(first_handle="h2")
+        assert resumed_from(conn2) == "h0"
+        replayed = await conn2.expect()
+        content = replayed.client_content
+        assert content is not None and not content.turn_complete
+        turns = [(t.role, "".join(p.text or "" for p in t.parts or [])) for t in content.turns or []]
+        assert turns == [("user", "one"), ("model", "You said: one")]
+        assert session.statistics().replay_restored == 1
+        await session.send_client_content("two")  # later turns are sent as ever
+        assert await _first_client_kind(conn2) == "text:two"
+
+
+async def test_gemini_turn_with_a_tool_call_is_not_replayed_as_history(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A turn whose answer was a tool call and the model's reply to its result is no plain
+    answer: replayed as history it would lose the call; it is replayed as a turn, as before."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False
+        await stage.send_turn("one")
+        await conn1.push(
+            tool_call=wire.ToolCall(function_calls=[wire.FunctionCall(id="c1", name="nobody", args={})])
+        )
+        await conn1.answer("done")
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)
+        conn2 = await stage.accept(first_handle="h2")
+        first = await conn2.expect()
+        assert first.client_content is not None and first.client_content.turn_complete
+        assert session.statistics().replay_restored == 0
