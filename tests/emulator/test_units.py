@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import math
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +14,7 @@ from livemesh.emulator import EmulatorConfig, FaultConfig, model
 from livemesh.emulator.context import Context
 from livemesh.emulator.live import _audio_chunk
 from livemesh.emulator.routing import live_route
-from livemesh.emulator.vad import EnergyVad, pcm_rate
+from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
 from livemesh.errors import DecodeError
 
 
@@ -68,6 +69,71 @@ def test_vad_low_sensitivity_and_odd_chunks() -> None:
     assert [e.kind for e in events] == ["start"]
     end = vad.flush()
     assert end is not None and end.kind == "end"
+
+
+class _ReferenceVad(EnergyVad):
+    """The VAD as first written (a translate per 20 ms frame), kept to check the faster one."""
+
+    def feed(self, data: bytes, rate: int) -> list[VadEvent]:
+        events: list[VadEvent] = []
+        if self.in_speech:
+            self._turn_bytes += len(data)
+        if self._carry:
+            data = self._carry + data
+        usable = len(data) - len(data) % 2
+        self._carry = data[usable:]
+        high = data[1:usable:2]
+        top = self.threshold // 256
+        quiet = bytes(range(top)) + bytes(range(256 - top, 256))
+        if not high.translate(None, quiet) and not self.in_speech:
+            self._loud_ms = 0.0
+            return events
+        step = max(1, rate * 20 // 1000)
+        for start in range(0, len(high), step):
+            frame = high[start : start + step]
+            frame_ms = 1000 * len(frame) / rate
+            if frame.translate(None, quiet):
+                self._quiet_ms = 0.0
+                if self.in_speech:
+                    self._speech_ms += frame_ms
+                else:
+                    self._loud_ms += frame_ms
+                    if self._loud_ms >= self.prefix_ms:
+                        self.in_speech = True
+                        self._speech_ms = self._loud_ms
+                        self._turn_bytes = len(data)
+                        events.append(VadEvent("start"))
+            elif self.in_speech:
+                self._quiet_ms += frame_ms
+                if self._quiet_ms >= self.silence_ms:
+                    events.append(self._end())
+            else:
+                self._loud_ms = 0.0
+        return events
+
+
+@given(
+    chunks=st.lists(
+        st.tuples(st.sampled_from([0, 300, 700, 800, 3000, 9000]), st.integers(1, 2500), st.booleans()),
+        max_size=12,
+    ),
+    rate=st.sampled_from([8_000, 16_000, 24_000, 44_100]),
+    low=st.booleans(),
+)
+def test_vad_decides_as_the_reference(chunks: list[tuple[int, int, bool]], rate: int, low: bool) -> None:
+    """Chunks of tones, silence and halves of each, any length (odd too) and rate: the same
+    events and state as the frame-by-frame reference."""
+    config = wire.AutomaticActivityDetection(
+        start_of_speech_sensitivity=wire.StartSensitivity.LOW if low else None, silence_duration_ms=60
+    )
+    fast, reference = EnergyVad.from_setup(config), _ReferenceVad.from_setup(config)
+    for amplitude, nbytes, split in chunks:
+        data = tone(1000 * nbytes // (2 * rate) + 1, amplitude, rate)[:nbytes]
+        if split:
+            data = data[: nbytes // 2] + bytes(nbytes - nbytes // 2)  # loud, then quiet
+        assert fast.feed(data, rate) == reference.feed(data, rate)
+        assert attrs.asdict(fast) == attrs.asdict(reference)
+    assert fast.flush() == reference.flush()
 
 
 def test_pcm_rate() -> None:
