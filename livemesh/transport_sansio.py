@@ -450,21 +450,23 @@ class SansioConnection:
 
     # ------------------------------------------------------------------------- writing
 
-    async def _write_locked(self) -> None:
-        """Send what the protocol queued; the caller holds the send lock."""
+    async def _write_locked(self, *, whole: bool = False) -> None:
+        """Send what the protocol queued; the caller holds the send lock. ``whole``: finish the
+        write even if the caller is cancelled meanwhile, within ``disconnect_timeout`` (then
+        ``BrokenResourceError``): see :meth:`_send_ping`."""
         data = b"".join(self._protocol.data_to_send())
         if not data:
             return
         try:
             sock = self._sock
             if sock is not None:
-                await self._send_raw(sock, data)
+                await self._send_raw(sock, data, whole)
                 return
             tls = self._tls
             if tls is not None and tls.can_write_directly():
-                await self._send_tls(tls, data)
+                await self._send_tls(tls, data, whole)
                 return
-            await self._stream.send_all(data)
+            await self._send_stream(data, whole)
         except BaseException:
             # Cancelled or failed with bytes possibly on the wire: the frame boundary is lost.
             self._abort()
@@ -472,9 +474,21 @@ class SansioConnection:
                 await trio.aclose_forcefully(self._stream)
             raise
 
-    async def _send_raw(self, sock: socket.socket, data: bytes) -> None:
+    async def _send_stream(self, data: bytes, whole: bool) -> None:
+        """``send_all`` on the stream, shielded and bounded if ``whole``."""
+        if not whole:
+            await self._stream.send_all(data)
+            return
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._disconnect_timeout) as scope:
+            await self._stream.send_all(data)
+        if scope.cancelled_caught:
+            raise trio.BrokenResourceError("write timed out")
+
+    async def _send_raw(self, sock: socket.socket, data: bytes, whole: bool = False) -> None:
         """Write ``data`` on a plain socket directly: a write the kernel takes whole returns with
-        no scheduling round; only a full send buffer waits (for writability, as send_all does)."""
+        no scheduling round; only a full send buffer waits (for writability, as send_all does).
+        ``whole``: that wait is shielded and bounded by ``disconnect_timeout``; a write that
+        needs no wait costs no cancel scope (a shielded one with a deadline cost ~10-17 us)."""
         try:
             sent = sock.send(data)
         except BlockingIOError:
@@ -483,6 +497,16 @@ class SansioConnection:
             self._eager += 1
             return
         self._eager = 0
+        if not whole:
+            await self._send_rest(sock, data, sent)
+            return
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._disconnect_timeout) as scope:
+            await self._send_rest(sock, data, sent)
+        if scope.cancelled_caught:
+            raise trio.BrokenResourceError("write timed out")
+
+    @staticmethod
+    async def _send_rest(sock: socket.socket, data: bytes, sent: int) -> None:
         view = memoryview(data)
         while sent < len(data):
             await trio.lowlevel.wait_writable(sock)
@@ -491,7 +515,7 @@ class SansioConnection:
             except BlockingIOError:
                 pass
 
-    async def _send_tls(self, tls: _TlsInternals, data: bytes) -> None:
+    async def _send_tls(self, tls: _TlsInternals, data: bytes, whole: bool = False) -> None:
         """Encrypt ``data`` with the stream's SSLObject and write the records on its socket, under
         the stream's own transport-write lock, as ``SSLStream.send_all`` does, minus its retry
         machinery and the scheduling round after every write (~30 % of a TLS send's CPU,
@@ -499,13 +523,13 @@ class SansioConnection:
         try:
             tls.ssl_object.write(data)
         except ssl.SSLWantReadError:  # pragma: no cover - a renegotiation (TLS <= 1.2) wants the stream
-            await self._stream.send_all(data)
+            await self._send_stream(data, whole)
             return
         records = tls.outgoing.read()  # also anything a fallback read left to send
         assert tls.sock is not None
         tls.send_lock.acquire_nowait()  # free: checked by can_write_directly, nothing awaited since
         try:
-            await self._send_raw(tls.sock, records)
+            await self._send_raw(tls.sock, records, whole)
         finally:
             tls.send_lock.release()
 
@@ -1007,13 +1031,11 @@ class SansioConnection:
             # Written whole even if the caller is cancelled meanwhile (a move cancels its fence
             # ping): a ping cut mid-write would poison a connection still in use (see
             # _write_locked). Bounded: a write stuck that long means the connection is dead.
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + self._disconnect_timeout):
-                try:
-                    await self._write_locked()
-                except _STREAM_ERRORS as exc:
-                    raise ConnectionLostError(
-                        f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME
-                    ) from None
+            # The shield is only raised if the write has to wait (see _send_raw).
+            try:
+                await self._write_locked(whole=True)
+            except _STREAM_ERRORS as exc:
+                raise ConnectionLostError(f"ping failed: {type(exc).__name__}", code=NO_CLOSE_FRAME) from None
         finally:
             self._unlock()
         await trio.lowlevel.checkpoint_if_cancelled()

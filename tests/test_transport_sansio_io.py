@@ -720,3 +720,89 @@ async def _keepalive_rounds(
         await conn.receive()
     assert lost.value.code == 1011
     assert trio.current_time() - start == pytest.approx(80)
+
+
+# ----------------------------------------------------------------------------- whole writes
+
+
+async def test_a_whole_write_that_waits_finishes_though_its_caller_is_cancelled() -> None:
+    """A ping's write (``whole``) that must wait for the peer is shielded, so a cancelled caller
+    does not cut the frame; a write the kernel takes at once needs no cancel scope at all."""
+    conn, peer = make_pair(small_buffers=True)
+    sock = conn._sock
+    assert sock is not None
+    stuffed = 0
+    try:
+        while True:
+            stuffed += sock.send(b"s" * 1024)  # fill the socket: the next write has to wait
+    except BlockingIOError:
+        pass
+    payload = b"p" * 10_000
+    caller = trio.CancelScope()
+
+    async def write() -> None:
+        with caller:
+            await conn._send_raw(sock, payload, True)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()  # parked on writability
+            caller.cancel()
+            received = b""
+            while len(received) < stuffed + len(payload):
+                received += await peer.stream.receive_some(1 << 16)
+        assert received == b"s" * stuffed + payload
+        assert not caller.cancelled_caught  # the write ran to its end under the shield
+    await trio.aclose_forcefully(peer.stream)
+    await conn.aclose()
+
+
+async def test_a_whole_write_stuck_past_the_disconnect_timeout_is_broken(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    conn, peer = make_pair(small_buffers=True)
+    sock = conn._sock
+    assert sock is not None
+    try:
+        while True:
+            sock.send(b"s" * 1024)
+    except BlockingIOError:
+        pass
+    start = trio.current_time()
+    with trio.fail_after(500), pytest.raises(trio.BrokenResourceError):
+        await conn._send_raw(sock, b"p" * 10_000, True)
+    assert trio.current_time() - start == pytest.approx(TransportOptions().disconnect_timeout)
+    await trio.aclose_forcefully(peer.stream)
+    await conn.aclose()
+
+
+async def test_a_ping_through_a_stream_finishes_its_write_though_its_caller_is_cancelled() -> None:
+    """The same for a stream that is not a plain socket (``send_all`` waits for the peer here)."""
+    client, server = trio.testing.lockstep_stream_pair()
+    conn = SansioConnection(
+        client,
+        Protocol(Side.CLIENT, state=State.OPEN),
+        options=TransportOptions(),
+        frames=websockets.frames,
+        states=websockets.protocol.State,
+    )
+    peer = Peer(server)  # type: ignore[arg-type]
+    caller = trio.CancelScope()
+
+    async def ping() -> None:
+        with caller:
+            await conn.ping()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ping)
+            await trio.testing.wait_all_tasks_blocked()  # its send_all waits for the peer
+            caller.cancel()
+            (frame,) = await peer.read_frames(1)
+        assert frame.opcode is websockets.frames.Opcode.PING
+        assert caller.cancelled_caught  # cancelled after the write, while waiting for the pong
+        assert conn.close_info is None  # not cut, so not aborted
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, b'"still usable"')
+            assert [f.data for f in await peer.read_frames(1)] == [b'"still usable"']
