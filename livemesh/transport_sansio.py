@@ -15,8 +15,10 @@ Socket I/O (issues 6/7: idle memory per session, CPU per message): on a plain so
 reads and writes the non-blocking stdlib socket itself and parks in ``trio.lowlevel.wait_readable``
 / ``wait_writable`` only when the kernel says so, so an operation that completes at once costs no
 scheduling round (a full checkpoint every ``_EAGER_OPS`` such operations keeps it fair). Over TLS
-it reads through ``trio.SSLStream`` (then decrypts the records already received in one go) and
-writes the records itself under the stream's own write lock. The idle keepalive runs inside a
+(``trio.SSLStream`` over a socket, once its handshake is done) it does the same beside the stream:
+reads feed the stream's SSLObject and decrypt every complete record at once, writes encrypt with it,
+both under the stream's own transport locks (``_TlsInternals`` says which internals; without them,
+or while the stream does I/O of its own, the stream's public methods are used). The idle keepalive runs inside a
 waiting :meth:`SansioConnection.receive` (``set_keepalive``), not in a task.
 
 It is a drop-in for :func:`livemesh.transport.open_connection` (same signature, same
