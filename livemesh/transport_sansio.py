@@ -18,8 +18,8 @@ scheduling round (a full checkpoint every ``_EAGER_OPS`` such operations keeps i
 (``trio.SSLStream`` over a socket, once its handshake is done) it does the same beside the stream:
 reads feed the stream's SSLObject and decrypt every complete record at once, writes encrypt with it,
 both under the stream's own transport locks (``_TlsInternals`` says which internals; without them,
-or while the stream does I/O of its own, the stream's public methods are used). The idle keepalive runs inside a
-waiting :meth:`SansioConnection.receive` (``set_keepalive``), not in a task.
+or while the stream does I/O of its own, the stream's public methods are used). The idle keepalive
+runs inside a waiting :meth:`SansioConnection.receive` (``set_keepalive``), not in a task.
 
 It is a drop-in for :func:`livemesh.transport.open_connection` (same signature, same
 :class:`~livemesh.transport.TransportOptions`, same livemesh errors): close codes go through
