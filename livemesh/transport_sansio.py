@@ -746,6 +746,7 @@ class SansioConnection:
         after the data decrypted before it; an error marks the stream broken, as ``_retry``
         does."""
         ssl_object = tls.ssl_object
+        incoming = tls.incoming
         size = self._buffer_size
         data: bytes | bytearray = b""
         parts: list[bytes] | None = None
@@ -761,6 +762,10 @@ class SansioConnection:
                     parts = [data, more]  # type: ignore[list-item]
                 else:
                     parts.append(more)
+                if not (incoming.pending or incoming.eof or ssl_object.pending()):
+                    # Nothing left to decrypt (OpenSSL takes one record at a time from the BIO,
+                    # no read-ahead): skip the read that would only raise SSLWantReadError.
+                    break
         except ssl.SSLWantReadError:
             pass  # every complete record is decrypted
         except (ssl.SSLError, ssl.CertificateError) as exc:
