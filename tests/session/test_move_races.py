@@ -65,6 +65,18 @@ class Stage:
         """The session's next connection, set up (a fresh one has consumed nothing: index -1)."""
         return await self.server.accept(first_handle=first_handle, index=self.index(-1))
 
+    async def drop_and_accept(
+        self, conn: ScriptedConnection | None = None, *, first_handle: str | None = None
+    ) -> ScriptedConnection:
+        """``conn`` (default: the first) dies without a close frame; after the session's reconnect
+        backoff (the test's MockClock jumps it), its next connection, set up."""
+        (conn or self.conn1).drop()
+        await trio.testing.wait_all_tasks_blocked()
+        clock = trio.lowlevel.current_clock()
+        assert isinstance(clock, trio.testing.MockClock)
+        clock.jump(1.0)
+        return await self.accept(first_handle=first_handle)
+
     async def start_rotate(self) -> None:
         """A move is asked for; returns once it is blocked (waiting, or decided)."""
         self.nursery.start_soon(self.session.rotate)
@@ -157,10 +169,7 @@ async def test_a_handle_issued_before_the_server_read_a_turn_neither_ends_the_wa
         assert session.resume_handle == "h1"
         assert not session.is_quiet  # the answer to "one" is still owed
         assert not session.is_idle
-        conn1.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)  # the reconnect backoff
-        conn2 = await stage.accept(first_handle="h2")
+        conn2 = await stage.drop_and_accept(first_handle="h2")
         assert resumed_from(conn2) == "h1"
         assert await _first_client_kind(conn2) == "text:one"  # replayed, not lost
 
@@ -265,10 +274,7 @@ async def test_gemini_a_handle_read_late_is_dated_by_its_arrival(mock_clock: tri
         assert session.resume_handle == "h1"
         for _ in range(2):
             await session.receive()  # the rest, so the reader is free to notice the drop
-        conn1.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)  # the reconnect backoff
-        conn2 = await stage.accept()
+        conn2 = await stage.drop_and_accept()
         assert resumed_from(conn2) == "h1"
         await trio.testing.wait_all_tasks_blocked()
         assert [m.kind for m in conn2.sent_so_far()] == ["realtime_input"]  # replayed, not lost
@@ -426,10 +432,7 @@ async def test_gemini_a_turn_end_while_audio_streams_is_no_proof_a_text_turn_was
         await conn1.push(server_content=wire.ServerContent(turn_complete=True))
         await conn1.handle("h1")  # issued before the server read "one", unless after its pong
         await trio.testing.wait_all_tasks_blocked()
-        conn1.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)  # the reconnect backoff
-        conn2 = await stage.accept(first_handle="h2")
+        conn2 = await stage.drop_and_accept(first_handle="h2")
         assert resumed_from(conn2) == "h1"
         await trio.testing.wait_all_tasks_blocked()
         replayed = [m.kind for m in conn2.sent_so_far()]
@@ -459,10 +462,7 @@ async def test_gemini_a_replay_burst_is_covered_only_by_a_handle_after_its_pong(
         mock_clock.jump(2.0)  # far beyond any settle time
         await conn2.handle("h2")
         await trio.testing.wait_all_tasks_blocked()
-        conn2.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)
-        conn3 = await stage.accept()
+        conn3 = await stage.drop_and_accept(conn2)
         assert resumed_from(conn3) == "h2"
         await trio.testing.wait_all_tasks_blocked()
         chunks = [m for m in conn3.sent_so_far() if m.realtime_input is not None]
@@ -510,10 +510,7 @@ async def test_gemini_turn_answered_but_dropped_before_its_handle_is_replayed_as
         await stage.send_turn("one")
         await conn1.answer("You said: one")
         await trio.testing.wait_all_tasks_blocked()
-        conn1.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)  # the reconnect backoff
-        conn2 = await stage.accept(first_handle="h2")
+        conn2 = await stage.drop_and_accept(first_handle="h2")
         assert resumed_from(conn2) == "h0"
         replayed = await conn2.expect()
         content = replayed.client_content
@@ -539,10 +536,7 @@ async def test_gemini_turn_with_a_tool_call_is_not_replayed_as_history(
         )
         await conn1.answer("done")
         await trio.testing.wait_all_tasks_blocked()
-        conn1.drop()
-        await trio.testing.wait_all_tasks_blocked()
-        mock_clock.jump(1.0)
-        conn2 = await stage.accept(first_handle="h2")
+        conn2 = await stage.drop_and_accept(first_handle="h2")
         first = await conn2.expect()
         assert first.client_content is not None and first.client_content.turn_complete
         assert session.statistics().replay_restored == 0
