@@ -1,5 +1,5 @@
 """Serving one TCP/TLS stream: HTTP requests through h11, a WebSocket through websockets' sans-I/O
-``ServerProtocol`` (the opening handshake and parsing client frames, with its C unmasking).
+``ServerProtocol`` (the opening handshake, and every client frame but the common one).
 
 Both libraries are sans-IO, so this module owns every byte: it can drop a connection without a
 close frame (a fault the service really shows), send a garbled frame, bound message sizes and
@@ -10,13 +10,21 @@ engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.s
 
 Why websockets and not wsproto (measured, /work/notes/emu_cpu.md and ``bench/emulator_throughput.py``):
 wsproto parsed a 4 KB audio frame in 25 us of pure Python (unmasking included), websockets in 8 us,
-and the parser was the emulator's largest single cost. The peer, not the protocol object, decides
+and the parser was the emulator's largest single cost. Since then the peer cuts the common frame
+(final, text or binary, masked, within the limit) out of the stream itself and unmasks it with
+websockets' C ``apply_mask`` (:meth:`WebSocketPeer._parse`); every other frame still goes to the
+protocol, whole. The peer, not the protocol object, decides
 what goes out and when: the protocol's own replies (a pong the moment a ping is parsed, the echo
 of a close, the close it sends when failing) are discarded, because this peer answers a ping only
 after the engine consumed the messages before it and answers a close after the frames already
 queued. Server frames are unmasked, so a data frame is a 2-10 byte header (``struct``) before the
 payload, written into the writer's batch with no intermediate copy; control frames go through
 ``websockets.frames.Frame.serialize``.
+
+Past the upgrade the peer reads and writes the socket's file descriptor itself, over TLS too
+(encrypting and decrypting with the stream's own ``SSLObject``, :func:`_direct_io`): trio's stream
+methods cost a scheduling round per call and, for TLS, a retry loop that was 29 % of the emulator's
+CPU in the TLS bench (/work/notes/emu_cpu2.md).
 """
 
 from __future__ import annotations
@@ -399,7 +407,7 @@ class WebSocketPeer:
         self._inbox: collections.deque[bytes | _Reply] = collections.deque()
         self._inbox_limit = 4 * queue_size
         self._inbox_closed = False
-        self._inbox_ready = trio.lowlevel.ParkingLot()  # the engine, waiting for an item
+        self._receiver: trio.lowlevel.Task | None = None  # the engine, waiting for an item
         self._inbox_room = trio.lowlevel.ParkingLot()  # the reader, waiting for room
         self._done = trio.Event()
         self._room: trio.Event | None = None  # made when a sender waits for room (wait_room)
@@ -426,7 +434,7 @@ class WebSocketPeer:
             if not inbox:
                 if self._inbox_closed:
                     raise ConnectionEnded
-                await self._inbox_ready.park()
+                await self._wait_for_inbox()
                 continue
             item = inbox.popleft()
             if self._inbox_room and len(inbox) <= self._inbox_limit // 2:
@@ -443,6 +451,25 @@ class WebSocketPeer:
                 await self._out_send.send(item)
             except trio.ClosedResourceError:
                 pass
+
+    async def _wait_for_inbox(self) -> None:
+        """Sleep until the reader queued an item or closed the inbox. The task itself is kept
+        and rescheduled (:meth:`_wake_receiver`), not a ParkingLot: one wake-up per client
+        message in a live session, and the lot's bookkeeping was ~2 % of the emulator's samples."""
+        if self._receiver is not None:
+            raise trio.BusyResourceError("another task is already receiving")
+        self._receiver = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._receiver = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_receiver(self) -> None:
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            trio.lowlevel.reschedule(receiver)
 
     async def send(self, data: bytes, *, faultable: bool = True) -> None:
         """Queue one server frame (waits while the queue is full: backpressure). Dropped once
@@ -817,13 +844,12 @@ class WebSocketPeer:
         if self._inbox_closed:
             return
         self._inbox.extend(batch)
-        if self._inbox_ready:
-            self._inbox_ready.unpark_all()
+        self._wake_receiver()
 
     def _close_inbox(self) -> None:
         """No more client messages: the engine gets :class:`ConnectionEnded` after the ones queued."""
         self._inbox_closed = True
-        self._inbox_ready.unpark_all()
+        self._wake_receiver()
         self._inbox_room.unpark_all()
 
     async def _receive_some(self) -> bytes:
