@@ -627,6 +627,15 @@ async def test_tls_handshake_not_done_goes_through_the_stream_first(
     await trio.aclose_forcefully(peer.stream)
 
 
+async def _answer_arrives_and_traffic_goes_on(conn: SansioConnection, peer: TlsPeer) -> None:
+    """The peer gets the client's certificate (its answer to the peer's CertificateRequest; the
+    test's time-out fires if the answer stayed in the client), then a frame from the client."""
+    while not peer.tls.getpeercert():
+        await peer.read_some()
+    await conn.send(b'"after"')
+    assert [f.data for f in await peer.read_frames(1)] == [b'"after"']
+
+
 async def test_tls_answers_written_while_reading_leave_before_the_next_read(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], stream_reads: list[int]
 ) -> None:
@@ -638,11 +647,8 @@ async def test_tls_answers_written_while_reading_leave_before_the_next_read(
         peer.tls.verify_client_post_handshake()
         await peer.stream.send_all(peer.records(_server_frame(1, b"hello")))
         assert await conn.receive() == "hello"
-        while not peer.tls.getpeercert():
-            await peer.read_some()  # fails on time-out if the answer stayed in the client
+        await _answer_arrives_and_traffic_goes_on(conn, peer)
         assert stream_reads == []
-        await conn.send(b'"after"')
-        assert [f.data for f in await peer.read_frames(1)] == [b'"after"']
     await trio.aclose_forcefully(client)
     await trio.aclose_forcefully(peer.stream)
 
@@ -670,10 +676,7 @@ async def test_tls_answers_written_while_reading_queue_behind_a_write_in_flight(
             assert got == []  # decrypted, but its answer waits behind the write
             assert [f.data for f in await peer.read_frames(1)] == [big]
         assert got == ["hello"]
-        while not peer.tls.getpeercert():
-            await peer.read_some()
-        await conn.send(b'"after"')
-        assert [f.data for f in await peer.read_frames(1)] == [b'"after"']
+        await _answer_arrives_and_traffic_goes_on(conn, peer)
     await trio.aclose_forcefully(client)
     await trio.aclose_forcefully(peer.stream)
 
