@@ -32,6 +32,13 @@ sitting, 3 alternating rounds, medians, load 2-4): audio in 11.5k -> 16.9k messa
 CPU-second (1.47x), text out 15.7k -> 33.2k (2.1x); ``--kind live`` 150 sessions 3.14 -> 2.13 ms
 of server CPU per session-second (203 -> 138 us per message in+out), 250 sessions 2.53 -> 1.56
 (164 -> 101 us).
+
+Round two (/work/notes/emu_cpu2.md: TLS without trio's SSLStream methods, the audio chunk decoded
+without the general decoder, a faster VAD, the common frame parsed by the peer itself). On a loaded
+machine sequential runs were too noisy, so base and new ran at the same time (same contention),
+3 pairs: ``--kind live`` 150 x 12 s 1.36-1.59 -> 1.12-1.28 ms of server CPU per session-second
+(0.73-0.82x); ``python -m livemesh bench --client livemesh --tls``: 278-326 -> 153-181 us of
+emulator CPU per client message (0.55-0.56x), 3.8-5.0 -> 1.8-2.4 ms per turn.
 """
 
 from __future__ import annotations
