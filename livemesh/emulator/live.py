@@ -54,8 +54,8 @@ _AUDIO_MID: Final = b'","mimeType":"'
 _AUDIO_TAIL: Final = b'"}}}'
 
 
-def _audio_chunk(raw: bytes, max_size: int) -> wire.ClientMessage | None:
-    """The message if ``raw`` is, byte for byte, the realtime audio chunk livemesh's encoder
+def _audio_chunk(raw: bytes, max_size: int) -> tuple[bytes, str] | None:
+    """The audio and MIME type if ``raw`` is, byte for byte, the realtime audio chunk livemesh's encoder
     writes (``{"realtimeInput":{"audio":{"data":"<base64>","mimeType":"<type>"}}}``, no spaces,
     this key order); None for anything else, which goes through ``wire.decode_client``.
 
@@ -77,7 +77,7 @@ def _audio_chunk(raw: bytes, max_size: int) -> wire.ClientMessage | None:
         pcm = pybase64.b64decode(memoryview(raw)[len(_AUDIO_HEAD) : end], validate=True)
     except ValueError:  # binascii.Error is one
         return None
-    return wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=wire.Blob(data=pcm, mime_type=mime)))
+    return pcm, mime
 
 
 @lru_cache(maxsize=16)
@@ -380,13 +380,19 @@ class LiveConnection:
                 raw = await self.peer.receive()
             except ConnectionEnded:
                 return
-            message = _audio_chunk(raw, max_size)
-            if message is None:
-                try:
-                    message = wire.decode_client(raw, max_size=max_size)
-                except DecodeError:
-                    await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+            chunk = _audio_chunk(raw, max_size)
+            if chunk is not None:
+                self._index += 1
+                refusal = await self._on_audio_chunk(*chunk)
+                if refusal is not None:
+                    await self.peer.close(refusal.code, refusal.reason)
                     return
+                continue
+            try:
+                message = wire.decode_client(raw, max_size=max_size)
+            except DecodeError:
+                await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+                return
             self._index += 1
             if message.realtime_input is not None:
                 refusal = await self._on_realtime(message.realtime_input)
@@ -449,16 +455,7 @@ class LiveConnection:
             return None
         ctx.messages += 1
         for blob in blobs:
-            mime = (blob.mime_type or "").lower()
-            if mime.startswith("audio/"):
-                ctx.audio_bytes += len(blob.data)
-                ctx.audio_chunks += 1
-                await self._on_audio(blob.data, pcm_rate(mime))
-            else:
-                ctx.video_frames += 1
-                if not self._video:
-                    self._video = True
-                    self._deadline_changed.set()
+            await self._on_blob(blob.data, blob.mime_type)
         if rt.activity_start is not None and self._vad is None:
             self._manual_active = True
             self._manual_ms = 0.0
@@ -474,6 +471,29 @@ class LiveConnection:
                 await self._signal_vad("end")
                 await self._audio_turn(event)
         return None
+
+    async def _on_audio_chunk(self, data: bytes, mime_type: str) -> closes.Refusal | None:
+        """:meth:`_on_realtime` for a message carrying one audio blob and nothing else (the read
+        loop's shortcut, :func:`_audio_chunk`): the same steps without building the message."""
+        if self._config.abort_input_during_blocking_call and any(c.blocking for c in self._pending.values()):
+            return closes.Refusal(closes.POLICY, closes.TEXT_ABORTED)  # media while a call waits
+        self.context.messages += 1
+        await self._on_blob(data, mime_type)
+        return None
+
+    async def _on_blob(self, data: bytes, mime_type: str | None) -> None:
+        """One media blob of a realtimeInput: audio (counted, VAD) or a video frame."""
+        ctx = self.context
+        mime = (mime_type or "").lower()
+        if mime.startswith("audio/"):
+            ctx.audio_bytes += len(data)
+            ctx.audio_chunks += 1
+            await self._on_audio(data, pcm_rate(mime))
+        else:
+            ctx.video_frames += 1
+            if not self._video:
+                self._video = True
+                self._deadline_changed.set()
 
     async def _on_audio(self, data: bytes, rate: int) -> None:
         if self._vad is None:
