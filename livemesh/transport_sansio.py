@@ -724,6 +724,10 @@ class SansioConnection:
                 lock.acquire_nowait()  # free: checked by can_read_directly, nothing awaited since
                 try:
                     got_bytes = await self._wait_and_recv(sock, deadline)
+                    # A stream operation that waited for the lock meanwhile retries with these
+                    # bytes instead of reading again (they are fed before it runs). A read that
+                    # did not wait held no lock: nobody can have queued for it.
+                    tls.stream._inner_recv_count += 1
                 finally:
                     lock.release()
                 if got_bytes is None:
@@ -738,7 +742,6 @@ class SansioConnection:
                 incoming.write(chunk)
             else:
                 incoming.write_eof()
-            tls.stream._inner_recv_count += 1  # a stream read waiting for the lock retries instead
 
     def _decrypt(self, tls: _TlsInternals) -> bytes | bytearray:
         """Every complete record in the incoming BIO, decrypted (``b""``: none). The end of the
