@@ -160,6 +160,7 @@ class Session(Moves):
         self._awaiting_reply_since: float | None = None
         self._turn_no = 0
         self._hold_planned = False
+        self._early_hold_for: int | None = None  # the turn a move's early hold was taken for
         self._rtt = 0.0
         self._connect_s = 0.0  # a connection's set-up time (TCP, TLS, upgrade, setup), smoothed
         self._conn_index = -1
@@ -962,6 +963,8 @@ class Session(Moves):
         if content is not None:
             if content.model_turn is not None:
                 self._generating = True
+                if self._state == "moving":
+                    self._hold_early()
                 if self._sure_triggers:
                     for part in content.model_turn.parts or ():
                         if part.text and not part.thought:
@@ -1015,6 +1018,8 @@ class Session(Moves):
         if message.tool_call is not None:
             self._generating = True
             self._turn_called = True
+            if self._state == "moving":
+                self._hold_early()
             self._on_tool_call(message.tool_call, now)
         if message.tool_call_cancellation is not None:
             ids = message.tool_call_cancellation.ids or []

@@ -80,6 +80,7 @@ class Moves:
         _awaiting_reply_since: float | None
         _sure_triggers: list[int]
         _hold_planned: bool
+        _early_hold_for: int | None
         _connect_s: float
         _state: str
         _closing: bool
@@ -133,6 +134,7 @@ class Moves:
         start = trio.current_time()
         reason = self._move_reason or "requested"
         if not self._closing:
+            self._early_hold_for = None
             self._state = "moving"
             self._move_started = start
             # Past this the move leaves with whatever it has; a goAway arriving meanwhile brings
@@ -279,17 +281,12 @@ class Moves:
         handle (there may be none before the deadline, and input sent just before a handle is
         ambiguous: replayed, it may be doubled). Input keeps flowing while the user speaks, so an
         utterance always ends."""
-        early = not self.config.transparent and self.config.rotation.hold_during_turn
-        held_for: int | None = None  # the turn number the early hold was taken for
         with trio.move_on_at(limit):
             while not (self.is_quiet or self._closing):
                 in_turn = self._generating or bool(len(self._ledger))
-                if early and not self._hold_planned and in_turn and held_for != self._turn_no:
-                    self._log.debug("holding input for the move while the model answers")
-                    held_for = self._turn_no
-                    self._hold_planned = True
-                    self._notify()
-                elif held_for is not None and self._hold_planned and not in_turn and not self._resumable:
+                if in_turn:
+                    self._hold_early()
+                elif self._early_hold_for is not None and self._hold_planned and not self._resumable:
                     # The turn ended but no handle followed it: the server is not resumable for
                     # another reason, the user speaking (held audio can never end that utterance,
                     # and the move waited for the connection's end).
@@ -302,6 +299,26 @@ class Moves:
                         self._notify()
                     continue
                 await self._changed.wait()
+
+    def _hold_early(self) -> None:
+        """A move is pending and the model is answering (or a call is pending): hold input now.
+
+        Called by the mover and by the reader the moment a turn's first content or call arrives:
+        a short answer can begin and end within one batch of frames the reader handles before the
+        mover runs, and the user's next utterance, sent at its ``turnComplete``, then beat the
+        hold (the server stopped issuing handles for it, and the move was forced)."""
+        if (
+            self._state == "moving"
+            and not self._hold_planned
+            and not self._leaving
+            and self._early_hold_for != self._turn_no
+            and not self.config.transparent
+            and self.config.rotation.hold_during_turn
+        ):
+            self._log.debug("holding input for the move while the model answers")
+            self._early_hold_for = self._turn_no
+            self._hold_planned = True
+            self._notify()
 
     def _in_turn(self) -> bool:
         """A turn is in flight: generating, an answer owed to a user turn, or a tool call pending."""

@@ -31,6 +31,9 @@ class ScriptedConnection:
         self.received_index = -1
         self.gate: trio.Event | None = None
         """When set, sends wait for this event (a send in flight)."""
+        self.eager_reads = False
+        """Hand over frames already pushed without a scheduling round, as the real engine does
+        for bytes already read: the session's other tasks run only once the reader waits."""
         self.answer_pings = True
         """Answer fence pings at once, after every frame pushed so far (a server that consumed all
         it was sent); False: never (a service whose pongs are slow)."""
@@ -53,6 +56,13 @@ class ScriptedConnection:
 
     async def receive(self) -> bytes:
         try:
+            if self.eager_reads:
+                try:
+                    data, self.arrived_after = self._down_recv.receive_nowait()
+                    self.received_index += 1
+                    return data
+                except trio.WouldBlock:
+                    pass
             data, self.arrived_after = await self._down_recv.receive()
             self.received_index += 1
             return data
@@ -106,6 +116,12 @@ class ScriptedConnection:
         data = wire.encode_server(wire.ServerMessage(**fields))
         await self._down_send.send((data, trio.current_time()))
         self._pushed += 1
+
+    def push_at_once(self, *messages: wire.ServerMessage) -> None:
+        """Several frames arriving in one read (no scheduling round between them here)."""
+        for message in messages:
+            self._down_send.send_nowait((wire.encode_server(message), trio.current_time()))
+            self._pushed += 1
 
     async def handle(self, name: str, *, index: int | None = None) -> None:
         """A resumable handle (``index``: Vertex ``lastConsumedClientMessageIndex``)."""

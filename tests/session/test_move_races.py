@@ -540,3 +540,36 @@ async def test_gemini_turn_with_a_tool_call_is_not_replayed_as_history(
         first = await conn2.expect()
         assert first.client_content is not None and first.client_content.turn_complete
         assert session.statistics().replay_restored == 0
+
+
+async def test_gemini_move_holds_input_from_the_first_frame_of_a_turn(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A move is pending while the user speaks. The model's whole (short) answer arrives in one
+    read: the reader handles it to its turnComplete before the mover runs. The user's next
+    utterance, sent at that turnComplete, must already be held: sent, the server would stop
+    issuing handles for it (resumable: false) and the move would wait, let it through, and end
+    forced (a chunk the server may have consumed replayed)."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.eager_reads = True
+        await conn1.push(session_resumption_update=wire.SessionResumptionUpdate(resumable=False))
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.start_rotate()  # not quiet: the move waits
+        assert session.statistics().rotations == 0
+        answer = wire.Content(role="model", parts=[wire.Part(text="a short answer")])
+        conn1.push_at_once(
+            wire.ServerMessage(server_content=wire.ServerContent(model_turn=answer)),
+            wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True)),
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        await session.send_realtime_input(audio=CHUNK)  # the user speaks again at once
+        await trio.testing.wait_all_tasks_blocked()
+        assert [m.kind for m in conn1.sent_so_far()] == []  # held for the move
+        await conn1.handle("h1")  # the handle after the turn: it covers everything sent
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().rotations == 1
+        conn2 = await stage.accept()
+        assert resumed_from(conn2) == "h1"
+        assert await _first_client_kind(conn2) == "realtime_input"
+        assert stage.replays() == (0, 0, 0)
