@@ -35,10 +35,11 @@ of server CPU per session-second (203 -> 138 us per message in+out), 250 session
 
 Round two (/work/notes/emu_cpu2.md: TLS without trio's SSLStream methods, the audio chunk decoded
 without the general decoder, a faster VAD, the common frame parsed by the peer itself). On a loaded
-machine sequential runs were too noisy, so base and new ran at the same time (same contention),
-3 pairs: ``--kind live`` 150 x 12 s 1.36-1.59 -> 1.12-1.28 ms of server CPU per session-second
-(0.73-0.82x); ``python -m livemesh bench --client livemesh --tls``: 278-326 -> 153-181 us of
-emulator CPU per client message (0.55-0.56x), 3.8-5.0 -> 1.8-2.4 ms per turn.
+machine sequential runs were too noisy, so base and new emulator (same client code) ran at the
+same time, same contention, 3 pairs each: ``--kind live`` 150 x 12 s 1.61-1.85 -> 1.29-1.56 ms of
+server CPU per session-second (0.80-0.84x); ``python -m livemesh bench --client livemesh --tls``:
+212-225 -> 143-162 us of emulator CPU per client message (0.68-0.72x), 2.71-2.78 -> 1.79-2.01 ms
+per turn, and 1.10-1.19x the turns for the same client.
 """
 
 from __future__ import annotations
