@@ -378,7 +378,7 @@ class WebSocketPeer:
         self._max_message_bytes = max_message_bytes
         self.pipelined: list[Frame] = []
         """Frames parsed with the handshake request (sent before its response): read first."""
-        self.own_framing = True
+        self.own_framing = hasattr(protocol, "current_size")  # websockets' fragmentation state
         """Whether :meth:`_parse` splits the byte stream into frames itself (see there); off
         for good once anything but whole frames went to the protocol."""
         self._unparsed = bytearray()  # the start of a frame not yet received whole (own framing)
