@@ -318,6 +318,10 @@ class Moves:
             self._log.debug("holding input for the move while the model answers")
             self._early_hold_for = self._turn_no
             self._hold_planned = True
+            # A ping after everything sent: any handle read after its pong (the one after the
+            # turn, or a periodic one meanwhile) covers it all, even if the connection's end
+            # comes before the turn's and the move must leave with what it has.
+            self._proofs.request_fence()
             self._notify()
 
     def _in_turn(self) -> bool:
