@@ -12,12 +12,9 @@ import json
 import logging
 import math
 from collections import deque
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import orjson
-import pybase64
 import trio
 
 from livemesh import wire
@@ -47,50 +44,6 @@ _TURN_COMPLETE: Final = wire.encode_server(
 _GENERATION_COMPLETE: Final = wire.encode_server(
     wire.ServerMessage(server_content=wire.ServerContent(generation_complete=True))
 )
-
-
-_AUDIO_HEAD: Final = b'{"realtimeInput":{"audio":{"data":"'
-_AUDIO_MID: Final = b'","mimeType":"'
-_AUDIO_TAIL: Final = b'"}}}'
-
-
-def _audio_chunk(raw: bytes, max_size: int) -> tuple[bytes, str] | None:
-    """The audio and MIME type if ``raw`` is, byte for byte, the realtime audio chunk livemesh's encoder
-    writes (``{"realtimeInput":{"audio":{"data":"<base64>","mimeType":"<type>"}}}``, no spaces,
-    this key order); None for anything else, which goes through ``wire.decode_client``.
-
-    Why: it is most of a live session's input, and decoding it was 11 % of the emulator's busy
-    time in the live audio bench (JSON parse of 4.3 KB, then the codec's structuring); here it
-    is a prefix test, one ``find`` and the base64 decode. Equivalent where it answers: the data
-    is strict standard base64 (no quote or backslash can hide in it), the MIME type holds no
-    quote (so nothing follows it but the fixed tail) and is read as a JSON string; URL-safe or
-    unpadded base64, escapes, spaces or other keys all take the codec's path."""
-    if len(raw) > max_size or not raw.startswith(_AUDIO_HEAD) or not raw.endswith(_AUDIO_TAIL):
-        return None
-    end = raw.find(b'"', len(_AUDIO_HEAD))
-    if end < 0 or not raw.startswith(_AUDIO_MID, end):
-        return None
-    mime = _json_string(raw[end + len(_AUDIO_MID) : len(raw) - len(_AUDIO_TAIL)])
-    if mime is None or (end - len(_AUDIO_HEAD)) % 4:
-        return None
-    try:
-        pcm = pybase64.b64decode(memoryview(raw)[len(_AUDIO_HEAD) : end], validate=True)
-    except ValueError:  # binascii.Error is one
-        return None
-    return pcm, mime
-
-
-@lru_cache(maxsize=16)
-def _json_string(body: bytes) -> str | None:
-    """``body`` read as the inside of a JSON string without quotes or escapes (None otherwise).
-    Cached: a session streams one MIME type."""
-    if b'"' in body or b"\\" in body:
-        return None
-    try:
-        value = orjson.loads(b'"' + body + b'"')
-    except orjson.JSONDecodeError:
-        return None  # control characters, invalid UTF-8
-    return value if type(value) is str else None
 
 
 @attrs.define(eq=False)
@@ -380,14 +333,6 @@ class LiveConnection:
                 raw = await self.peer.receive()
             except ConnectionEnded:
                 return
-            chunk = _audio_chunk(raw, max_size)
-            if chunk is not None:
-                self._index += 1
-                refusal = await self._on_audio_chunk(*chunk)
-                if refusal is not None:
-                    await self.peer.close(refusal.code, refusal.reason)
-                    return
-                continue
             try:
                 message = wire.decode_client(raw, max_size=max_size)
             except DecodeError:
@@ -455,7 +400,16 @@ class LiveConnection:
             return None
         ctx.messages += 1
         for blob in blobs:
-            await self._on_blob(blob.data, blob.mime_type)
+            mime = (blob.mime_type or "").lower()
+            if mime.startswith("audio/"):
+                ctx.audio_bytes += len(blob.data)
+                ctx.audio_chunks += 1
+                await self._on_audio(blob.data, pcm_rate(mime))
+            else:
+                ctx.video_frames += 1
+                if not self._video:
+                    self._video = True
+                    self._deadline_changed.set()
         if rt.activity_start is not None and self._vad is None:
             self._manual_active = True
             self._manual_ms = 0.0
@@ -471,29 +425,6 @@ class LiveConnection:
                 await self._signal_vad("end")
                 await self._audio_turn(event)
         return None
-
-    async def _on_audio_chunk(self, data: bytes, mime_type: str) -> closes.Refusal | None:
-        """:meth:`_on_realtime` for a message carrying one audio blob and nothing else (the read
-        loop's shortcut, :func:`_audio_chunk`): the same steps without building the message."""
-        if self._config.abort_input_during_blocking_call and any(c.blocking for c in self._pending.values()):
-            return closes.Refusal(closes.POLICY, closes.TEXT_ABORTED)  # media while a call waits
-        self.context.messages += 1
-        await self._on_blob(data, mime_type)
-        return None
-
-    async def _on_blob(self, data: bytes, mime_type: str | None) -> None:
-        """One media blob of a realtimeInput: audio (counted, VAD) or a video frame."""
-        ctx = self.context
-        mime = (mime_type or "").lower()
-        if mime.startswith("audio/"):
-            ctx.audio_bytes += len(data)
-            ctx.audio_chunks += 1
-            await self._on_audio(data, pcm_rate(mime))
-        else:
-            ctx.video_frames += 1
-            if not self._video:
-                self._video = True
-                self._deadline_changed.set()
 
     async def _on_audio(self, data: bytes, rate: int) -> None:
         if self._vad is None:

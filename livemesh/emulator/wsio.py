@@ -1,5 +1,5 @@
 """Serving one TCP/TLS stream: HTTP requests through h11, a WebSocket through websockets' sans-I/O
-``ServerProtocol`` (the opening handshake, and every client frame but the common one).
+``ServerProtocol`` (the opening handshake and every client frame).
 
 Both libraries are sans-IO, so this module owns every byte: it can drop a connection without a
 close frame (a fault the service really shows), send a garbled frame, bound message sizes and
@@ -10,14 +10,12 @@ engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.s
 
 Why websockets and not wsproto (measured, /work/notes/emu_cpu.md and ``bench/emulator_throughput.py``):
 wsproto parsed a 4 KB audio frame in 25 us of pure Python (unmasking included), websockets in 8 us,
-and the parser was the emulator's largest single cost. Since then the peer cuts the common frame
-(final, text or binary, masked, within the limit) out of the stream itself and unmasks it with
-websockets' C ``apply_mask`` (:meth:`WebSocketPeer._parse`); every other frame still goes to the
-protocol, whole. The peer, not the protocol object, decides
-what goes out and when: the protocol's own replies (a pong the moment a ping is parsed, the echo
-of a close, the close it sends when failing) are discarded, because this peer answers a ping only
-after the engine consumed the messages before it and answers a close after the frames already
-queued. Server frames are unmasked, so a data frame is a 2-10 byte header (``struct``) before the
+and the parser was the emulator's largest single cost. (Cutting the common client frame out of the
+stream by hand saved ~7 % more and was reverted: framing is websockets' job.) The peer, not the
+protocol object, decides what goes out and when: the protocol's own replies (a pong the moment a
+ping is parsed, the echo of a close, the close it sends when failing) are discarded, because this
+peer answers a ping only after the engine consumed the messages before it and answers a close
+after the frames already queued. Server frames are unmasked, so a data frame is a 2-10 byte header (``struct``) before the
 payload, written into the writer's batch with no intermediate copy; control frames go through
 ``websockets.frames.Frame.serialize``.
 
@@ -45,11 +43,6 @@ from websockets.exceptions import PayloadTooBig
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request as WsRequest
 from websockets.server import ServerProtocol
-
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # websockets built without its C extension
-    from websockets.utils import apply_mask
 
 from livemesh.emulator import closes
 from livemesh.emulator.faults import MALFORMED_FRAME, Action, FaultPlan
@@ -250,10 +243,6 @@ async def _upgrade(
         return
     peer = make_peer(stream, protocol, request)
     peer.pipelined = [event for event in events[1:] if isinstance(event, Frame)]
-    if raw.find(b"\r\n\r\n") + 4 != len(raw):
-        # Bytes followed the request: the protocol may hold part of a frame, so it keeps
-        # parsing this connection (the peer's own framing starts only at a frame boundary).
-        peer.own_framing = False
     await peer.run(lambda: on_websocket(request, peer))
 
 
@@ -375,13 +364,8 @@ class WebSocketPeer:
         self._protocol = protocol
         # The protocol refuses a message over the limit from its header (no buffering of it).
         protocol.max_message_size = max_message_bytes
-        self._max_message_bytes = max_message_bytes
         self.pipelined: list[Frame] = []
         """Frames parsed with the handshake request (sent before its response): read first."""
-        self.own_framing = hasattr(protocol, "current_size")  # websockets' fragmentation state
-        """Whether :meth:`_parse` splits the byte stream into frames itself (see there); off
-        for good once anything but whole frames went to the protocol."""
-        self._unparsed = bytearray()  # the start of a frame not yet received whole (own framing)
         self._close_timeout = close_timeout_s
         self._faults = faults
         # The WebSocket closing handshake as this peer sees it: a close frame written by the
@@ -692,81 +676,10 @@ class WebSocketPeer:
         except closes.Refusal as refusal:
             await self.close(refusal.code, refusal.reason)
 
-    def _parse(self, data: bytes | bytearray) -> list[Frame | bytes]:
-        """The client frames and messages completed by ``data``, in order: ``bytes`` for an
-        unfragmented text or binary message, a websockets ``Frame`` for anything else.
-
-        Why: websockets' parser (generators reading a few bytes at a time) cost ~8 us per frame,
-        7 % of the emulator's busy time in the live audio bench. Here the common frame (FIN, text
-        or binary, masked, no fragmented message open, within the size limit) is cut out of the
-        stream with two header bytes and unmasked by websockets' C ``apply_mask``; every other
-        frame is handed to the protocol whole, so its parser always starts at a frame boundary
-        and decides as before (control frames, fragments, protocol errors). A frame announcing
-        more than the limit, or any other frame not yet whole but a short control frame, goes to
-        the protocol at once with everything after it, and the protocol parses the rest of the
-        connection (``own_framing`` off): a header over the limit is refused without waiting for
-        its payload."""
-        protocol = self._protocol
-        if not self.own_framing:
-            protocol.receive_data(data)
-            # The protocol's own replies (pongs, a close echo, the close of a failure): this peer
-            # sends its own, in order (module docstring).
-            protocol.data_to_send()
-            return cast(list[Frame | bytes], protocol.events_received())  # past the handshake: frames
-        if self._unparsed:
-            self._unparsed += data  # a frame spread over reads grows in place
-            data, self._unparsed = self._unparsed, bytearray()
-        out: list[Frame | bytes] = []
-        size = len(data)
-        pos = 0
-        limit = self._max_message_bytes
-        with memoryview(data) as view:
-            while size - pos >= 2:
-                first, second = data[pos], data[pos + 1]
-                length = second & 0x7F
-                head = pos + 2
-                if length == 126:
-                    if size - pos < 4:
-                        break
-                    length = (data[pos + 2] << 8) | data[pos + 3]
-                    head = pos + 4
-                elif length == 127:
-                    if size - pos < 10:
-                        break
-                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                    head = pos + 10
-                end = head + 4 + length
-                if (first == 0x82 or first == 0x81) and second & 0x80 and length <= limit:
-                    if protocol.current_size is None:  # not inside a fragmented message
-                        if end > size:
-                            break
-                        out.append(apply_mask(view[head + 4 : end], bytes(view[head : head + 4])))
-                        pos = end
-                        continue
-                if end <= size:
-                    protocol.receive_data(bytes(view[pos:end]))
-                    protocol.data_to_send()
-                    out.extend(cast(list[Frame], protocol.events_received()))
-                    pos = end
-                    if protocol.parser_exc is not None:
-                        return out
-                    continue
-                if first & 0x08 and length <= 125:
-                    break  # a control frame not yet whole: wait for the rest
-                self.own_framing = False
-                out.extend(self._parse(bytes(view[pos:])))
-                return out
-            if pos < size:
-                # Kept without a copy when nothing was taken from it (a frame still arriving).
-                rest = data if pos == 0 and isinstance(data, bytearray) else bytearray(view[pos:])
-        if pos < size:
-            self._unparsed = rest
-        return out
-
     async def _reader(self) -> None:
         protocol = self._protocol
         parts: list[bytes] = []
-        frames: list[Frame | bytes] = list(self.pipelined)
+        frames: list[Frame] = self.pipelined
         self.pipelined = []
         try:
             while True:
@@ -780,14 +693,14 @@ class WebSocketPeer:
                         self.closing = True
                         self._done.set()
                         return
-                    frames = self._parse(data)
+                    protocol.receive_data(data)
+                    # Past the handshake the protocol's events are frames only.
+                    frames = cast(list[Frame], protocol.events_received())
+                    # The protocol's own replies (pongs, a close echo, the close of a failure):
+                    # this peer sends its own, in order (module docstring).
+                    protocol.data_to_send()
                 batch: list[bytes | _Reply] = []
                 for frame in frames:
-                    if type(frame) is bytes:
-                        if not self.closing:
-                            batch.append(frame)
-                        continue
-                    assert isinstance(frame, Frame)
                     opcode = frame.opcode
                     if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
                         if self.closing:

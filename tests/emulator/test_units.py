@@ -12,10 +12,8 @@ from hypothesis import strategies as st
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, FaultConfig, model
 from livemesh.emulator.context import Context
-from livemesh.emulator.live import _audio_chunk
 from livemesh.emulator.routing import live_route
 from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
-from livemesh.errors import DecodeError
 
 
 def tone(ms: int, amplitude: int, rate: int = 16_000) -> bytes:
@@ -178,66 +176,3 @@ def test_secrets_stay_out_of_reprs() -> None:
         faults_by_key={"sekrit-fault": FaultConfig()},
     )
     assert "sekrit" not in repr(config)
-
-
-_HEAD = b'{"realtimeInput":{"audio":{"data":"'
-
-
-def _decoded_or_error(raw: bytes) -> wire.ClientMessage | None:
-    try:
-        return wire.decode_client(raw)
-    except DecodeError:
-        return None
-
-
-def _shortcut(raw: bytes, max_size: int = 1 << 20) -> wire.ClientMessage | None:
-    """The shortcut's answer as the message the codec would build (None: it stepped aside)."""
-    chunk = _audio_chunk(raw, max_size)
-    if chunk is None:
-        return None
-    audio = wire.Blob(data=chunk[0], mime_type=chunk[1])
-    return wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=audio))
-
-
-@given(data=st.binary(max_size=600), mime=st.text(max_size=30))
-def test_the_audio_chunk_shortcut_decodes_as_the_codec(data: bytes, mime: str) -> None:
-    """What livemesh's encoder writes is taken by the shortcut (audio and a MIME type written
-    without escapes) and read exactly as the codec reads it."""
-    blob = wire.Blob(data=data, mime_type=mime)
-    raw = wire.encode_client(wire.ClientMessage(realtime_input=wire.RealtimeInput(audio=blob)))
-    fast = _shortcut(raw)
-    if data and '"' not in mime and "\\" not in mime and all(ord(c) >= 0x20 for c in mime):
-        assert fast is not None
-    if fast is not None:
-        assert fast == wire.decode_client(raw)
-
-
-@given(
-    middle=st.one_of(
-        st.binary(max_size=40),
-        st.text(alphabet='AB+/=-_ "\\\n:,{}', max_size=40).map(str.encode),
-    ),
-    tail=st.sampled_from([b'"}}}', b'","mimeType":"a"}}}', b'","mimeType":"a\\"b"}}}', b'"},"x":1}}']),
-)
-def test_the_audio_chunk_shortcut_never_disagrees_with_the_codec(middle: bytes, tail: bytes) -> None:
-    """On near misses (escapes, quotes, URL-safe or unpadded base64, extra keys, garbage) it
-    either steps aside (None: the codec decides) or reads what the codec reads."""
-    raw = _HEAD + middle + tail
-    fast = _shortcut(raw)
-    if fast is not None:
-        assert fast == _decoded_or_error(raw)
-
-
-def test_the_audio_chunk_shortcut_steps_aside() -> None:
-    ok = _HEAD + b'AAEC","mimeType":"audio/pcm;rate=16000"}}}'
-    assert _shortcut(ok) == wire.decode_client(ok)
-    assert _shortcut(ok, len(ok) - 1) is None  # over the size limit: the codec refuses it
-    for raw in [
-        _HEAD + b'AAE","mimeType":"audio/pcm"}}}',  # unpadded
-        _HEAD + b'AA-_","mimeType":"audio/pcm"}}}',  # URL-safe
-        _HEAD + b'AAEC","mimeType":"audio\\/pcm"}}}',  # an escape
-        _HEAD + b'AAEC","mimeType":"a\x01"}}}',  # a control character
-        _HEAD + b'AAEC","mimeType":"a","x":"y"}}}',  # another key
-        b'{"realtimeInput": {"audio": {"data": "AAEC", "mimeType": "a"}}}',  # spaces
-    ]:
-        assert _shortcut(raw) is None, raw

@@ -14,8 +14,6 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
@@ -288,94 +286,3 @@ async def test_tls_client_messages_of_any_size_arrive_whole_and_pings_in_order()
             await client_stream.aclose()
     for listener in listeners:
         await listener.aclose()
-
-
-def _client_bytes(build: list[tuple[str, bytes]]) -> bytes:
-    """Masked client frames: ("text"|"binary"|"ping"|"part"|"cont"|"last", payload)."""
-    client = ClientProtocol(parse_uri("ws://x/"), state=State.OPEN)
-    for kind, payload in build:
-        if kind == "text":
-            client.send_text(payload)
-        elif kind == "binary":
-            client.send_binary(payload)
-        elif kind == "ping":
-            client.send_ping(payload[:125])
-        elif kind == "part":
-            client.send_binary(payload, fin=False)
-        else:
-            client.send_continuation(payload, fin=kind == "last")
-    return b"".join(client.data_to_send())
-
-
-def _shape(items: list[Frame | bytes]) -> list[tuple[object, ...]]:
-    """Frames and messages alike: a whole unfragmented message as ("message", data)."""
-    shaped: list[tuple[object, ...]] = []
-    for item in items:
-        if isinstance(item, bytes):
-            shaped.append(("message", item))
-        elif item.fin and item.opcode in (Opcode.TEXT, Opcode.BINARY):
-            shaped.append(("message", bytes(item.data)))
-        else:
-            shaped.append((item.opcode, bytes(item.data), item.fin))
-    return shaped
-
-
-def _reference(data: bytes, limit: int) -> tuple[list[tuple[object, ...]], type | None]:
-    protocol = ServerProtocol(state=State.OPEN, max_size=limit)
-    protocol.receive_data(data)
-    frames = [event for event in protocol.events_received() if isinstance(event, Frame)]
-    failure = protocol.parser_exc
-    return _shape(list(frames)), type(failure) if failure is not None else None
-
-
-_MESSAGES = st.lists(
-    st.tuples(
-        st.sampled_from(["text", "binary", "ping"]),
-        st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70_000]).map(lambda n: b"p" * n),
-    ),
-    max_size=6,
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    before=_MESSAGES,
-    fragments=st.lists(st.binary(max_size=300), max_size=3),
-    after=_MESSAGES,
-    cuts=st.lists(st.integers(1, 80_000), max_size=8),
-    tail=st.sampled_from([b"", b"\x82\x05hello", b"\xc2\x80abcd", b"\x82\xff" + b"\x7f" * 8]),
-)
-def test_the_peers_framing_reads_what_the_protocol_reads(
-    before: list[tuple[str, bytes]],
-    fragments: list[bytes],
-    after: list[tuple[str, bytes]],
-    cuts: list[int],
-    tail: bytes,
-) -> None:
-    """The peer cuts common frames out of the stream itself: whatever the read boundaries, it
-    yields the messages and frames websockets' protocol yields for the same bytes, in order, and
-    fails where it fails (a fragmented message with a ping inside, an unmasked frame, a reserved
-    bit, a header over the limit)."""
-    build = list(before)
-    if fragments:
-        build.append(("part", fragments[0]))
-        build.append(("ping", b"inside"))
-        build.extend(("cont", fragment) for fragment in fragments[1:])
-        build.append(("last", b"end"))
-    build.extend(after)
-    data = _client_bytes(build) + tail
-    limit = 100_000
-    expected, failure = _reference(data, limit)
-    peer = _peer(trio.testing.MemoryReceiveStream(), max_message_bytes=limit)  # type: ignore[arg-type]
-    got: list[Frame | bytes] = []
-    position = 0
-    for cut in [*sorted({c for c in cuts if c < len(data)}), len(data)]:
-        got.extend(peer._parse(data[position:cut]))
-        position = cut
-        if peer._protocol.parser_exc is not None:
-            break
-    assert _shape(got) == expected
-    failed = peer._protocol.parser_exc
-    assert (type(failed) if failed is not None else None) is failure
-    if not fragments and failure is None:
-        assert peer.own_framing  # pings split across reads included: the protocol never took over
