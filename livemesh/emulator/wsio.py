@@ -15,9 +15,9 @@ stream by hand saved ~7 % more and was reverted: framing is websockets' job.) Th
 protocol object, decides what goes out and when: the protocol's own replies (a pong the moment a
 ping is parsed, the echo of a close, the close it sends when failing) are discarded, because this
 peer answers a ping only after the engine consumed the messages before it and answers a close
-after the frames already queued. Server frames are unmasked, so a data frame is a 2-10 byte header (``struct``) before the
-payload, written into the writer's batch with no intermediate copy; control frames go through
-``websockets.frames.Frame.serialize``.
+after the frames already queued. Server frames are unmasked, so a data frame is a 2-10 byte header
+(``struct``) before the payload, written into the writer's batch with no intermediate copy;
+control frames go through ``websockets.frames.Frame.serialize``.
 
 Past the upgrade the peer reads and writes the socket's file descriptor itself, over TLS too
 (encrypting and decrypting with the stream's own ``SSLObject``, :func:`_direct_io`): trio's stream

@@ -147,7 +147,7 @@ class Session(Moves):
         self._ledger = ToolLedger()
         self._replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
         # bursts and user turns proven consumed by a ping (Gemini API; Vertex has exact indices)
-        self._proofs = BurstProofs(enabled=not config.transparent)
+        self._proofs = BurstProofs(enabled=not config.transparent and config.rotation.prove_by_ping)
         self._fence_result: Callable[[bytes], int | None] | None = None
         self._counters = SessionCounters()
 

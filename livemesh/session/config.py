@@ -83,6 +83,12 @@ class RotationPolicy:
     """Gemini API: once a move is wanted, hold input (buffered, not lost) while the model answers,
     so the handle issued right after the turn covers everything sent and the move is exact. The
     cost: the user's barge-in during that answer reaches the server only after the move."""
+    prove_by_ping: bool = True
+    """Gemini API: a handle read after the pong of a ping sent after some messages proves the
+    server consumed them (the writer pings after bursts, user turns and a move's hold). True where
+    the server answers a ping only once it consumed what came before it, as the emulator does;
+    the service's ordering is not documented. False: timing alone judges (a burst the server was
+    still reading when it issued a handle may then be lost on a move)."""
 
 
 def _structure(value: object, cls: type[T], name: str) -> T:

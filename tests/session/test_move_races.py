@@ -573,3 +573,14 @@ async def test_gemini_move_holds_input_from_the_first_frame_of_a_turn(
         assert resumed_from(conn2) == "h1"
         assert await _first_client_kind(conn2) == "realtime_input"
         assert stage.replays() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("prove", [True, False], ids=["prove-by-ping", "timing-only"])
+async def test_a_user_turn_is_followed_by_a_fence_ping_unless_proofs_are_off(prove: bool) -> None:
+    """RotationPolicy.prove_by_ping: the writer pings after a user turn (in the same write) only
+    when pongs are trusted as proof; off, timing alone judges and no ping goes out."""
+    rotation = RotationPolicy(timer=False, quiet_timeout_s=5.0, handle_timeout_s=5.0, prove_by_ping=prove)
+    async with staged(rotation=rotation) as stage:
+        await stage.send_turn("one")
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(stage.conn1.fences_sent) == (1 if prove else 0)
