@@ -194,6 +194,12 @@ class Session(Moves):
         self._answer_text: list[str] | None = None
         self._answer_heard: list[str] | None = None
         self._turn_called = False  # the turn in progress made a tool call: its answer is not plain text
+        # Whether the turn in progress answers the user's outstanding turns: None until its first
+        # content, then whether a trigger was outstanding when it began (an unprompted turn, e.g. a
+        # NON_BLOCKING tool's result, does not); and whether it was interrupted (its turnComplete
+        # then ends it, not the turn the interruption was for).
+        self._turn_answers: bool | None = None
+        self._turn_interrupted = False
         self._rx_seq = 0  # server messages received so far (all connections): orders evidence
         self._handle_seq = -1  # _rx_seq of the newest resumable handle
         self._unresumable_seq = -1  # _rx_seq of the newest "not resumable" update
@@ -711,6 +717,8 @@ class Session(Moves):
         self._awaiting_reply_since = None
         self._answer_text = self._answer_heard = None
         self._turn_called = False
+        self._turn_answers = None
+        self._turn_interrupted = False
         self._resumable = False
         if self._counters.connections > 1:
             self._counters.reconnects += 1
@@ -962,6 +970,8 @@ class Session(Moves):
                 self._lag = max(self._lag_samples)
         if content is not None:
             if content.model_turn is not None:
+                if self._turn_answers is None:
+                    self._turn_answers = bool(self._triggers)
                 self._generating = True
                 if self._state == "moving":
                     self._hold_early()
@@ -980,7 +990,12 @@ class Session(Moves):
                 self._counters.interruptions += 1
                 self._on_interrupted()
             if content.turn_complete:
-                if not content.interrupted and len(self._triggers) == 1 and not self._voiced:
+                # The turn that ends answered the outstanding user turns only if it began while
+                # they were outstanding and was not cut short: an unprompted turn interrupted for
+                # a user turn ends (interrupted, then turnComplete) before that turn's answer.
+                cut = content.interrupted or self._turn_interrupted
+                answered = not cut and self._turn_answers is not False
+                if answered and len(self._triggers) == 1 and not self._voiced:
                     # The one trigger outstanding was answered: it and everything before it were
                     # consumed, and so were the BLOCKING answers the turn waited for. The next
                     # handle surely covers them (evidence beats timing). Not if audio went out
@@ -992,22 +1007,26 @@ class Session(Moves):
                         self._keep_answer(self._triggers[0])
                 self._answer_text = self._answer_heard = None
                 self._turn_called = False
+                self._turn_answers = None
+                self._turn_interrupted = False
                 self._voiced = False
-                self._triggers.clear()
-                self._sure_triggers.clear()
-                self._answer_indices.clear()
+                still_owed = not answered and bool(self._sure_triggers)  # the next turn answers them
+                if not still_owed:
+                    self._triggers.clear()
+                    self._sure_triggers.clear()
+                    self._answer_indices.clear()
                 self._effect_seq = self._rx_seq
                 self._counters.turns += 1
                 self._turn_no += 1
                 waiting = self._awaiting_reply_since
-                if waiting is not None and self._on_turn_latency is not None and not content.interrupted:
+                if waiting is not None and self._on_turn_latency is not None and answered:
                     try:
                         self._on_turn_latency(now - waiting)
                     except Exception as exc:
                         self._counters.callback_errors += 1
                         self._log.warning("on_turn_latency raised %s", type(exc).__name__)
                 self._generating = False
-                self._awaiting_reply_since = None
+                self._awaiting_reply_since = now if still_owed else None
                 if self._owed_after_turn:
                     self._settle_owed()
             if content.input_transcription is not None:
@@ -1016,6 +1035,8 @@ class Session(Moves):
                 await self._safe_callback(callbacks.on_transcription, "output", content.output_transcription)
             self._notify()
         if message.tool_call is not None:
+            if self._turn_answers is None:
+                self._turn_answers = bool(self._triggers)
             self._generating = True
             self._turn_called = True
             if self._state == "moving":
@@ -1088,8 +1109,13 @@ class Session(Moves):
                 if self._fence_result is not None:
                     self._proofs.poll(self._fence_result)
                 proven = self._proofs.on_handle(self._rx_index)
-                self._replay.covered_through_index(max(self._evidence_index, proven))
                 owed = self._sure_triggers + self._answer_indices
+                if owed:
+                    # Consumed is not answered: a user turn (or a BLOCKING answer) whose turn has
+                    # not ended stays logged, or a move would resume from a context holding it
+                    # with nothing left to make the model answer it.
+                    proven = min(proven, min(owed) - 1)
+                self._replay.covered_through_index(max(self._evidence_index, proven))
                 if self._proofs.unproven_from is not None:
                     owed = [*owed, self._proofs.unproven_from]
                 self._replay.covered_before(
@@ -1228,6 +1254,7 @@ class Session(Moves):
         self._push_priority(out)
 
     def _on_interrupted(self) -> None:
+        self._turn_interrupted = True
         self._generating = False
         self._awaiting_reply_since = None
         if not self.config.cancel_tools_on_interrupt:

@@ -322,15 +322,11 @@ class ReplayLog:
                     skipped += 1
                     continue
                 ambiguous += 1
-            if entry.answer is not None and message.client_content is not None:
-                history = [
-                    *(message.client_content.turns or ()),
-                    *([entry.answer] if entry.answer.parts else []),
-                ]
-                message = wire.ClientMessage(
-                    client_content=wire.ClientContent(turns=history, turn_complete=False)
-                )
-                restored += 1
+            if entry.answer is not None:
+                history = _as_history(message, entry.answer)
+                if history is not None:
+                    message = history
+                    restored += 1
             keep.append(message)
         self.clear()
         return ReplayPlan(
@@ -342,9 +338,16 @@ class ReplayLog:
         )
 
 
-def _as_history(content: wire.ClientContent, answer: wire.Content) -> wire.ClientMessage:
-    """A user turn and the answer the user saw, appended as history: no turn is generated."""
-    turns = [*(content.turns or ()), *([answer] if answer.parts else [])]
+def _as_history(message: wire.ClientMessage, answer: wire.Content) -> wire.ClientMessage | None:
+    """A user turn (``clientContent``, or ``realtimeInput.text``) and the answer the user saw, as
+    history appended with ``turnComplete: false``: no turn is generated. None for anything else."""
+    if message.client_content is not None:
+        turns = list(message.client_content.turns or ())
+    elif message.realtime_input is not None and message.realtime_input.text is not None:
+        turns = [wire.Content(role="user", parts=[wire.Part(text=message.realtime_input.text)])]
+    else:
+        return None
+    turns.extend([answer] if answer.parts else [])
     return wire.ClientMessage(client_content=wire.ClientContent(turns=turns, turn_complete=False))
 
 

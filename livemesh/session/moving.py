@@ -311,6 +311,7 @@ class Moves:
             self._state == "moving"
             and not self._hold_planned
             and not self._leaving
+            and not self._closing
             and self._early_hold_for != self._turn_no
             and not self.config.transparent
             and self.config.rotation.hold_during_turn

@@ -8,6 +8,7 @@ user turn, and a handle issued before a backlogged server read an audio chunk.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ import trio.testing
 
 from livemesh import wire
 from livemesh.auth import ApiKey
+from livemesh.errors import SessionClosedError
 from livemesh.session import RotationPolicy, Session, SessionConfig
 from tests.session.conftest import TEXT_MODEL, vertex_auth
 from tests.session.scripted import ScriptedConnection, ScriptedServer, resumed_from
@@ -584,3 +586,107 @@ async def test_a_user_turn_is_followed_by_a_fence_ping_unless_proofs_are_off(pro
         await stage.send_turn("one")
         await trio.testing.wait_all_tasks_blocked()
         assert len(stage.conn1.fences_sent) == (1 if prove else 0)
+
+
+async def test_closing_during_a_pending_move_sends_everything_queued(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """aclose() while a move waits: the close's flush lets the held input out; the model then
+    answers it, and the reader must not take the move's early hold again (the flush would wait
+    out close_timeout and close with input never sent: lost, with a handle that does not cover
+    it). Found in review."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        await conn1.push(session_resumption_update=wire.SessionResumptionUpdate(resumable=False))
+        await trio.testing.wait_all_tasks_blocked()
+
+        async def rotate() -> None:
+            with contextlib.suppress(SessionClosedError):
+                await session.rotate()
+
+        stage.nursery.start_soon(rotate)  # not quiet: the move waits
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.send_turn("one")
+        await stage.model_says("You said: one")  # the early hold for this turn
+        await trio.testing.wait_all_tasks_blocked()
+        for text in ("two", "three", "four"):
+            await session.send_client_content(text)  # held for the move
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn1.sent_so_far() == []
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+        await trio.testing.wait_all_tasks_blocked()
+        first = conn1.gate = trio.Event()  # a slow network: each send waits for its gate
+        stage.nursery.start_soon(session.aclose)
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.gate = trio.Event()
+        first.set()
+        assert await conn1.expect_text() == "two"
+        await stage.model_says("You said: two")  # the server answers "two" while "three" is in flight
+        await trio.testing.wait_all_tasks_blocked()
+        conn1.gate.set()
+        assert await conn1.expect_text() == "three"
+        assert await conn1.expect_text() == "four"
+
+
+async def test_gemini_realtime_text_turn_answered_but_dropped_is_replayed_as_history(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """As for a clientContent turn: a realtimeInput.text turn the user saw answered is replayed
+    as history (a user text turn and the answer, turnComplete false), not answered twice."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False
+        await session.send_realtime_input(text="one")
+        assert (await conn1.expect()).realtime_input is not None
+        await conn1.answer("You said: one")
+        await trio.testing.wait_all_tasks_blocked()
+        conn2 = await stage.drop_and_accept(first_handle="h2")
+        content = (await conn2.expect()).client_content
+        assert content is not None and not content.turn_complete
+        turns = [(t.role, "".join(p.text or "" for p in t.parts or [])) for t in content.turns or []]
+        assert turns == [("user", "one"), ("model", "You said: one")]
+        assert session.statistics().replay_restored == 1
+
+
+@pytest.mark.parametrize("prove", [True, False], ids=["prove-by-ping", "timing-only"])
+async def test_a_user_turn_proven_consumed_but_unanswered_is_replayed(
+    mock_clock: trio.testing.MockClock, prove: bool
+) -> None:
+    """A handle read after the pong of a user turn's ping, before its turnComplete: the server
+    consumed the turn, but nothing has answered it. Trimmed, a drop would resume from a context
+    holding the turn with nothing left to make the model answer it: it stays logged (replayed,
+    may be doubled) until its turn ends. Found in review."""
+    rotation = RotationPolicy(timer=False, quiet_timeout_s=5.0, handle_timeout_s=5.0, prove_by_ping=prove)
+    async with staged(rotation=rotation) as stage:
+        await stage.send_turn("one")
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(2.0)  # far beyond any settle time
+        await stage.conn1.handle("h1")
+        await trio.testing.wait_all_tasks_blocked()
+        conn2 = await stage.drop_and_accept()
+        assert resumed_from(conn2) == "h1"
+        assert await _first_client_kind(conn2) == "text:one"
+
+
+async def test_a_user_turn_sent_during_an_unprompted_turn_is_still_owed_its_answer(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The model speaks a turn nobody asked for (a NON_BLOCKING tool's result); the user's "one"
+    interrupts it: ``interrupted``, then ``turnComplete`` in its own frame. That turnComplete is
+    not the answer to "one": taken as such, a drop before the answer replayed "one" as history
+    (no turnComplete) and nothing ever answered it. It is replayed as a turn. Found in review."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False
+        await stage.model_says("f returned 42")  # an unprompted turn begins
+        await trio.testing.wait_all_tasks_blocked()
+        await stage.send_turn("one")
+        await conn1.push(server_content=wire.ServerContent(interrupted=True))
+        await conn1.push(server_content=wire.ServerContent(turn_complete=True))
+        await trio.testing.wait_all_tasks_blocked()
+        assert not session.is_idle  # "one" is still owed its answer
+        conn2 = await stage.drop_and_accept(first_handle="h2")
+        assert resumed_from(conn2) == "h0"
+        content = (await conn2.expect()).client_content
+        assert content is not None and content.turn_complete
+        assert session.statistics().replay_restored == 0
