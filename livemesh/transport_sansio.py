@@ -664,11 +664,13 @@ class SansioConnection:
             else:
                 with trio.move_on_at(deadline):
                     await trio.lowlevel.wait_readable(sock)
-                if trio.current_time() >= deadline:
-                    return None
             try:
+                # Tried even past the deadline: bytes that came in time but were read late (a busy
+                # scheduler woke us after it) are life, not silence (found in review).
                 return sock.recv(self._buffer_size)
             except BlockingIOError:
+                if trio.current_time() >= deadline:
+                    return None
                 continue  # a spurious wake-up
 
     async def _read_tls(
@@ -676,8 +678,9 @@ class SansioConnection:
     ) -> tuple[bytes | bytearray, float | None] | None:
         """Plaintext read beside ``SSLStream.receive_some`` (only when
         :meth:`_TlsInternals.can_read_directly`), with the frames' arrival stamp; ``b""`` at EOF;
-        ``None`` if ``deadline`` passed while waiting (nothing consumed). Raises the stream
-        errors the stream's own read would.
+        ``None`` if ``deadline`` passed while waiting (no plaintext: a record's head may have
+        been taken into the BIO, and counted as life). Raises the stream errors the stream's own
+        read would.
 
         Why: ``SSLStream.receive_some`` costs a pass through its ``_retry`` machinery and a
         scheduling round per call, and returns one TLS record (<= 16 KiB) at a time; here the
@@ -707,7 +710,14 @@ class SansioConnection:
                 data = b""
             if tls.outgoing.pending and (tls.end is None or isinstance(tls.end, ssl.SSLZeroReturnError)):
                 # (after an SSL error OpenSSL queued an alert: _retry raises without sending it)
-                await self._flush_tls(tls)
+                try:
+                    await self._flush_tls(tls)
+                except _STREAM_ERRORS:
+                    if not data:
+                        raise
+                    # The connection is gone (aborted), but what the peer sent before is handed
+                    # out first, its close frame included, as a read through the stream would.
+                    return data, stamp
             if data:
                 return data, stamp
             if tls.end is not None:
@@ -740,6 +750,10 @@ class SansioConnection:
                     self._caught_up_at = before
             if chunk:
                 incoming.write(chunk)
+                # Any bytes are life, a record's head too (a record trickling in for longer
+                # than the keepalive allows must not fail it: found in review).
+                self._last_heard = trio.current_time()
+                self._pinged_at = None
             else:
                 incoming.write_eof()
 
@@ -791,24 +805,30 @@ class SansioConnection:
         (FIFO: in line behind any write that took its records earlier, ahead of any later one).
         A failure or cancellation may have cut a record: the stream is broken and the connection
         aborted, as for a cut frame."""
-        records = tls.outgoing.read()
         lock = tls.send_lock
         assert tls.sock is not None
+        # The lock first: cancelled while waiting for it, nothing was taken from the BIO (the
+        # records go out with the next write, which takes them ahead of its own) and the
+        # connection lives on. Taking them first and aborting on that cancellation killed the
+        # connection and cut another task's write in flight (found in review).
+        if lock.locked():
+            await lock.acquire()
+        else:
+            lock.acquire_nowait()
         try:
-            if lock.locked():
-                await lock.acquire()
-            else:
-                lock.acquire_nowait()
+            records = tls.outgoing.read()
+            if not records:  # a write that held the lock before us took them
+                return
             try:
                 await self._send_raw(tls.sock, records)
-            finally:
-                lock.release()
-        except BaseException:
-            tls.break_stream()
-            self._abort()
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self._stream)
-            raise
+            except BaseException:
+                tls.break_stream()
+                self._abort()
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(self._stream)
+                raise
+        finally:
+            lock.release()
 
     def _more_plaintext(self, data: bytes | bytearray) -> bytes | bytearray:
         """``data`` from an ``SSLStream`` read plus whatever else is already decryptable, up to the

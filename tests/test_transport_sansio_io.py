@@ -4,6 +4,7 @@ connection. Driven over a real socketpair with a hand-made peer, so every byte i
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -809,3 +810,104 @@ async def test_a_ping_through_a_stream_finishes_its_write_though_its_caller_is_c
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.send, b'"still usable"')
             assert [f.data for f in await peer.read_frames(1)] == [b'"still usable"']
+
+
+# ----------------------------------------------------------------------------- review findings
+
+
+async def test_tls_messages_before_a_failed_answer_are_handed_out_with_the_close(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """[hello][CertificateRequest][world][close 1000], then the peer goes: the client's answer to
+    the request cannot be written. What the peer sent still comes out, its close frame included
+    (1000, not 1006), as through the stream."""
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts)
+        data = peer.records(_server_frame(1, b"hello"))
+        peer.tls.verify_client_post_handshake()
+        data += peer.records(_server_frame(1, b"world"))
+        data += peer.records(_server_frame(8, (1000).to_bytes(2, "big") + b"bye"))
+        await peer.stream.send_all(data)
+        await peer.stream.aclose()
+        got = []
+        with pytest.raises(ConnectionLostError) as info:
+            while True:
+                got.append(await conn.receive())
+        assert got == ["hello", "world"]
+        assert info.value.code == 1000
+        assert conn.close_info == CloseInfo(code=1000, reason="bye")
+    await trio.aclose_forcefully(client)
+
+
+async def test_tls_receive_cancelled_while_its_answer_waits_leaves_the_connection_alive(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """The reader's answer to a post-handshake request waits behind a write in flight; the
+    receive is cancelled meanwhile. Nothing was taken from the SSLObject's output: the connection
+    lives on and the write in flight arrives whole."""
+    with trio.fail_after(10):
+        conn, peer, client = await tls_pair(tls_contexts, small_buffers=True)
+        big = b'"' + b"w" * 300_000 + b'"'
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.send, big)
+            await trio.testing.wait_all_tasks_blocked()
+            peer.tls.verify_client_post_handshake()
+            await peer.stream.send_all(peer.records(_server_frame(1, b"hello")))
+            with trio.move_on_after(0.2):
+                await conn.receive()
+            assert not conn._aborted
+            assert [f.data for f in await peer.read_frames(1)] == [big]
+        assert conn.close_info is None
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(peer.stream)
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+async def test_bytes_that_came_in_time_but_were_read_late_are_life(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], tls: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A keepalive ping is out (deadline in 0.5 s); the pong-or-anything arrives at 0.4 s, but the
+    reader is scheduled only at 0.6 s (a busy loop). That is life, not a keepalive failure."""
+    if tls:
+        conn, tls_peer, client = await tls_pair(tls_contexts)
+        fd, frame = tls_peer.stream.socket.fileno(), tls_peer.records(_server_frame(1, b"alive"))
+    else:
+        conn, peer = make_pair(small_buffers=False, read_size=1 << 16)
+        fd, frame = peer.stream.socket.fileno(), _server_frame(1, b"alive")
+    conn.set_keepalive(interval=10, pong_timeout=0.5)
+    conn._pinged_at = trio.current_time()  # a ping is out: the read is bounded at now + 0.5 s
+
+    async def busy_peer() -> None:
+        await trio.sleep(0.4)
+        assert os.write(fd, frame) == len(frame)
+        autojump_clock.jump(0.2)  # a busy loop: the reader is scheduled only past the deadline
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy_peer)
+            assert await conn.receive() == "alive"
+    if tls:
+        await trio.aclose_forcefully(client)
+
+
+async def test_tls_record_trickling_in_is_life(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], autojump_clock: trio.testing.MockClock
+) -> None:
+    """One 16 KB record arriving 400 bytes every 5 s (200 s in all) with a 20 s + 20 s keepalive:
+    any bytes are life, a record's head too."""
+    conn, peer, client = await tls_pair(tls_contexts)
+    conn.set_keepalive(interval=20, pong_timeout=20)
+    data = peer.records(_server_frame(2, b"x" * 16_000))
+
+    async def trickle() -> None:
+        for i in range(0, len(data), 400):
+            await peer.stream.send_all(data[i : i + 400])
+            await trio.sleep(5)
+
+    with trio.fail_after(500):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trickle)
+            message = await conn.receive()
+            nursery.cancel_scope.cancel()
+    assert len(message) == 16_000
+    await trio.aclose_forcefully(client)
