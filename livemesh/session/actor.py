@@ -822,23 +822,16 @@ class Session(Moves):
             proofs.disable()
         while True:
             out = self._next_to_send()
-            if out is None:
-                if send_fenced is not None and proofs.wants_fence():  # caught up, nothing to carry it
-                    through = self._conn_index
-                    self._sending = True
-                    try:
-                        proofs.fence_sent(await send_fenced([]), through)
-                    finally:
-                        self._sending = False
-                        if self._closing or self._move_reason is not None:
-                            self._notify()
-                    continue
+            batch: list[Outgoing] = []
+            if out is not None:
+                batch.append(out)
+                if send_many is not None:
+                    while len(batch) < _WRITE_BATCH and (more := self._next_to_send()) is not None:
+                        batch.append(more)
+            elif send_fenced is None or not proofs.wants_fence():
                 await self._wait_for(self._writer_has_work)
                 continue
-            batch = [out]
-            if send_many is not None:
-                while len(batch) < _WRITE_BATCH and (more := self._next_to_send()) is not None:
-                    batch.append(more)
+            # (an empty batch: caught up with a ping owed and nothing to carry it, e.g. a move's)
             now = trio.current_time()
             first = self._conn_index + 1
             prove = False  # a user turn is in the batch: a ping after it proves it consumed
@@ -866,7 +859,7 @@ class Session(Moves):
                     assert send_fenced is not None
                     proofs.fence_sent(await send_fenced([item.data for item in batch]), last)
                 elif len(batch) == 1 or send_many is None:
-                    await conn.send(out.data)
+                    await conn.send(batch[0].data)
                 else:
                     await send_many([item.data for item in batch])
                 proofs.written(last)
@@ -970,11 +963,7 @@ class Session(Moves):
                 self._lag = max(self._lag_samples)
         if content is not None:
             if content.model_turn is not None:
-                if self._turn_answers is None:
-                    self._turn_answers = bool(self._triggers)
-                self._generating = True
-                if self._state == "moving":
-                    self._hold_early()
+                self._turn_content()
                 if self._sure_triggers:
                     for part in content.model_turn.parts or ():
                         if part.text and not part.thought:
@@ -1035,12 +1024,8 @@ class Session(Moves):
                 await self._safe_callback(callbacks.on_transcription, "output", content.output_transcription)
             self._notify()
         if message.tool_call is not None:
-            if self._turn_answers is None:
-                self._turn_answers = bool(self._triggers)
-            self._generating = True
+            self._turn_content()
             self._turn_called = True
-            if self._state == "moving":
-                self._hold_early()
             self._on_tool_call(message.tool_call, now)
         if message.tool_call_cancellation is not None:
             ids = message.tool_call_cancellation.ids or []
@@ -1135,6 +1120,15 @@ class Session(Moves):
                     self._counters.callback_errors += 1
                     self._log.warning("handle hook raised %s", type(exc).__name__)
         self._notify()
+
+    def _turn_content(self) -> None:
+        """The model's content or a call arrived: a turn is in progress (the first of it decides
+        whether it answers the user's outstanding turns), and a pending move holds input now."""
+        if self._turn_answers is None:
+            self._turn_answers = bool(self._triggers)
+        self._generating = True
+        if self._state == "moving":
+            self._hold_early()
 
     def _keep_answer(self, index: int) -> None:
         """The user turn sent as message ``index`` was answered (the user saw it): note the

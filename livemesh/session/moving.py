@@ -142,7 +142,10 @@ class Moves:
             with trio.CancelScope(deadline=self._final_at(start)) as final:
                 self._final_scope = (final, start)
                 try:
-                    hold_at = await self._ready_to_move(start)
+                    # Hold input at a quiet point and wait for a handle that makes the move exact.
+                    hold_at = await self._hold_until_ready(start)
+                    # Decided: from here no handle may replace the one judged (see _leaving).
+                    self._leaving = not self._closing
                 finally:
                     self._final_scope = None
             forced = final.cancelled_caught
@@ -172,18 +175,11 @@ class Moves:
         self._log.info("moving to a new connection (%s) after %.3f s", reason, trio.current_time() - start)
         epoch.finish("move")
 
-    async def _ready_to_move(self, start: float) -> float:
+    async def _hold_until_ready(self, start: float) -> float:
         """Hold input at a quiet point and wait for a handle that makes the move exact; return
         when the move can leave (or the session closes) with the time input was last held.
         The caller bounds this by the connection's end (see :meth:`_final_at`)."""
-        hold_at = await self._hold_until_ready(start)
-        # Decided: from here no handle may replace the one judged (see _leaving).
-        self._leaving = not self._closing
-        return hold_at
-
-    async def _hold_until_ready(self, start: float) -> float:
         policy = self.config.rotation
-        fenced = False
         deadline = self._move_deadline
         reserve = 0.0 if deadline is None else self._reserve(deadline, start)
         limit = start + policy.quiet_timeout_s
@@ -199,14 +195,12 @@ class Moves:
             self._notify()
             if self._handle_fits_move():
                 return hold_at
-            if not fenced:
-                # Ping after everything sent so far (the writer, now idle, sends it): a handle
-                # read after its pong covers all of it, exactly, where timing cannot judge a
-                # reader far behind a busy socket. The service's pongs can take seconds; the
-                # move does not wait for this.
-                fenced = True
-                self._proofs.request_fence()
-                self._notify()
+            # A ping after everything sent so far (the writer, now idle, sends it; none if one
+            # already follows it all): a handle read after its pong covers all of it, exactly,
+            # where timing cannot judge a reader far behind a busy socket. The service's pongs
+            # can take seconds; the move does not wait for this.
+            self._proofs.request_fence()
+            self._notify()
             # Gemini API: no handle can clear the last message sent before ``settle`` has passed,
             # so handle_timeout_s counts from then (a backlog-sized settle ate the whole timeout).
             settle = 0.0 if self.config.transparent else self._settle()
@@ -225,7 +219,6 @@ class Moves:
                 # input, and no handle comes until it has. Let it through, wait for its end (the
                 # model then answers, with input held, and a handle follows the turn), look again.
                 self._log.debug("the user is speaking: held input let through until the utterance ends")
-                fenced = False  # input let through now is not before that ping: another one
                 self._hold_planned = False
                 self._notify()
                 self._counters.holds_released += 1
