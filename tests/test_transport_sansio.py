@@ -284,15 +284,18 @@ async def test_session_actor_on_the_trio_websocket_engine_through_the_option(emu
     await emu.wait_idle()
 
 
-def bare_connection(stream: trio.abc.Stream) -> SansioConnection:
-    """A connection past its handshake on any trio stream, to drive the byte level directly."""
+def bare_connection(
+    stream: trio.abc.Stream, *, options: TransportOptions | None = None, max_size: int | None = 2**20
+) -> SansioConnection:
+    """A connection past its handshake on any trio stream, to drive the byte level directly
+    (``max_size``: the largest frame it accepts, ``None`` for any)."""
     import websockets.frames
     from websockets.client import ClientProtocol
     from websockets.protocol import State
     from websockets.uri import parse_uri
 
-    protocol = ClientProtocol(parse_uri("ws://peer/"), state=State.OPEN)
-    options = TransportOptions()
+    protocol = ClientProtocol(parse_uri("ws://peer/"), state=State.OPEN, max_size=max_size)
+    options = options or TransportOptions()
     return SansioConnection(stream, protocol, options=options, frames=websockets.frames, states=State)
 
 
@@ -355,11 +358,6 @@ async def test_frames_read_late_are_dated_no_later_than_their_arrival(tls: bool)
     the socket (or trio's TLS buffers) while nobody read is dated no later than the moment it was
     known to be there. The session dates resumption handles with it (issue 4)."""
     import trustme
-    import websockets.frames
-    import websockets.protocol
-    from websockets.client import ClientProtocol
-    from websockets.protocol import State
-    from websockets.uri import parse_uri
 
     a, b = trio.socket.socketpair()
     client_stream: trio.abc.Stream = trio.SocketStream(a)
@@ -375,14 +373,7 @@ async def test_frames_read_late_are_dated_no_later_than_their_arrival(tls: bool)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client_stream.do_handshake)  # type: ignore[attr-defined]
             nursery.start_soon(server_stream.do_handshake)  # type: ignore[attr-defined]
-    protocol = ClientProtocol(parse_uri("ws://localhost/"), state=State.OPEN)
-    conn = SansioConnection(
-        client_stream,
-        protocol,
-        options=TransportOptions(),
-        frames=websockets.frames,
-        states=websockets.protocol.State,
-    )
+    conn = bare_connection(client_stream)
     with trio.fail_after(10):
         got: list[bytes | str] = []
 

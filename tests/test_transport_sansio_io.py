@@ -19,6 +19,7 @@ from websockets.protocol import Protocol, Side, State
 from livemesh.errors import AuthError, SessionError
 from livemesh.transport import CloseInfo, ConnectionLostError, TransportOptions
 from livemesh.transport_sansio import SansioConnection, drain_probe, open_connection
+from tests.test_transport_sansio import bare_connection
 
 
 def _server_frame(opcode: int, payload: bytes) -> bytes:
@@ -55,13 +56,7 @@ def make_pair(*, small_buffers: bool, read_size: int = 64) -> tuple[SansioConnec
         for sock in (a, b):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    conn = SansioConnection(
-        trio.SocketStream(a),
-        Protocol(Side.CLIENT, state=State.OPEN),
-        options=TransportOptions(receive_buffer_size=read_size),
-        frames=websockets.frames,
-        states=websockets.protocol.State,
-    )
+    conn = bare_connection(trio.SocketStream(a), options=TransportOptions(receive_buffer_size=read_size))
     return conn, Peer(trio.SocketStream(b))
 
 
@@ -303,13 +298,7 @@ async def test_tls_writes_beside_the_stream_arrive_whole_and_in_order() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client.do_handshake)
             nursery.start_soon(server.do_handshake)
-        conn = SansioConnection(
-            client,
-            Protocol(Side.CLIENT, state=State.OPEN),
-            options=TransportOptions(),
-            frames=websockets.frames,
-            states=websockets.protocol.State,
-        )
+        conn = bare_connection(client)
         peer = Peer(server)  # type: ignore[arg-type]
         big = b'"' + b"t" * 300_000 + b'"'
         async with trio.open_nursery() as nursery:
@@ -425,13 +414,7 @@ async def tls_pair(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client.do_handshake)
             nursery.start_soon(peer.handshake)
-    conn = SansioConnection(
-        client,
-        Protocol(Side.CLIENT, state=State.OPEN, max_size=None),
-        options=TransportOptions(receive_buffer_size=read_size),
-        frames=websockets.frames,
-        states=websockets.protocol.State,
-    )
+    conn = bare_connection(client, options=TransportOptions(receive_buffer_size=read_size), max_size=None)
     return conn, peer, client
 
 
@@ -784,13 +767,7 @@ async def test_a_whole_write_stuck_past_the_disconnect_timeout_is_broken(
 async def test_a_ping_through_a_stream_finishes_its_write_though_its_caller_is_cancelled() -> None:
     """The same for a stream that is not a plain socket (``send_all`` waits for the peer here)."""
     client, server = trio.testing.lockstep_stream_pair()
-    conn = SansioConnection(
-        client,
-        Protocol(Side.CLIENT, state=State.OPEN),
-        options=TransportOptions(),
-        frames=websockets.frames,
-        states=websockets.protocol.State,
-    )
+    conn = bare_connection(client)
     peer = Peer(server)  # type: ignore[arg-type]
     caller = trio.CancelScope()
 

@@ -167,12 +167,17 @@ def test_a_burst_sent_while_a_fence_is_in_flight_gets_its_own() -> None:
     assert proofs.unproven_from is None
 
 
+def _fenced_turn(proofs: BurstProofs, n: int) -> None:
+    """User turn ``n`` written with its fence ping ``f<n>`` (as the session's writer does)."""
+    proofs.writing(n, n, burst=False, prove=True)
+    proofs.written(n)
+    proofs.fence_sent(b"f%d" % n, n)
+
+
 def test_pongs_come_in_order_so_an_older_unanswered_ping_is_forgotten() -> None:
     proofs, pongs = BurstProofs(), Pongs()
     for n in range(3):
-        proofs.writing(n, n, burst=False, prove=True)
-        proofs.written(n)
-        proofs.fence_sent(b"f%d" % n, n)
+        _fenced_turn(proofs, n)
     pongs.answered[b"f1"] = 5  # f0 was forgotten by the engine (never answered)
     proofs.poll(pongs.result)
     pongs.answered[b"f0"] = 4  # too late: no longer asked for
@@ -186,9 +191,7 @@ def test_pongs_come_in_order_so_an_older_unanswered_ping_is_forgotten() -> None:
 def test_a_peer_that_answers_no_pings_grows_nothing() -> None:
     proofs, pongs = BurstProofs(), Pongs()
     for n in range(1000):
-        proofs.writing(n, n, burst=False, prove=True)
-        proofs.written(n)
-        proofs.fence_sent(b"f%d" % n, n)
+        _fenced_turn(proofs, n)
         proofs.poll(pongs.result)
     assert len(proofs._in_flight) <= 64
 
