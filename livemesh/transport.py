@@ -168,11 +168,6 @@ class Connection(Protocol):
         """0-based arrival number of the frame :meth:`receive` returned last (-1: unknown)."""
         ...
 
-    async def fence(self) -> int | None:
-        """Ping and wait for that ping's own pong; the number of frames that arrived before it
-        (compare with :attr:`received_index`), or ``None`` if the engine cannot tell."""
-        ...
-
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame and wait (bounded) for the peer's; idempotent, never raises."""
         ...
@@ -255,10 +250,6 @@ class _TrioWebsocketConnection:
     arrived_after = None
     """trio-websocket's reader task reads ahead into its own queue: arrival times are not known."""
     received_index = -1
-
-    async def fence(self) -> None:
-        """Not supported: trio-websocket matches pongs but cannot place them among messages."""
-        return None
 
     def __init__(self, ws: trio_websocket.WebSocketConnection, *, disconnect_timeout: float) -> None:
         self._ws = ws

@@ -370,7 +370,7 @@ class SansioConnection:
         than its arrival, give or take the scheduler's wake-up latency; ``None`` if this platform
         cannot tell (then only the time it was read is known)."""
         self.received_index = -1
-        """0-based arrival number of the frame :meth:`receive` returned last (see :meth:`fence`)."""
+        """0-based arrival number of the frame :meth:`receive` returned last (see :meth:`send_fenced`)."""
         self._arrived = 0  # data messages parsed so far
         self._fences: dict[bytes, int] = {}  # fence ping payload -> messages before its pong (-1: none yet)
         self._fence_count = 0
@@ -577,9 +577,12 @@ class SansioConnection:
 
     async def send_fenced(self, frames: Sequence[bytes]) -> bytes:
         """Send ``frames`` (maybe none) and then a ping, in one write, without waiting for the
-        pong; returns the ping's token for :meth:`fence_result`. What :meth:`fence` proves, for a
-        caller whose own reader reads the pong: no task waits for it and the ping costs no write
-        of its own. The oldest of more than 64 unanswered fences is forgotten."""
+        pong; returns the ping's token for :meth:`fence_result`. A message with
+        ``received_index`` at or past that result came after the pong: where the server answers
+        pings in order with consuming what came before them, it was sent after the server
+        consumed everything sent before the ping. The caller's own reader reads the pong (no task
+        waits for it) and the ping costs no write of its own. The oldest of more than 64
+        unanswered fences is forgotten."""
         self._fence_count += 1
         token = b"livemesh-fence-%d" % self._fence_count
         await self._send_frames(frames, token)
@@ -873,7 +876,7 @@ class SansioConnection:
         nothing unread; fewer bytes than asked: drained), other streams ask the drain probe."""
         # Marked as reading before the first checkpoint: a second task that found no read in
         # progress and yielded here too would otherwise read the same socket at once
-        # (BusyResourceError; two fences and the reader race so under load).
+        # (BusyResourceError; a waiting ping() and the reader race so under load).
         self._reading = True
         try:
             await self._yield_if_eager()
@@ -1015,7 +1018,7 @@ class SansioConnection:
             messages.clear()  # drop the references now: audio frames are tens of KiB
             self._taken = 0
         elif self._taken >= _COMPACT_AT:
-            # A fence's reads kept adding while this receiver never caught up: do not let the
+            # A ping's reads kept adding while this receiver never caught up: do not let the
             # handed-out prefix grow with them.
             del messages[: self._taken]
             self._taken = 0
@@ -1030,23 +1033,6 @@ class SansioConnection:
         seen = await self._send_ping(_PING_PAYLOAD)
         await self._read_until(lambda: self._pongs != seen)
 
-    async def fence(self) -> int | None:
-        """Send a ping and wait for *its* pong (matched by payload); return how many data messages
-        arrived before that pong, so a message with ``received_index`` at or past the result came
-        after it. Where the server answers pings in order with consuming what came before them,
-        such a message was sent after the server consumed everything sent before the ping."""
-        self._fence_count += 1
-        payload = b"livemesh-fence-%d" % self._fence_count
-        fences = self._fences
-        fences[payload] = -1
-        try:
-            await self._send_ping(payload)
-            # (gone: forgotten among more than 64 unanswered send_fenced pings; proves nothing)
-            await self._read_until(lambda: fences.get(payload, 0) >= 0)
-            return fences.get(payload)
-        finally:
-            fences.pop(payload, None)
-
     async def _send_ping(self, payload: bytes) -> int:
         """Send a ping with ``payload``; the number of pongs received before it."""
         if self._ended():
@@ -1058,8 +1044,8 @@ class SansioConnection:
             if self._ended() or self._protocol.close_sent is not None:
                 raise self._lost()
             self._protocol.send_ping(payload)
-            # Written whole even if the caller is cancelled meanwhile (a move cancels its fence
-            # ping): a ping cut mid-write would poison a connection still in use (see
+            # Written whole even if the caller is cancelled meanwhile (a ping() under a
+            # timeout): a ping cut mid-write would poison a connection still in use (see
             # _write_locked). Bounded: a write stuck that long means the connection is dead.
             # The shield is only raised if the write has to wait (see _send_raw).
             try:
