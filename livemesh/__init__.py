@@ -12,7 +12,9 @@ from livemesh.auth import EphemeralToken as EphemeralToken
 from livemesh.auth import VertexAI as VertexAI
 from livemesh.auth import google_auth_token_provider as google_auth_token_provider
 from livemesh.errors import AuthError as AuthError
+from livemesh.errors import CertificateError as CertificateError
 from livemesh.errors import ConfigError as ConfigError
+from livemesh.errors import ContextWindowError as ContextWindowError
 from livemesh.errors import DecodeError as DecodeError
 from livemesh.errors import EncodeError as EncodeError
 from livemesh.errors import LivemeshError as LivemeshError
@@ -20,9 +22,11 @@ from livemesh.errors import LocalProtocolError as LocalProtocolError
 from livemesh.errors import QuotaError as QuotaError
 from livemesh.errors import ReconnectError as ReconnectError
 from livemesh.errors import RemoteProtocolError as RemoteProtocolError
+from livemesh.errors import ServiceClosedError as ServiceClosedError
 from livemesh.errors import SessionClosedError as SessionClosedError
 from livemesh.errors import SessionError as SessionError
 from livemesh.errors import SetupRejectedError as SetupRejectedError
+from livemesh.errors import ToolCallLimitError as ToolCallLimitError
 from livemesh.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from livemesh.limits import ServiceLimits as ServiceLimits
 from livemesh.pool import AdmissionTimeoutError as AdmissionTimeoutError

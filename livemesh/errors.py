@@ -50,6 +50,14 @@ class RemoteProtocolError(LivemeshError):
     """The server broke the protocol (a malformed frame, a message out of order)."""
 
 
+class ToolCallLimitError(RemoteProtocolError):
+    """A ``toolCall`` asked for more calls than the session accepts at once.
+
+    The caps (``SessionConfig.max_calls_per_tool_call`` and ``max_running_tools``) bound the memory
+    and tasks one server message can claim, so one hostile or broken peer cannot stall the
+    other sessions of a pool."""
+
+
 class SessionError(LivemeshError):
     """A live session failed. ``code``/``reason`` are the WebSocket close code and text, if any."""
 
@@ -60,7 +68,31 @@ class SessionError(LivemeshError):
 
 
 class SetupRejectedError(SessionError):
-    """The service refused the session's setup (1007 invalid argument, 1008 not found/policy)."""
+    """The service refused the session's setup before ``setupComplete`` (1007 invalid argument,
+    1008 not found or policy, an HTTP 400/404 at the upgrade). Resending the same setup gets the
+    same answer, so it is never retried."""
+
+
+class ServiceClosedError(SessionError):
+    """The service ended an established session with a close that resuming would only repeat
+    (1007 or 1008 after ``setupComplete``, 1002 protocol error, 1009 message too big, ...).
+
+    Raised instead of :class:`SetupRejectedError` once the setup was accepted: the setup is not
+    to blame. ``code`` and ``reason`` are the service's close code and text."""
+
+
+class ContextWindowError(ServiceClosedError):
+    """The session's context outgrew the model's context window and the service ended it.
+
+    Set ``context_window_compression`` on the session to have the service drop the oldest turns
+    instead (compressed sessions are unlimited)."""
+
+
+class CertificateError(SessionError):
+    """The server's TLS certificate was refused: untrusted, expired, or not issued for the host.
+
+    Never retried: the same certificate fails the same way. Trust a private CA with
+    ``TransportOptions(ssl_context=...)`` or ``SSL_CERT_FILE``."""
 
 
 class AuthError(SessionError):

@@ -9,8 +9,9 @@ Everything below this module speaks trio-websocket; everything above it speaks l
 
 * a close the session may recover from by resuming (1006 no close frame, 1011 internal error,
   1001/1000 server-side ends, network errors, keepalive timeouts) is a :class:`ConnectionLostError`;
-* 1007/1008 are fatal :class:`~livemesh.errors.SetupRejectedError` (or
-  :class:`~livemesh.errors.AuthError` when the text says the credentials are bad);
+* 1007/1008 are fatal :class:`~livemesh.errors.ServiceClosedError` (the session maps it to
+  :class:`~livemesh.errors.SetupRejectedError` when it comes before ``setupComplete``), or
+  :class:`~livemesh.errors.AuthError` when the text says the credentials are bad;
 * a close whose text mentions quota, billing, credits or RESOURCE_EXHAUSTED is a
   :class:`~livemesh.errors.QuotaError` (back off, don't hammer; LIVE_API_NOTES 1.9).
 
@@ -31,7 +32,7 @@ import attrs
 import trio
 import trio_websocket
 
-from livemesh.errors import AuthError, QuotaError, SessionError, SetupRejectedError
+from livemesh.errors import AuthError, QuotaError, ServiceClosedError, SessionError, SetupRejectedError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -108,7 +109,11 @@ def classify_close(code: int, reason: str | None) -> str:
 
 
 def close_error(info: CloseInfo, *, during_setup: bool = False) -> SessionError:
-    """The livemesh error for a close, so callers branch on type rather than on numbers."""
+    """The livemesh error for a close, so callers branch on type rather than on numbers.
+
+    A fatal close is a :class:`SetupRejectedError` ``during_setup`` (before ``setupComplete``)
+    and a :class:`ServiceClosedError` after it: an established session's setup is not to blame.
+    """
     kind = classify_close(info.code, info.reason)
     text = f"connection closed with {info.code}" + (f": {info.reason}" if info.reason else "")
     if kind == "quota":
@@ -116,7 +121,8 @@ def close_error(info: CloseInfo, *, during_setup: bool = False) -> SessionError:
     if kind == "auth":
         return AuthError(text, code=info.code, reason=info.reason)
     if kind == "fatal":
-        return SetupRejectedError(text, code=info.code, reason=info.reason)
+        fatal = SetupRejectedError if during_setup else ServiceClosedError
+        return fatal(text, code=info.code, reason=info.reason)
     if during_setup and info.code in (1000, 1001):
         # Closed politely before setupComplete: the service refused without saying why; a retry
         # may work (e.g. a resume attempted while the old socket was still open).

@@ -137,7 +137,7 @@ def test_chat_reports_a_fatal_close_and_exits_1() -> None:
         child.expect_exact('["remember me"]')  # resumed on a new connection
         child.expect(PROMPT)
         say(child, "/drop 1008")
-        child.expect_exact("session ended: SetupRejectedError: connection closed with 1008")
+        child.expect_exact("session ended: ServiceClosedError: connection closed with 1008")
         child.expect(pexpect.EOF)
         out = str(child.before)
         child.close()

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 import trio_websocket
 
-from livemesh.errors import AuthError, QuotaError, SetupRejectedError
+from livemesh.errors import AuthError, QuotaError, ServiceClosedError, SetupRejectedError
 from livemesh.transport import (
     CloseInfo,
     ConnectionLostError,
@@ -46,7 +46,9 @@ def test_close_codes_are_classified(code: int, reason: str, kind: str) -> None:
 
 def test_close_errors_are_typed() -> None:
     invalid = close_error(CloseInfo(1007, "Request contains an invalid argument."))
-    assert isinstance(invalid, SetupRejectedError)
+    assert isinstance(invalid, ServiceClosedError)  # after setupComplete the setup is not to blame
+    refused = close_error(CloseInfo(1007, "Request contains an invalid argument."), during_setup=True)
+    assert isinstance(refused, SetupRejectedError)
     bad_key = close_error(CloseInfo(1008, "API key not valid. Please pass a valid API key."))
     assert isinstance(bad_key, AuthError)
     assert isinstance(close_error(CloseInfo(1011, "RESOURCE_EXHAUSTED")), QuotaError)
@@ -85,7 +87,7 @@ async def test_open_connection_maps_close_and_rejection(engine: str) -> None:
                 assert conn.close_info is None
                 await conn.send(b'{"hello": 1}')
                 assert await conn.receive() == '{"hello": 1}'
-                with pytest.raises(SetupRejectedError) as info:
+                with pytest.raises(ServiceClosedError) as info:
                     await conn.receive()
                 assert info.value.code == 1007
                 assert conn.close_info == CloseInfo(1007, "Request contains an invalid argument.")

@@ -18,7 +18,7 @@ import trio_websocket
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.emulator.app import Emulator
-from livemesh.errors import AuthError, ConfigError, QuotaError, SetupRejectedError
+from livemesh.errors import AuthError, ConfigError, QuotaError, ServiceClosedError, SetupRejectedError
 from livemesh.session import Session
 from livemesh.transport import CloseInfo, Connection, ConnectionLostError, TransportOptions
 from livemesh.transport_sansio import SansioConnection, open_connection
@@ -206,7 +206,7 @@ async def test_large_frames_both_ways_and_the_size_limit(emu: Emulator) -> None:
         async with open_connection(url(emu), options=options(emu, max_message_bytes=10_000)) as small:
             await setup(small)
             await small.send(turn(big))
-            with pytest.raises(SetupRejectedError) as too_big:
+            with pytest.raises(ServiceClosedError) as too_big:
                 while True:
                     await small.receive()
             assert too_big.value.code == 1009
@@ -332,7 +332,7 @@ async def test_invalid_utf8_text_frame_fails_the_connection_with_1007() -> None:
     with trio.fail_after(5):
         await peer.send_all(b"\x81\x02\xff\xfe")  # unmasked text frame, 2 bytes of invalid UTF-8
         await peer.aclose()
-        with pytest.raises(SetupRejectedError) as bad:
+        with pytest.raises(ServiceClosedError) as bad:
             await conn.receive()
         assert bad.value.code == 1007
 

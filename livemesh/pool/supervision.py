@@ -26,7 +26,14 @@ from collections.abc import Callable
 
 import attrs
 
-from livemesh.errors import AuthError, ConfigError, LocalProtocolError, SetupRejectedError
+from livemesh.errors import (
+    AuthError,
+    CertificateError,
+    ConfigError,
+    LocalProtocolError,
+    ServiceClosedError,
+    SetupRejectedError,
+)
 
 __all__ = ["Action", "Decision", "Restart", "RestartPolicy", "RestartTracker"]
 
@@ -49,6 +56,8 @@ class Action(enum.Enum):
 
 DEFAULT_FATAL: tuple[type[BaseException], ...] = (
     SetupRejectedError,
+    ServiceClosedError,
+    CertificateError,
     AuthError,
     ConfigError,
     LocalProtocolError,

@@ -45,6 +45,7 @@ from livemesh.errors import (
     LocalProtocolError,
     ReconnectError,
     RemoteProtocolError,
+    ServiceClosedError,
     SessionClosedError,
     SessionError,
     SetupRejectedError,
@@ -619,7 +620,11 @@ class Session(Moves):
         dialled = trio.current_time()
         async with self._connect(url, headers) as conn:
             try:
-                await self._handshake(conn, handle)
+                try:
+                    await self._handshake(conn, handle)
+                except ServiceClosedError as exc:
+                    # Before setupComplete a fatal close refuses the setup itself.
+                    raise SetupRejectedError(str(exc), code=exc.code, reason=exc.reason) from None
             except SetupRejectedError as exc:
                 if resuming and handle is not None and task_status is None:
                     raise ReconnectError(
