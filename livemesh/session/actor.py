@@ -25,6 +25,7 @@ typed :class:`~livemesh.errors.SessionError`: raised by ``async for``/``receive`
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 from collections import deque
@@ -467,13 +468,21 @@ class Session:
         """Connect, serve, move, retry: the session's life as a loop over connections."""
         core = self._core
         while True:
-            if core.closing and (core.started or core.error is not None):
+            if core.started and not core.wants_connection(trio.current_time()):
+                return
+            if core.closing and core.error is not None:
                 return
             try:
                 status = task_status if not core.started else None
-                outcome = await self._connection(status)
+                with trio.move_on_at(core.close_deadline if core.started else math.inf):
+                    outcome = await self._connection(status)
+                    if outcome == "close":
+                        return
+                    core.left()
+                    continue
+                return  # closing, and the flush found no time left
             except ConnectionLostError as exc:
-                attempt = core.lost(exc)
+                attempt = core.lost(exc, trio.current_time())
                 if attempt is None:
                     return
                 if attempt < 0:
@@ -491,10 +500,6 @@ class Session:
                 self._notify()
                 with trio.move_on_after(delay):
                     await self._wait_for(lambda: core.closing)
-                continue
-            if outcome == "close":
-                return
-            core.left()
 
     async def _connection(self, task_status: trio.TaskStatus[Session] | None) -> str:
         """Connect, set up (resuming if we have a handle), serve until the connection ends."""
@@ -625,7 +630,7 @@ class Session:
                 else:
                     await send_many([item.data for item in batch])
             finally:
-                flags = core.wrote(write, token)
+                flags = core.wrote(write, token, trio.current_time())
                 self._apply(flags)
 
     def _wake_mover(self) -> None:
@@ -781,7 +786,7 @@ class Session:
                 epoch.finish("close")
                 return
             wake = self._mover_wake
-            with trio.move_on_at(core.next_wake()):
+            with trio.move_on_at(core.next_wake(trio.current_time())):
                 await wake.wait()
             if wake is self._mover_wake:
                 self._mover_wake = trio.Event()

@@ -57,6 +57,9 @@ WRITER = 16  # something became sendable: the writer looks again
 CHANGED = 32  # quiet/idle/moves may have changed: wake those waiting on them
 LATENCY = 64  # a user turn's latency is in ``turn_latency``
 
+FENCE_EVERY = 0.0
+"""Seconds between the pings that keep the replay log proven while input streams."""
+
 
 class Step(enum.Enum):
     """What the mover does after :meth:`SessionCore.tick`."""
@@ -238,7 +241,7 @@ class SessionCore:
             return False
         if self.config.transparent:
             return True
-        return self.replay.ambiguous(self.handle_received_at) == 0
+        return self.replay.ambiguous(self.handle_seq) == 0
 
     def facts(self) -> Facts:
         turns = self.turns
@@ -249,17 +252,18 @@ class SessionCore:
             generating_or_calls=turns.generating or bool(len(self.ledger)),
             resumable=self.resumable,
             speaking=self.user_speaking(),
-            turn_ended_unhandled=turns.effect_seq >= self.handle_seq,
             settle=self.settle(),
             early_hold_allowed=not self.config.transparent and self.config.hold_during_turn,
             turn_no=turns.turn_no,
+            handle_seq=self.handle_seq,
+            effect_at=turns.effect_at,
         )
 
     def final_at(self) -> float:
         return self.move.final_at(self.conn_deadline, self.connect_s)
 
-    def next_wake(self) -> float:
-        """When the mover must call :meth:`tick` even if nothing else happens."""
+    def next_wake(self, now: float) -> float:
+        """When (after ``now``) the mover must call :meth:`tick` even if nothing else happens."""
         move = self.move
         if move.phase is MovePhase.IDLE:
             if self.config.timer and self.connected and not self.closing:
@@ -267,7 +271,7 @@ class SessionCore:
             return math.inf
         if move.phase is MovePhase.FLUSHING:
             return self.close_deadline
-        return move.next_wake(self.final_at())
+        return move.next_wake(now, self.final_at())
 
     # ================================================================== lifecycle
 
@@ -309,6 +313,8 @@ class SessionCore:
         if resumed and not first:
             void, void_ids = self.ledger.void_after(self._dial_epoch)
             self.tool_cancels.extend(p.id for p in void)
+        # Answers to calls now void, or that the server cancelled, are not (re)sent.
+        void_ids |= self.ledger.moot_ids()
         self.counters.void_calls += len(void)
         plan: ReplayPlan | None = None
         if not first:
@@ -317,6 +323,7 @@ class SessionCore:
                 exact=self.config.transparent,
                 likely_lag=self.settle(),
                 unproven_from=self.proofs.unproven_from,
+                skip_media=not self.proofs.enabled,
             )
             replay = [encode(m, _answered_ids(m)) for m in plan.messages]
             if replay:
@@ -356,14 +363,34 @@ class SessionCore:
         self.planned = True
         self.attempt = 0
 
-    def lost(self, error: SessionError) -> int | None:
+    def unflushed(self) -> bool:
+        """Input is queued, waiting to be resent, or not yet covered by a handle."""
+        return bool(self._queue or self._priority or self._replay_next or len(self.replay))
+
+    def wants_connection(self, now: float) -> bool:
+        """Whether the session needs a connection: always while open; while closing, only to
+        flush what the user sent (resuming, within ``close_timeout_s``) so nothing is lost."""
+        if self.finished:
+            return False
+        if not self.closing:
+            return True
+        return (
+            self.started
+            and self.config.resumption
+            and self.handle is not None
+            and now < self.close_deadline
+            and self.unflushed()
+        )
+
+    def lost(self, error: SessionError, now: float) -> int | None:
         """The connection ended without the session asking (a drop, a close, a dead keepalive).
 
-        Returns the reconnect attempt to make (0: at once, a planned move's first), or ``None``
-        when the session ends (closing); raises :class:`ReconnectError` when it cannot resume."""
+        Returns the reconnect attempt to make (-1: at once, a planned move's first), or ``None``
+        when the session ends (closed, nothing left to flush); raises :class:`ReconnectError`
+        when it cannot resume."""
         self.connected = False
         self.writing = False
-        if self.closing:
+        if self.closing and not self.wants_connection(now):
             return None
         if self.established:
             self.attempt = 0  # that connection worked: this is a new failure, not a retry
@@ -413,8 +440,8 @@ class SessionCore:
     def take(self, out: Outgoing) -> None:
         """A message to send (a user's, or a tool answer): queued here until the writer sends it."""
         if out.priority:
-            if out.call_ids and any(self.ledger.state(cid) == "void" for cid in out.call_ids):
-                return  # its call is void after a resume: the resumed context never issued it
+            if out.call_ids and any(self.ledger.moot(cid) for cid in out.call_ids):
+                return  # void after a resume (the context never issued it) or cancelled meanwhile
             self._priority.append(out)
             return
         self._queue.append(out)
@@ -470,7 +497,9 @@ class SessionCore:
         manual_vad = self.config.manual_vad
         for item in batch:
             self.conn_index += 1
-            self.replay.append(item.message, index=self.conn_index, sent_at=now, size=len(item.data))
+            self.replay.append(
+                item.message, index=self.conn_index, sent_at=now, size=len(item.data), seq=self.rx_seq
+            )
             if self.turns.sent(
                 self.conn_index,
                 triggers=item.triggers_turn,
@@ -485,15 +514,20 @@ class SessionCore:
         more_waiting = self.sendable()
         proofs = self.proofs
         proofs.writing(first, last, burst=len(batch) > 1 or more_waiting, prove=prove)
-        # Fence once caught up: a ping after every message of a burst, not after each batch.
-        fence = not more_waiting and proofs.wants_fence()
+        # Fence once caught up: a ping after every message of a burst, not after each batch; and
+        # every FENCE_EVERY s while input streams (every write while a move is pending), so the
+        # replay log stays proven: a handle read after its pong trims what came before it.
+        fence = not more_waiting and (
+            proofs.wants_fence()
+            or proofs.due(last, now, 0.0 if self.move.phase is not MovePhase.IDLE else FENCE_EVERY)
+        )
         self.writing = True
         return Write(batch, fence, last)
 
-    def wrote(self, write: Write, token: bytes | None) -> int:
-        """``write`` went out (``token``: its ping's); flags of what may now move on."""
+    def wrote(self, write: Write, token: bytes | None, now: float) -> int:
+        """``write`` went out at ``now`` (``token``: its ping's); flags of what may now move on."""
         if token is not None:
-            self.proofs.fence_sent(token, write.last)
+            self.proofs.fence_sent(token, write.last, now)
         self.proofs.written(write.last)
         self.writing = False
         self.counters.messages_out += len(write.batch)
@@ -579,7 +613,8 @@ class SessionCore:
         """The model's content or a call arrived: a pending move holds input now."""
         first = not self.turns.generating
         self.turns.content()
-        if first and self.move.phase is MovePhase.SEEKING and self.move.hold_early(self.facts()):
+        move = self.move
+        if first and move.phase in (MovePhase.SEEKING, MovePhase.RELEASED) and move.hold_early(self.facts()):
             self.proofs.request_fence()
             return WRITER | MOVER | CHANGED
         return CHANGED if first else 0
@@ -655,11 +690,20 @@ class SessionCore:
                 # ended stays logged, or a move would resume from a context holding it with
                 # nothing left to make the model answer it.
                 proven = min(proven, min(owed) - 1)
-            self.replay.covered_through_index(max(turns.evidence_index, proven))
-            if proofs.unproven_from is not None:
-                owed = [*owed, proofs.unproven_from]
-            stop = min(owed) if owed else None
-            self.replay.covered_before(arrived, settle, received_at=now, stop_index=stop)
+            if proofs.enabled:
+                # Proofs judge: only what a ping's pong proves is trimmed; the rest stays logged
+                # however long ago it was sent (a server may read with any lag). A turn's end is
+                # no such proof: with two user turns outstanding, which one it answered is a guess.
+                self.replay.covered_through_index(proven)
+            else:
+                self.replay.covered_through_index(max(turns.evidence_index, proven))
+                # Timing judges (prove_by_ping off): what was sent ``settle`` before the handle
+                # arrived is taken as covered. A server whose reads lag more than that loses it.
+                if proofs.unproven_from is not None:
+                    owed = [*owed, proofs.unproven_from]
+                stop = min(owed) if owed else None
+                self.replay.covered_before(arrived, settle, received_at=now, stop_index=stop)
+        self.replay.handle_read(self.rx_seq)
         return HANDLE | CHANGED
 
     # ================================================================== tools
@@ -843,7 +887,6 @@ class SessionCore:
                 self.final_at(),
                 self.config.handle_timeout_s,
                 self.connect_s,
-                self.config.quiet_timeout_s,
                 self.config.transparent,
             )
             if action is Action.HOLD:

@@ -99,13 +99,24 @@ class ToolLedger:
         return self._close(call_id, "answered")
 
     def cancel(self, ids: Iterable[str]) -> list[PendingCall]:
-        """The server cancelled these calls (``toolCallCancellation``): no answer is owed."""
+        """The server cancelled these calls (``toolCallCancellation``): no answer is owed, and an
+        answer already on its way (or logged for replay) is moot: it must not be sent again."""
         out = []
         for call_id in ids:
             pending = self._close(call_id, "cancelled")
             if pending is not None:
                 out.append(pending)
+            elif call_id in self._closed:
+                self._closed[call_id] = ("cancelled", self._closed[call_id][1])
         return out
+
+    def moot(self, call_id: str) -> bool:
+        """An answer to ``call_id`` must not be sent (the call was cancelled or is void)."""
+        closed = self._closed.get(call_id)
+        return closed is not None and closed[0] in ("cancelled", "void")
+
+    def moot_ids(self) -> set[str]:
+        return {call_id for call_id, (how, _) in self._closed.items() if how in ("cancelled", "void")}
 
     def of_turn(self, turn: int) -> list[PendingCall]:
         return [p for p in self._pending.values() if p.turn == turn]

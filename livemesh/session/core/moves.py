@@ -58,12 +58,14 @@ class Facts:
     speaking: bool
     """The server withdrew resumability after its newest handle and turn, and nothing else explains
     it: the user is speaking (no handle comes until the utterance ends)."""
-    turn_ended_unhandled: bool
-    """The newest turn ended after the newest handle (the handle that follows a turn is owed)."""
     settle: float
     early_hold_allowed: bool
     """Gemini API with ``hold_during_turn``: input may be held while the model answers."""
     turn_no: int
+    handle_seq: int
+    """Which frame brought the newest resumable handle (a later one has a larger number)."""
+    effect_at: float
+    """When the newest ``turnComplete`` was read (-1: none yet)."""
 
 
 @attrs.define(slots=True)
@@ -75,11 +77,12 @@ class Move:
     deadline: float | None = None
     """When the service cuts the connection (a goAway's), if known."""
     started_at: float = -1.0
-    limit: float = math.inf  # the end of the wait for a quiet point
+    limit: float = math.inf  # the end of the wait for a quiet point (without early holds)
     hold_at: float = -1.0
     handle_limit: float = math.inf
-    release_at: float | None = None  # an early hold whose turn ended without a handle: let go then
+    release_at: float | None = None  # held with no handle possible: input is let through then
     early_hold_for: int | None = None  # the turn an early hold was taken for
+    released_seq: int | None = None  # the newest handle when input was let through last
     forced: bool = False
 
     # ------------------------------------------------------------------ transitions
@@ -93,12 +96,7 @@ class Move:
 
     @property
     def holding(self) -> bool:
-        return self.phase in (
-            MovePhase.HOLDING_EARLY,
-            MovePhase.HOLDING,
-            MovePhase.TURN_WAIT,
-            MovePhase.LEAVING,
-        )
+        return self.phase in (MovePhase.HOLDING_EARLY, MovePhase.HOLDING, MovePhase.LEAVING)
 
     @property
     def leaving(self) -> bool:
@@ -117,6 +115,7 @@ class Move:
         self.started_at = now
         self.early_hold_for = None
         self.release_at = None
+        self.released_seq = None
         self.forced = False
         self.limit = now + quiet_timeout
         if self.deadline is not None:
@@ -149,11 +148,12 @@ class Move:
         the moment a turn's first content or call arrives (a short answer can begin and end within
         one read, before the move's next step)."""
         if (
-            self.phase is MovePhase.SEEKING
+            self.phase in (MovePhase.SEEKING, MovePhase.RELEASED)
             and facts.early_hold_allowed
             and self.early_hold_for != facts.turn_no
         ):
             self.early_hold_for = facts.turn_no
+            self.release_at = None
             self._go(MoveEvent.HOLD_EARLY)
             return True
         return False
@@ -161,68 +161,66 @@ class Move:
     # ------------------------------------------------------------------ one step
 
     def step(self, facts: Facts, now: float, final: float, handle_timeout: float, connect_s: float,
-             quiet_timeout: float, transparent: bool) -> Action:
-        """Advance the move as far as the facts allow at ``now``; the action the core must take."""
-        if not self.active:
-            return Action.NONE
-        if self.phase is MovePhase.LEAVING:
+             transparent: bool) -> Action:
+        """Advance the move as far as the facts allow at ``now``; the action the core must take.
+
+        Input is held only while a handle can come: while the model answers (the server issues
+        one right after the turn) or at a quiet point (resumable: periodic handles). When it
+        cannot (no turn in flight and the server not resumable: the user is mid-utterance, and
+        held audio can never end it), input is let through until the utterance ends and the
+        model answers it; a slow server that issues no handle within ``handle_timeout`` also gets
+        its input back. Only the deadline (``final``) makes the move leave without a handle that
+        fits."""
+        if not self.active or self.phase is MovePhase.LEAVING:
             return Action.NONE
         if now >= final:
             self.forced = True
             self._go(MoveEvent.LEAVE)
             return Action.LEAVE
         phase = self.phase
-        if phase in (MovePhase.SEEKING, MovePhase.HOLDING_EARLY):
-            if facts.quiet or now >= self.limit:
+        if phase in (MovePhase.SEEKING, MovePhase.RELEASED):
+            fresh = self.released_seq is None or facts.handle_seq > self.released_seq
+            if facts.quiet and fresh:
                 return self._hold(facts, now, handle_timeout, connect_s, transparent)
             if facts.generating_or_calls:
-                self.release_at = None
                 if self.hold_early(facts):
                     return Action.HOLD
-                return Action.NONE
-            if phase is MovePhase.HOLDING_EARLY and not facts.resumable:
-                # The turn ended but no handle followed it: the server is not resumable for another
-                # reason, the user speaking (held audio can never end that utterance).
-                if self.release_at is None:
-                    self.release_at = now + max(facts.settle, 0.1)
-                elif now >= self.release_at:
-                    self.release_at = None
-                    self._go(MoveEvent.RELEASE)
-                    return Action.RELEASE
-                return Action.NONE
-            self.release_at = None
+                if not facts.early_hold_allowed and now >= self.limit:
+                    # Input held, the turn in progress ends and a handle follows it.
+                    return self._hold(facts, now, handle_timeout, connect_s, transparent)
             return Action.NONE
-        if phase is MovePhase.HOLDING:
-            if facts.fits:
-                self._go(MoveEvent.LEAVE)
-                return Action.LEAVE
-            if facts.speaking:
-                # The user started speaking as input was held: the utterance ends only with more
-                # input, and no handle comes until it has. Let it through, wait for its end (the
-                # model then answers, with input held, and a handle follows the turn), look again.
-                self._go(MoveEvent.RELEASE)
-                return Action.RELEASE
-            if now >= self.handle_limit:
-                if facts.in_turn or facts.turn_ended_unhandled:
-                    # Input is held, so the turn in progress will end and the server issues a
-                    # handle right after each turn. Leaving without it would cut the turn or resume
-                    # from a snapshot without a turn the user saw answered. Only the connection's
-                    # own end is reason enough (``final``).
-                    self._go(MoveEvent.WAIT_TURN)
-                    return Action.NONE
-                self._go(MoveEvent.LEAVE)
-                return Action.LEAVE
-            return Action.NONE
-        if phase is MovePhase.RELEASED:
-            if not facts.speaking:
-                self.limit = max(self.limit, now + quiet_timeout)
-                self._go(MoveEvent.SEEK)
-                return self.step(facts, now, final, handle_timeout, connect_s, quiet_timeout, transparent)
-            return Action.NONE
-        if phase is MovePhase.TURN_WAIT and facts.fits:
+        if phase is MovePhase.HOLDING_EARLY:
+            if facts.quiet:
+                return self._hold(facts, now, handle_timeout, connect_s, transparent)
+            return self._release(facts) if self._stalled(facts, now) else Action.NONE
+        # HOLDING
+        if facts.fits:
             self._go(MoveEvent.LEAVE)
             return Action.LEAVE
+        if self._stalled(facts, now) or (now >= self.handle_limit and not facts.generating_or_calls):
+            return self._release(facts)
         return Action.NONE
+
+    def _stalled(self, facts: Facts, now: float) -> bool:
+        """Input is held, the model is not answering, no call is pending and the server is not
+        resumable: no handle can come while input is held. Said outright (``resumable: false``
+        after the newest handle and turn: the user speaks), or seen: a turn ended (or input was
+        held) and no handle followed within ``settle``. A user turn still owed its answer does
+        not count: its answer may never come (the user's speech cut it), and if it does, input is
+        held again from its first frame."""
+        if facts.generating_or_calls or facts.resumable:
+            self.release_at = None
+            return False
+        if facts.speaking:
+            return True
+        self.release_at = max(facts.effect_at, self.hold_at) + max(facts.settle, 0.1)
+        return now >= self.release_at
+
+    def _release(self, facts: Facts) -> Action:
+        self.release_at = None
+        self.released_seq = facts.handle_seq
+        self._go(MoveEvent.RELEASE)
+        return Action.RELEASE
 
     def _hold(self, facts: Facts, now: float, handle_timeout: float, connect_s: float,
               transparent: bool) -> Action:
@@ -236,21 +234,17 @@ class Move:
         # the handle timeout counts from then (a backlog-sized settle ate the whole timeout).
         settle = 0.0 if transparent else facts.settle
         self.handle_limit = now + handle_timeout + settle
-        if self.deadline is not None:
-            self.handle_limit = min(
-                self.handle_limit, self.deadline - reserve(self.deadline, self.started_at, connect_s)
-            )
         return Action.HOLD
 
-    def next_wake(self, final: float) -> float:
-        """The next time a step may decide something without any new event."""
+    def next_wake(self, now: float, final: float) -> float:
+        """The next time after ``now`` a step may decide something without any new event."""
         if not self.active or self.phase is MovePhase.LEAVING:
             return math.inf
-        wake = final
-        if self.phase in (MovePhase.SEEKING, MovePhase.HOLDING_EARLY):
-            wake = min(wake, self.limit)
-            if self.release_at is not None:
-                wake = min(wake, self.release_at)
+        timers = [final]
+        if self.phase in (MovePhase.SEEKING, MovePhase.RELEASED):
+            timers.append(self.limit)
         elif self.phase is MovePhase.HOLDING:
-            wake = min(wake, self.handle_limit)
-        return wake
+            timers.append(self.handle_limit)
+        if self.release_at is not None:
+            timers.append(self.release_at)
+        return min((t for t in timers if t > now), default=final)

@@ -35,9 +35,11 @@ class BurstProofs:
     __slots__ = (
         "_burst_end",
         "_fence_wanted",
+        "_fenced_at",
         "_fenced_through",
         "_in_flight",
         "_proofs",
+        "_proven_through",
         "_sent_through",
         "enabled",
         "unproven_from",
@@ -51,13 +53,17 @@ class BurstProofs:
         self._fence_wanted = -1  # the newest message a ping should follow (a burst's end, a user turn)
         self._sent_through = -1
         self._fenced_through = -1
+        self._fenced_at = -1.0  # when the newest ping went out
         self._in_flight: list[tuple[bytes, int]] = []  # (ping token, covered through), oldest first
         self._proofs: list[tuple[int, int]] = []  # (frames received before the pong, covered through)
+        self._proven_through = -1  # what every handle read from now on is proven to cover
 
     def reset(self) -> None:
         """A new connection: its indices start again at 0 (the engine's fences are per connection)."""
         self.unproven_from = None
         self._burst_end = self._fence_wanted = self._sent_through = self._fenced_through = -1
+        self._fenced_at = -1.0
+        self._proven_through = -1
         self._in_flight.clear()
         self._proofs.clear()
 
@@ -92,9 +98,16 @@ class BurstProofs:
         """A ping is owed after the newest messages (a burst's end, a user turn, a move's request)."""
         return self.enabled and self._fence_wanted > self._fenced_through
 
-    def fence_sent(self, token: bytes, through: int) -> None:
-        """A ping (``token``) was written after messages up to ``through``."""
+    def due(self, through: int, now: float, every: float) -> bool:
+        """A ping may follow messages up to ``through`` (none follows them yet) because the
+        newest one went out ``every`` seconds ago or more: the pings that keep the replay log
+        proven (and short) while input streams, one per ``every`` at most."""
+        return self.enabled and through > self._fenced_through and now - self._fenced_at >= every
+
+    def fence_sent(self, token: bytes, through: int, now: float = 0.0) -> None:
+        """A ping (``token``) was written after messages up to ``through`` at ``now``."""
         self._fenced_through = through
+        self._fenced_at = now
         flight = self._in_flight
         flight.append((token, through))
         if len(flight) > _MAX_FENCES:  # a peer that answers no pings (the engine forgets them too)
@@ -120,8 +133,9 @@ class BurstProofs:
 
     def on_handle(self, received_index: int) -> int:
         """A resumable handle was read as frame ``received_index``: the highest message index it
-        is proven to cover (-1 if none), and the bursts up to it stop blocking timing."""
-        through = -1
+        is proven to cover (-1 if none), and the bursts up to it stop blocking timing. A proof
+        holds for every later handle too (each one follows the same pong)."""
+        through = self._proven_through
         kept = []
         for pong_index, covered in self._proofs:
             if received_index >= pong_index:
@@ -129,6 +143,7 @@ class BurstProofs:
             else:
                 kept.append((pong_index, covered))
         self._proofs = kept
+        self._proven_through = through
         if through >= 0 and self.unproven_from is not None and self.unproven_from <= through:
             self.unproven_from = None if self._burst_end <= through else through + 1
         return through

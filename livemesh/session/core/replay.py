@@ -29,6 +29,9 @@ class ReplayEntry:
     """Index on its connection, as the server counts for ``lastConsumedClientMessageIndex``."""
     sent_at: float
     size: int
+    seq: int = 0
+    """How many server frames the session had read when it sent this one: a handle read as a
+    later frame may cover it; one read before it was sent cannot."""
     answer: wire.Content | None = None
     """A user turn whose answer the user already saw: that answer (see :meth:`ReplayLog.answered`)."""
 
@@ -60,6 +63,7 @@ class ReplayLog:
         """Entries forgotten because the log was full (may be lost after a drop)."""
         self._handle_received_at: float | None = None
         self._handle_arrived_at: float | None = None
+        self._handle_seq: int | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,8 +72,10 @@ class ReplayLog:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def append(self, message: wire.ClientMessage, *, index: int, sent_at: float, size: int) -> None:
-        self._entries.append(ReplayEntry(message, index, sent_at, size))
+    def append(
+        self, message: wire.ClientMessage, *, index: int, sent_at: float, size: int, seq: int = 0
+    ) -> None:
+        self._entries.append(ReplayEntry(message, index, sent_at, size, seq=seq))
         self._bytes += size
         while self._bytes > self._limit and len(self._entries) > 1:
             old = self._entries.popleft()
@@ -93,6 +99,11 @@ class ReplayLog:
         entries = self._entries
         while entries and entries[0].index <= index:
             self._bytes -= entries.popleft().size
+
+    def handle_read(self, seq: int) -> None:
+        """The newest resumable handle was read as server frame number ``seq``: the logged
+        messages sent before that (and not trimmed) are the ambiguous ones now."""
+        self._handle_seq = seq
 
     def covered_before(
         self,
@@ -123,11 +134,14 @@ class ReplayLog:
                 break
             self._bytes -= entries.popleft().size
 
-    def ambiguous(self, handle_received_at: float) -> int:
-        """How many logged messages were sent before the newest handle arrived (maybe covered)."""
+    def ambiguous(self, handle_seq: int | None = None) -> int:
+        """How many logged messages were sent before the newest handle was read (maybe covered)."""
+        handle_seq = self._handle_seq if handle_seq is None else handle_seq
+        if handle_seq is None:
+            return 0
         count = 0
         for entry in self._entries:
-            if entry.sent_at >= handle_received_at:
+            if entry.seq >= handle_seq:
                 break
             count += 1
         return count
@@ -139,6 +153,7 @@ class ReplayLog:
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
+        self._handle_seq = None
 
     def plan(
         self,
@@ -147,6 +162,7 @@ class ReplayLog:
         exact: bool,
         likely_lag: float = 0.0,
         unproven_from: int | None = None,
+        skip_media: bool = True,
     ) -> ReplayPlan:
         """Everything to resend, oldest first, and empty the log (entries are re-logged when resent).
 
@@ -157,14 +173,15 @@ class ReplayLog:
         anything else ambiguous is resent (counted: may be doubled), because a lost turn or tool
         answer is worse than a repeated one (an unanswered call stalls the service forever).
         Nothing at or past ``unproven_from`` (an unproven burst, see :class:`BurstProofs`) is
-        judged by timing, so none of it is skipped.
+        judged by timing, so none of it is skipped; with ``skip_media`` off (proofs judge, not
+        timing) nothing is skipped at all: what nothing proves covered is resent, never dropped.
         """
         keep: list[wire.ClientMessage] = []
         ambiguous = 0
         skipped = 0
         dropped = 0
         restored = 0
-        received = self._handle_received_at
+        handle_seq = self._handle_seq
         arrived = self._handle_arrived_at
         for entry in self._entries:
             message = entry.message
@@ -179,10 +196,10 @@ class ReplayLog:
                     message = wire.ClientMessage(
                         tool_response=wire.ToolResponse(function_responses=responses)
                     )
-            if not exact and received is not None and entry.sent_at < received:
-                assert arrived is not None
-                timed = unproven_from is None or entry.index < unproven_from
-                if timed and _is_media(message) and entry.sent_at < arrived - likely_lag:
+            if not exact and handle_seq is not None and entry.seq < handle_seq:
+                timed = skip_media and (unproven_from is None or entry.index < unproven_from)
+                likely = arrived is not None and entry.sent_at < arrived - likely_lag
+                if timed and likely and _is_media(message):
                     skipped += 1
                     continue
                 ambiguous += 1

@@ -18,12 +18,19 @@ Session::
 
 Move (while OPEN or MOVING; a drop ends it: the reconnect is the move)::
 
-    IDLE --want--> SEEKING --hold_early--> HOLDING_EARLY --hold--> HOLDING --fits--> LEAVING
-                     |  ^                    |                       |  |              |
-                     |  +--release-----------+       RELEASED <-release  +--wait_turn--> TURN_WAIT
-                     |  +--seek------------------------+                                |
-                     +--hold--> HOLDING            (LEAVING also from any phase: the deadline)
-    LEAVING --arrive--> IDLE;   any phase --close--> FLUSHING --arrive--> FLUSHING (resumed to flush)
+    IDLE --want--> SEEKING --hold_early--> HOLDING_EARLY --hold--> HOLDING --leave--> LEAVING
+                      |                        |    ^                |  ^
+                      +--hold------------------)----)----------------+  |
+                                               |    |                |  |
+                                         release    hold_early  release  hold
+                                               v    |                v  |
+                                               RELEASED <------------+--+
+    any phase --leave--> LEAVING (the deadline: forced);  LEAVING --arrive--> IDLE
+    any phase --close--> FLUSHING --arrive--> FLUSHING (a reconnect to flush what is queued)
+
+Input is held in HOLDING_EARLY (the model answers: the handle after the turn covers all),
+HOLDING (a quiet point: a handle after the ping sent then covers all) and LEAVING; it flows in
+SEEKING and RELEASED (no handle could come while it is held: the user is mid-utterance).
 """
 
 from __future__ import annotations
@@ -74,8 +81,7 @@ class MovePhase(enum.Enum):
     SEEKING = "seeking"  # waiting for a quiet point; input flows
     HOLDING_EARLY = "holding_early"  # the model is answering: input held so its handle covers all
     HOLDING = "holding"  # input held at a quiet point; waiting for a handle that fits
-    RELEASED = "released"  # the user is speaking: held input let through until the utterance ends
-    TURN_WAIT = "turn_wait"  # past the handle timeout with a turn in flight: its handle is awaited
+    RELEASED = "released"  # no handle can come while input is held: let through until one can
     LEAVING = "leaving"  # handle and replay decided; the connection closes at a frame boundary
     FLUSHING = "flushing"  # closing: queued input goes out, then a handle covering it is awaited
 
@@ -85,8 +91,6 @@ class MoveEvent(enum.Enum):
     HOLD_EARLY = "hold_early"
     HOLD = "hold"
     RELEASE = "release"
-    SEEK = "seek"
-    WAIT_TURN = "wait_turn"
     LEAVE = "leave"
     ARRIVE = "arrive"  # setupComplete on the next connection
     CLOSE = "close"
@@ -149,20 +153,19 @@ MOVE_TRANSITIONS: Mapping[MovePhase, Mapping[MoveEvent, MovePhase]] = {
         **_ANY_LEAVE,
     },
     MovePhase.HOLDING_EARLY: {
-        MoveEvent.RELEASE: MovePhase.SEEKING,
         MoveEvent.HOLD: MovePhase.HOLDING,
+        MoveEvent.RELEASE: MovePhase.RELEASED,
         **_ANY_LEAVE,
     },
     MovePhase.HOLDING: {
         MoveEvent.RELEASE: MovePhase.RELEASED,
-        MoveEvent.WAIT_TURN: MovePhase.TURN_WAIT,
         **_ANY_LEAVE,
     },
     MovePhase.RELEASED: {
-        MoveEvent.SEEK: MovePhase.SEEKING,
+        MoveEvent.HOLD_EARLY: MovePhase.HOLDING_EARLY,
+        MoveEvent.HOLD: MovePhase.HOLDING,
         **_ANY_LEAVE,
     },
-    MovePhase.TURN_WAIT: dict(_ANY_LEAVE),
     MovePhase.LEAVING: {
         MoveEvent.CLOSE: MovePhase.FLUSHING,
         MoveEvent.ARRIVE: MovePhase.IDLE,

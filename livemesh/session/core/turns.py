@@ -30,6 +30,7 @@ class TurnTracker:
         "_turn_interrupted",
         "answer_indices",
         "awaiting_reply_since",
+        "effect_at",
         "effect_seq",
         "evidence_index",
         "generating",
@@ -50,6 +51,7 @@ class TurnTracker:
         self.evidence_index = -1  # every message up to this index is known consumed
         self.voiced = False  # audio went out since the last turnComplete, with the server's VAD on
         self.effect_seq = 0  # frame sequence number of the newest turnComplete (seen by the user)
+        self.effect_at = -1.0  # ... and when it was read
         self.lag = 0.0  # trigger sent -> first answer received: round trip plus server backlog
         self._lag_samples: list[float] = []  # the last few (their max is lag: backlog is bursty)
         # The answer text of the turn in progress while a user turn's answer is owed (model text,
@@ -177,6 +179,7 @@ class TurnTracker:
             self.sure_triggers.clear()
             self.answer_indices.clear()
         self.effect_seq = seq
+        self.effect_at = now
         self.turn_no += 1
         self.generating = False
         self.awaiting_reply_since = now if still_owed else None
