@@ -157,10 +157,9 @@ class ModelConnection:
             await self._wake.wait()
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        if self.conn is not None and self.conn.alive:
-            self.conn.closed_by_client = True
-            self.conn.alive = False
-            self.conn.inbound.clear()
+        if self.conn is not None:
+            self.model.now = trio.current_time()
+            self.model.closed_by_client(self.conn)
         self.closed = True
         self.wake()
 

@@ -213,6 +213,17 @@ class ServerModel:
         self._handle(conn)
         return conn
 
+    def closed_by_client(self, conn: ServerConn) -> None:
+        """The client closed ``conn`` with a close frame: what it sent before it is still read."""
+        if conn.alive:
+            self.consume_all(conn)
+            conn.alive = False
+            conn.closed_by_client = True
+
+    def consume_all(self, conn: ServerConn) -> None:
+        while conn.alive and conn.inbound:
+            self._consume(conn, conn.inbound.popleft())
+
     def drop(self) -> None:
         """The connection dies: what the server had not read is lost; what it sent stays readable."""
         conn = self.conn

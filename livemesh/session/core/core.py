@@ -29,7 +29,14 @@ from collections.abc import Callable
 import attrs
 
 from livemesh import wire
-from livemesh.errors import EncodeError, LivemeshError, LocalProtocolError, ReconnectError, SessionError
+from livemesh.errors import (
+    EncodeError,
+    LivemeshError,
+    LocalProtocolError,
+    ReconnectError,
+    SessionError,
+    ToolCallLimitError,
+)
 from livemesh.session.core.config import CoreConfig
 from livemesh.session.core.ledger import PendingCall, ToolLedger
 from livemesh.session.core.moves import Action, Facts, Move
@@ -210,6 +217,16 @@ class SessionCore:
         """How many user messages may wait here before senders are made to wait."""
         return self.config.hold_limit if self.holding else 1
 
+    def room(self, batch: int) -> bool:
+        """Whether the writer may take another message from its outbox: up to ``batch`` for the
+        next write, up to the hold limit while input is held; and always while a BLOCKING call
+        holds realtime input (its answer may come behind held input, and must not wait for it)."""
+        if self.move.holding or not self.connected:
+            return len(self._queue) < self.config.hold_limit
+        if self.tool_hold():
+            return True
+        return len(self._queue) < batch
+
     def in_turn(self) -> bool:
         """A turn is in flight: generating, an answer owed to a user turn, or a tool call pending."""
         return self.turns.in_turn_or_owed or bool(len(self.ledger))
@@ -367,7 +384,7 @@ class SessionCore:
         """Input is queued, waiting to be resent, or not yet covered by a handle."""
         return bool(self._queue or self._priority or self._replay_next or len(self.replay))
 
-    def wants_connection(self, now: float) -> bool:
+    def wants_connection(self, now: float, unread: int = 0) -> bool:
         """Whether the session needs a connection: always while open; while closing, only to
         flush what the user sent (resuming, within ``close_timeout_s``) so nothing is lost."""
         if self.finished:
@@ -379,10 +396,10 @@ class SessionCore:
             and self.config.resumption
             and self.handle is not None
             and now < self.close_deadline
-            and self.unflushed()
+            and (bool(unread) or self.unflushed())
         )
 
-    def lost(self, error: SessionError, now: float) -> int | None:
+    def lost(self, error: SessionError, now: float, unread: int = 0) -> int | None:
         """The connection ended without the session asking (a drop, a close, a dead keepalive).
 
         Returns the reconnect attempt to make (-1: at once, a planned move's first), or ``None``
@@ -390,7 +407,7 @@ class SessionCore:
         when it cannot resume."""
         self.connected = False
         self.writing = False
-        if self.closing and not self.wants_connection(now):
+        if self.closing and not self.wants_connection(now, unread):
             return None
         if self.established:
             self.attempt = 0  # that connection worked: this is a new failure, not a retry
@@ -445,9 +462,12 @@ class SessionCore:
             self._priority.append(out)
             return
         self._queue.append(out)
+
+    def count_held(self, waiting: int) -> None:
+        """A user message is sent while input is held, ``waiting`` before it (for the metrics)."""
         if self.holding:
             self.counters.held += 1
-            self.counters.held_max = max(self.counters.held_max, len(self._queue))
+            self.counters.held_max = max(self.counters.held_max, len(self._queue) + waiting + 1)
 
     def sendable(self) -> bool:
         if self._replay_next or self._priority:
@@ -715,6 +735,20 @@ class SessionCore:
     def _on_tool_call(self, tool_call: wire.ToolCall, now: float) -> int:
         calls = tool_call.function_calls or []
         tools = self.config.tools
+        config = self.config
+        if len(calls) > config.max_calls_per_tool_call:
+            raise ToolCallLimitError(
+                f"a toolCall with {len(calls)} calls (max_calls_per_tool_call is "
+                f"{config.max_calls_per_tool_call})"
+            )
+        tasks = sum(1 for call in calls if (call.name or "") in tools)
+        if config.tool_callback and tasks < len(calls):
+            tasks += 1  # the on_tool_call callback answers the rest, in one task
+        if self.running_tools + tasks > config.max_running_tools:
+            raise ToolCallLimitError(
+                f"a toolCall would run {self.running_tools + tasks} tool calls at once "
+                f"(max_running_tools is {config.max_running_tools})"
+            )
         unhandled: list[wire.FunctionCall] = []
         flags = CHANGED | WRITER
         for call in calls:
@@ -728,13 +762,19 @@ class SessionCore:
             self.counters.tool_calls += 1
             if (call.name or "") in tools:
                 self.tool_starts.append(pending)
+                self.running_tools += 1
                 flags |= TOOLS
             else:
                 unhandled.append(call)
         if unhandled and self.config.tool_callback:
             self.callback_calls.append(unhandled)
+            self.running_tools += 1
             flags |= TOOLS
         return flags
+
+    def callback_done(self) -> None:
+        """An ``on_tool_call`` batch returned."""
+        self.running_tools = max(0, self.running_tools - 1)
 
     def _on_interrupted(self) -> int:
         self.turns.interrupted()
@@ -861,11 +901,14 @@ class SessionCore:
         self.move.close()
         return MOVER | WRITER | CHANGED
 
-    def tick(self, now: float) -> Step:
-        """Time passes (or something changed): advance the move or the close; what to do next."""
+    def tick(self, now: float, unread: int = 0) -> Step:
+        """Time passes (or something changed): advance the move or the close; what to do next.
+
+        ``unread``: messages still on their way to the core (the actor's outbox): a close waits
+        for them too."""
         move = self.move
         if move.phase is MovePhase.FLUSHING:
-            return self._flush_step(now)
+            return self._flush_step(now, unread)
         if move.phase is MovePhase.IDLE:
             if self.connected and self.config.timer and now >= self.lifetime_end - self.config.margin_s:
                 self.request_move("timer", self.lifetime_end)
@@ -907,12 +950,12 @@ class SessionCore:
         self.counters.rotations += 1
         self.connected = False
 
-    def _flush_step(self, now: float) -> Step:
+    def _flush_step(self, now: float, unread: int) -> Step:
         """Closing: what is queued goes out, then (with resumption) a handle covering all of it is
         awaited, so the ``resume_handle`` left behind for a handle store loses nothing."""
         if now >= self.close_deadline or not self.connected:
             return Step.CLOSE
-        if not self.flushed():
+        if unread or not self.flushed():
             return Step.WAIT
         if self.config.resumption and (len(self.replay) or not self.resumable):
             return Step.WAIT

@@ -14,10 +14,10 @@ from typing import Any
 from livemesh import wire
 from livemesh.errors import LivemeshError, ReconnectError
 from livemesh.session import SessionConfig, SessionMetrics
-from livemesh.session.actor import core_config
 from livemesh.session.core import SessionCore, Step
 from livemesh.session.core.core import CANCELS, TOOLS
 from livemesh.session.core.ledger import PendingCall
+from livemesh.session.lifecycle import core_config
 from livemesh.session.sending import build_client_content, build_realtime_input
 from tests.session.servermodel import ServerConn, ServerModel, audio_payload, text_payload
 
@@ -91,8 +91,7 @@ class CoreClient:
 
     def _finish(self) -> None:
         if self.conn is not None:
-            self.conn.alive = False
-            self.conn.closed_by_client = True
+            self.model.closed_by_client(self.conn)
             self.conn = None
         self.core.finish()
         self.closed = True
@@ -149,6 +148,7 @@ class CoreClient:
                 out = build_realtime_input(audio=audio_payload(ident, flag), manual_vad=False)
             else:
                 out = build_client_content(text_payload(ident, call=flag), turn_complete=True)
+            core.count_held(0)
             core.take(out)
             self.accepted.append(ident)
             self.accepted_at[ident] = self.clock
@@ -201,7 +201,6 @@ class CoreClient:
             self._cancel_tools()
         if flags & TOOLS:
             for pending in core.tool_starts:
-                core.running_tools += 1
                 self.tools.append((pending, self.clock))
             core.tool_starts.clear()
             core.callback_calls.clear()
@@ -228,9 +227,7 @@ class CoreClient:
         step = core.tick(self.clock)
         if step is Step.LEAVE:
             core.leaving()
-            conn.alive = False
-            conn.closed_by_client = True
-            conn.inbound.clear()
+            self.model.closed_by_client(conn)
             self.conn = None
             core.left()
             self._connect()
