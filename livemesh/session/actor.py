@@ -34,6 +34,7 @@ import trio
 from livemesh import wire
 from livemesh._groups import unwrap_group
 from livemesh.errors import ConfigError, LivemeshError, LocalProtocolError, SessionClosedError
+from livemesh.session.builders import build_client_content, build_realtime_input, build_tool_response, encode
 from livemesh.session.config import SessionConfig
 from livemesh.session.connections import ConnectFn
 from livemesh.session.core import Outgoing, SessionCore
@@ -41,7 +42,6 @@ from livemesh.session.lifecycle import Lifecycle, core_config
 from livemesh.session.links import Links
 from livemesh.session.metrics import SessionMetrics
 from livemesh.session.reader import HandleHook
-from livemesh.session.sending import build_client_content, build_realtime_input, build_tool_response, encode
 from livemesh.session.turns import Turn, TurnBuilder
 from livemesh.transport import open_connection
 

@@ -15,12 +15,12 @@ import trio
 
 from livemesh import wire
 from livemesh.errors import ConfigError
+from livemesh.session.builders import build_tool_response
 from livemesh.session.callbacks import call_callback
 from livemesh.session.core import Outgoing
 from livemesh.session.core.ledger import PendingCall
 from livemesh.session.links import Links, ToolWork
 from livemesh.session.reader import safe_callback
-from livemesh.session.sending import build_tool_response
 from livemesh.session.tools import FunctionTool, run_tool
 
 __all__ = ["run_tools"]

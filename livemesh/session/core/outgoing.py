@@ -1,6 +1,6 @@
 """One client message on its way out: its value (for the core's decisions) and its bytes (to send).
 
-Messages are encoded before they reach the core (``livemesh.session.sending``), so a caller's
+Messages are encoded before they reach the core (``livemesh.session.builders``), so a caller's
 unencodable value fails at its call and the writer only moves bytes.
 """
 

@@ -7,30 +7,7 @@ list for the current state raises :class:`~livemesh.errors.LocalProtocolError` n
 actor drove the core wrongly: a bug, never the server's fault, which the core reports as errors
 of its own).
 
-Session::
-
-    NEW --start--> CONNECTING --opened--> OPEN --move--> MOVING --opened--> OPEN
-                       ^   |                |  \\            |
-                       |   +--lost----------+   +--lost------+--> CONNECTING (resume, replay)
-                       +-------------------------------------+
-    any live state --close--> CLOSING --finish--> CLOSED
-    any live state --fail--> FAILED;   NEW --close--> CLOSED
-
-Move (while OPEN or MOVING; a drop ends it: the reconnect is the move)::
-
-    IDLE --want--> SEEKING --hold_early--> HOLDING_EARLY --hold--> HOLDING --leave--> LEAVING
-                      |                        |    ^                |  ^
-                      +--hold------------------)----)----------------+  |
-                                               |    |                |  |
-                                         release    hold_early  release  hold
-                                               v    |                v  |
-                                               RELEASED <------------+--+
-    any phase --leave--> LEAVING (the deadline: forced);  LEAVING --arrive--> IDLE
-    any phase --close--> FLUSHING --arrive--> FLUSHING (a reconnect to flush what is queued)
-
-Input is held in HOLDING_EARLY (the model answers: the handle after the turn covers all),
-HOLDING (a quiet point: a handle after the ping sent then covers all) and LEAVING; it flows in
-SEEKING and RELEASED (no handle could come while it is held: the user is mid-utterance).
+The diagram of both is in the package docstring (:mod:`livemesh.session.core`).
 """
 
 from __future__ import annotations

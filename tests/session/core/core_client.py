@@ -14,11 +14,11 @@ from typing import Any
 from livemesh import wire
 from livemesh.errors import LivemeshError, ReconnectError
 from livemesh.session import SessionConfig, SessionMetrics
+from livemesh.session.builders import build_client_content, build_realtime_input
 from livemesh.session.core import SessionCore, Step
 from livemesh.session.core.core import CANCELS, TOOLS
 from livemesh.session.core.ledger import PendingCall
 from livemesh.session.lifecycle import core_config
-from livemesh.session.sending import build_client_content, build_realtime_input
 from tests.session.servermodel import ServerConn, ServerModel, audio_payload, text_payload
 
 WRITE_BATCH = 32

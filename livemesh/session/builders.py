@@ -17,6 +17,7 @@ import attrs
 
 from livemesh import wire
 from livemesh.errors import ConfigError, EncodeError, LocalProtocolError
+from livemesh.session.core.core import encode as encode_checked
 from livemesh.session.core.outgoing import Outgoing
 from livemesh.wire import helpers
 
@@ -24,11 +25,11 @@ __all__ = ["Outgoing", "build_client_content", "build_realtime_input", "build_to
 
 
 def encode(message: wire.ClientMessage, call_ids: tuple[str, ...] = ()) -> Outgoing:
+    """``message`` with its bytes; a value that cannot be encoded is the caller's ConfigError."""
     try:
-        data = wire.encode_client(message)
+        return encode_checked(message, call_ids)
     except EncodeError as exc:
         raise ConfigError(f"cannot send this {message.kind}: {exc}") from None
-    return Outgoing(message, data, call_ids)
 
 
 def build_client_content(turns: Any, *, turn_complete: bool) -> Outgoing:
