@@ -32,7 +32,14 @@ import attrs
 import trio
 import trio_websocket
 
-from livemesh.errors import AuthError, QuotaError, ServiceClosedError, SessionError, SetupRejectedError
+from livemesh.errors import (
+    AuthError,
+    ContextWindowError,
+    QuotaError,
+    ServiceClosedError,
+    SessionError,
+    SetupRejectedError,
+)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -72,6 +79,9 @@ class ConnectionLostError(SessionError):
 # ----------------------------------------------------------------------------- close codes
 
 _QUOTA_WORDS: Final = ("quota", "billing", "credits", "resource_exhausted", "resource exhausted", "429")
+_CONTEXT_WINDOW_WORDS: Final = ("exceeds the maximum number of tokens", "context window")
+"""A 1007 with these words: the context outgrew the model's window (the Live API documents no text
+for it; the emulator uses the Gemini API's wording for a request over the token limit)."""
 _AUTH_WORDS: Final = (
     "api key",
     "api_key",
@@ -101,11 +111,17 @@ def classify_close(code: int, reason: str | None) -> str:
     text = (reason or "").lower()
     if any(word in text for word in _QUOTA_WORDS):
         return "quota"
+    if _is_context_window(code, text):
+        return "fatal"  # before the auth words: its text speaks of tokens, not credentials
     if code in (1007, 1008):
         return "auth" if any(word in text for word in _AUTH_WORDS) else "fatal"
     if code in (1002, 1003, 1009, 1010):
         return "fatal"  # protocol misuse on one side: resuming would repeat it
     return "retryable"  # 1000, 1001, 1005, 1006, 1011, 1012-1014, private codes
+
+
+def _is_context_window(code: int, lowered_reason: str) -> bool:
+    return code == 1007 and any(word in lowered_reason for word in _CONTEXT_WINDOW_WORDS)
 
 
 def close_error(info: CloseInfo, *, during_setup: bool = False) -> SessionError:
@@ -121,6 +137,12 @@ def close_error(info: CloseInfo, *, during_setup: bool = False) -> SessionError:
     if kind == "auth":
         return AuthError(text, code=info.code, reason=info.reason)
     if kind == "fatal":
+        if _is_context_window(info.code, info.reason.lower()):
+            text = (
+                f"the session's context outgrew the model's context window ({text}); "
+                "set context_window_compression"
+            )
+            return ContextWindowError(text, code=info.code, reason=info.reason)
         fatal = SetupRejectedError if during_setup else ServiceClosedError
         return fatal(text, code=info.code, reason=info.reason)
     if during_setup and info.code in (1000, 1001):

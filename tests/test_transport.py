@@ -7,7 +7,7 @@ import trio
 import trio.testing
 import trio_websocket
 
-from livemesh.errors import AuthError, QuotaError, ServiceClosedError, SetupRejectedError
+from livemesh.errors import AuthError, ContextWindowError, QuotaError, ServiceClosedError, SetupRejectedError
 from livemesh.transport import (
     CloseInfo,
     ConnectionLostError,
@@ -52,6 +52,11 @@ def test_close_errors_are_typed() -> None:
     bad_key = close_error(CloseInfo(1008, "API key not valid. Please pass a valid API key."))
     assert isinstance(bad_key, AuthError)
     assert isinstance(close_error(CloseInfo(1011, "RESOURCE_EXHAUSTED")), QuotaError)
+    window = close_error(
+        CloseInfo(1007, "The input token count (131100) exceeds the maximum number of tokens allowed (1024).")
+    )
+    assert isinstance(window, ContextWindowError)  # not an AuthError for speaking of "tokens"
+    assert "context_window_compression" in str(window)
     lost = close_error(CloseInfo(1011, "Internal error occurred."))
     assert isinstance(lost, ConnectionLostError)
     assert (lost.code, lost.reason) == (1011, "Internal error occurred.")

@@ -210,6 +210,9 @@ async def _run_session(
                 if plan.kind == "tools"
                 else None,
                 output_audio_transcription=types.AudioTranscriptionConfig() if plan.kind == "audio" else None,
+                context_window_compression=types.ContextWindowCompressionConfig.model_validate(
+                    wl.CONTEXT_WINDOW_COMPRESSION
+                ),
             )
             reconnecting = state.handle is not None
             async with client.aio.live.connect(model=spec.model, config=config) as session:

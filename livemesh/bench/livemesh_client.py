@@ -76,6 +76,7 @@ def session_config(
         generation_config={"responseModalities": ["AUDIO" if plan.kind == "audio" else "TEXT"]},
         tools=tools,
         output_audio_transcription={} if plan.kind == "audio" else None,
+        context_window_compression=wl.CONTEXT_WINDOW_COMPRESSION,
         transport=TransportOptions(ssl_context=ssl_context),
         session_id=f"bench-s{plan.index}",
         **options,

@@ -145,11 +145,13 @@ characters a token; audio turns: 25 tokens a second); the window is
 ``context_window_default``. With ``contextWindowCompression`` the sliding window cuts whole
 user turns, oldest first, at the start of a user turn once past ``triggerTokens`` (default 80%
 of the window) down to ``slidingWindow.targetTokens`` (default trigger/2); ``recall`` shows what
-is left. Without it, a context past the window ends the session with 1007 (the real service's
-behaviour here is undocumented: a guess).
+is left (``stats`` keeps what was cut in ``compressed_texts``). Without it, a context past the
+window ends the session with 1007 "The input token count (N) exceeds the maximum number of tokens
+allowed (M)." (the Live API documents neither the close nor its text; this is the Gemini API's
+wording for a request over the token limit), which livemesh raises as ``ContextWindowError``.
 
 ``SessionStats`` (``emu.stats``): ``messages, audio_bytes, audio_chunks, video_frames, turns,
-texts, tool_responses, unknown_tool_responses, turn_tokens, compressions`` (the context; the
+texts, tool_responses, unknown_tool_responses, turn_tokens, compressions, compressed_texts`` (the context; the
 ``stats`` command reports the same, with ``tokens`` = sum of ``turn_tokens``) plus
 ``connections, resumptions, handles_issued`` and ``disconnects_mid_turn``: connections the
 CLIENT closed or dropped while a model turn or a BLOCKING call was in progress (rotations that

@@ -33,6 +33,13 @@ def fit_reason(text: str, limit: int = 123) -> str:
     return raw[:limit].decode(errors="ignore")
 
 
+def context_window_exceeded(tokens: int, window: int) -> str:
+    """The 1007 text for a context past its window (no compression). The Live API documents no
+    text for this; this is the Gemini API's own wording for a request over the token limit (its
+    HTTP 400 INVALID_ARGUMENT), so clients can tell this close from other invalid arguments."""
+    return f"The input token count ({tokens}) exceeds the maximum number of tokens allowed ({window})."
+
+
 def model_not_found(model: str, version: str) -> str:
     """The 1008 text for a model that does not serve bidiGenerateContent."""
     tail = f" is not found for API version {version}, or is not supported for bidiGenerateContent"

@@ -609,5 +609,5 @@ class LiveConnection:
                 sliding = compression.sliding_window
                 target = (sliding.target_tokens if sliding else None) or trigger // 2
                 self.context.compress(trigger, target)
-        elif self.context.tokens() > window:
-            await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+        elif (tokens := self.context.tokens()) > window:
+            await self.peer.close(closes.INVALID_ARGUMENT, closes.context_window_exceeded(tokens, window))
