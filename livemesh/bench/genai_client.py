@@ -1,6 +1,6 @@
 """The bench workload driven by google-genai's ``AsyncSession`` (asyncio), in its own process.
 
-    python -m livemesh.bench.genai_client SPEC_JSON
+    python -m livemesh.bench.genai_client < SPEC_JSON   (the spec on stdin: it holds the API key)
 
 The official SDK is the peer we compare against; it is a test extra and is imported only here,
 inside :func:`main`, so ``python -m livemesh bench`` works without it until ``--vs genai`` or
@@ -36,7 +36,7 @@ from typing import Any
 
 from livemesh.bench import workload as wl
 from livemesh.bench.metrics import Recorder
-from livemesh.bench.runner import emit
+from livemesh.bench.runner import emit, read_spec
 from livemesh.bench.workload import Check, SessionPlan, WorkloadSpec
 
 MISSING_SDK = (
@@ -435,9 +435,8 @@ async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
     return {"result": rec.result(client="genai", sessions=spec.sessions), "details": rec.details()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec = WorkloadSpec.from_json(argv[0])
+def main() -> int:
+    spec = read_spec()
     if spec.ca_file:
         os.environ["SSL_CERT_FILE"] = spec.ca_file
     random.seed(spec.seed)
