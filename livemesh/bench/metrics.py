@@ -174,7 +174,8 @@ class Recorder:
         }
 
     def result(self, *, client: str, sessions: int, duration_s: float | None = None) -> dict[str, Any]:
-        """Exactly the report's keys (issue 7); see :meth:`details` for what the table adds."""
+        """Exactly the report's keys (:data:`~livemesh.bench.report.RESULT_KEYS`); see
+        :meth:`details` for what the table adds."""
         self.sample_rss()
         frozen = self._frozen or {name: getattr(self, name) for name in self._TRAFFIC}
         elapsed = frozen.get("elapsed", time.perf_counter() - self.started_at)

@@ -1,10 +1,10 @@
 """The bench's results: the JSON report (fixed keys) and the summary table (rich).
 
-One client's result has exactly :data:`RESULT_KEYS` (issue 7). With ``--vs genai`` the JSON is
-``{"results": [livemesh, genai], "ratios": {...}}``; each ratio is livemesh / genai for "more is
-better" figures (``turns_per_s``, ``audio_messages_per_s``, ``messages_per_s``) and genai /
-livemesh for "less is better" ones (``p99_turn_latency``, ``cpu_per_message``), so > 1 always
-means livemesh is ahead.
+One client's result has exactly :data:`RESULT_KEYS`, so scripts can rely on them. With
+``--vs genai`` the JSON is ``{"results": [livemesh, genai], "ratios": {...}}``; each ratio is
+livemesh / genai for "more is better" figures (``turns_per_s``, ``audio_messages_per_s``,
+``messages_per_s``) and genai / livemesh for "less is better" ones (``p99_turn_latency``,
+``cpu_per_message``), so > 1 always means livemesh is ahead.
 """
 
 from __future__ import annotations
