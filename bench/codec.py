@@ -3,7 +3,14 @@
     python bench/codec.py [--number 20000] [--repeat 7]
 
 (a) decode a 100 ms 24 kHz audio server message (4,800 bytes of PCM in ``inlineData``);
-(b) encode a 100 ms 16 kHz ``realtimeInput`` audio message (3,200 bytes of PCM).
+(b) encode a 100 ms 16 kHz ``realtimeInput`` audio message (3,200 bytes of PCM);
+(c) decode a small text chunk (``modelTurn`` with one text part);
+(d) decode (c) with three members livemesh does not model, at three depths (kept in ``extra``:
+    the cost of never throwing a field away);
+(e) decode a current model's message carrying audio, its output transcription and
+    ``turnComplete`` + ``interactionStatus`` together.
+
+(c) to (e) are livemesh only, from raw JSON, so the same script measures an older checkout too.
 
 google-genai's paths are copied from its ``live.py``: receive is ``json.loads`` +
 ``_LiveServerMessage_from_mldev`` + ``LiveServerMessage._from_response``; send is
@@ -11,7 +18,7 @@ google-genai's paths are copied from its ``live.py``: receive is ``json.loads`` 
 + ``convert_to_dict`` + ``encode_unserializable_types`` + ``json.dumps``. Every contender's output
 is checked against the others before timing. Figures are medians of ``--repeat`` runs of
 ``--number`` calls (per call, in microseconds); read the ratios, not the absolute numbers: this
-machine is shared and noisy.
+machine is shared and noisy (``--cpu`` times CPU time, which another process's load disturbs less).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import base64
 import json
 import os
 import statistics
+import time
 import timeit
 from collections.abc import Callable
 from typing import Any
@@ -30,16 +38,27 @@ import pybase64
 
 from livemesh import wire
 
+_TIMER = time.perf_counter
+
 
 def _median_us(fn: Callable[[], object], number: int, repeat: int) -> float:
-    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat, timer=_TIMER)) / number * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--number", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--json", metavar="PATH", help="also write the medians (us) as JSON here")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with this process's CPU time instead of the wall clock (steadier on a shared machine)",
+    )
     args = parser.parse_args()
+    global _TIMER
+    if args.cpu:
+        _TIMER = time.process_time
 
     from google.genai import _common, types
     from google.genai import _live_converters as live_converters
@@ -107,8 +126,11 @@ def main() -> None:
 
     def bare_encode() -> bytes:
         return orjson.dumps(
-            {"realtimeInput": {"audio": {"data": pybase64.b64encode_as_string(in_pcm),
-                                         "mimeType": in_blob.mime_type}}}
+            {
+                "realtimeInput": {
+                    "audio": {"data": pybase64.b64encode_as_string(in_pcm), "mimeType": in_blob.mime_type}
+                }
+            }
         )
 
     encoders: dict[str, Callable[[], Any]] = {
@@ -121,11 +143,64 @@ def main() -> None:
         assert decoded.realtime_input and decoded.realtime_input.audio, name
         assert decoded.realtime_input.audio.data == in_pcm, name
 
+    # ---- (c), (d), (e): livemesh only, frames written as raw JSON
+    text_frame = orjson.dumps(
+        {
+            "serverContent": {
+                "modelTurn": {"role": "model", "parts": [{"text": "Hello there, how can I help?"}]}
+            }
+        }
+    )
+    unknown_frame = orjson.dumps(
+        {
+            "serverContent": {
+                "modelTurn": {
+                    "role": "model",
+                    "parts": [{"text": "Hello there, how can I help?", "zPart": 1}],
+                },
+                "zContent": {"a": [1, 2]},
+            },
+            "zTop": "x",
+        }
+    )
+    combined_frame = orjson.dumps(
+        {
+            "serverContent": {
+                "modelTurn": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "inlineData": {
+                                "mimeType": "audio/pcm;rate=24000",
+                                "data": pybase64.b64encode_as_string(out_pcm),
+                            }
+                        }
+                    ],
+                },
+                "outputTranscription": {"text": "Hello there"},
+                "turnComplete": True,
+                "interactionStatus": "IDLE",
+            }
+        }
+    )
+    extra_cases = {
+        "decode text (c)": text_frame,
+        "decode + unknown fields (d)": unknown_frame,
+        "decode audio+transcript (e)": combined_frame,
+    }
+    for frame in extra_cases.values():
+        wire.decode_server(frame)
+
     results: dict[str, dict[str, float]] = {"decode (a)": {}, "encode (b)": {}}
     for name, fn in decoders.items():
         results["decode (a)"][name] = _median_us(fn, args.number, args.repeat)
     for name, fn in encoders.items():
         results["encode (b)"][name] = _median_us(fn, args.number, args.repeat)
+
+    for case, frame in extra_cases.items():
+        results[case] = {
+            "livemesh": _median_us(lambda f=frame: wire.decode_server(f), args.number, args.repeat)
+        }
 
     print(f"median per message, us ({args.repeat} x {args.number} calls)")
     for case, row in results.items():
@@ -133,12 +208,19 @@ def main() -> None:
         print(f"\n{case}")
         for name, us in row.items():
             print(f"  {name:<20} {us:8.2f} us   {us / ours:6.2f}x livemesh's time")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
     a, b = results["decode (a)"], results["encode (b)"]
     print("\nratios (targets: >= 8x google-genai, <= 2x bare orjson + pybase64)")
-    print(f"  decode (a): {a['google-genai'] / a['livemesh']:.1f}x faster than google-genai, "
-          f"{a['livemesh'] / a['orjson+pybase64']:.2f}x bare")
-    print(f"  encode (b): {b['google-genai'] / b['livemesh']:.1f}x faster than google-genai, "
-          f"{b['livemesh'] / b['orjson+pybase64']:.2f}x bare")
+    print(
+        f"  decode (a): {a['google-genai'] / a['livemesh']:.1f}x faster than google-genai, "
+        f"{a['livemesh'] / a['orjson+pybase64']:.2f}x bare"
+    )
+    print(
+        f"  encode (b): {b['google-genai'] / b['livemesh']:.1f}x faster than google-genai, "
+        f"{b['livemesh'] / b['orjson+pybase64']:.2f}x bare"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from livemesh.errors import ConfigError
 from livemesh.wire import helpers as h
 from livemesh.wire import messages as m
 from tests.wire import strategies as s
+from tests.wire.sdk_strategies import SDK_TYPES
 from tests.wire.wirejson import rewrite, snake, to_wire
 
 PROPS = settings(max_examples=40, deadline=None)
@@ -32,7 +33,7 @@ def _sdk_receive(message: m.ServerMessage) -> types.LiveServerMessage:
 
 
 @PROPS
-@given(s.server_messages("sdk"))
+@given(SDK_TYPES.server_messages())
 def test_extract_text_matches_the_sdk_text_property(message: m.ServerMessage) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the SDK warns once about non-text parts
