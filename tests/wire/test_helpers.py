@@ -124,7 +124,7 @@ def test_client_content_from_a_string_is_the_sdk_docstring_example(text: str, tu
 
 
 @PROPS
-@given(st.lists(s.messages(m.Content), min_size=1, max_size=3), st.booleans())
+@given(st.lists(s.KNOWN.messages(m.Content), min_size=1, max_size=3), st.booleans())
 def test_client_content_from_turn_dicts_in_either_spelling(
     turns: list[m.Content], turn_complete: bool
 ) -> None:
@@ -138,6 +138,13 @@ def test_client_content_from_turn_dicts_in_either_spelling(
     if len(turns) == 1:
         assert h.client_content(turns[0], turn_complete=turn_complete) == expected
         assert h.client_content(camel_dicts[0], turn_complete=turn_complete) == expected
+
+
+def test_client_content_names_unknown_keys_in_turn_dicts() -> None:
+    with pytest.raises(ConfigError, match=r"turn 1: unknown key 'parts\[0\]\.txt' \(did you mean 'text'\?\)"):
+        h.client_content([{"parts": [{"text": "a"}]}, {"parts": [{"txt": "b"}]}])
+    with pytest.raises(ConfigError, match="unknown key 'rol'"):
+        h.client_content({"rol": "user", "parts": []})
 
 
 def test_client_content_seed_examples() -> None:
