@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from typing import Any, Literal
 
 import orjson
 import pytest
 from google import genai
-from google.genai import _common, _live_converters
 from google.genai import types as genai_types
 
 from livemesh import wire
@@ -19,6 +17,7 @@ from livemesh.auth import ApiKey, EphemeralToken
 from livemesh.errors import ConfigError
 from livemesh.session import RetryPolicy, SessionConfig, function_tool
 from livemesh.session.tools import declaration_from_function
+from tests.wire.sdk_strategies import sdk_setup_frame
 
 KEY = ApiKey("k-123")
 
@@ -198,20 +197,8 @@ def test_declarations_from_plain_functions() -> None:
 
 
 def _sdk_setup(config: genai_types.LiveConnectConfig, model: str = "models/m") -> bytes:
-    """The setup frame google-genai's connect() sends for this config (live.py, API-key branch)."""
-    client = genai.Client(api_key="k")._api_client
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parameters = genai_types.LiveConnectParameters(model=model, config=config)
-        request = _common.convert_to_dict(
-            _live_converters._LiveConnectParameters_to_mldev(
-                api_client=client, from_object=parameters.model_dump(exclude_none=True)
-            )
-        )
-    del request["config"]
-    request = _common.encode_unserializable_types(request)
-    request["setup"]["model"] = model
-    return json.dumps(request).encode()
+    """The setup frame google-genai's connect() sends for this config."""
+    return json.dumps(sdk_setup_frame(genai.Client(api_key="k")._api_client, model, config)).encode()
 
 
 def _ours(config: SessionConfig) -> bytes:

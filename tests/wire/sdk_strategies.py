@@ -1,4 +1,5 @@
-"""Strategies for values the official SDK (google-genai) accepts, for tests that use it as an oracle.
+"""Strategies for values the official SDK (google-genai) accepts, and the frames it sends, for tests
+that use it as an oracle.
 
 Built on :class:`tests.wire.strategies.MessageStrategies` with the SDK's own knowledge: enum members
 only, typed objects where livemesh keeps free-form JSON, and no field the SDK's types or its Gemini
@@ -7,8 +8,10 @@ API send paths lack or refuse.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from google.genai import _common, _live_converters, types
 from hypothesis import strategies as st
 
 from livemesh.wire import messages as m
@@ -84,3 +87,22 @@ SDK_TYPES = s.MessageStrategies(known_enums=True, overrides=SDK_JSON_FIELDS, exc
 
 SDK_SENDS = s.MessageStrategies(known_enums=True, overrides=SDK_JSON_FIELDS, exclude=GEMINI_API_REFUSES)
 """Values the SDK's Gemini API send paths accept."""
+
+
+def sdk_setup_frame(api_client: Any, model: str, config: Any) -> dict[str, Any]:
+    """The setup frame ``connect()`` sends (live.py AsyncLive.connect, API-key branch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not isinstance(config, types.LiveConnectConfig):
+            config = types.LiveConnectConfig(**config)
+        parameters = types.LiveConnectParameters(model=model, config=config)
+        request = _common.convert_to_dict(
+            _live_converters._LiveConnectParameters_to_mldev(
+                api_client=api_client, from_object=parameters.model_dump(exclude_none=True)
+            )
+        )
+    del request["config"]
+    request = _common.encode_unserializable_types(request)
+    assert isinstance(request, dict)
+    request["setup"]["model"] = model
+    return request

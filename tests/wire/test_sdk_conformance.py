@@ -39,7 +39,7 @@ from livemesh import wire
 from livemesh.wire import coverage
 from livemesh.wire import messages as m
 from tests.wire import strategies as s
-from tests.wire.sdk_strategies import SDK_SENDS, SDK_TYPES
+from tests.wire.sdk_strategies import SDK_SENDS, SDK_TYPES, sdk_setup_frame
 from tests.wire.wirejson import canonical, field_types, rewrite, to_wire
 
 SDK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -246,25 +246,6 @@ def connect_config(setup: m.Setup) -> dict[str, Any]:
     if generation:
         config["generation_config"] = generation
     return config
-
-
-def sdk_setup_frame(api_client: Any, model: str, config: Any) -> dict[str, Any]:
-    """The setup frame ``connect()`` sends (live.py AsyncLive.connect, API-key branch)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not isinstance(config, types.LiveConnectConfig):
-            config = types.LiveConnectConfig(**config)
-        parameters = types.LiveConnectParameters(model=model, config=config)
-        request = _common.convert_to_dict(
-            _live_converters._LiveConnectParameters_to_mldev(
-                api_client=api_client, from_object=parameters.model_dump(exclude_none=True)
-            )
-        )
-    del request["config"]
-    request = _common.encode_unserializable_types(request)
-    assert isinstance(request, dict)
-    request["setup"]["model"] = model
-    return request
 
 
 @pytest.fixture(scope="module")
