@@ -302,12 +302,12 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     globs["_index"] = index.get
     globs["_hooks"] = tuple(conv.get_structure_hook(f.type) for f in fields)
     globs["_types"] = tuple(f.type for f in fields)
-    slots = [f"d{i}" for i in range(len(fields))] + (["None"] if has_extra else [])
+    globs["_defaults"] = [*defaults, None] if has_extra else list(defaults)
     s_lines = [
         f"def structure_{name}(o, _=None):",
         "  if type(o) is not dict:",
         f"    raise _type_error('a JSON object for {name}', o)",
-        f"  a = [{', '.join(slots)}]",
+        "  a = _defaults.copy()",
         "  ex = None",
         "  for k, v in o.items():",
         "    i = _index(k)",

@@ -115,20 +115,26 @@ def unknown_fields(message: object) -> list[tuple[str, Any]]:
     return found
 
 
+@functools.cache
+def _message_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(Python name, JSON name) of the fields of ``cls`` that hold message objects."""
+    return tuple((f.name, f.json_name) for f in wire_fields(cls) if f.message_class is not None)
+
+
 def _walk_unknown(obj: object, path: str, found: list[tuple[str, Any]]) -> None:
-    cls: type = type(obj)
     extra = getattr(obj, m.EXTRA, None)
     if extra:
         found.extend((f"{path}.{key}" if path else key, value) for key, value in extra.items())
-    for field in wire_fields(cls):
-        if field.message_class is None:
+    cls: type = type(obj)
+    for name, json_key in _message_fields(cls):
+        value = getattr(obj, name)
+        if value is None:
             continue
-        value = getattr(obj, field.name)
-        where = f"{path}.{field.json_name}" if path else field.json_name
-        if isinstance(value, list):
+        where = f"{path}.{json_key}" if path else json_key
+        if type(value) is list:
             for index, item in enumerate(value):
                 _walk_unknown(item, f"{where}[{index}]", found)
-        elif value is not None:
+        else:
             _walk_unknown(value, where, found)
 
 
