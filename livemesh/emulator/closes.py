@@ -50,6 +50,22 @@ def model_not_found(model: str, version: str) -> str:
     return name + tail
 
 
+def unknown_name(path: str) -> str:
+    """The 1007 text for a member the API does not know, as Google's JSON parser words it
+    (``Invalid JSON payload received. Unknown name "x" at 'setup.generation_config': Cannot find
+    field.``, e.g. google-gemini/gemini-cli#13972). ``path`` is :func:`livemesh.wire.unknown_fields`'
+    (camelCase JSON names); the parser names the parent in snake_case."""
+    parent, _, name = path.rpartition(".")
+    if not parent:
+        return f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
+    at = ".".join(_snake(part) for part in parent.split("."))
+    return f"Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
+
+
+def _snake(part: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in part)
+
+
 class Refusal(Exception):
     """Raised inside a connection to close it with ``code``/``reason`` (after the setup was read)."""
 
