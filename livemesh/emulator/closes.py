@@ -1,4 +1,6 @@
-"""Close codes and reason texts exactly as the real service sends them (LIVE_API_NOTES.md §1.14).
+"""Close codes and reason texts exactly as the real service sends them (as quoted in public
+threads: kizuna-ai-lab/sokuji#179, livekit/agents#2274, googleapis/js-genai#1236,
+google-gemini/cookbook#781, autonomous-ai/autonomous-os#231).
 
 A reason must fit in 123 bytes (the WebSocket limit); :func:`fit_reason` trims on a UTF-8 boundary.
 """

@@ -1,7 +1,7 @@
 """The model families the emulator serves, each with the behaviours that set it apart.
 
 A family is a frozen record of switches the connection engine reads; every switch names its
-source (a public docs page or GitHub thread, collected in LIVE_API_NOTES section 5). Three are
+source (a public docs page, a GitHub thread, or google-genai 3.6.1 itself). Three are
 served by default:
 
 * :data:`GEMINI_3_8_LIVE`: ``gemini-3.8-live``, the stable Live model;
@@ -76,8 +76,8 @@ GEMINI_3_8_LIVE: Final = ModelFamily(
     response_modalities=frozenset({wire.Modality.AUDIO}),
     # Model page: NON_BLOCKING is the default function behaviour, with working scheduling.
     default_behavior=wire.Behavior.NON_BLOCKING,
-    # google-genai 3.6.1 types.py LiveServerContent.interaction_status, read by live.py
-    # _is_interaction_complete: receive() ends a turn on IDLE.
+    # google-genai 3.6.1: google.genai.types.LiveServerContent.interaction_status, read by
+    # google.genai.live._is_interaction_complete: receive() ends a turn on IDLE.
     interaction_status=True,
     # 3.x behaviour carried to 3.8 (model page; livekit/agents#5251): audio and transcription in
     # one message, and an empty serverContent with usage before the first model turn

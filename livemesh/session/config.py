@@ -70,7 +70,7 @@ class RotationPolicy:
     """When the session moves itself to a fresh connection before the service cuts it.
 
     The timer starts when a connection is set up and is independent of the receive loop (the
-    service may go silent after ``goAway``: LIVE_API_NOTES 2.5). It fires ``margin_s`` before
+    service may go silent after ``goAway``: sierra-research/tau2-bench#461). It fires ``margin_s`` before
     ``limits.connection_lifetime_s``; ``goAway`` triggers a move at once. A planned move first waits
     up to ``quiet_timeout_s`` for a quiet point (no generation, no pending tool call, a resumable
     handle) and up to ``handle_timeout_s`` for a fresh handle once input is held.

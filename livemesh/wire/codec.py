@@ -1,7 +1,7 @@
 """The one converter between message classes and the Live API's JSON, and four entry points.
 
-Built once at import and never changed (STYLE.md habit 5). Design choices, all measured in
-``bench/codec.py``:
+Built once at import and never changed (cattrs' own advice: make your own converter). Design
+choices, all measured in ``bench/codec.py``:
 
 * cattrs generates one structure and one unstructure function per class; JSON is orjson;
   base64 is pybase64 (SIMD), which is what makes audio messages cheap.

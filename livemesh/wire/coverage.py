@@ -7,7 +7,7 @@ pydantic models and fails, naming the field, on any field neither modelled nor l
 SDK release that adds one turns CI red.
 
 This module is data: livemesh never imports google-genai. Names below are the SDK's (Python
-class and field names), so a reader can look each one up in its ``types.py``.
+class and field names), so a reader can look each one up in ``google.genai.types``.
 """
 
 from __future__ import annotations
