@@ -8,9 +8,10 @@
 (d) decode (c) with three members livemesh does not model, at three depths (kept in ``extra``:
     the cost of never throwing a field away);
 (e) decode a current model's message carrying audio, its output transcription and
-    ``turnComplete`` + ``interactionStatus`` together.
+    ``turnComplete`` + ``interactionStatus`` together;
+(f) decode ``turnComplete`` with ``usageMetadata`` (the last message of every turn).
 
-(c) to (e) are livemesh only, from raw JSON, so the same script measures an older checkout too.
+(c) to (f) are livemesh only, from raw JSON, so the same script measures an older checkout too.
 
 google-genai's paths are copied from its ``live.py``: receive is ``json.loads`` +
 ``_LiveServerMessage_from_mldev`` + ``LiveServerMessage._from_response``; send is
@@ -143,7 +144,7 @@ def main() -> None:
         assert decoded.realtime_input and decoded.realtime_input.audio, name
         assert decoded.realtime_input.audio.data == in_pcm, name
 
-    # ---- (c), (d), (e): livemesh only, frames written as raw JSON
+    # ---- (c) to (f): livemesh only, frames written as raw JSON
     text_frame = orjson.dumps(
         {
             "serverContent": {
@@ -183,10 +184,17 @@ def main() -> None:
             }
         }
     )
+    turn_complete_frame = orjson.dumps(
+        {
+            "serverContent": {"turnComplete": True},
+            "usageMetadata": {"promptTokenCount": 10, "responseTokenCount": 5, "totalTokenCount": 15},
+        }
+    )
     extra_cases = {
         "decode text (c)": text_frame,
         "decode + unknown fields (d)": unknown_frame,
         "decode audio+transcript (e)": combined_frame,
+        "decode turnComplete (f)": turn_complete_frame,
     }
     for frame in extra_cases.values():
         wire.decode_server(frame)
