@@ -13,6 +13,12 @@ keys; :meth:`SessionConfig.from_connect_config` takes a ``LiveConnectConfig`` ob
 Validation happens here, at the call (a :class:`~livemesh.errors.ConfigError`), for what the
 service would otherwise refuse with a 1007 after a round trip: two response modalities, wrong
 types, a ``transparent`` resumption on the Gemini API (the SDK refuses it too).
+
+No setting is dropped silently. A key livemesh does not know, at any depth and in either
+spelling, is a ConfigError naming its path and the closest field name ("did you mean"); a field
+of the official SDK the Live API does not take is refused with the reason
+(:data:`livemesh.wire.coverage.OMISSIONS`). A field newer than livemesh goes through
+``extra_setup``, merged verbatim into the setup message.
 """
 
 from __future__ import annotations
@@ -594,7 +600,15 @@ class SessionConfig:
         )
 
     def setup(self, auth: Auth, *, handle: str | None) -> wire.Setup:
-        """The ``setup`` message for one connection, resuming from ``handle`` when given."""
+        """The ``setup`` message for one connection, resuming from ``handle`` when given.
+
+        Args:
+            auth: The credential (it decides the model's path: ``models/NAME`` or Vertex's).
+            handle: A resumption handle, or ``None`` for a new session.
+
+        Returns:
+            The setup, with ``extra_setup`` in its ``extra`` (merged into its JSON when encoded).
+        """
         gen = self.generation_config
         if self.enable_affective_dialog is not None or self.thinking is not None:
             changes: dict[str, Any] = {}
@@ -630,7 +644,17 @@ class SessionConfig:
         )
 
     def evolve(self, **changes: Any) -> SessionConfig:
-        """A copy with ``changes`` applied (and validated again)."""
+        """A copy with ``changes`` applied (and validated again).
+
+        Args:
+            **changes: Options, by their field names.
+
+        Returns:
+            The new config.
+
+        Raises:
+            ConfigError: An option is unknown (named, with the closest name) or invalid.
+        """
         return attrs.evolve(self, **changes)
 
     # ------------------------------------------------------------------ other spellings
@@ -640,7 +664,18 @@ class SessionConfig:
         cls, config: SessionConfig | Mapping[str, Any] | None = None, /, **options: Any
     ) -> SessionConfig:
         """One config from a ``SessionConfig``, a dict (seed or LiveConnectConfig names) and/or
-        keyword options (which win): what ``open_session`` and ``pool.session`` accept alike."""
+        keyword options (which win): what ``open_session`` and ``pool.session`` accept alike.
+
+        Args:
+            config: A config, a dict of options, or ``None``.
+            **options: More options; they win over ``config``'s.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: An option is unknown, at any depth, or invalid.
+        """
         if isinstance(config, SessionConfig):
             return config.evolve(**options) if options else config
         if config is None:
@@ -657,7 +692,19 @@ class SessionConfig:
         ``thinking_config`` ...) are folded into ``generation_config``; ``on_*`` keys become
         :class:`Callbacks`; the seed's ``project_id``/``location`` with ``auth: "vertex_ai"`` are
         not enough on their own (a token provider is needed), so pass ``auth=VertexAI(...)``.
-        Unknown keys are a :class:`ConfigError` (a typo should not silently do nothing).
+        An unknown key, here or nested (``generation_config.thinking_config.thinking_levle``), is
+        a :class:`ConfigError` naming it and the closest known name: a typo must not silently do
+        nothing. ``http_options`` gives ``base_url`` and ``api_version``; its other keys are refused.
+
+        Args:
+            data: The options, in any of the spellings above.
+            **overrides: Options (by field name) that win over ``data``'s.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A key is unknown (named, with the closest name) or a value invalid.
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"from_dict needs a mapping, not {type(data).__name__}")
@@ -670,6 +717,19 @@ class SessionConfig:
         """Build from a google-genai ``LiveConnectConfig`` (or its dict) as passed to ``live.connect``.
 
         livemesh never imports google-genai; any object with ``model_dump()`` (pydantic) works.
+        Every field reaches the setup as the SDK would send it, but ``http_options``' headers and
+        client settings, which are refused.
+
+        Args:
+            model: The model name, as passed to ``connect``.
+            config: The ``LiveConnectConfig``, its dict, or ``None``.
+            **overrides: SessionConfig options (``auth``, ``base_url`` ...) that win over the config.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A field livemesh cannot send (with the reason) or an invalid value.
         """
         if config is None:
             data: Mapping[str, Any] = {}

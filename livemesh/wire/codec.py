@@ -356,7 +356,18 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
 
 def merge_json(base: dict[str, Any], extra: Any) -> dict[str, Any]:
     """``base`` with ``extra``'s members merged in: objects merged key by key (recursively), any
-    other value of ``extra`` replacing ``base``'s. Neither argument is modified."""
+    other value of ``extra`` replacing ``base``'s. Neither argument is modified.
+
+    Args:
+        base: A JSON object (what livemesh writes for a message).
+        extra: The members to merge (a message's ``extra``).
+
+    Returns:
+        A new JSON object.
+
+    Raises:
+        EncodeError: ``extra`` is not a JSON object.
+    """
     if type(extra) is not dict:
         raise EncodeError(f"extra must be a JSON object, not {type(extra).__name__}")
     out = dict(base)

@@ -164,7 +164,15 @@ CONNECT_GENERATION_FIELDS: Final = frozenset(
 
 
 def omission(sdk_class: str, field: str | None = None) -> Omission | None:
-    """The table's entry for an SDK field (or for its whole class), if any."""
+    """The table's entry for an SDK field (or for its whole class), if any.
+
+    Args:
+        sdk_class: The SDK's class name (``"GenerationConfig"``).
+        field: The SDK's field name (``"stop_sequences"``), or ``None`` for the class itself.
+
+    Returns:
+        The entry for the field, else the one for its class, else ``None``.
+    """
     if field is not None:
         found = OMISSIONS.get(f"{sdk_class}.{field}")
         if found is not None:

@@ -29,13 +29,27 @@ __all__ = [
 
 
 def json_name(name: str) -> str:
-    """``turn_complete`` -> ``turnComplete`` (the protobuf JSON name of a field)."""
+    """``turn_complete`` -> ``turnComplete`` (the protobuf JSON name of a field).
+
+    Args:
+        name: A field's Python (snake_case) name.
+
+    Returns:
+        Its lowerCamelCase JSON name.
+    """
     head, *rest = name.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def snake_name(key: str) -> str:
-    """``turnComplete`` -> ``turn_complete`` (keys already in snake_case are unchanged)."""
+    """``turnComplete`` -> ``turn_complete`` (keys already in snake_case are unchanged).
+
+    Args:
+        key: A JSON key in either spelling.
+
+    Returns:
+        Its snake_case spelling.
+    """
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
 
@@ -75,7 +89,14 @@ class WireField:
 
 @functools.cache
 def wire_fields(cls: type) -> tuple[WireField, ...]:
-    """The wire fields of a message class, in declaration order (its ``extra`` left out)."""
+    """The wire fields of a message class, in declaration order (its ``extra`` left out).
+
+    Args:
+        cls: A message class of :mod:`livemesh.wire` (``wire.Part``, ``wire.Setup`` ...).
+
+    Returns:
+        One :class:`WireField` per field.
+    """
     hints = typing.get_type_hints(cls)
     out = []
     for field in attrs.fields(cls):
@@ -96,7 +117,15 @@ def _by_key(cls: type) -> dict[str, WireField]:
 
 
 def field_for_key(cls: type, key: str) -> WireField | None:
-    """The field a JSON key names, in either spelling (``turnComplete`` or ``turn_complete``)."""
+    """The field a JSON key names, in either spelling (``turnComplete`` or ``turn_complete``).
+
+    Args:
+        cls: A message class.
+        key: A JSON key.
+
+    Returns:
+        The field, or ``None`` if no field of ``cls`` has that name.
+    """
     return _by_key(cls).get(key)
 
 
@@ -109,6 +138,12 @@ def unknown_fields(message: object) -> list[tuple[str, Any]]:
     ``[("serverContent.modelTurn.parts[0].newField", {...})]``: fields newer than livemesh, kept
     (in each object's ``extra``) instead of thrown away. Free-form JSON (function args, schemas)
     is data, not fields, and is not searched.
+
+    Args:
+        message: A decoded message (or any message object).
+
+    Returns:
+        ``(path, value)`` pairs, outer objects first; empty when livemesh knew every member.
     """
     found: list[tuple[str, Any]] = []
     _walk_unknown(message, "", found)
@@ -159,6 +194,14 @@ def unknown_keys(data: Mapping[str, Any], cls: type, path: str = "") -> list[Unk
 
     Keys may be camelCase or snake_case. Free-form JSON (function args, schemas, labels) is not
     checked; values that already are message objects were checked when they were built.
+
+    Args:
+        data: The setting, as JSON-like Python values.
+        cls: The message class it is for.
+        path: Where ``data`` sits, prefixed to every reported path.
+
+    Returns:
+        One :class:`UnknownKey` per key that names no field, with the closest field name.
     """
     return list(_unknown_keys(data, cls, path))
 
@@ -183,7 +226,15 @@ def _unknown_keys(data: Mapping[str, Any], cls: type, path: str) -> Iterator[Unk
 
 
 def suggest(key: str, cls: type) -> str | None:
-    """The field name of ``cls`` closest to ``key`` (in ``key``'s spelling), or ``None``."""
+    """The field name of ``cls`` closest to ``key`` (in ``key``'s spelling), or ``None``.
+
+    Args:
+        key: A key that names no field.
+        cls: The message class it was meant for.
+
+    Returns:
+        The closest field name in camelCase if ``key`` has capitals, else in snake_case.
+    """
     camel = any(c.isupper() for c in key)
     names = [f.json_name if camel else f.name for f in wire_fields(cls)]
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)

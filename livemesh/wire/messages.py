@@ -62,13 +62,27 @@ their value never appears in a repr."""
 
 
 def enum_of(field: attrs.Attribute[Any]) -> type | None:
-    """The constants class of an enum-valued field (``None`` for other fields)."""
+    """The constants class of an enum-valued field (``None`` for other fields).
+
+    Args:
+        field: An attrs field of a message class (``attrs.fields(wire.Part).media_processing``).
+
+    Returns:
+        Its constants class, such as :class:`MediaProcessing`.
+    """
     constants: type | None = field.metadata.get("enum")
     return constants
 
 
 def known_values(constants: type) -> tuple[str, ...]:
-    """The values a constants class knows, in definition order (``known_values(Modality)``)."""
+    """The values a constants class knows, in definition order (``known_values(Modality)``).
+
+    Args:
+        constants: A constants class such as :class:`Modality`.
+
+    Returns:
+        Its string values (``("TEXT", "IMAGE", "AUDIO", "VIDEO")``).
+    """
     return tuple(v for k, v in vars(constants).items() if k.isupper() and isinstance(v, str))
 
 
