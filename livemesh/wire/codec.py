@@ -289,11 +289,13 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     name = cls.__name__
     globs: dict[str, Any] = {"_cl": cls, "_type_error": _type_error, "_DecodeError": DecodeError}
 
-    # Structure: walk only the keys present (messages are sparse: a Part sets one of its fields),
-    # find each key's slot in a table holding both spellings (camelCase and snake_case), and call
-    # the class with positional arguments. A key that names no field is kept, verbatim, in the
-    # object's ``extra`` (forward compatibility: a field newer than livemesh stays reachable); a
-    # NullValue field turns JSON null into "NULL_VALUE" (present, unlike other nulls).
+    # Structure: make the object with its defaults (the C-level default arguments of attrs'
+    # __init__ are cheaper than passing every slot, and a Part has twenty), then walk only the
+    # keys present (messages are sparse), find each key's field in a table holding both spellings
+    # (camelCase and snake_case) and store the value through the slot's descriptor. A key that
+    # names no field is kept, verbatim, in the object's ``extra`` (forward compatibility: a field
+    # newer than livemesh stays reachable); a NullValue field turns JSON null into "NULL_VALUE"
+    # (present, unlike other nulls).
     index: dict[str, int] = {}
     for i, f in enumerate(fields):
         index[f.json_name] = i
@@ -302,12 +304,12 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     globs["_index"] = index.get
     globs["_hooks"] = tuple(conv.get_structure_hook(f.type) for f in fields)
     globs["_types"] = tuple(f.type for f in fields)
-    globs["_defaults"] = [*defaults, None] if has_extra else list(defaults)
+    globs["_set"] = tuple(vars(cls)[f.name].__set__ for f in fields)
     s_lines = [
         f"def structure_{name}(o, _=None):",
         "  if type(o) is not dict:",
         f"    raise _type_error('a JSON object for {name}', o)",
-        "  a = _defaults.copy()",
+        "  r = _cl()",
         "  ex = None",
         "  for k, v in o.items():",
         "    i = _index(k)",
@@ -317,16 +319,17 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
         "      ex[k] = v",
         "    elif v is not None:",
         "      try:",
-        "        a[i] = _hooks[i](v, _types[i])",
+        "        _set[i](r, _hooks[i](v, _types[i]))",
         "      except _DecodeError as e:",  # zero-cost unless raised (3.11): the path for free
         "        raise e.at(k) from None",
     ]
     if nulls:
         globs["_nulls"] = frozenset(nulls)
-        s_lines += ["    elif i in _nulls:", "      a[i] = 'NULL_VALUE'"]
+        s_lines += ["    elif i in _nulls:", "      _set[i](r, 'NULL_VALUE')"]
     if has_extra:
-        s_lines += ["  if ex is not None:", f"    a[{len(fields)}] = ex"]
-    s_lines.append("  return _cl(*a)")
+        globs["_set_extra"] = vars(cls)[m.EXTRA].__set__
+        s_lines += ["  if ex is not None:", "    _set_extra(r, ex)"]
+    s_lines.append("  return r")
 
     u_lines = [f"def unstructure_{name}(obj):", "  res = {}"]
     for i, f in enumerate(fields):
