@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
 import secrets
 import selectors
 import signal
@@ -50,11 +51,29 @@ def _drain(stream: IO[bytes]) -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_CLUSTER_BUS_OFFSET = 10_000
+"""A cluster node also listens on its port + 10000 (the cluster bus), so its port must be at most
+55535; an ephemeral port from the kernel often is not."""
+
+
+def _free_port(*, cluster: bool = False) -> int:
+    """A port free on 127.0.0.1 now (and, for a cluster node, its bus port too)."""
+    if not cluster:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 65_536 - _CLUSTER_BUS_OFFSET)
+        with socket.socket() as sock, socket.socket() as bus:
+            try:
+                sock.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisServer:
@@ -62,7 +81,7 @@ class RedisServer:
 
     def __init__(self, directory: str, *, appendonly: bool = False, cluster: bool = False) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = _free_port(cluster=cluster)
         self.appendonly = appendonly
         self.cluster = cluster
         self.started_once = False
@@ -83,7 +102,7 @@ class RedisServer:
             except RuntimeError:
                 if self.started_once or attempt == 2:
                     raise
-                self.port = _free_port()
+                self.port = _free_port(cluster=self.cluster)
 
     def _start_once(self) -> None:
         command = [
