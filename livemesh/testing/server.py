@@ -108,12 +108,14 @@ class ScriptedServer:
         *,
         answer_setup: bool,
         text_frames: bool,
+        await_tool_responses: bool,
     ) -> None:
         self.url = f"ws://{host}:{port}"
         self.connections: list[ScriptedConnection] = []
         self._scripts = scripts
         self._answer_setup = answer_setup
         self._text_frames = text_frames
+        self._await_tool_responses = await_tool_responses
         self._live: dict[int, _Live] = {}
         self._changed = trio.Event()
 
@@ -153,12 +155,7 @@ class ScriptedServer:
                 called.extend(call.id or "" for call in step.tool_call.function_calls or ())
             if step.tool_call_cancellation is not None:
                 cancelled.update(step.tool_call_cancellation.ids or ())
-        answered = {
-            response.id
-            for message in self.received
-            if message.tool_response is not None
-            for response in message.tool_response.function_responses or ()
-        }
+        answered = _answered(self.received)
         return [call_id for call_id in called if call_id not in cancelled and call_id not in answered]
 
     # ------------------------------------------------------------------ waiting
@@ -334,6 +331,12 @@ class ScriptedServer:
                 return
             elif not await self._send_frame(live, step):
                 return
+            elif self._await_tool_responses and isinstance(step, m.ServerMessage) and step.tool_call:
+                await self._await_answers(record, step.tool_call)
+
+    async def _await_answers(self, record: ScriptedConnection, tool_call: m.ToolCall) -> None:
+        ids = {call.id for call in tool_call.function_calls or ()}
+        await self.wait_for(lambda: record.closed or ids <= _answered(record.received))
 
     async def _expect(self, record: ScriptedConnection, step: Expect, cursor: int) -> int:
         """The index after the first message from ``cursor`` on that matches; -1 if the connection
@@ -365,6 +368,15 @@ class ScriptedServer:
         return True
 
 
+def _answered(messages: Iterable[m.ClientMessage]) -> set[str | None]:
+    return {
+        response.id
+        for message in messages
+        if message.tool_response is not None
+        for response in message.tool_response.function_responses or ()
+    }
+
+
 def _check_step(step: object, allowed: tuple[type, ...] = _STEP_TYPES) -> None:
     if not isinstance(step, allowed):
         names = ", ".join(t.__name__ for t in allowed)
@@ -375,6 +387,7 @@ def _check_step(step: object, allowed: tuple[type, ...] = _STEP_TYPES) -> None:
 async def open_scripted_server(
     *scripts: Iterable[Step],
     answer_setup: bool = True,
+    await_tool_responses: bool = False,
     frames: Literal["binary", "text"] = "binary",
     strict: bool = True,
     host: str = "127.0.0.1",
@@ -394,6 +407,9 @@ async def open_scripted_server(
         *scripts: One script (an iterable of steps) per connection, in connection order; a
             hypothesis-drawn stream of server messages is a script.
         answer_setup: Send ``setupComplete`` when the setup arrives.
+        await_tool_responses: After a ``toolCall``, play on only once the client has answered
+            every call in it, as the service does for BLOCKING calls (a client that never
+            answers then stalls its script: bound the test with ``trio.fail_after``).
         frames: Send server messages as ``"binary"`` frames (as the service does) or ``"text"``.
         strict: Raise :class:`~livemesh.testing.ClientProtocolError` when the block ends if a
             client broke the protocol (see :attr:`ScriptedConnection.errors`).
@@ -421,7 +437,12 @@ async def open_scripted_server(
         listeners = listeners[:1]
     bound = listeners[0].socket.getsockname()[1]
     server = ScriptedServer(
-        host, bound, materialized, answer_setup=answer_setup, text_frames=frames == "text"
+        host,
+        bound,
+        materialized,
+        answer_setup=answer_setup,
+        text_frames=frames == "text",
+        await_tool_responses=await_tool_responses,
     )
     body_error: BaseException | None = None
     try:

@@ -17,7 +17,7 @@ or manual activity signals around audio) and tool responses.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 from hypothesis import strategies as st
@@ -198,97 +198,122 @@ def _go_away(draw: st.DrawFn, ids: _Ids, *, resumption: bool) -> list[m.ServerMe
 # ----------------------------------------------------------------------------- server strategies
 
 
-@st.composite
-def model_turns(draw: st.DrawFn, modality: ResponseModality | None = None) -> list[m.ServerMessage]:
+T = TypeVar("T")
+
+
+def _drawn(make: Callable[[st.DrawFn], T]) -> st.SearchStrategy[T]:
+    """A strategy whose values ``make(draw)`` builds (``st.composite`` without the decorator, so
+    a public function checks its arguments when called, not when hypothesis first draws)."""
+
+    @st.composite
+    def strategy(draw: st.DrawFn) -> T:
+        return make(draw)
+
+    return strategy()
+
+
+def _check_modality(modality: ResponseModality | None) -> None:
+    if modality not in (None, "TEXT", "AUDIO"):
+        raise ValueError(f"modality must be 'TEXT', 'AUDIO' or None, not {modality!r}")
+
+
+def model_turns(modality: ResponseModality | None = None) -> st.SearchStrategy[list[m.ServerMessage]]:
     """One model turn: ``modelTurn`` chunks, ``generationComplete``, ``turnComplete`` with usage.
 
     Text chunks carry a text part; audio chunks a 24 kHz PCM ``inlineData`` part, with or
     without its output transcription in the same message.
 
     Args:
-        draw: Supplied by hypothesis (call ``model_turns()`` without it).
         modality: ``"TEXT"`` or ``"AUDIO"``; drawn when ``None``.
 
     Returns:
         A strategy for the turn's server messages, in order.
+
+    Raises:
+        ValueError: ``modality`` is neither.
     """
-    return _model_turn(draw, _modality(draw, modality))
+    _check_modality(modality)
+    return _drawn(lambda draw: _model_turn(draw, _modality(draw, modality)))
 
 
-@st.composite
-def interrupted_turns(draw: st.DrawFn, modality: ResponseModality | None = None) -> list[m.ServerMessage]:
+def interrupted_turns(modality: ResponseModality | None = None) -> st.SearchStrategy[list[m.ServerMessage]]:
     """A model turn cut short by the user: chunks (maybe none), ``interrupted``, ``turnComplete``.
 
     No ``generationComplete``: the model did not finish.
 
     Args:
-        draw: Supplied by hypothesis.
         modality: ``"TEXT"`` or ``"AUDIO"``; drawn when ``None``.
 
     Returns:
         A strategy for the turn's server messages, in order.
+
+    Raises:
+        ValueError: ``modality`` is neither.
     """
-    return _interrupted_turn(draw, _modality(draw, modality))
+    _check_modality(modality)
+    return _drawn(lambda draw: _interrupted_turn(draw, _modality(draw, modality)))
 
 
-@st.composite
-def tool_call_turns(draw: st.DrawFn, modality: ResponseModality | None = None) -> list[m.ServerMessage]:
+def tool_call_turns(modality: ResponseModality | None = None) -> st.SearchStrategy[list[m.ServerMessage]]:
     """A ``toolCall`` of one to three function calls, then the model turn that follows the answer.
 
     Args:
-        draw: Supplied by hypothesis.
         modality: ``"TEXT"`` or ``"AUDIO"``; drawn when ``None``.
 
     Returns:
         A strategy for the server messages, in order (the client's answer goes between the first
         and the second).
+
+    Raises:
+        ValueError: ``modality`` is neither.
     """
-    return _tool_call_turn(draw, _modality(draw, modality), _Ids())
+    _check_modality(modality)
+    return _drawn(lambda draw: _tool_call_turn(draw, _modality(draw, modality), _Ids()))
 
 
-@st.composite
-def cancelled_tool_calls(draw: st.DrawFn, modality: ResponseModality | None = None) -> list[m.ServerMessage]:
+def cancelled_tool_calls(
+    modality: ResponseModality | None = None,
+) -> st.SearchStrategy[list[m.ServerMessage]]:
     """A tool call and its cancellation: ``toolCall``, chunks, ``interrupted``,
     ``toolCallCancellation`` naming some of the call's ids, ``turnComplete``.
 
     Args:
-        draw: Supplied by hypothesis.
         modality: ``"TEXT"`` or ``"AUDIO"``; drawn when ``None``.
 
     Returns:
         A strategy for the server messages, in order.
+
+    Raises:
+        ValueError: ``modality`` is neither.
     """
-    return _cancelled_tool_call(draw, _modality(draw, modality), _Ids())
+    _check_modality(modality)
+    return _drawn(lambda draw: _cancelled_tool_call(draw, _modality(draw, modality), _Ids()))
 
 
-@st.composite
-def go_aways(draw: st.DrawFn, resumption: bool = True) -> list[m.ServerMessage]:
+def go_aways(resumption: bool = True) -> st.SearchStrategy[list[m.ServerMessage]]:
     """A ``goAway`` (up to 60 s left, in whole milliseconds), then a resumable handle.
 
     Args:
-        draw: Supplied by hypothesis.
         resumption: Whether the handle follows (the session asked for resumption).
 
     Returns:
         A strategy for the server messages, in order.
     """
-    return _go_away(draw, _Ids(), resumption=resumption)
+    return _drawn(lambda draw: _go_away(draw, _Ids(), resumption=resumption))
 
 
 SEGMENTS = ("model_turn", "interrupted_turn", "tool_call_turn", "cancelled_tool_call")
 """The kinds of exchange :func:`server_streams` strings together."""
 
 
-@st.composite
 def server_streams(
-    draw: st.DrawFn,
     modality: ResponseModality | None = None,
     *,
     resumption: bool = True,
     max_turns: int = 4,
     go_away: bool | None = None,
     segments: Sequence[str] = SEGMENTS,
-) -> list[m.ServerMessage]:
+) -> st.SearchStrategy[list[m.ServerMessage]]:
     """A session's whole server stream on one connection, as the service sends it.
 
     ``setupComplete`` first (with a session id, or without), maybe a message carrying only usage
@@ -298,7 +323,6 @@ def server_streams(
     (and a last handle).
 
     Args:
-        draw: Supplied by hypothesis.
         modality: ``"TEXT"`` or ``"AUDIO"`` for the whole session; drawn when ``None``.
         resumption: Whether the session asked for resumption (handles are sent).
         max_turns: At most this many turns (zero or more).
@@ -309,34 +333,43 @@ def server_streams(
         A strategy for the stream's server messages, in order.
 
     Raises:
-        ValueError: ``segments`` names an unknown kind, or ``max_turns`` is negative.
+        ValueError: A bad ``modality``, ``segments`` naming an unknown kind, or a negative
+            ``max_turns``.
     """
-    unknown = [s for s in segments if s not in SEGMENTS]
-    if unknown or not segments or max_turns < 0:
-        raise ValueError(f"segments must be a non-empty selection of {SEGMENTS}; max_turns >= 0")
-    mod = _modality(draw, modality)
-    ids = _Ids()
-    session_id = draw(st.one_of(st.none(), IDS))
-    stream = [m.ServerMessage(setup_complete=m.SetupComplete(session_id=session_id))]
-    if resumption:
-        stream.append(_handle(draw, ids))
-    if draw(st.booleans()):
-        stream.append(m.ServerMessage(usage_metadata=_usage(draw, mod)))
-    makers: dict[str, Callable[[], list[m.ServerMessage]]] = {
-        "model_turn": lambda: _model_turn(draw, mod),
-        "interrupted_turn": lambda: _interrupted_turn(draw, mod),
-        "tool_call_turn": lambda: _tool_call_turn(draw, mod, ids),
-        "cancelled_tool_call": lambda: _cancelled_tool_call(draw, mod, ids),
-    }
-    for _ in range(draw(st.integers(0, max_turns))):
-        if resumption and draw(st.booleans()):
-            stream.append(m.ServerMessage(session_resumption_update=attrs.evolve(NOT_RESUMABLE)))
-        stream.extend(makers[draw(st.sampled_from(list(segments)))]())
+    _check_modality(modality)
+    chosen = list(segments)
+    unknown = [s for s in chosen if s not in SEGMENTS]
+    if unknown or not chosen:
+        raise ValueError(f"segments must be a non-empty selection of {SEGMENTS}, got {chosen}")
+    if max_turns < 0:
+        raise ValueError("max_turns must be >= 0")
+
+    def make(draw: st.DrawFn) -> list[m.ServerMessage]:
+        mod = _modality(draw, modality)
+        ids = _Ids()
+        session_id = draw(st.one_of(st.none(), IDS))
+        stream = [m.ServerMessage(setup_complete=m.SetupComplete(session_id=session_id))]
         if resumption:
             stream.append(_handle(draw, ids))
-    if go_away if go_away is not None else draw(st.booleans()):
-        stream.extend(_go_away(draw, ids, resumption=resumption))
-    return stream
+        if draw(st.booleans()):
+            stream.append(m.ServerMessage(usage_metadata=_usage(draw, mod)))
+        makers: dict[str, Callable[[], list[m.ServerMessage]]] = {
+            "model_turn": lambda: _model_turn(draw, mod),
+            "interrupted_turn": lambda: _interrupted_turn(draw, mod),
+            "tool_call_turn": lambda: _tool_call_turn(draw, mod, ids),
+            "cancelled_tool_call": lambda: _cancelled_tool_call(draw, mod, ids),
+        }
+        for _ in range(draw(st.integers(0, max_turns))):
+            if resumption and draw(st.booleans()):
+                stream.append(m.ServerMessage(session_resumption_update=attrs.evolve(NOT_RESUMABLE)))
+            stream.extend(makers[draw(st.sampled_from(chosen))]())
+            if resumption:
+                stream.append(_handle(draw, ids))
+        if go_away if go_away is not None else draw(st.booleans()):
+            stream.extend(_go_away(draw, ids, resumption=resumption))
+        return stream
+
+    return _drawn(make)
 
 
 # ----------------------------------------------------------------------------- client strategies
@@ -361,27 +394,9 @@ def _declarations(draw: st.DrawFn) -> list[m.FunctionDeclaration]:
     ]
 
 
-@st.composite
-def setups(
-    draw: st.DrawFn,
-    modality: ResponseModality | None = None,
-    *,
-    resume_handle: str | None = None,
-    manual_vad: bool | None = None,
+def _setup(
+    draw: st.DrawFn, modality: ResponseModality | None, resume_handle: str | None, manual_vad: bool | None
 ) -> m.ClientMessage:
-    """A realistic first client message: ``setup`` with a model, one response modality, maybe
-    function declarations, a system instruction, transcription and resumption.
-
-    Args:
-        draw: Supplied by hypothesis.
-        modality: The response modality; drawn when ``None``.
-        resume_handle: Resume from this handle (``sessionResumption.handle``).
-        manual_vad: Turn automatic activity detection off (the client then sends
-            ``activityStart``/``activityEnd``); drawn when ``None``.
-
-    Returns:
-        A strategy for the setup message.
-    """
     mod = _modality(draw, modality)
     manual = draw(st.booleans()) if manual_vad is None else manual_vad
     setup = m.Setup(
@@ -404,6 +419,31 @@ def setups(
         detection = m.AutomaticActivityDetection(disabled=True)
         setup.realtime_input_config = m.RealtimeInputConfig(automatic_activity_detection=detection)
     return m.ClientMessage(setup=setup)
+
+
+def setups(
+    modality: ResponseModality | None = None,
+    *,
+    resume_handle: str | None = None,
+    manual_vad: bool | None = None,
+) -> st.SearchStrategy[m.ClientMessage]:
+    """A realistic first client message: ``setup`` with a model, one response modality, maybe
+    function declarations, a system instruction, transcription and resumption.
+
+    Args:
+        modality: The response modality; drawn when ``None``.
+        resume_handle: Resume from this handle (``sessionResumption.handle``).
+        manual_vad: Turn automatic activity detection off (the client then sends
+            ``activityStart``/``activityEnd``); drawn when ``None``.
+
+    Returns:
+        A strategy for the setup message.
+
+    Raises:
+        ValueError: ``modality`` is not ``"TEXT"``, ``"AUDIO"`` or ``None``.
+    """
+    _check_modality(modality)
+    return _drawn(lambda draw: _setup(draw, modality, resume_handle, manual_vad))
 
 
 def _audio(draw: st.DrawFn) -> list[m.ClientMessage]:
@@ -430,20 +470,18 @@ def _user_turn(draw: st.DrawFn, manual_vad: bool) -> list[m.ClientMessage]:
     return [*_audio(draw), m.ClientMessage(realtime_input=m.RealtimeInput(audio_stream_end=True))]
 
 
-@st.composite
-def user_turns(draw: st.DrawFn, manual_vad: bool = False) -> list[m.ClientMessage]:
+def user_turns(manual_vad: bool = False) -> st.SearchStrategy[list[m.ClientMessage]]:
     """One user turn: a ``clientContent`` text turn, realtime text, or audio chunks (16 kHz PCM)
     ended by ``audioStreamEnd`` (automatic activity detection) or framed by
     ``activityStart``/``activityEnd`` (manual).
 
     Args:
-        draw: Supplied by hypothesis.
         manual_vad: Whether the setup turned automatic activity detection off.
 
     Returns:
         A strategy for the turn's client messages, in order.
     """
-    return _user_turn(draw, manual_vad)
+    return _drawn(lambda draw: _user_turn(draw, manual_vad))
 
 
 def tool_responses(calls: Sequence[m.FunctionCall]) -> st.SearchStrategy[list[m.ClientMessage]]:
@@ -457,31 +495,29 @@ def tool_responses(calls: Sequence[m.FunctionCall]) -> st.SearchStrategy[list[m.
         A strategy for the client messages that answer every call exactly once.
     """
 
-    @st.composite
-    def answers(draw: st.DrawFn) -> list[m.ClientMessage]:
-        responses = [m.FunctionResponse(id=c.id, name=c.name, response=draw(JSON_OBJECTS)) for c in calls]
-        if not responses:
-            return []
-        if draw(st.booleans()):
-            return [m.ClientMessage(tool_response=m.ToolResponse(function_responses=responses))]
-        return [m.ClientMessage(tool_response=m.ToolResponse(function_responses=[r])) for r in responses]
-
-    return answers()
+    calls = list(calls)
+    return _drawn(lambda draw: _answers(draw, calls))
 
 
-@st.composite
+def _answers(draw: st.DrawFn, calls: Sequence[m.FunctionCall]) -> list[m.ClientMessage]:
+    responses = [m.FunctionResponse(id=c.id, name=c.name, response=draw(JSON_OBJECTS)) for c in calls]
+    if not responses:
+        return []
+    if draw(st.booleans()):
+        return [m.ClientMessage(tool_response=m.ToolResponse(function_responses=responses))]
+    return [m.ClientMessage(tool_response=m.ToolResponse(function_responses=[r])) for r in responses]
+
+
 def client_streams(
-    draw: st.DrawFn,
     modality: ResponseModality | None = None,
     *,
     resume_handle: str | None = None,
     max_turns: int = 4,
-) -> list[m.ClientMessage]:
+) -> st.SearchStrategy[list[m.ClientMessage]]:
     """A session's whole client stream on one connection: the setup, then user turns, with tool
     responses (to calls of the model's, ids unique) between some of them.
 
     Args:
-        draw: Supplied by hypothesis.
         modality: The response modality; drawn when ``None``.
         resume_handle: Resume from this handle.
         max_turns: At most this many user turns (zero or more).
@@ -490,19 +526,24 @@ def client_streams(
         A strategy for the stream's client messages, in order.
 
     Raises:
-        ValueError: ``max_turns`` is negative.
+        ValueError: A bad ``modality``, or a negative ``max_turns``.
     """
+    _check_modality(modality)
     if max_turns < 0:
         raise ValueError("max_turns must be >= 0")
-    setup = draw(setups(modality, resume_handle=resume_handle))
-    assert setup.setup is not None
-    config = setup.setup.realtime_input_config
-    detection = config.automatic_activity_detection if config is not None else None
-    manual = bool(detection is not None and detection.disabled)
-    ids = _Ids()
-    stream = [setup]
-    for _ in range(draw(st.integers(0, max_turns))):
-        stream.extend(_user_turn(draw, manual))
-        if draw(st.booleans()):
-            stream.extend(draw(tool_responses(_calls(draw, ids))))
-    return stream
+
+    def make(draw: st.DrawFn) -> list[m.ClientMessage]:
+        setup = _setup(draw, modality, resume_handle, None)
+        assert setup.setup is not None
+        config = setup.setup.realtime_input_config
+        detection = config.automatic_activity_detection if config is not None else None
+        manual = bool(detection is not None and detection.disabled)
+        ids = _Ids()
+        stream = [setup]
+        for _ in range(draw(st.integers(0, max_turns))):
+            stream.extend(_user_turn(draw, manual))
+            if draw(st.booleans()):
+                stream.extend(_answers(draw, _calls(draw, ids)))
+        return stream
+
+    return _drawn(make)
