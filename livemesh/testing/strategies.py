@@ -31,9 +31,7 @@ livemesh never does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from hypothesis import strategies as st
+from typing import TYPE_CHECKING, Any
 
 from livemesh.testing.derived import BYTES as BYTES
 from livemesh.testing.derived import DURATIONS as DURATIONS
@@ -61,6 +59,9 @@ from livemesh.testing.traffic import tool_responses as tool_responses
 from livemesh.testing.traffic import user_turns as user_turns
 from livemesh.testing.wirejson import Base64Style, Int64Style, KeyStyle, to_json
 from livemesh.wire import messages as m
+
+if TYPE_CHECKING:  # imported for real by livemesh.testing.derived, which says what to install if missing
+    from hypothesis import strategies as st
 
 __all__ = [
     "BYTES",
