@@ -422,6 +422,7 @@ async def open_scripted_server(
     Raises:
         TypeError: A step is not a server message, a raw frame, :class:`Close`, :class:`Drop`
             or :class:`Expect` (raised before the server starts).
+        ValueError: ``frames`` is neither ``"binary"`` nor ``"text"``.
         ClientProtocolError: With ``strict``, a client broke the protocol.
     """
     if frames not in ("binary", "text"):
