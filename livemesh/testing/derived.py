@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -92,6 +92,13 @@ UNKNOWN_MEMBERS = st.dictionaries(UNKNOWN_KEYS, JSON_VALUES, min_size=1, max_siz
 
 FieldKey = tuple[type, str]
 """``(message class, field name)``: how overrides and exclusions name a field."""
+
+
+class HasName(Protocol):
+    """Anything naming a field by its ``name`` attribute (a field description)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 def _explicit_types() -> dict[Any, st.SearchStrategy[Any]]:
@@ -188,16 +195,18 @@ class MessageStrategies:
             return st.deferred(lambda: self.messages(tp))
         raise TypeError(f"no strategy for field type {tp!r}")
 
-    def value(self, cls: type, name: str) -> st.SearchStrategy[Any]:
+    def value(self, cls: type, name: str | HasName) -> st.SearchStrategy[Any]:
         """Present (non-None) values of one field, honouring enums and overrides.
 
         Args:
             cls: A message class.
-            name: The field's Python name.
+            name: The field's Python name (or an object with a ``name``, such as
+                :class:`livemesh.wire.WireField`).
 
         Returns:
             A strategy for the field's value.
         """
+        name = _name(name)
         override = self.overrides.get((cls, name))
         if override is not None:
             return override
@@ -208,16 +217,17 @@ class MessageStrategies:
             return st.lists(one, max_size=3) if typing.get_origin(field.type) is list else one
         return self.for_type(field.type)
 
-    def for_field(self, cls: type, name: str) -> st.SearchStrategy[Any]:
+    def for_field(self, cls: type, name: str | HasName) -> st.SearchStrategy[Any]:
         """A field's value or ``None`` (absent); a field without a ``None`` default is always set.
 
         Args:
             cls: A message class.
-            name: The field's Python name.
+            name: The field's Python name (or an object with a ``name``).
 
         Returns:
             A strategy for the argument of that name to ``cls(...)``.
         """
+        name = _name(name)
         field = _field(cls, name)
         if field.extra:
             return st.one_of(st.none(), st.none(), UNKNOWN_MEMBERS) if self.unknown_members else st.none()
@@ -291,6 +301,10 @@ class MessageStrategies:
     def _one_field(self, cls: type, name: str, **more: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         extra = {f.name: self.for_field(cls, f.name) for f in fields_of(cls) if f.extra}
         return st.builds(cls, **{name: self.value(cls, name)}, **more, **extra)
+
+
+def _name(field: str | HasName) -> str:
+    return field if isinstance(field, str) else field.name
 
 
 def _field(cls: type, name: str) -> Field:

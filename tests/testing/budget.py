@@ -17,8 +17,8 @@ _SCALE = int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "0"))
 PURE = settings(max_examples=_SCALE or 40, deadline=None)
 """Properties without I/O: codecs, strategies."""
 
-PER_CLASS = settings(max_examples=_SCALE or 10, deadline=None)
-"""Properties parametrized over every message class (about fifty of them)."""
+PER_CLASS = settings(max_examples=_SCALE or 6, deadline=None)
+"""Properties parametrized over every message class (one test per class, many classes)."""
 
 NETWORK = settings(max_examples=_SCALE or 25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 """Properties that open a server and a client per example."""
