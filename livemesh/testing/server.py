@@ -243,7 +243,7 @@ class ScriptedServer:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def serve(self, stream: trio.SocketStream) -> None:
+    async def _serve(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection (the listener's handler)."""
         try:
             async with trio.open_nursery() as nursery:
@@ -293,7 +293,7 @@ class ScriptedServer:
             # trio-websocket hands binary messages over as bytearray; the codec takes bytes or str
             message = wire.decode_client(bytes(frame) if isinstance(frame, bytearray) else frame)
         except DecodeError as exc:
-            record.errors.append(f"frame {len(record.received) + 1} does not decode: {exc}")
+            record.errors.append(f"a frame does not decode: {exc}")
             return True
         if record.setup is None:
             if message.setup is None:
@@ -310,6 +310,8 @@ class ScriptedServer:
     async def _play(self, live: _Live, script: Sequence[Step]) -> None:
         record = live.record
         await self.wait_for(lambda: record.setup is not None or record.closed)
+        if record.setup is None:
+            return  # closed before its setup: nothing to play
         first = script[0] if script else None
         own_setup_complete = isinstance(first, m.ServerMessage) and first.setup_complete is not None
         if self._answer_setup and not own_setup_complete:
@@ -448,7 +450,7 @@ async def open_scripted_server(
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, server.serve, listeners)
+            await nursery.start(trio.serve_listeners, server._serve, listeners)
             try:
                 yield server
             except BaseException as exc:
