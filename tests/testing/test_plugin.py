@@ -8,6 +8,7 @@ it. Nothing in these projects loads the plugin explicitly: pytest finds it throu
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -215,3 +216,14 @@ def test_without_pytest_trio_the_plugin_loads_and_harms_nothing(pytester: pytest
     result.assert_outcomes(passed=2)
     listing = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:trio", "--fixtures")
     listing.stdout.fnmatch_lines(["*emulator_config*", "*scripted_server*"])
+
+
+def test_livemesh_its_testing_package_and_the_plugin_never_import_hypothesis() -> None:
+    """The core library does not depend on hypothesis: only livemesh.testing.strategies imports it."""
+    code = (
+        "import sys, livemesh, livemesh.emulator, livemesh.testing, livemesh.testing.plugin\n"
+        "assert 'hypothesis' not in sys.modules, 'hypothesis imported'\n"
+        "import livemesh.testing.strategies\n"
+        "assert 'hypothesis' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
