@@ -426,7 +426,8 @@ def _dumps(hook: Callable[[Any], Any], message: Any) -> bytes:
 
 def _load(data: bytes | str, max_size: int) -> dict[str, Any]:
     # A str frame is measured in UTF-8 bytes, as the wire carried it (cheap for ASCII JSON).
-    size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode("utf-8", "replace"))
+    # bytes-like frames (the WebSocket engines may hand over a bytearray) are measured as they are
+    size = len(data) if not isinstance(data, str) or data.isascii() else len(data.encode("utf-8", "replace"))
     if size > max_size:
         raise DecodeError(f"frame of {size} bytes exceeds the limit of {max_size}")
     try:
