@@ -212,6 +212,10 @@ async def _run_in_new_session(
     return process
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_ctrl_c_prints_interrupted_exits_130_and_leaves_nothing_behind() -> None:
     """A real SIGINT to the bench's process group, as a terminal's Ctrl-C sends it, while the
     emulator process and a client process run."""
@@ -219,7 +223,9 @@ async def test_ctrl_c_prints_interrupted_exits_130_and_leaves_nothing_behind() -
     command = [sys.executable, "-m", "livemesh", "bench", "--sessions", "4", "--duration", "60"]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            bench = await _run_in_new_session(command, nursery, done)
+            # As a terminal starts it: a suite run in the background (a CI step may be) passes
+            # SIGINT on ignored, and an ignored SIGINT stays ignored in the bench's processes.
+            bench = await _run_in_new_session(command, nursery, done, preexec_fn=_default_sigint)
             # Another process tree has nothing to wait on: look every 50 ms until the client runs.
             while True:
                 if any("livemesh.bench.livemesh_client" in c for c in _in_session(bench.pid)):
