@@ -5,8 +5,8 @@ leave with Ctrl-C / ``/quit`` / Ctrl-D. Each expectation has a bounded timeout."
 from __future__ import annotations
 
 import os
-import signal
 import re
+import signal
 import sys
 
 import pexpect
