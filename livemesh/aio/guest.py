@@ -285,6 +285,7 @@ class TrioBlock(Generic[V]):
     __slots__ = (
         "_body_active",
         "_body_error",
+        "_body_error_raised",
         "_cancelled_task",
         "_cm",
         "_entered",
@@ -314,6 +315,7 @@ class TrioBlock(Generic[V]):
         self._scope = trio.CancelScope()
         self._leave = trio.Event()
         self._body_error: BaseException | None = None
+        self._body_error_raised = False
         self._body_active = False
         self._cancelled_task = False
         self._error: BaseException | None = None
@@ -366,8 +368,9 @@ class TrioBlock(Generic[V]):
                     if failure is not None:
                         raise failure
                     return False
-                # the trio block suppressed the body's exception: so does this one (never a cancellation)
-                return not isinstance(exc, asyncio.CancelledError)
+                # The trio block suppressed the body's exception (if it ever saw it: it may have
+                # ended by itself just before): so does this one, but never a cancellation.
+                return self._body_error_raised and not isinstance(exc, asyncio.CancelledError)
             if error is exc:
                 return False
             raise error
@@ -408,6 +411,7 @@ class TrioBlock(Generic[V]):
                         await self._leave.wait()
                         nursery.cancel_scope.cancel()
                     if self._body_error is not None:
+                        self._body_error_raised = True
                         raise self._body_error
         except trio.Cancelled:
             # not this block's own scope (that one absorbs its Cancelled): the run is stopping

@@ -102,14 +102,23 @@ class _Handler:
             self._supervised._session = face
             try:
                 await run_on_loop(self._run.loop, self._handler, (face,), {}, self._context)
-                # The pump met the session's failure; if the handler never saw it, the pool must
-                # (as it would under trio, where the unseen error leaves the session's block).
-                error = face._undelivered_error()
-                if error is not None:
-                    raise error
+            except trio.Cancelled:
+                self._raise_unseen(face)  # the session's failure is what cancelled the handler
+                raise
+            else:
+                self._raise_unseen(face)
             finally:
                 self._supervised._session = None
                 nursery.cancel_scope.cancel()
+
+    @staticmethod
+    def _raise_unseen(face: Session) -> None:
+        """Raise the session's failure if the handler never received it. The pump met it, so the
+        trio session counts it as seen; under trio the unseen error would leave the session's
+        block and the pool would judge and report it: so must it here."""
+        error = face._undelivered_error()
+        if error is not None:
+            raise error from None
 
 
 class Pool:
