@@ -21,7 +21,8 @@ const stats = {
   interruptions: 0,
   stoppedSources: 0, // reply chunks cut off (playing or queued) when the model was interrupted
   turns: 0,
-  stopped: false,
+  stopped: false, // Stop was pressed (the connection closing now is no error)
+  ended: false, // ... and everything recorded was sent, the connection closed
   errors: [],
 };
 window.voice = stats;
@@ -271,6 +272,7 @@ async function stop() {
   });
   transport.end();
   player.stop();
+  stats.ended = true;
   status("stopped");
 }
 
