@@ -14,17 +14,20 @@ receiver). Cancelling an asyncio receive cancels only that wait: the message sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
+import outcome
 import trio
 
 from livemesh import wire
 from livemesh.aio.adapt import adapt_callable, adapt_config
-from livemesh.aio.guest import GuestRun, TrioBlock
+from livemesh.aio.guest import GuestRun, TrioBlock, guest_run
 from livemesh.errors import LivemeshError, SessionClosedError
 from livemesh.session import Session as TrioSession
 from livemesh.session import SessionConfig, SessionMetrics, Turn
@@ -89,6 +92,95 @@ class Mailbox:
         return item
 
 
+class _Send:
+    """One send waiting for the session's sender: ``queued``, then ``running``, then ``done``."""
+
+    __slots__ = ("args", "future", "kwargs", "method", "outcome", "scope", "state")
+
+    def __init__(self, future: asyncio.Future[None], method: Any, args: Any, kwargs: Any) -> None:
+        self.future = future
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.state = "queued"
+        self.scope: trio.CancelScope | None = None
+        self.outcome: outcome.Outcome[None] | None = None
+
+    def finish(self, result: outcome.Outcome[None]) -> None:
+        self.outcome = result
+        self.state = "done"
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class Outbox:
+    """The sends of one session, in order, run by one trio task (:meth:`run`) in the session's
+    block: a send costs a queue append and a wake-up instead of a trio task of its own.
+
+    Cancelling an asyncio send that is still queued removes it (nothing is sent); one that is
+    running (waiting for room in the session's outbox) is cancelled in trio and waited for.
+    """
+
+    __slots__ = ("_closed", "_queue", "_wake")
+
+    def __init__(self) -> None:
+        self._queue: deque[_Send] = deque()
+        self._wake: trio.Event | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """The sender has stopped (the session's block ended)."""
+        return self._closed
+
+    async def send(self, method: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        """(asyncio) Run ``await method(*args, **kwargs)`` in the sender, in turn."""
+        if self._closed:
+            raise SessionClosedError("the session is closed")
+        request = _Send(asyncio.get_running_loop().create_future(), method, args, kwargs)
+        self._queue.append(request)
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.set()  # a synchronous trio call from the host: allowed in guest mode
+        try:
+            await request.future
+        except asyncio.CancelledError:
+            if request.state == "queued":
+                self._queue.remove(request)
+                raise
+            if request.scope is not None:
+                request.scope.cancel()
+            while request.state != "done":
+                request.future = asyncio.get_running_loop().create_future()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await request.future
+            raise
+        assert request.outcome is not None
+        request.outcome.unwrap()
+
+    async def run(self) -> None:
+        """(trio) Run queued sends one by one until cancelled (the session's block ends)."""
+        try:
+            while True:
+                while not self._queue:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                request = self._queue.popleft()
+                request.state = "running"
+                request.scope = trio.CancelScope()
+                with request.scope:
+                    result = await outcome.acapture(request.method, *request.args, **request.kwargs)
+                if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
+                    # its asyncio caller's cancellation (which ignores the result), or the block
+                    # ending: asyncio code must not see trio's Cancelled
+                    result = outcome.Error(SessionClosedError("the session is closed"))
+                request.finish(result)
+        finally:
+            self._closed = True
+            while self._queue:
+                self._queue.popleft().finish(outcome.Error(SessionClosedError("the session is closed")))
+
+
 class Session:
     """A livemesh session for asyncio code (see :func:`open_session` and ``Pool.session``).
 
@@ -97,12 +189,13 @@ class Session:
     its reader, writer and tools keep running while asyncio code does other work.
     """
 
-    __slots__ = ("_mailbox", "_run", "_session")
+    __slots__ = ("_mailbox", "_outbox", "_run", "_session")
 
-    def __init__(self, session: TrioSession, run: GuestRun, mailbox: Mailbox) -> None:
+    def __init__(self, session: TrioSession, run: GuestRun, mailbox: Mailbox, outbox: Outbox) -> None:
         self._session = session
         self._run = run
         self._mailbox = mailbox
+        self._outbox = outbox
 
     def __repr__(self) -> str:
         return f"<asyncio {self._session!r}>"
@@ -162,7 +255,7 @@ class Session:
             ConfigError: ``turns`` is not something a turn can be made of.
             SessionClosedError: The session is closed or failed.
         """
-        await self._run.call(self._session.send_client_content, turns, turn_complete=turn_complete)
+        await self._send(self._session.send_client_content, turns, turn_complete=turn_complete)
 
     async def send_realtime_input(
         self,
@@ -193,7 +286,7 @@ class Session:
             ConfigError: Not exactly one input, or a bad value.
             SessionClosedError: The session is closed or failed.
         """
-        await self._run.call(
+        await self._send(
             self._session.send_realtime_input,
             audio=audio,
             video=video,
@@ -215,7 +308,7 @@ class Session:
             LocalProtocolError: An id is not owed an answer.
             SessionClosedError: The session is closed or failed.
         """
-        await self._run.call(self._session.send_tool_response, responses, scheduling=scheduling)
+        await self._send(self._session.send_tool_response, responses, scheduling=scheduling)
 
     async def send(self, message: wire.ClientMessage) -> None:
         """Send a raw client message (escape hatch; tool responses should use send_tool_response).
@@ -227,7 +320,14 @@ class Session:
             ConfigError: ``message`` is not a ClientMessage, or is a setup.
             SessionClosedError: The session is closed or failed.
         """
-        await self._run.call(self._session.send, message)
+        await self._send(self._session.send, message)
+
+    async def _send(self, method: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        if self._outbox.closed:  # the block is over: the trio session raises its own error
+            async with guest_run() as run:
+                await run.call(method, *args, **kwargs)
+            return
+        await self._outbox.send(method, *args, **kwargs)
 
     # ------------------------------------------------------------------ receiving
 
@@ -368,10 +468,11 @@ def _turn(messages: list[wire.ServerMessage]) -> Turn:
 
 
 async def start_session(session: TrioSession, nursery: trio.Nursery, run: GuestRun) -> Session:
-    """(trio) The asyncio face of ``session``, its pump started in ``nursery``."""
-    mailbox = Mailbox()
+    """(trio) The asyncio face of ``session``, its pump and sender started in ``nursery``."""
+    mailbox, outbox = Mailbox(), Outbox()
     nursery.start_soon(mailbox.pump, session, name=f"livemesh.aio pump {session.session_id}")
-    return Session(session, run, mailbox)
+    nursery.start_soon(outbox.run, name=f"livemesh.aio sender {session.session_id}")
+    return Session(session, run, mailbox, outbox)
 
 
 def open_session(

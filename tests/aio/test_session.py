@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import livemesh
 import livemesh.aio
@@ -292,5 +293,49 @@ def test_trio_tools_in_a_trio_session_are_untouched() -> None:
                     return await s.ask("call trio_tool {}")
 
             assert await livemesh.aio.run_trio(trio_side) == 'trio_tool returned {"result": "trio"}'
+
+    run(main)
+
+
+def test_cancelled_sends_are_not_sent() -> None:
+    """A send waiting for room (input held during a BLOCKING call, hold limit reached) and one
+    queued behind it, both cancelled: neither reaches the service; the session goes on."""
+    decl = {"name": "wait", "parameters": {"type": "OBJECT", "properties": {}}}
+
+    async def main() -> None:
+        async with livemesh.aio.open_emulator() as emu:
+            options = text_options(emu.url, tools=[decl], hold_limit=2)
+            async with livemesh.aio.open_session(**options) as session:
+                await session.send_client_content("call wait {}")
+                call = None
+                while call is None:
+                    message = await session.receive()
+                    if message.tool_call is not None:
+                        call = (message.tool_call.function_calls or [])[0]
+                chunk = bytes(3200)
+                held = 0
+                while True:  # input is held, until the session's producers block
+                    running = asyncio.create_task(session.send_realtime_input(audio=chunk))
+                    await asyncio.sleep(0)
+                    await livemesh.aio.run_trio(trio.testing.wait_all_tasks_blocked)
+                    if not running.done():
+                        break
+                    await running
+                    held += 1
+                    assert held < 100
+                queued = asyncio.create_task(session.send_realtime_input(audio=chunk))
+                await asyncio.sleep(0)
+                assert not running.done() and not queued.done()
+                queued.cancel()
+                running.cancel()
+                for task in (queued, running):
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                await session.send_tool_response([{"id": call.id, "name": call.name, "response": {}}])
+                await session.receive_turn()  # "wait returned {}"
+                stats = json.loads(await session.ask("stats"))
+                assert held > 0 and stats["audio_chunks"] == held
+                await session.send_realtime_input(audio=chunk)  # still usable
+                assert json.loads(await session.ask("stats"))["audio_chunks"] == held + 1
 
     run(main)
