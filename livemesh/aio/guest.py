@@ -131,8 +131,10 @@ class GuestRun:
             )
         if not self._finished.done():
             self._finished.set_result(result)
-        if isinstance(result, outcome.Error) and isinstance(result.error, KeyboardInterrupt | SystemExit):
-            raise result.error  # Ctrl-C that trio caught: the host loop stops as it would have
+        if isinstance(result, outcome.Error):
+            stop = _first_leaf(result.error, (KeyboardInterrupt, SystemExit))
+            if stop is not None:
+                raise stop from None  # Ctrl-C that trio caught: the host loop stops as it would have
 
     def _forget(self) -> None:
         if _RUNS.get(self.loop) is self:
@@ -488,6 +490,18 @@ class OnLoop:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _first_leaf(error: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``error`` if it is one of ``types``, else the first such exception inside its groups."""
+    if isinstance(error, types):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _first_leaf(inner, types)
+            if found is not None:
+                return found
+    return None
 
 
 async def _wait_uncancellably(
