@@ -15,6 +15,9 @@ import asyncio, os, signal, sys
 import livemesh.aio
 from livemesh.aio import guest
 
+# as started from a terminal (a parent started in the background may pass SIGINT on ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 async def main():
     async with livemesh.aio.open_emulator() as emu:
         async with livemesh.aio.open_session(
