@@ -18,12 +18,14 @@ as a guest of the asyncio loop). Ratios are asyncio / trio: above 1 means asynci
    and the same level written for asyncio (asyncio handlers in ``livemesh.aio.open_pool``, an
    asyncio metronome): N pooled sessions stream real-time audio and receive spoken answers; a
    level passes with p99 send lag under 100 ms, nothing lost, every answer received.
+5. **Idle footprint** (``--idle N``). RSS per idle pooled session, each API in a fresh process.
 
 Usage::
 
     python bench/aio_overhead.py                     # 1-3, three rounds
     python bench/aio_overhead.py --levels 100,200,300 --seconds 10 --rounds 1
     python bench/aio_overhead.py --skip-micro --levels 200,400
+    python bench/aio_overhead.py --skip-micro --idle 1000   # idle KB per pooled session
 
 Prints a table (and ``--json PATH`` writes the figures) with ``uptime``'s load average at the
 start and the end: on a shared machine read the ratios, measured side by side, not the absolutes.
@@ -436,6 +438,99 @@ async def aio_live_level(url: str, server_pid: int, n: int, seconds: float, seed
     return result
 
 
+# ----------------------------------------------------------------------------- 5. idle footprint
+
+
+async def trio_idle(url: str, n: int) -> float:
+    """KB of RSS per idle pooled session (lent with ``pool.session``), trio."""
+    opened = 0
+    all_open, release = trio.Event(), trio.Event()
+    config = ps.session_config(url, keepalive_interval=600.0, keepalive_timeout=600.0)
+
+    async def one(pool: livemesh.Pool) -> None:
+        nonlocal opened
+        async with pool.session(config):
+            opened += 1
+            if opened == n:
+                all_open.set()
+            await release.wait()
+
+    async with livemesh.open_pool(max_sessions=n + 1, connect_rate=300.0, connect_burst=50) as pool:
+        async with pool.session(config):
+            pass  # warm up
+        gc.collect()
+        before = ps.rss_bytes()
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(one, pool)
+            await all_open.wait()
+            await trio.sleep(1.0)
+            gc.collect()
+            after = ps.rss_bytes()
+            release.set()
+    return (after - before) / n / 1024
+
+
+async def aio_idle(url: str, n: int) -> float:
+    """:func:`trio_idle` with ``livemesh.aio`` (each session also has a pump and a sender)."""
+    opened = 0
+    all_open, release = asyncio.Event(), asyncio.Event()
+    config = ps.session_config(url, keepalive_interval=600.0, keepalive_timeout=600.0)
+
+    async def one(pool: livemesh.aio.Pool) -> None:
+        nonlocal opened
+        async with pool.session(config):
+            opened += 1
+            if opened == n:
+                all_open.set()
+            await release.wait()
+
+    async with livemesh.aio.open_pool(max_sessions=n + 1, connect_rate=300.0, connect_burst=50) as pool:
+        async with pool.session(config):
+            pass
+        gc.collect()
+        before = ps.rss_bytes()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(n):
+                group.create_task(one(pool))
+            await all_open.wait()
+            await asyncio.sleep(1.0)
+            gc.collect()
+            after = ps.rss_bytes()
+            release.set()
+    return (after - before) / n / 1024
+
+
+def idle_child(api: str, url: str, n: int) -> None:
+    """``--idle-child API URL N``: one idle measurement in this (fresh) process; prints KB."""
+    ps.raise_fd_limit(2 * n + 200)
+    kb = trio.run(trio_idle, url, n) if api == "trio" else asyncio.run(aio_idle(url, n))
+    print(f"{kb:.2f}")
+
+
+def idle(url: str, n: int, rounds: int) -> dict[str, Any]:
+    """Idle KB per session, trio and asyncio alternately, each in a fresh child process."""
+    import subprocess
+
+    runs: dict[str, list[float]] = {"trio": [], "asyncio": []}
+    for _ in range(rounds):
+        for api in runs:
+            out = subprocess.run(
+                [sys.executable, __file__, "--idle-child", api, url, str(n)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[api].append(float(out.stdout.strip().splitlines()[-1]))
+    trio_kb, aio_kb = statistics.median(runs["trio"]), statistics.median(runs["asyncio"])
+    print(
+        f"\nidle pooled session, {n} sessions: trio {trio_kb:.1f} KB, asyncio {aio_kb:.1f} KB "
+        f"(+{aio_kb - trio_kb:.1f} KB; runs {runs})",
+        flush=True,
+    )
+    return {"sessions": n, "trio_kb": trio_kb, "aio_kb": aio_kb, "runs": runs}
+
+
 # ----------------------------------------------------------------------------- the sitting
 
 
@@ -529,9 +624,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-micro", action="store_true", help="only the live audio levels")
     parser.add_argument("--levels", default="", help="live audio levels, e.g. 100,200,300 (default: none)")
     parser.add_argument("--seconds", type=float, default=10.0, help="streaming time per live level")
+    parser.add_argument("--idle", type=int, default=0, help="idle footprint with N sessions (0: skip)")
+    parser.add_argument("--idle-child", nargs=3, metavar=("API", "URL", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
+    if args.idle_child:
+        api, url, n = args.idle_child
+        idle_child(api, url, int(n))
+        return 0
     levels = [int(x) for x in args.levels.split(",") if x]
     report: dict[str, Any] = {"load_before": load_average()}
     print(f"load average (1, 5, 15 min) before: {report['load_before']}; {os.cpu_count()} CPUs")
@@ -539,9 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     with ps.emulator_process("--chunks-per-reply", str(REPLY_CHUNKS)) as (url, pid):
         if not args.skip_micro:
             report["micro"] = micro(url, args.rounds)
-    if levels:
+    if levels or args.idle:
         with ps.emulator_process() as (url, pid):
-            report["live"] = live(url, pid, levels, args.seconds, args.seed)
+            if levels:
+                report["live"] = live(url, pid, levels, args.seconds, args.seed)
+            if args.idle:
+                report["idle"] = idle(url, args.idle, args.rounds)
     report["load_after"] = load_average()
     print(f"\nload average after: {report['load_after']}")
     if args.json:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from livemesh.aio.guest import OnLoop, is_coroutine_function, run_on_loop
+from livemesh.aio.onloop import OnLoop, is_coroutine_function, run_on_loop
 from livemesh.errors import ConfigError
 from livemesh.pool import HandleStore, MemoryHandleStore, StoredHandle
 from livemesh.session import Callbacks, FunctionTool, SessionConfig, function_tool

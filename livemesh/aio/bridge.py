@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from livemesh.aio.guest import TrioBlock, guest_run
+from livemesh.aio.block import TrioBlock
+from livemesh.aio.guest import guest_run
 
 if TYPE_CHECKING:
     from livemesh.emulator import Emulator, EmulatorConfig

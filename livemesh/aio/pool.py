@@ -19,7 +19,9 @@ from typing import Any, TypeAlias
 import trio
 
 from livemesh.aio.adapt import adapt_config, adapt_handle_store, check_sync
-from livemesh.aio.guest import GuestRun, TrioBlock, is_coroutine_function, run_on_loop
+from livemesh.aio.block import TrioBlock
+from livemesh.aio.guest import GuestRun
+from livemesh.aio.onloop import is_coroutine_function, run_on_loop
 from livemesh.aio.session import Session, start_session
 from livemesh.errors import ConfigError
 from livemesh.pool import Pool as TrioPool

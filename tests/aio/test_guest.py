@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import livemesh.aio
-from livemesh.aio import guest
+from livemesh.aio import guest, onloop
 from tests.aio.helpers import run
 
 
@@ -142,7 +142,7 @@ def test_trio_cancels_an_asyncio_coroutine_it_awaits() -> None:
 
         async def trio_side() -> str:
             with trio.move_on_after(0.05):  # trio's own timeout
-                await guest.run_on_loop(loop, asyncio_side, (), {})
+                await onloop.run_on_loop(loop, asyncio_side, (), {})
             return "moved on"
 
         assert await livemesh.aio.run_trio(trio_side) == "moved on"
@@ -166,7 +166,7 @@ def test_run_on_loop_runs_in_a_copy_of_the_given_context() -> None:
             return value
 
         async def trio_side() -> str:
-            return await guest.run_on_loop(loop, asyncio_side, (), {}, context)
+            return await onloop.run_on_loop(loop, asyncio_side, (), {}, context)
 
         assert await livemesh.aio.run_trio(trio_side) == "request-42"
         assert context[var] == "request-42"

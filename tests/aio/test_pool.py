@@ -12,44 +12,6 @@ import livemesh.aio
 from livemesh.emulator import EmulatorConfig
 from tests.aio.helpers import run, text_options
 
-QUICKSTART = '''
-import asyncio
-
-import livemesh.aio
-from livemesh.emulator import EmulatorConfig
-
-
-async def get_weather(city: str) -> dict[str, str]:
-    """The weather in a city."""
-    await asyncio.sleep(0.01)  # an asyncio tool: it runs on your loop, as an asyncio task
-    return {"city": city, "sky": "sunny"}
-
-
-async def conversation(pool: livemesh.aio.Pool, url: str, n: int) -> str:
-    async with pool.session(
-        model="gemini-live-2.5-flash-preview", auth="any-key", base_url=url,
-        response_modalities=["TEXT"], tools=[get_weather],
-    ) as session:
-        await session.ask(f"I am caller {n}.")
-        return await session.ask('call get_weather {"city": "Paris"}')
-
-
-async def main() -> None:
-    async with livemesh.aio.open_emulator(EmulatorConfig()) as emu:  # a local Live API, in this process
-        async with livemesh.aio.open_pool(max_sessions=3) as pool:  # 9 callers, 3 at a time
-            answers = await asyncio.gather(*(conversation(pool, emu.url, n) for n in range(9)))
-            print(answers[0])  # get_weather returned {"city": "Paris", "sky": "sunny"}
-            print(pool.metrics().started, "sessions")  # 9 sessions
-
-asyncio.run(main())
-'''
-
-
-def test_the_asyncio_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(QUICKSTART, "quickstart", "exec"), {"__name__": "__main__"})
-    printed = capsys.readouterr().out.splitlines()
-    assert printed == ['get_weather returned {"city": "Paris", "sky": "sunny"}', "9 sessions"]
-
 
 def test_lent_sessions_queue_for_the_pools_slots() -> None:
     limits = livemesh.ServiceLimits(concurrent_sessions=2)

@@ -181,7 +181,7 @@ def test_cancelling_a_receive_cancels_only_that_wait() -> None:
 
 def test_a_message_delivered_to_a_cancelled_receiver_stays_queued() -> None:
     """The race the mailbox must win: the message is put while the receiver is being cancelled."""
-    from livemesh.aio.session import Mailbox
+    from livemesh.aio.streams import Mailbox
 
     async def main() -> None:
         mailbox = Mailbox()
