@@ -39,6 +39,10 @@ EXERCISED = {
         "tests/examples/test_examples.py",
         'run_example("function_calling.py")',
     ),
+    "python examples/web_voice.py": (
+        "tests/examples/test_web_voice.py",
+        'str(EXAMPLES / "web_voice.py"), "--port", "0"',
+    ),
 }
 PRINT_PROMISE = re.compile(r"^\s*print\(.*\)\s*#\s*(.+?)\s*$")
 
