@@ -23,7 +23,6 @@ from livemesh.transport.errors import classify_close as classify_close
 from livemesh.transport.errors import close_error as close_error
 from livemesh.transport.errors import redact_url as redact_url
 from livemesh.transport.errors import rejection_error as rejection_error
-from livemesh.transport.liveness import keepalive as keepalive
 from livemesh.transport.options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
 from livemesh.transport.options import ENGINES as ENGINES
 from livemesh.transport.options import RECEIVE_BUFFER_SIZE as RECEIVE_BUFFER_SIZE

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import Any
 
 import trio
 
@@ -73,30 +71,3 @@ class Keepalive:
             return True
         log.warning("keepalive: no frame within %.1f s of a ping", self.pong_timeout)
         raise ConnectionLostError(f"keepalive: no pong within {self.pong_timeout:g} s", code=1011)
-
-
-async def keepalive(
-    conn: Any,
-    *,
-    interval: float,
-    pong_timeout: float,
-    last_activity: Callable[[], float],
-) -> None:
-    """The session's former keepalive task, kept only until the session stops starting it (the
-    engines keep their connections alive themselves: :meth:`Connection.set_keepalive`)."""
-    last_pong = trio.current_time()
-
-    def last_proof() -> float:
-        return max(last_activity(), last_pong)
-
-    while True:
-        await trio.sleep_until(last_proof() + interval)
-        if trio.current_time() - last_proof() < interval:
-            continue
-        with trio.move_on_after(pong_timeout):
-            await conn.ping()
-            last_pong = trio.current_time()
-            continue
-        if trio.current_time() - last_activity() < pong_timeout:
-            continue
-        raise ConnectionLostError(f"keepalive: no pong within {pong_timeout:g} s", code=1011)
