@@ -78,6 +78,7 @@ class SocketIO:
         "sock",
         "stamp",
         "tls",
+        "waited",
         "write_timeout",
     )
 
@@ -100,6 +101,8 @@ class SocketIO:
         """The last moment everything the peer had sent was known to be read."""
         self.stamp = self.caught_up_at
         """For the bytes the last :meth:`receive` returned: a time no later than their arrival."""
+        self.waited = False
+        """Whether the last socket read had to wait for its bytes."""
         self._closed = False
         # The write lock: a flag, and a FIFO of waiters made on first contention (one writer per
         # connection: almost never), rather than a StrictFIFOLock per connection.
@@ -107,7 +110,14 @@ class SocketIO:
         self._send_waiters: trio.lowlevel.ParkingLot | None = None
 
     @classmethod
-    def adopt(cls, stream: trio.SocketStream, **options: float | int | TlsState | None) -> SocketIO:
+    def adopt(
+        cls,
+        stream: trio.SocketStream,
+        *,
+        read_size: int = RECEIVE_BUFFER_SIZE,
+        write_timeout: float = 5.0,
+        tls: TlsState | None = None,
+    ) -> SocketIO:
         """Take over the socket of a connected ``trio.SocketStream``.
 
         The trio socket's public ``detach()`` hands the file descriptor over; the stream is left
@@ -115,7 +125,9 @@ class SocketIO:
 
         Args:
             stream: A connected TCP stream (``trio.open_tcp_stream``, a listener's ``accept``).
-            **options: Keyword arguments for the constructor.
+            read_size: Bytes asked of the kernel per read.
+            write_timeout: Seconds a ``whole`` write may wait for a stuck peer before failing.
+            tls: The TLS state to drive over the socket, if any.
 
         Returns:
             The socket, ready for direct I/O.
@@ -123,7 +135,7 @@ class SocketIO:
         trio_socket = stream.socket
         family, kind, proto = trio_socket.family, trio_socket.type, trio_socket.proto
         sock = socket.socket(family, kind, proto, fileno=trio_socket.detach())
-        return cls(sock, **options)  # type: ignore[arg-type]
+        return cls(sock, read_size=read_size, write_timeout=write_timeout, tls=tls)
 
     def __repr__(self) -> str:
         return f"<SocketIO tls={self.tls is not None} closed={self._closed}>"
@@ -243,6 +255,7 @@ class SocketIO:
         stamp = self.caught_up_at
         before = trio.current_time()
         data = self.recv_nowait(self.read_size)
+        self.waited = data is None
         if data is None:
             self.eager = 0
             while True:
@@ -310,8 +323,11 @@ class SocketIO:
             raw = await self._recv(deadline)
             if raw is None:
                 return None
-            if self.stamp > stamp:
-                stamp = self.stamp  # this read waited: the record completes with its bytes
+            if self.waited:
+                # The record completes with bytes that came after the wait. (A read that did not
+                # wait keeps the stamp from before the first: it may complete a record whose
+                # other frames came with an earlier read.)
+                stamp = self.stamp
             tls.feed(raw)
 
     async def _flush_tls_answers(self, tls: TlsState) -> None:

@@ -139,7 +139,9 @@ class TlsState:
         size = 0
         try:
             while size < limit:
-                more = ssl_object.read(limit - size)
+                # One record at most comes out per call; asking for more only makes ssl allocate
+                # (and shrink) a bigger buffer each time.
+                more = ssl_object.read(min(limit - size, TLS_RECORD_SIZE))
                 if not more:  # the peer's close_notify
                     self.end = ssl.SSLZeroReturnError("close_notify")
                     break
