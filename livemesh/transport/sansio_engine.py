@@ -108,6 +108,7 @@ class SansioConnection:
         "_queue_size",
         "_reading",
         "_redact",
+        "_replies",
         "_taken",
         "arrived_after",
         "received_index",
@@ -136,13 +137,14 @@ class SansioConnection:
         self.received_index = -1
         """0-based arrival number of the frame :meth:`receive` returned last."""
         self._arrived = 0  # data messages parsed so far
-        self._fences = Fences()
+        self._fences: Fences | None = None  # made by the first fence (an idle connection has none)
         self._fragments: list[bytes] = []
         self._fragment_text = False
         self._reading = False
         self._progress: trio.Event | None = None  # made only when a second task waits for a read
         self._pongs = 0  # pongs received so far: a ping waits for this to grow (several may wait)
         self._keepalive = Keepalive()
+        self._replies = b""  # the protocol's answers taken out while a writer held the lock
         self._aborted = False
 
     def __repr__(self) -> str:
@@ -185,7 +187,12 @@ class SansioConnection:
         the write even if the caller is cancelled meanwhile (see :meth:`SocketIO.send_locked`)."""
         protocol, io = self._protocol, self._io
         try:
-            while data := b"".join(protocol.data_to_send()):
+            while True:
+                data = b"".join(protocol.data_to_send())
+                if self._replies:  # taken from the protocol earlier: they go first
+                    data, self._replies = self._replies + data, b""
+                if not data:
+                    return
                 await io.send_locked(data, whole=whole)
         except BaseException:
             # Cancelled or failed with bytes possibly on the wire: the frame boundary is lost.
@@ -254,6 +261,8 @@ class SansioConnection:
         Raises:
             SessionError: The connection has ended.
         """
+        if self._fences is None:
+            self._fences = Fences()
         token = self._fences.open()
         await self._send_frames(frames, token)
         return token
@@ -268,11 +277,16 @@ class SansioConnection:
         Returns:
             The count, once (the fence is then forgotten), or ``None``.
         """
-        return self._fences.result(token)
+        return None if self._fences is None else self._fences.result(token)
 
     async def _flush_replies(self) -> None:
-        """Send the protocol's automatic answers (pong, close echo) unless a writer holds the lock:
-        the holder sends them after its own write (:meth:`_write_locked`)."""
+        """Send the protocol's automatic answers (pong, close echo) a read produced, unless a
+        writer holds the lock: they are then kept for the holder, which sends them after its own
+        write (:meth:`_write_locked`). Nothing to send (almost every read): no lock, no await."""
+        replies = self._protocol.data_to_send()
+        if not replies:
+            return
+        self._replies += b"".join(replies)
         io = self._io
         if io.locked or self._aborted:
             return
@@ -308,7 +322,8 @@ class SansioConnection:
                 elif op is Opcode.PONG:
                     self._pongs += 1
                     # (websockets hands frame data as a bytearray)
-                    self._fences.answered(bytes(event.data), self._arrived)
+                    if self._fences is not None:
+                        self._fences.answered(bytes(event.data), self._arrived)
         except UnicodeDecodeError:
             # websockets' protocol leaves UTF-8 checks to its I/O layer, which is us (RFC 6455 8.1)
             self._protocol.fail(1007, "invalid UTF-8 in a text frame")
