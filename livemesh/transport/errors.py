@@ -1,7 +1,7 @@
 """How a connection ended, in the livemesh error tree: close codes, refused upgrades, credentials.
 
 Everything below this layer speaks close codes, HTTP statuses and ``ssl`` exceptions; everything
-above it speaks livemesh errors (STYLE.md habit 9, httpcore's ``map_exceptions``):
+above it speaks livemesh errors (errors translated at the boundary, as httpcore's ``map_exceptions``):
 
 * a close the session may recover from by resuming (1006 no close frame, 1011 internal error,
   1001/1000 server-side ends, network errors, keepalive timeouts) is a :class:`ConnectionLostError`;
@@ -9,7 +9,7 @@ above it speaks livemesh errors (STYLE.md habit 9, httpcore's ``map_exceptions``
   :class:`~livemesh.errors.SetupRejectedError` when it comes before ``setupComplete``), or
   :class:`~livemesh.errors.AuthError` when the text says the credentials are bad;
 * a close whose text mentions quota, billing, credits or RESOURCE_EXHAUSTED is a
-  :class:`~livemesh.errors.QuotaError` (back off, don't hammer; LIVE_API_NOTES 1.9);
+  :class:`~livemesh.errors.QuotaError` (back off, don't hammer);
 * a refused certificate is a :class:`~livemesh.errors.CertificateError` (never retried).
 
 No message built here contains a URL query string or a header value, and every text that came

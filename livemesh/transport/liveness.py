@@ -3,7 +3,8 @@
 Only parsed frames count as life (a message, a pong, a ping, a close), never raw bytes: a frame
 cut short while the peer keeps answering pings absorbs the pongs' bytes as its own payload, so
 counting bytes kept such a connection "alive" forever. The service's pongs were seen taking
-8-30 s (LIVE_API_NOTES 2.15), so the caller's ``pong_timeout`` should be generous.
+8-30 s (a GitHub report: sip-to-ai#14), so the caller's
+``pong_timeout`` should be generous.
 
 The engines consult :class:`Keepalive` inside a waiting ``receive``: no task of its own.
 """

@@ -132,7 +132,7 @@ class Connection(Protocol):
         Args:
             interval: Seconds of silence before a ping; ``None`` turns the keepalive off.
             pong_timeout: Seconds to wait for any frame after the ping (the service's pongs were
-                seen taking 8-30 s, LIVE_API_NOTES 2.15: be generous).
+                seen taking 8-30 s, sip-to-ai#14 on GitHub: be generous).
         """
         ...
 
