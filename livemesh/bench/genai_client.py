@@ -172,24 +172,6 @@ class _State:
         return messages
 
 
-def _wrap_socket(session: Any, rec: Recorder) -> None:
-    """Count frames and bytes at the WebSocket (bench instrumentation, not SDK behaviour)."""
-    ws = session._ws
-    send, recv = ws.send, ws.recv
-
-    async def counting_send(message: Any, *args: Any, **kwargs: Any) -> Any:
-        rec.bytes_sent += len(message)
-        return await send(message, *args, **kwargs)
-
-    async def counting_recv(*args: Any, **kwargs: Any) -> Any:
-        data = await recv(*args, **kwargs)
-        rec.bytes_received += len(data)
-        return data
-
-    ws.send = counting_send
-    ws.recv = counting_recv
-
-
 async def _run_session(
     client: Any, types: Any, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder, phase: _Phase
 ) -> None:
@@ -217,7 +199,6 @@ async def _run_session(
             reconnecting = state.handle is not None
             async with client.aio.live.connect(model=spec.model, config=config) as session:
                 rec.messages_sent += 1  # setup
-                _wrap_socket(session, rec)
                 if reconnecting:
                     if state.go_away:
                         rec.rotations += 1

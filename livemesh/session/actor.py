@@ -11,7 +11,6 @@ Tasks (all in nurseries the caller can see)::
         writer     replay queue, tool answers, send queue -> the socket (one writer = ordering),
                    with a ping after bursts, user turns and a move's hold (ledger.BurstProofs)
         mover      waits for goAway / the connection's age / rotate() / close, then leaves cleanly
-        keepalive  pings when idle (only where the engine cannot do it within receive)
 
 Senders append to the send queue themselves (bounded: a full queue blocks them, in order). How
 and when a session moves is in :mod:`livemesh.session.moving`; which sent messages a handle
@@ -65,7 +64,7 @@ from livemesh.session.sending import (
 )
 from livemesh.session.tools import FunctionTool, run_tool
 from livemesh.session.turns import Turn, TurnBuilder
-from livemesh.transport import Connection, ConnectionLostError, keepalive, open_connection
+from livemesh.transport import Connection, ConnectionLostError, open_connection
 
 __all__ = ["HandleHook", "Session", "open_session"]
 
@@ -656,22 +655,11 @@ class Session(Moves):
                     nursery.start_soon(self._guard, epoch, self._reader(conn, last_activity))
                     nursery.start_soon(self._guard, epoch, self._writer(conn))
                     nursery.start_soon(self._guard, epoch, self._mover(epoch, connected_at))
-                    # The sans-I/O engine keeps the connection alive from within the reader's
-                    # receive: no keepalive task (~3 KB per idle session).
-                    set_keepalive = getattr(conn, "set_keepalive", None)
-                    if set_keepalive is None or not set_keepalive(
+                    # The engine keeps the connection alive from within the reader's receive:
+                    # no keepalive task (~3 KB per idle session).
+                    conn.set_keepalive(
                         interval=config.keepalive_interval, pong_timeout=config.keepalive_timeout
-                    ):
-                        nursery.start_soon(
-                            self._guard,
-                            epoch,
-                            keepalive(
-                                conn,
-                                interval=config.keepalive_interval,
-                                pong_timeout=config.keepalive_timeout,
-                                last_activity=lambda: last_activity[0],
-                            ),
-                        )
+                    )
             self._epoch = None
             self._connected = False
             if epoch.error is not None:
@@ -818,22 +806,19 @@ class Session(Moves):
     async def _writer(self, conn: Connection) -> None:
         # A writer that fell behind sends what queued up meanwhile in one write (one syscall, one
         # scheduling round for the lot) where the engine offers ``send_many`` (sans-I/O).
-        send_many: Callable[[list[bytes]], Awaitable[None]] | None = getattr(conn, "send_many", None)
+        send_many = conn.send_many
         # A ping owed after a burst, a user turn or a move's hold (BurstProofs) goes in the same
         # write as the last messages it follows; the reader reads its pong, nothing waits for it.
-        send_fenced: Callable[[list[bytes]], Awaitable[bytes]] | None = getattr(conn, "send_fenced", None)
+        send_fenced = conn.send_fenced
         proofs = self._proofs
-        if send_fenced is None:
-            proofs.disable()
         while True:
             out = self._next_to_send()
             batch: list[Outgoing] = []
             if out is not None:
                 batch.append(out)
-                if send_many is not None:
-                    while len(batch) < _WRITE_BATCH and (more := self._next_to_send()) is not None:
-                        batch.append(more)
-            elif send_fenced is None or not proofs.wants_fence():
+                while len(batch) < _WRITE_BATCH and (more := self._next_to_send()) is not None:
+                    batch.append(more)
+            elif not proofs.wants_fence():
                 await self._wait_for(self._writer_has_work)
                 continue
             # (an empty batch: caught up with a ping owed and nothing to carry it, e.g. a move's)
@@ -857,13 +842,12 @@ class Session(Moves):
             more_waiting = self._has_sendable()
             proofs.writing(first, last, burst=len(batch) > 1 or more_waiting, prove=prove)
             # Fence once caught up: a ping after every message of a burst, not after each batch.
-            fence = send_fenced is not None and not more_waiting and proofs.wants_fence()
+            fence = not more_waiting and proofs.wants_fence()
             self._sending = True
             try:
                 if fence:
-                    assert send_fenced is not None
                     proofs.fence_sent(await send_fenced([item.data for item in batch]), last)
-                elif len(batch) == 1 or send_many is None:
+                elif len(batch) == 1:
                     await conn.send(batch[0].data)
                 else:
                     await send_many([item.data for item in batch])
@@ -896,7 +880,7 @@ class Session(Moves):
             raise RemoteProtocolError(f"malformed server frame: {exc.reason}") from None
 
     async def _reader(self, conn: Connection, last_activity: list[float]) -> None:
-        self._fence_result = getattr(conn, "fence_result", None)  # the pongs of the writer's fences
+        self._fence_result = conn.fence_result  # the pongs of the writer's fences
         if self._stash is not None:
             stashed = self._stash
             try:

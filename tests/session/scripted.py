@@ -72,6 +72,13 @@ class ScriptedConnection:
     async def ping(self) -> None:
         return None
 
+    async def send_many(self, frames: list[bytes]) -> None:
+        for data in frames:
+            await self.send(data)
+
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+        return None
+
     async def send_fenced(self, frames: list[bytes]) -> bytes:
         """The frames, then a fence ping (``SansioConnection.send_fenced``): answered at once,
         after every frame pushed so far, or never (``answer_pings``)."""
