@@ -1,6 +1,6 @@
 """``open_pool``: many Live sessions as supervised actors in one nursery.
 
-Shape (STYLE.md habit 1): ``async with open_pool(...) as pool`` owns one nursery; every session
+Shape (trio's nursery idiom): ``async with open_pool(...) as pool`` owns one nursery; every session
 the pool runs is one child task in it. A child opens its session with ``open_session`` (so the
 session's own tasks live in a nursery inside the child), runs the user's handler, and catches
 *everything* the session or handler raises at its boundary. Rotation planning and handle saving

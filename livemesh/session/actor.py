@@ -791,7 +791,7 @@ class Session(Moves):
         if self._hold_planned or not self._queue:
             return None
         if self._tool_hold():
-            # Only realtime input waits for the answer (LIVE_API_NOTES 2.12); a clientContent may
+            # Only realtime input waits for the answer; a clientContent may
             # overtake it (the API orders the two kinds independently anyway) and interrupt.
             for index, out in enumerate(self._queue):
                 if out.message.realtime_input is None:

@@ -1,10 +1,10 @@
 """The session's books: which tool calls are owed an answer, and which sent messages may need replay.
 
 Both are plain synchronous state machines (no trio I/O) so they are tested without a server and
-the actor can "decide synchronously, then await" (STYLE.md habit 8).
+the actor can "decide synchronously, then await" (the sans-I/O habit of h11 and wsproto).
 
 :class:`ToolLedger` guarantees exactly one response per call id. The real service blocks a turn
-until every call it emitted is answered and never times out (LIVE_API_NOTES 2.13), so a lost
+until every call it emitted is answered and never times out, so a lost
 answer mutes the session; a second answer for the same id is a protocol error. Calls received after
 the handle a session resumes from are *void* on the new connection (the resumed context never
 issued them): their tools are cancelled and their answers dropped.
