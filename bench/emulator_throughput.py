@@ -21,25 +21,12 @@ fixed (chunks and turns do not depend on timing), so the server's CPU per sessio
 per message (in + out) compare runs on a noisy machine better than pool_scale's lag figure.
 A/B two emulator builds by running from each tree (``python -m livemesh serve`` is imported
 from the current directory): ``cd /tmp/old && python /path/to/bench/emulator_throughput.py ...``.
+``--live-model gemini-3.8-live`` runs the live workload on the current model (answers carry audio
+and transcription in one message, and ``interactionStatus``); the default model is one every
+emulator build serves, so such A/B runs compare like with like.
 
-Measured (2 noisy cores, load 5-13, 50 connections x 400 messages, median of 3):
-emulator, audio in: 11.2k messages per server CPU-second (full engine: decode, VAD, counters);
-emulator, text out: 15.3k; hypercorn-trio baseline that only decodes frames: 9.4k / 11.6k.
-Wall-clock 2.5k-6.7k messages/s, bound by the single trio-websocket client process here.
-
-After the emulator's CPU work (websockets framing, fd reads/writes, direct writes; A/B in one
-sitting, 3 alternating rounds, medians, load 2-4): audio in 11.5k -> 16.9k messages per server
-CPU-second (1.47x), text out 15.7k -> 33.2k (2.1x); ``--kind live`` 150 sessions 3.14 -> 2.13 ms
-of server CPU per session-second (203 -> 138 us per message in+out), 250 sessions 2.53 -> 1.56
-(164 -> 101 us).
-
-Round two (/work/notes/emu_cpu2.md: TLS without trio's SSLStream methods, the audio chunk decoded
-without the general decoder, a faster VAD, the common frame parsed by the peer itself). On a loaded
-machine sequential runs were too noisy, so base and new emulator (same client code) ran at the
-same time, same contention, 3 pairs each: ``--kind live`` 150 x 12 s 1.61-1.85 -> 1.29-1.56 ms of
-server CPU per session-second (0.80-0.84x); ``python -m livemesh bench --client livemesh --tls``:
-212-225 -> 143-162 us of emulator CPU per client message (0.68-0.72x), 2.71-2.78 -> 1.79-2.01 ms
-per turn, and 1.10-1.19x the turns for the same client.
+Read ``messages_per_server_cpu_s`` (audio, text) or ``server_cpu_us_per_message`` (live): the
+server's CPU, whatever the client's speed; wall-clock figures are bound by the client process.
 """
 
 from __future__ import annotations
@@ -76,9 +63,10 @@ AUDIO = wire.encode_client(
 ).decode()
 
 
+LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
 LIVE_SETUP = wire.ClientMessage(
     setup=wire.Setup(
-        model="models/gemini-2.5-flash-native-audio-preview-09-2025",
+        model=f"models/{LIVE_MODEL}",
         generation_config=wire.GenerationConfig(response_modalities=["AUDIO"]),
         output_audio_transcription=wire.AudioTranscriptionConfig(),
         session_resumption=wire.SessionResumptionConfig(),
@@ -156,11 +144,13 @@ class _Live:
     stop: trio.Event = attrs.Factory(trio.Event)
 
 
-async def live_session(url: str, seconds: float, phase: int, offset: float, live: _Live) -> None:
+async def live_session(
+    url: str, seconds: float, phase: int, offset: float, live: _Live, setup: wire.ClientMessage
+) -> None:
     """One real-time audio caller (see the module docstring); counts messages both ways."""
     pattern = [_LOUD] * 10 + [_QUIET] * 10
     async with open_websocket_url(url + PATH, message_queue_size=4096) as ws:
-        await ws.send_message(wire.encode_client(LIVE_SETUP).decode())
+        await ws.send_message(wire.encode_client(setup).decode())
         await ws.get_message()
         live.connected += 1
         if live.connected == live.connections:
@@ -191,10 +181,12 @@ async def live_session(url: str, seconds: float, phase: int, offset: float, live
 async def live_client(url: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
     live = _Live(args.connections)
     rng = random.Random(args.seed)
+    assert LIVE_SETUP.setup is not None
+    setup = wire.ClientMessage(setup=attrs.evolve(LIVE_SETUP.setup, model=f"models/{args.live_model}"))
     async with trio.open_nursery() as nursery:
         for _ in range(args.connections):
             phase, offset = rng.randrange(20), rng.random() * 0.1
-            nursery.start_soon(live_session, url, args.seconds, phase, offset, live)
+            nursery.start_soon(live_session, url, args.seconds, phase, offset, live, setup)
         await live.all_connected.wait()
         cpu0 = cpu_seconds(server_pid)
         start = time.perf_counter()
@@ -339,6 +331,7 @@ def main() -> int:
     parser.add_argument("--kind", choices=["audio", "text", "live"], default="audio")
     parser.add_argument("--seconds", type=float, default=20.0, help="streaming time (--kind live)")
     parser.add_argument("--seed", type=int, default=0, help="phases of the callers (--kind live)")
+    parser.add_argument("--live-model", default=LIVE_MODEL, help="the model of --kind live")
     parser.add_argument("--server", choices=["emulator", "hypercorn"], default="emulator")
     parser.add_argument(
         "--client-processes", type=int, default=1, help="client processes, each with --connections"

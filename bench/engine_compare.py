@@ -1,12 +1,12 @@
-"""The livemesh client end to end on two WebSocket engines: trio-websocket vs the sans-I/O engine.
+"""The livemesh client end to end on its two WebSocket engines: trio-websocket vs the sans-I/O engine.
 
     python bench/engine_compare.py [--sessions 50] [--duration 8] [--workload text] [--tls]
 
 Runs the real session actor and pool (``livemesh.bench.livemesh_client``) against the emulator in
-a separate process, once per engine, each in a fresh client process (with ``--tls``,
-google-genai's runner too, as the reference); the sans-I/O engine (``livemesh.transport_sansio``)
-is swapped in by replacing the actor's ``open_connection`` (bench-only, until transport.py can
-select an engine).
+a separate process, once per engine (``TransportOptions(engine=...)``), each in a fresh client
+process (with ``--tls``, google-genai's runner too, as the reference). Both engines run over the
+same socket and TLS layer and implement the same ``Connection`` protocol, fences included, so the
+difference is the engines' own cost.
 Prints client CPU per message and throughput per engine; CPU per message is the figure to trust on
 a shared machine (throughput also depends on how much CPU the process was given).
 """
@@ -21,14 +21,14 @@ import trio
 
 
 def child(engine: str, spec_json: str) -> None:
+    import functools
+
     from livemesh.bench import livemesh_client
     from livemesh.bench.workload import WorkloadSpec
+    from livemesh.transport import TransportOptions
 
-    if engine == "sansio":
-        import livemesh.session.actor as actor
-        from livemesh import transport_sansio
-
-        actor.open_connection = transport_sansio.open_connection  # type: ignore[assignment]
+    # (bench-only: the client builds its options itself, so its name for them is swapped)
+    livemesh_client.TransportOptions = functools.partial(TransportOptions, engine=engine)  # type: ignore[misc]
     out = trio.run(livemesh_client.amain, WorkloadSpec.from_json(spec_json))
     print(json.dumps(out))
 

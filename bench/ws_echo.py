@@ -12,7 +12,7 @@ here, loopback, ``--size``-byte text messages. Per engine:
 * ``rtt``: one message, wait for its echo, 2,000 times; p50 and p99 in microseconds.
 
 Engines: ``trio-websocket`` with its default 4 KiB receive buffer and with 64 KiB (what
-``livemesh.transport`` uses), ``websockets`` (asyncio; what google-genai uses), ``sansio-trio``
+livemesh uses), ``websockets`` (asyncio; what google-genai uses), ``sansio-trio``
 (websockets' sans-I/O protocol driven directly on a trio stream, the prototype of a
 second engine, see bench/ws_sansio_trio.py), and ``tcp`` (trio, length-prefixed, no WebSocket: the
 floor). Figures are medians of ``--repeat`` runs; read the ratios, this machine is shared.

@@ -3,7 +3,7 @@
 Measured by ``bench/ws_echo.py`` (engine ``sansio-trio``, client and server side) against
 trio-websocket and the ``websockets`` asyncio client google-genai uses. The product version behind
 the :class:`livemesh.transport.Connection` seam (livemesh errors, TLS, pings, bounded close,
-cancellation) is ``livemesh/transport_sansio.py``; ``bench/engine_compare.py`` measures that one.
+cancellation) is ``livemesh/transport/sansio_engine.py``; ``bench/engine_compare.py`` measures it.
 
 Why it can be faster than trio-websocket on the same trio stream:
 

@@ -2,16 +2,19 @@
 
     python bench/ws_transport_micro.py [--messages 20000] [--size 3200] [--tls] [--rounds 5]
 
-One :class:`livemesh.transport_sansio.SansioConnection` on one end of a socket pair (or TLS over
-it with ``--tls``); the other end is a bare peer that sends pre-built server frames and discards
-what it reads. Two patterns, each ``--messages`` long:
+One :class:`livemesh.transport.sansio_engine.SansioConnection` on one end of a socket pair (or TLS
+over it with ``--tls``: livemesh's own TLS layer, an ``ssl.SSLObject`` it drives); the other end is
+a bare peer that sends pre-built server frames and discards what it reads (a ``trio.SSLStream``
+under TLS, so its share of the process's CPU is the same whatever the client). Three patterns,
+each ``--messages`` long:
 
 * ``send``: the client sends text frames of ``--size`` bytes (an audio chunk's JSON), one awaited
   ``send`` each, as the session's writer does;
 * ``ping-pong``: the peer sends one frame, the client receives it and sends one back: every
   message waits for the other side, as in a live session's request/answer traffic;
-* ``receive``: the peer streams frames of ``--size`` bytes (encrypted before the clock starts, put
-  on the plain socket as they are), the client receives them: the client's read path almost alone.
+* ``receive``: the peer streams frames of ``--size`` bytes (encrypted before the clock starts by a
+  server ``ssl.SSLObject``, put on the plain socket as they are), the client receives them: the
+  client's read path almost alone.
 
 Prints ``process_time`` microseconds per message (median of ``--rounds``), and scheduler steps per
 message (a trio Instrument): the figure that does not move with the machine's other load. Run it
@@ -21,18 +24,20 @@ with ``PYTHONPATH`` pointing at two checkouts to compare engine versions.
 from __future__ import annotations
 
 import argparse
+import socket
 import ssl
 import statistics
 import time
 from typing import Any
 
 import trio
-import websockets.frames
-import websockets.protocol
+import trustme
 from websockets.protocol import Protocol, Side, State
 
 from livemesh.transport import TransportOptions
-from livemesh.transport_sansio import SansioConnection
+from livemesh.transport.sansio_engine import SansioConnection
+from livemesh.transport.sockets import SocketIO
+from livemesh.transport.tls import TlsState
 
 
 class _Steps(trio.abc.Instrument):
@@ -53,30 +58,35 @@ def _frame(payload: bytes) -> bytes:
     return bytes([0x81, 127]) + n.to_bytes(8, "big") + payload
 
 
-async def _pair(tls: bool) -> tuple[SansioConnection, trio.abc.Stream]:
-    a, b = trio.socket.socketpair()
-    client: trio.abc.Stream = trio.SocketStream(a)
-    server: trio.abc.Stream = trio.SocketStream(b)
-    if tls:
-        import trustme
+def _contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
 
-        ca = trustme.CA()
-        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost").configure_cert(server_ctx)
-        client_ctx = ssl.create_default_context()
-        ca.configure_trust(client_ctx)
-        client = trio.SSLStream(client, client_ctx, server_hostname="localhost")
-        server = trio.SSLStream(server, server_ctx, server_side=True)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client.do_handshake)
-            nursery.start_soon(server.do_handshake)
-    conn = SansioConnection(
-        client,
-        Protocol(Side.CLIENT, state=State.OPEN, max_size=None),
-        options=TransportOptions(),
-        frames=websockets.frames,
-        states=websockets.protocol.State,
+
+def _client(sock: socket.socket, client_ctx: ssl.SSLContext | None) -> SansioConnection:
+    tls = None if client_ctx is None else TlsState(client_ctx, server_hostname="localhost")
+    io = SocketIO(sock, tls=tls)
+    return SansioConnection(
+        io, Protocol(Side.CLIENT, state=State.OPEN, max_size=None), options=TransportOptions()
     )
+
+
+async def _pair(tls: bool) -> tuple[SansioConnection, trio.abc.Stream]:
+    """The client on one end; the peer, a trio stream (``SSLStream`` under TLS), on the other."""
+    a, b = socket.socketpair()
+    server: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+    if not tls:
+        return _client(a, None), server
+    server_ctx, client_ctx = _contexts()
+    conn = _client(a, client_ctx)
+    server = trio.SSLStream(server, server_ctx, server_side=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn._io.handshake)
+        nursery.start_soon(server.do_handshake)  # type: ignore[attr-defined]
     return conn, server
 
 
@@ -130,26 +140,29 @@ async def run_ping_pong(tls: bool, messages: int, size: int, steps: _Steps) -> t
 
 
 async def run_receive(tls: bool, messages: int, size: int, steps: _Steps) -> tuple[float, float]:
-    conn, server = await _pair(tls)
     frames = _frame(b'"' + b"r" * (size - 2) + b'"') * messages
-    raw = server
-    if isinstance(server, trio.SSLStream):
-        # Encrypted up front with the server's own SSLObject (trio internals, bench only), so the
-        # timed part holds the client's decryption but not the server's encryption.
-        # The session tickets trio holds back until the server's first write go first (their
-        # records are numbered before the data's).
-        delayed = server._delayed_outgoing or b""
-        server._delayed_outgoing = None
-        server._ssl_object.write(frames)
-        frames = delayed + server._outgoing.read()
-        raw = server.transport_stream
+    a, b = socket.socketpair()
+    raw = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+    if tls:
+        # Encrypted up front by a server SSLObject (livemesh's TLS layer on the peer's socket), so
+        # the timed part holds the client's decryption but not the server's encryption.
+        server_ctx, client_ctx = _contexts()
+        conn = _client(a, client_ctx)
+        peer = SocketIO(b, tls=TlsState(server_ctx, server_side=True))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn._io.handshake)
+            nursery.start_soon(peer.handshake)
+        assert peer.tls is not None
+        frames = peer.tls.encrypt(frames)
+    else:
+        conn = _client(a, None)
     async with trio.open_nursery() as nursery:
         cpu, s0 = time.process_time(), steps.steps
         nursery.start_soon(raw.send_all, frames)
         for _ in range(messages):
             await conn.receive()
         cpu, n = time.process_time() - cpu, steps.steps - s0
-    await trio.aclose_forcefully(server)
+    await trio.aclose_forcefully(raw)
     await conn.aclose()
     return cpu, n
 

@@ -19,6 +19,14 @@ SUBCOMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand (the ``livemesh`` console script and ``python -m livemesh``).
+
+    Args:
+        argv: The command line without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The subcommand's exit status.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="livemesh", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

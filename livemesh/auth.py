@@ -14,14 +14,17 @@ Three ways in, as the service offers them:
 
 Secrets never leave these objects by accident: ``repr``/``str`` show ``<redacted>``, they are
 excluded from attrs' generated repr, and :func:`redact` scrubs them from any text (a server's
-error message, say) before it goes into an exception or a log line.
+error message, say) before it goes into an exception or a log line. :func:`secrets_of` covers
+every credential a session used, the bearer tokens a :class:`VertexAI` provider issued included
+(the newest few are remembered for it, never shown).
 
-These classes are pure values (frozen, no I/O); only :func:`livemesh.endpoints.live_headers`
-awaits the Vertex token provider.
+These classes are values (frozen, no I/O); only :func:`bearer_token` (through
+:func:`livemesh.endpoints.live_headers`) awaits the Vertex token provider.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import importlib
 import os
@@ -31,7 +34,7 @@ from typing import Any, TypeAlias
 import attrs
 import trio
 
-from livemesh.errors import ConfigError
+from livemesh.errors import AuthError, ConfigError
 
 __all__ = [
     "ENV_API_KEY_NAMES",
@@ -40,6 +43,7 @@ __all__ = [
     "EphemeralToken",
     "TokenProvider",
     "VertexAI",
+    "bearer_token",
     "google_auth_token_provider",
     "redact",
     "resolve_auth",
@@ -53,6 +57,10 @@ EPHEMERAL_TOKEN_PREFIX = "auth_tokens/"
 """Names of ephemeral tokens start with this; a string credential with it is taken as a token."""
 
 REDACTED = "<redacted>"
+
+_REMEMBERED_TOKENS = 8
+"""Bearer tokens a :class:`VertexAI` remembers for redaction: the newest few (a token lives about
+an hour, and a session's connections ask for one each)."""
 
 TokenProvider: TypeAlias = Callable[[], Awaitable[str]]
 """An async callable returning a fresh OAuth2 access token (called once per connection)."""
@@ -122,6 +130,10 @@ class VertexAI:
     project: str = attrs.field(validator=_validate_name)
     location: str = attrs.field(default="us-central1", validator=_validate_name)
     token_provider: TokenProvider = attrs.field(validator=_validate_provider, repr=False, eq=False)
+    _issued: collections.deque[str] = attrs.field(
+        init=False, repr=False, eq=False, factory=lambda: collections.deque(maxlen=_REMEMBERED_TOKENS)
+    )
+    """The newest tokens :func:`bearer_token` got from the provider (for :func:`secrets_of`)."""
 
     def __str__(self) -> str:
         return repr(self)
@@ -175,15 +187,48 @@ def resolve_auth(auth: Auth | str | None, environ: Mapping[str, str] | None = No
 
 
 def secrets_of(auth: Auth) -> tuple[str, ...]:
-    """The secret strings an auth object holds (for :func:`redact`); none for Vertex, whose tokens
-    live only in the provider and in one request's headers."""
+    """The secret strings an auth object holds or handed out, for :func:`redact`.
+
+    Args:
+        auth: The credential.
+
+    Returns:
+        The API key; the ephemeral token's name (with and without its ``auth_tokens/`` prefix);
+        for Vertex AI, the newest bearer tokens :func:`bearer_token` got from the provider.
+    """
     if isinstance(auth, ApiKey):
         return (auth.key,)
     if isinstance(auth, EphemeralToken):
         name = auth.name
         bare = name.removeprefix(EPHEMERAL_TOKEN_PREFIX)
         return (name, bare) if bare and bare != name else (name,)
-    return ()
+    return tuple(auth._issued)
+
+
+async def bearer_token(auth: VertexAI) -> str:
+    """A bearer token from ``auth``'s provider, remembered (the newest few) so that
+    :func:`secrets_of` can redact it wherever a server echoes it.
+
+    Args:
+        auth: The Vertex AI credential.
+
+    Returns:
+        The access token.
+
+    Raises:
+        AuthError: The provider failed (its message is not repeated: it may embed credentials),
+            or returned an empty or malformed token.
+    """
+    try:
+        token = await auth.token_provider()
+    except Exception as exc:
+        raise AuthError(f"Vertex AI token provider failed: {type(exc).__name__}") from None
+    if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+        raise AuthError("Vertex AI token provider returned an empty or malformed token")
+    issued = auth._issued
+    if token not in issued:
+        issued.append(token)
+    return token
 
 
 def redact(text: str, *secrets: str) -> str:

@@ -65,6 +65,11 @@ REPLY_TIMEOUT_S = 120.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the chat's options (``--real``, ``--model``, ``--system``, ``-v``, ``--chunk-delay``).
+
+    Args:
+        parser: The ``chat`` subcommand's parser.
+    """
     parser.description = "Chat with the local emulator (default) or the Gemini Live API (--real)."
     parser.epilog = HELP
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -83,6 +88,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Chat until the user leaves or the session ends.
+
+    The library's log lines are shown dimmed between the chat's own (``-v``: moves and
+    reconnects too) and the logger is put back as it was afterwards.
+
+    Args:
+        args: The parsed options (see :func:`add_arguments`).
+
+    Returns:
+        The exit status: 0 when the user left, 1 when the session failed or ``--real`` has no key.
+    """
     console = Console(highlight=False)
     logger = logging.getLogger("livemesh")
     handler = _ConsoleLog(console)
@@ -117,7 +133,14 @@ class _ConsoleLog(logging.Handler):
 
 
 def demo_tools(console: Console) -> list[FunctionTool]:
-    """Two tools that report their own runs, so the user sees a call start and end."""
+    """Two tools that report their own runs, so the user sees a call start and end.
+
+    Args:
+        console: Where the tools print their runs.
+
+    Returns:
+        ``get_weather`` (async, with a pretend latency) and ``roll_dice`` (sync, run in a thread).
+    """
 
     async def get_weather(city: str) -> dict[str, Any]:
         """Get the current weather in a city."""

@@ -23,8 +23,8 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 
-from livemesh.auth import EPHEMERAL_TOKEN_PREFIX, ApiKey, Auth, EphemeralToken, VertexAI
-from livemesh.errors import AuthError, ConfigError
+from livemesh.auth import EPHEMERAL_TOKEN_PREFIX, ApiKey, Auth, EphemeralToken, VertexAI, bearer_token
+from livemesh.errors import ConfigError
 
 __all__ = [
     "GEMINI_API_VERSIONS",
@@ -148,17 +148,6 @@ def rest_base_url(auth: Auth, *, base_url: str | None = None, allow_insecure: bo
     return _origin(auth, base_url, websocket=False, allow_insecure=allow_insecure)
 
 
-async def _bearer(auth: VertexAI) -> str:
-    try:
-        token = await auth.token_provider()
-    except Exception as exc:
-        # Name the failure, not its text: a provider's message may embed credentials.
-        raise AuthError(f"Vertex AI token provider failed: {type(exc).__name__}") from None
-    if not isinstance(token, str) or not token or any(c.isspace() for c in token):
-        raise AuthError("Vertex AI token provider returned an empty or malformed token")
-    return token
-
-
 async def live_headers(auth: Auth) -> list[tuple[str, str]]:
     """HTTP headers for the WebSocket upgrade.
 
@@ -176,7 +165,7 @@ async def live_headers(auth: Auth) -> list[tuple[str, str]]:
         if not name.startswith(EPHEMERAL_TOKEN_PREFIX):
             name = EPHEMERAL_TOKEN_PREFIX + name
         return [("authorization", f"Token {name}")]
-    return [("authorization", f"Bearer {await _bearer(auth)}")]
+    return [("authorization", f"Bearer {await bearer_token(auth)}")]
 
 
 async def rest_headers(auth: Auth) -> list[tuple[str, str]]:

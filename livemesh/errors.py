@@ -1,12 +1,32 @@
 """One error tree for livemesh, split by blame (as h11 does).
 
-* ``LocalProtocolError`` / ``ConfigError``: the caller misused livemesh; raised at the call,
-  before anything is sent.
-* ``RemoteProtocolError`` / ``DecodeError``: the peer sent something we cannot accept.
-* ``SessionError`` and its children: a live session failed or was refused by the service.
+```text
+LivemeshError
+├── ConfigError                  you passed a bad setting; raised at the call, before anything is sent
+├── LocalProtocolError           you asked for something the protocol forbids now
+│   └── EncodeError              a value JSON cannot carry
+├── DecodeError                  a frame is not a Live API message
+├── RemoteProtocolError          the server broke the protocol
+│   └── ToolCallLimitError       one toolCall asked for more calls than the session accepts
+└── SessionError                 a live session failed (code/reason: the close code and text)
+    ├── SetupRejectedError       the setup was refused before setupComplete (never retried)
+    ├── ServiceClosedError       an established session was closed for good (1007, 1008, ...)
+    │   └── ContextWindowError   the context outgrew the model's window
+    ├── CertificateError         the server's TLS certificate was refused
+    ├── AuthError                the credentials were refused
+    ├── QuotaError               quota, billing or concurrency: back off
+    ├── SessionClosedError       the session is closed
+    └── ReconnectError           reconnecting failed for good
+```
+
+Other layers hang their own errors on this tree: ``livemesh.ConnectionLostError`` (a
+``SessionError`` the session recovers from by itself), the pool's ``PoolClosedError``,
+``AdmissionTimeoutError``, ``RestartIntensityError`` and ``SessionLimitError``, ``RestError``
+for the REST calls, and ``livemesh.redis.RedisError`` and its children.
 
 Every error carries a human-readable reason. None of them ever contains a secret (API key,
-bearer token, ephemeral token): auth objects redact themselves and errors only hold reasons.
+bearer token, ephemeral token, resumption handle): credentials redact themselves and errors
+only hold reasons.
 """
 
 from __future__ import annotations
@@ -17,11 +37,18 @@ class LivemeshError(Exception):
 
 
 class ConfigError(LivemeshError, ValueError):
-    """A bad user argument: wrong type, conflicting options, missing credentials."""
+    """A bad user argument: wrong type, conflicting options, missing credentials.
+
+    Raised by the call that received the argument, before anything is sent, so a mistake never
+    costs a connection. Also a ``ValueError``, for code that already catches that.
+    """
 
 
 class LocalProtocolError(LivemeshError):
-    """livemesh was asked to do something the protocol forbids in the current state."""
+    """livemesh was asked to do something the protocol forbids in the current state.
+
+    The caller is to blame (h11's split): fix the code rather than retry.
+    """
 
 
 class EncodeError(LocalProtocolError, ValueError):
@@ -31,23 +58,43 @@ class EncodeError(LocalProtocolError, ValueError):
 class DecodeError(LivemeshError, ValueError):
     """A frame could not be decoded into a Live API message.
 
-    ``reason`` names the cause (invalid JSON, wrong type, two oneof fields, ...) and ``path`` where
-    in the frame it was found, e.g. ``("serverContent", "modelTurn", "parts", 0, "thought")``.
+    A session that receives such a frame fails on its own; the other sessions of a pool go on.
+
+    Attributes:
+        reason: The cause (invalid JSON, wrong type, two oneof fields, ...).
+        path: Where in the frame it was found, outermost first, e.g.
+            ``("serverContent", "modelTurn", "parts", 0, "thought")``.
     """
 
     def __init__(self, reason: str, path: tuple[str | int, ...] = ()) -> None:
+        """Describe a decoding failure.
+
+        Args:
+            reason: The cause, in words.
+            path: Field names and list indexes leading to the bad value, outermost first.
+        """
         self.reason = reason
         self.path = path
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
         super().__init__(f"{where}: {reason}" if path else reason)
 
     def at(self, key: str | int) -> DecodeError:
-        """The same error one level further out (``key`` is a field name or a list index)."""
+        """The same error one level further out, for a decoder returning from a nested value.
+
+        Args:
+            key: The field name or list index of the value that failed.
+
+        Returns:
+            A new error whose ``path`` starts with ``key``.
+        """
         return DecodeError(self.reason, (key, *self.path))
 
 
 class RemoteProtocolError(LivemeshError):
-    """The server broke the protocol (a malformed frame, a message out of order)."""
+    """The server broke the protocol (a malformed frame, a message out of order).
+
+    The peer is to blame; the session it happened on fails, nothing else does.
+    """
 
 
 class ToolCallLimitError(RemoteProtocolError):
@@ -59,9 +106,24 @@ class ToolCallLimitError(RemoteProtocolError):
 
 
 class SessionError(LivemeshError):
-    """A live session failed. ``code``/``reason`` are the WebSocket close code and text, if any."""
+    """A live session failed: the base of every error about one session's life.
+
+    Catch it around ``open_session`` or ``pool.session`` to handle any failure of the
+    conversation; catch a subclass to branch on the cause.
+
+    Attributes:
+        code: The WebSocket close code that ended the session, if one did (e.g. 1008).
+        reason: The close text the service sent, if any (never a secret).
+    """
 
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
+        """Describe a session failure.
+
+        Args:
+            message: What happened, for people.
+            code: The WebSocket close code, if a close caused it.
+            reason: The close text, if any.
+        """
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -96,16 +158,30 @@ class CertificateError(SessionError):
 
 
 class AuthError(SessionError):
-    """The credentials were refused (bad key, expired or used ephemeral token)."""
+    """The credentials were refused (bad key, expired or used ephemeral token).
+
+    Never retried: new credentials are needed.
+    """
 
 
 class QuotaError(SessionError):
-    """The service refused for quota, billing or concurrency reasons (back off, don't hammer)."""
+    """The service refused for quota, billing or concurrency reasons: back off, don't hammer.
+
+    Recognised by the close text (quota, billing, credits, RESOURCE_EXHAUSTED). A pool pauses
+    all its new connection attempts with jittered exponential backoff when it sees one.
+    """
 
 
 class SessionClosedError(SessionError):
-    """The session is closed: no more sending or receiving."""
+    """The session is closed: no more sending or receiving.
+
+    Raised by a send or receive after the session was closed, by you or by its owner.
+    """
 
 
 class ReconnectError(SessionError):
-    """Reconnecting failed for good: retries exhausted, or the resumption handle expired."""
+    """Reconnecting failed for good: retries exhausted, or the resumption handle expired.
+
+    ``code`` and ``reason`` are those of the last failed attempt. Set how hard the session
+    tries with ``SessionConfig(retry=RetryPolicy(...))``.
+    """

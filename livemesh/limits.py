@@ -1,8 +1,11 @@
 """The real service's limits as one named, configurable value, shared by the pool and the emulator.
 
-Sources: ../shared/LIVE_API_NOTES.md section 1 (connection ~10 min with a goAway ~60 s before,
-audio sessions 15 min, audio+video 2 min without compression, handles valid 2 h, context windows).
-The emulator shrinks these to seconds so a whole rotation cycle runs in a test.
+Sources: the Live API session management guide (ai.google.dev/gemini-api/docs/live-session:
+connections last about 10 minutes, audio sessions 15 minutes and audio+video sessions 2 minutes
+without context window compression, resumption handles valid 2 hours) and the Firebase AI Logic
+limits page (firebase.google.com/docs/ai-logic/live-api/limits-and-specs: the ``goAway`` notice,
+context windows, concurrent sessions per project). The emulator shrinks these to seconds so a
+whole rotation cycle runs in a test.
 """
 
 from __future__ import annotations
@@ -12,7 +15,25 @@ import attrs
 
 @attrs.frozen(kw_only=True)
 class ServiceLimits:
-    """Durations in seconds, sizes in tokens."""
+    """The Live API's limits: when connections and sessions end, how long handles last.
+
+    One value shared by the session (its connection-age timer), the pool (its rotation planner
+    and admission) and the emulator (which enforces them, shrunk to seconds in tests). Durations
+    are in seconds, sizes in tokens.
+
+    Attributes:
+        connection_lifetime_s: How long one WebSocket connection lasts before the service ends it
+            (about 10 minutes).
+        go_away_notice_s: How long before that end the service sends ``goAway``.
+        audio_session_s: How long an audio session lasts without context window compression.
+        audio_video_session_s: The same for a session that has sent video.
+        handle_validity_s: How long a resumption handle stays valid after the session's last
+            connection ended.
+        context_window_native_audio: The context window of native-audio models, in tokens.
+        context_window_default: The context window of the other Live models, in tokens.
+        concurrent_sessions: Concurrent sessions allowed per project (3 on the free tier), or
+            ``None`` for no limit; a pool never runs more than this many at once.
+    """
 
     connection_lifetime_s: float = 600.0
     go_away_notice_s: float = 60.0
@@ -21,11 +42,19 @@ class ServiceLimits:
     handle_validity_s: float = 7200.0
     context_window_native_audio: int = 131_072
     context_window_default: int = 32_768
-    concurrent_sessions: int | None = None  # per project/key; 3 on a free tier, None = unlimited
+    concurrent_sessions: int | None = None  # per project; None = unlimited
 
     def session_budget_s(self, *, video: bool) -> float:
-        """How long a session without compression may last."""
+        """How long a session without context window compression may last.
+
+        Args:
+            video: Whether the session sends video (its budget is then much shorter).
+
+        Returns:
+            The session budget in seconds.
+        """
         return self.audio_video_session_s if video else self.audio_session_s
 
 
 DEFAULT_LIMITS = ServiceLimits()
+"""The real service's limits, used wherever no ``limits=`` is given."""

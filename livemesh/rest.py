@@ -3,10 +3,11 @@
 * :func:`list_live_models`: ``GET /{version}/models`` (all pages), keeping the models whose
   ``supportedGenerationMethods`` include ``bidiGenerateContent``.
 * :func:`resolve_model` / :class:`ModelResolver`: pick a Live model for ``"text"``, ``"audio"`` or
-  ``"image"``, preferring newer Live models this key can use and falling back to the seed's
-  rollout-safe choices (availability varies by project and rollout; a model missing for the key is
-  refused with 1008 at setup). :class:`ModelResolver` caches the list per credential for a while,
-  and shares one request between concurrent callers (a pool starting a thousand sessions asks once).
+  ``"image"``, preferring the current Live models this key can use (``gemini-3.8-live`` for audio)
+  and falling back to the rollout-safe choices (availability varies by project and rollout; a
+  model missing for the key is refused with 1008 at setup). :class:`ModelResolver` caches the
+  list per credential for a while, and shares one request between concurrent callers (a pool
+  starting a thousand sessions asks once).
 * :func:`create_ephemeral_token`: ``POST /v1alpha/auth_tokens`` on your backend, with the request
   shape of the real API (``uses``, ``expireTime``, ``newSessionExpireTime``,
   ``bidiGenerateContentSetup``, ``fieldMask``); hand the returned :class:`EphemeralToken` to a
@@ -70,12 +71,16 @@ FALLBACK_MODELS: Final[Mapping[str, str]] = {
     "image": "gemini-2.0-flash-exp-image-generation",
     "audio": "gemini-2.5-flash-native-audio-preview-12-2025",
 }
-"""The seed's rollout-safe choices, used when no preferred model is listed for the key."""
+"""The rollout-safe choices (text, image, audio), used when no preferred model is listed for the
+key (and on Vertex AI, which has no per-key list)."""
 
 PREFERRED_MODELS: Final[Mapping[str, tuple[str, ...]]] = {
-    # Newest first. Text needs a model that can answer in TEXT (native-audio models cannot).
+    # Current first. gemini-3.8-live is the stable Live model (ai.google.dev/gemini-api/docs/
+    # models/gemini-3.8-live); it answers in AUDIO only (text through output transcription), so
+    # "text" prefers the models that still answer in TEXT (native-audio models cannot either).
     "text": ("gemini-live-2.5-flash-preview", "gemini-2.0-flash-live-001"),
     "audio": (
+        "gemini-3.8-live",
         "gemini-3.1-flash-live-preview",
         "gemini-2.5-flash-native-audio-latest",
         "gemini-2.5-flash-native-audio-preview-12-2025",
@@ -83,7 +88,7 @@ PREFERRED_MODELS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "image": (),
 }
-"""Live models preferred over the fallback when the key's model list includes them, newest first."""
+"""Live models preferred over the fallback when the key's model list includes them, current first."""
 
 DEFAULT_CACHE_TTL_S: Final = 600.0
 DEFAULT_TIMEOUT_S: Final = 30.0

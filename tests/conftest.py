@@ -1,4 +1,4 @@
-"""Hypothesis profiles for the whole suite.
+"""Fixtures and hypothesis profiles shared by the whole suite.
 
 ``stateful-deep`` runs the session's stateful tests (tests/session/core/test_stateful_core.py,
 tests/session/test_stateful_actor.py) 50 times longer than CI does, with longer runs of steps:
@@ -9,7 +9,10 @@ profile's (tests/session/stateful.py, ``scaled``); other tests simply run 5,000 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from livemesh.transport import ENGINES, Engine
 
 settings.register_profile(
     "stateful-deep",
@@ -18,3 +21,11 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each WebSocket engine's name in turn (``TransportOptions(engine=...)``): a test taking this
+    fixture runs once per engine."""
+    name: Engine = request.param
+    return name

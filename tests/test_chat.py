@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 
 import pexpect
@@ -25,6 +26,9 @@ def spawn() -> pexpect.spawn:
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(50, 160),
+        # As a terminal starts it: a suite run in the background (a CI step may be) passes SIGINT
+        # on ignored, and Ctrl-C would never reach the chat.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     child.expect("in-process emulator at ws://127.0.0.1:")
     child.expect(PROMPT)

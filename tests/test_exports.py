@@ -22,7 +22,7 @@ def test_top_level_names_resolve_and_have_docstrings() -> None:
 
 def test_subpackages_import_alone() -> None:
     for module in ("livemesh.wire", "livemesh.emulator", "livemesh.bench.cli", "livemesh.__main__",
-                   "livemesh.redis", "livemesh.chat"):
+                   "livemesh.redis", "livemesh.chat", "livemesh.aio", "livemesh.testing"):
         importlib.import_module(module)
 
 

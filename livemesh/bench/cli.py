@@ -7,7 +7,8 @@ summary table. Each client runs in its own process (:mod:`livemesh.bench.runner`
 other against the same emulator, so each gets a core while the emulator has the other.
 
 Exit status: 0 if nothing was lost, duplicated or errored; 1 otherwise; 2 on a usage problem
-(e.g. ``--vs genai`` without google-genai installed).
+(e.g. ``--vs genai`` without google-genai installed); 130 when interrupted (Ctrl-C), after the
+emulator and client processes have been stopped.
 """
 
 from __future__ import annotations
@@ -264,15 +265,18 @@ def run(args: argparse.Namespace) -> int:
     except (RunnerError, StartupError) as exc:
         err.print(f"[red]bench failed:[/red] {exc}", markup=True, highlight=False)
         return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
     except BaseExceptionGroup as group:  # raised through the emulator process's nursery
+        if group.subgroup(KeyboardInterrupt) is not None:  # Ctrl-C while the emulator ran
+            err.print("interrupted")
+            return 130
         failure = _first(group, (RunnerError, StartupError))
         if failure is None:
             raise
         err.print(f"[red]bench failed:[/red] {failure}", markup=True, highlight=False)
         return 1
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The bench workload driven by google-genai's ``AsyncSession`` (asyncio), in its own process.
 
-    python -m livemesh.bench.genai_client SPEC_JSON
+    python -m livemesh.bench.genai_client < SPEC_JSON   (the spec on stdin: it holds the API key)
 
 The official SDK is the peer we compare against; it is a test extra and is imported only here,
 inside :func:`main`, so ``python -m livemesh bench`` works without it until ``--vs genai`` or
@@ -36,7 +36,7 @@ from typing import Any
 
 from livemesh.bench import workload as wl
 from livemesh.bench.metrics import Recorder
-from livemesh.bench.runner import emit
+from livemesh.bench.runner import emit, read_spec
 from livemesh.bench.workload import Check, SessionPlan, WorkloadSpec
 
 MISSING_SDK = (
@@ -172,24 +172,6 @@ class _State:
         return messages
 
 
-def _wrap_socket(session: Any, rec: Recorder) -> None:
-    """Count frames and bytes at the WebSocket (bench instrumentation, not SDK behaviour)."""
-    ws = session._ws
-    send, recv = ws.send, ws.recv
-
-    async def counting_send(message: Any, *args: Any, **kwargs: Any) -> Any:
-        rec.bytes_sent += len(message)
-        return await send(message, *args, **kwargs)
-
-    async def counting_recv(*args: Any, **kwargs: Any) -> Any:
-        data = await recv(*args, **kwargs)
-        rec.bytes_received += len(data)
-        return data
-
-    ws.send = counting_send
-    ws.recv = counting_recv
-
-
 async def _run_session(
     client: Any, types: Any, spec: WorkloadSpec, plan: SessionPlan, rec: Recorder, phase: _Phase
 ) -> None:
@@ -210,11 +192,13 @@ async def _run_session(
                 if plan.kind == "tools"
                 else None,
                 output_audio_transcription=types.AudioTranscriptionConfig() if plan.kind == "audio" else None,
+                context_window_compression=types.ContextWindowCompressionConfig.model_validate(
+                    wl.CONTEXT_WINDOW_COMPRESSION
+                ),
             )
             reconnecting = state.handle is not None
             async with client.aio.live.connect(model=spec.model, config=config) as session:
                 rec.messages_sent += 1  # setup
-                _wrap_socket(session, rec)
                 if reconnecting:
                     if state.go_away:
                         rec.rotations += 1
@@ -420,7 +404,7 @@ async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
     base = spec.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
     http_options = types.HttpOptions(base_url=base, api_version=spec.api_version)
     client = genai.Client(api_key=spec.api_key, http_options=http_options)
-    rec = Recorder()
+    rec = Recorder(bytes_counted=False)  # google-genai exposes no public byte count on its socket
     plans = wl.plan_sessions(spec)
     rec.restart_clock()
     phase = _Phase(len(plans), rec)
@@ -432,9 +416,8 @@ async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
     return {"result": rec.result(client="genai", sessions=spec.sessions), "details": rec.details()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec = WorkloadSpec.from_json(argv[0])
+def main() -> int:
+    spec = read_spec()
     if spec.ca_file:
         os.environ["SSL_CERT_FILE"] = spec.ca_file
     random.seed(spec.seed)

@@ -1,6 +1,6 @@
 """The bench workload driven by livemesh (trio), in its own process.
 
-    python -m livemesh.bench.livemesh_client SPEC_JSON
+    python -m livemesh.bench.livemesh_client < SPEC_JSON   (the spec on stdin: it holds the API key)
 
 Every session runs in one pool (:func:`livemesh.pool.open_pool`) when the pool is available, else
 in a plain nursery with :func:`livemesh.session.open_session`; either way the code below is what a
@@ -14,7 +14,6 @@ consumed. Tool calls are answered by a registered async function, as livemesh us
 from __future__ import annotations
 
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -25,7 +24,7 @@ import trio
 from livemesh import wire
 from livemesh.bench import workload as wl
 from livemesh.bench.metrics import Recorder
-from livemesh.bench.runner import emit
+from livemesh.bench.runner import emit, read_spec
 from livemesh.bench.workload import Check, SessionPlan, WorkloadSpec
 from livemesh.limits import ServiceLimits
 from livemesh.session import RotationPolicy, Session, SessionConfig, function_tool, open_session
@@ -76,6 +75,7 @@ def session_config(
         generation_config={"responseModalities": ["AUDIO" if plan.kind == "audio" else "TEXT"]},
         tools=tools,
         output_audio_transcription={} if plan.kind == "audio" else None,
+        context_window_compression=wl.CONTEXT_WINDOW_COMPRESSION,
         transport=TransportOptions(ssl_context=ssl_context),
         session_id=f"bench-s{plan.index}",
         **options,
@@ -357,9 +357,8 @@ async def amain(spec: WorkloadSpec, *, use_pool: bool = True) -> dict[str, Any]:
     return {"result": rec.result(client="livemesh", sessions=spec.sessions), "details": rec.details()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec = WorkloadSpec.from_json(argv[0])
+def main() -> int:
+    spec = read_spec()
     emit(trio.run(amain, spec))
     return 0
 

@@ -1,11 +1,13 @@
-"""A client runner in its own process: the spec goes in as argv, progress and the result come out.
+"""A client runner in its own process: the spec goes in on stdin, progress and the result come out.
 
-Both clients run the same way (``python -m livemesh.bench.livemesh_client SPEC`` or
-``... .genai_client SPEC``), so neither pays for the parent's live display, each has its own CPU
-and RSS figures, and an asyncio client and a trio client never share an interpreter. The child
-writes one JSON object per line on stdout: ``{"progress": {...}}`` every ``progress_interval_s``
-and finally ``{"result": {...}, "details": {...}}``; its stderr goes to a temporary file whose
-tail is shown if it fails.
+Both clients run the same way (``python -m livemesh.bench.livemesh_client`` or
+``... .genai_client``, the spec as one JSON document on stdin), so neither pays for the parent's
+live display, each has its own CPU and RSS figures, and an asyncio client and a trio client never
+share an interpreter. The spec holds the API key, so it never travels on a command line, which any
+local user can read (``ps``, ``/proc/PID/cmdline``). The child writes one JSON object per line on
+stdout: ``{"progress": {...}}`` every ``progress_interval_s`` and finally
+``{"result": {...}, "details": {...}}``; its stderr goes to a temporary file whose tail is shown if
+it fails.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import trio
 
 from livemesh.bench.workload import WorkloadSpec
 
-__all__ = ["CLIENT_MODULES", "RunnerError", "emit", "run_client"]
+__all__ = ["CLIENT_MODULES", "RunnerError", "emit", "read_spec", "run_client"]
 
 CLIENT_MODULES: Final = {
     "livemesh": "livemesh.bench.livemesh_client",
@@ -43,6 +45,11 @@ def emit(obj: dict[str, Any], out: TextIO | None = None) -> None:
     stream.flush()
 
 
+def read_spec(stream: TextIO | None = None) -> WorkloadSpec:
+    """Child side: the spec the parent wrote on stdin (never argv: it holds the API key)."""
+    return WorkloadSpec.from_json((stream or sys.stdin).read())
+
+
 async def run_client(
     client: str,
     spec: WorkloadSpec,
@@ -52,15 +59,20 @@ async def run_client(
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``client`` (``livemesh`` | ``genai``) with ``spec``; its ``{"result", "details"}`` object."""
-    command = [python, "-m", CLIENT_MODULES[client], spec.to_json()]
+    command = [python, "-m", CLIENT_MODULES[client]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     with tempfile.TemporaryFile() as errfile:
         process = await trio.lowlevel.open_process(
-            command, stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL, env=env
+            command, stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.PIPE, env=env
         )
         final: dict[str, Any] | None = None
         try:
-            assert process.stdout is not None
+            assert process.stdin is not None and process.stdout is not None
+            async with process.stdin:
+                try:
+                    await process.stdin.send_all(spec.to_json().encode())
+                except trio.BrokenResourceError:
+                    pass  # the child exited without reading it: its exit status says why, below
             buffer = b""
             async for data in process.stdout:
                 buffer += data

@@ -10,8 +10,8 @@ resumption, timers), ``model`` (the scripted model's words), ``reply`` (answers 
 messages, usage), ``vad`` (energy VAD in audio time), ``context`` (session contexts, snapshots,
 the handle store), ``tokens`` (ephemeral tokens), ``rest`` (model listing, token issuing),
 ``faults`` (seeded fault plans), ``closes`` (the service's close codes and texts), ``tls``
-(certificates), ``config`` (``EmulatorConfig``, ``FaultConfig``), ``cli`` (``python -m livemesh
-serve``).
+(certificates), ``families`` (how each model family behaves), ``config`` (``EmulatorConfig``,
+``FaultConfig``), ``cli`` (``python -m livemesh serve``).
 
 Server technology: h11 + websockets' ``ServerProtocol`` (both sans-IO, both already dependencies:
 httpx and the sans-I/O client engine) on trio's listeners; websockets replaced wsproto for its
@@ -56,7 +56,11 @@ answered by ``setupComplete{sessionId}``; ``sessionId`` is the resumable session
 across resumptions. Refusals accept the upgrade, read the setup, then close:
 
 * 1007 "Request contains an invalid argument.": bad JSON, a message before/instead of setup,
-  TEXT+AUDIO, ``transparent`` off Vertex, a resume naming another model, a second setup;
+  TEXT+AUDIO (or a modality the model's family does not answer in), ``transparent`` off Vertex,
+  a resume naming another model, a second setup, and what the family refuses (below);
+* 1007 ``Invalid JSON payload received. Unknown name "X" at 'setup.generation_config': Cannot
+  find field.``: a member the API does not model, at any depth of any client message (as
+  Google's JSON parser refuses unknown names);
 * 1008 "models/X is not found for API version V, or is not supported for bidiGenerateContent";
   1008 "Method doesn't allow unregistered callers ..." (no key), "API key not valid. ..." (bad
   key), "Request had invalid authentication credentials." (bad/used/expired token), "Requested
@@ -70,6 +74,31 @@ across resumptions. Refusals accept the upgrade, read the setup, then close:
   ``abort_input_during_blocking_call=True`` (reported behaviour).
 
 Default response modality is AUDIO (as the service); one modality only.
+
+Model families (``EmulatorConfig.families``; :mod:`livemesh.emulator.families` cites a source for
+each behaviour). ``models.list`` returns every Live model with its family's
+``supportedGenerationMethods``, current models first.
+
+* ``gemini-3.8-live`` (stable): AUDIO answers only (text through ``outputTranscription``);
+  functions declared without ``behavior`` are NON_BLOCKING; ``clientContent`` is taken for the
+  whole session; every ``turnComplete`` carries ``interactionStatus``: IDLE, or IN_PROGRESS when
+  another model turn follows (an interrupted turn; an unanswered call's result or a queued one
+  still to be spoken); audio and its transcription travel in one ``serverContent``; a
+  ``serverContent`` carrying only ``usageMetadata`` precedes the connection's first model turn;
+  1007 for ``mediaChunks``, ``thinkingLevel``, ``proactiveAudio: false`` and
+  ``enableAffectiveDialog``.
+* the 2.5 native-audio previews (and ``gemini-3.1-flash-live-preview``): BLOCKING calls, one kind
+  of content per message, no ``interactionStatus``, ``mediaChunks`` accepted, the native-audio
+  context window; TEXT answers too (the service answers these models in AUDIO only).
+* the older text-capable models (``gemini-live-2.5-flash-preview``, ``gemini-2.0-flash-live-001``
+  ...): TEXT or AUDIO, BLOCKING calls, one kind of content per message.
+* any other name in ``live_models``: the 2.5 family if it contains ``native-audio``, else the older
+  one.
+
+With ``stream_function_args=True`` (``--stream-function-args``) a call's arguments stream: one
+``toolCall`` per argument leaf whose call has ``partialArgs`` (``jsonPath`` like ``$.city``; a
+string in two pieces, the first with ``willContinue``) and ``willContinue: true``, then one with
+``willContinue: false`` and no arguments; the client assembles ``args``.
 
 Scripted model (words are a whole user text turn, case-insensitive, surrounding space ignored):
 
@@ -86,7 +115,8 @@ Scripted model (words are a whole user text turn, case-insensitive, surrounding 
   commands ``recall``/``stats``/``call``, which are queries, not content. ``turns`` counts user
   turns (text turns and audio turns ended by VAD, activityEnd or audioStreamEnd);
 * ``call NAME {json args}`` with NAME a declared function → ``toolCall{functionCalls:[{id,name,
-  args}]}`` (ids ``function-call-N``, unique per emulator). BLOCKING (default): the turn waits
+  args}]}`` (ids ``function-call-N``, unique per emulator). BLOCKING (the default but on
+  gemini-3.8-live): the turn waits
   for the response, then says ``"NAME returned {json response, sorted keys}"``. NON_BLOCKING
   (declaration ``behavior``): the turn says ``"Calling NAME."`` at once; the response is
   scheduled: INTERRUPT (interrupts and speaks the result now), WHEN_IDLE (default; after the
@@ -97,8 +127,8 @@ Scripted model (words are a whole user text turn, case-insensitive, surrounding 
   A response to an unknown or already answered id counts in ``unknown_tool_responses``.
 * AUDIO modality: the same text as a 440 Hz 24 kHz 16-bit PCM tone of
   ``len(text)/speech_chars_per_s`` seconds in ``chunks_per_reply`` chunks
-  (``audio/pcm;rate=24000``), each followed by an ``outputTranscription`` chunk of the text if
-  ``outputAudioTranscription`` was set up.
+  (``audio/pcm;rate=24000``), each followed by (on gemini-3.8-live: carrying) an
+  ``outputTranscription`` chunk of the text if ``outputAudioTranscription`` was set up.
 * Audio in (``audio/pcm;rate=N``, default 16 kHz): energy VAD in audio time (peak >= 800 per
   20 ms frame with high start sensitivity, 2400 with low; end after ``silenceDurationMs``, default
   500 ms, 1000 ms with low end sensitivity). Speech start barges in (unless NO_INTERRUPTION);
@@ -141,15 +171,17 @@ Setup must arrive within ``setup_timeout_s`` (else 1011 deadline). A client mess
 
 Context window: each user turn (with its answer) is an entry of estimated tokens (text: 4
 characters a token; audio turns: 25 tokens a second); the window is
-``limits.context_window_native_audio`` for ``native-audio`` models, else
-``context_window_default``. With ``contextWindowCompression`` the sliding window cuts whole
+``limits.context_window_native_audio`` for native-audio families (gemini-3.8-live and the 2.5
+previews), else ``context_window_default``. With ``contextWindowCompression`` the sliding window cuts whole
 user turns, oldest first, at the start of a user turn once past ``triggerTokens`` (default 80%
 of the window) down to ``slidingWindow.targetTokens`` (default trigger/2); ``recall`` shows what
-is left. Without it, a context past the window ends the session with 1007 (the real service's
-behaviour here is undocumented: a guess).
+is left (``stats`` keeps what was cut in ``compressed_texts``). Without it, a context past the
+window ends the session with 1007 "The input token count (N) exceeds the maximum number of tokens
+allowed (M)." (the Live API documents neither the close nor its text; this is the Gemini API's
+wording for a request over the token limit), which livemesh raises as ``ContextWindowError``.
 
 ``SessionStats`` (``emu.stats``): ``messages, audio_bytes, audio_chunks, video_frames, turns,
-texts, tool_responses, unknown_tool_responses, turn_tokens, compressions`` (the context; the
+texts, tool_responses, unknown_tool_responses, turn_tokens, compressions, compressed_texts`` (the context; the
 ``stats`` command reports the same, with ``tokens`` = sum of ``turn_tokens``) plus
 ``connections, resumptions, handles_issued`` and ``disconnects_mid_turn``: connections the
 CLIENT closed or dropped while a model turn or a BLOCKING call was in progress (rotations that
@@ -163,7 +195,9 @@ one credential, so one session of many misbehaves.
 Not emulated: real speech recognition or synthesis (a tone; transcripts are duration and size),
 real token counting (estimated), google_search/code execution/url_context tools (accepted,
 never called), video understanding (frames are counted), proactivity, affective dialog and
-thinking (accepted, ignored), turnCoverage, ``contextUpdate`` (counted, otherwise ignored),
+thinking (accepted where the family takes them, ignored), translation, transcription settings
+(language codes, diarization, word timestamps), interim transcripts, avatars, safety settings,
+history config (accepted, ignored), turnCoverage, ``contextUpdate`` (counted, otherwise ignored),
 pending tool calls across a resumption (a handle is never issued while one is pending),
 permessage-deflate, HTTP/2, REST beyond model listing and ephemeral tokens.
 """

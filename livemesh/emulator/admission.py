@@ -12,6 +12,7 @@ import attrs
 from livemesh import wire
 from livemesh.emulator import closes
 from livemesh.emulator.config import EmulatorConfig
+from livemesh.emulator.families import ModelFamily, family_of
 from livemesh.emulator.routing import Route
 from livemesh.emulator.tokens import EphemeralToken, TokenStore, apply_locked
 
@@ -24,6 +25,7 @@ class Admitted:
     model: str
     setup: wire.Setup
     key: str | None = attrs.field(repr=False)
+    family: ModelFamily = attrs.field(repr=False)
     token: EphemeralToken | None = attrs.field(default=None, repr=False)
 
 
@@ -53,16 +55,35 @@ def admit(route: Route, setup: wire.Setup, config: EmulatorConfig, tokens: Token
         raise closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
     if name not in config.live_models:
         raise closes.Refusal(closes.POLICY, closes.model_not_found(name, route.version))
-    validate_setup(setup, route)
-    return Admitted(name, setup, key, token)
+    family = family_of(name, config.families)
+    validate_setup(setup, route, family)
+    return Admitted(name, setup, key, family, token)
 
 
-def validate_setup(setup: wire.Setup, route: Route) -> None:
-    """1007 for what the service refuses: two response modalities (or an unknown one),
-    ``transparent`` resumption off Vertex, a function declaration without a name."""
+def refuse_unknown_fields(message: wire.ClientMessage) -> None:
+    """1007 for a member the API does not know, at any depth (protobuf's JSON parser refuses
+    unknown names: the message never reaches the model)."""
+    unknown = wire.unknown_fields(message)
+    if unknown:
+        raise closes.Refusal(closes.INVALID_ARGUMENT, closes.unknown_name(unknown[0][0]))
+
+
+def validate_setup(setup: wire.Setup, route: Route, family: ModelFamily) -> None:
+    """1007 for what the service refuses: a member it does not know, two response modalities (or
+    one the model does not answer in), ``transparent`` resumption off Vertex, a function
+    declaration without a name, and the settings the model's family refuses."""
+    refuse_unknown_fields(wire.ClientMessage(setup=setup))
     invalid = closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
-    modalities = (setup.generation_config.response_modalities if setup.generation_config else None) or []
-    if len(modalities) > 1 or any(m not in (wire.Modality.TEXT, wire.Modality.AUDIO) for m in modalities):
+    generation = setup.generation_config
+    modalities = (generation.response_modalities if generation else None) or []
+    if len(modalities) > 1 or any(m not in family.response_modalities for m in modalities):
+        raise invalid
+    thinking = generation.thinking_config if generation else None
+    if family.refuse_thinking_level and thinking is not None and thinking.thinking_level is not None:
+        raise invalid
+    if family.refuse_affective_dialog and generation and generation.enable_affective_dialog is not None:
+        raise invalid
+    if family.refuse_proactive_audio_off and setup.proactivity and setup.proactivity.proactive_audio is False:
         raise invalid
     if setup.session_resumption and setup.session_resumption.transparent and route.api != "vertex":
         raise invalid

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--chunk-interval", type=float, default=0.0, metavar="S")
     model.add_argument("--chunks-per-reply", type=int, default=3)
     model.add_argument("--resumption-update-interval", type=float, default=5.0, metavar="S")
+    model.add_argument(
+        "--stream-function-args",
+        action="store_true",
+        help="stream function call arguments (partialArgs until willContinue is false)",
+    )
     limits = parser.add_argument_group("service limits (seconds)")
     defaults = ServiceLimits()
     limits.add_argument("--connection-lifetime", type=float, default=defaults.connection_lifetime_s)
@@ -91,6 +96,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         chunk_interval_s=args.chunk_interval,
         chunks_per_reply=args.chunks_per_reply,
         resumption_update_interval_s=args.resumption_update_interval,
+        stream_function_args=args.stream_function_args,
         limits=ServiceLimits(
             connection_lifetime_s=args.connection_lifetime,
             go_away_notice_s=args.go_away_notice,

@@ -1,4 +1,6 @@
-"""Close codes and reason texts exactly as the real service sends them (LIVE_API_NOTES.md §1.14).
+"""Close codes and reason texts exactly as the real service sends them (as quoted in public
+threads: kizuna-ai-lab/sokuji#179, livekit/agents#2274, googleapis/js-genai#1236,
+google-gemini/cookbook#781, autonomous-ai/autonomous-os#231).
 
 A reason must fit in 123 bytes (the WebSocket limit); :func:`fit_reason` trims on a UTF-8 boundary.
 """
@@ -33,6 +35,13 @@ def fit_reason(text: str, limit: int = 123) -> str:
     return raw[:limit].decode(errors="ignore")
 
 
+def context_window_exceeded(tokens: int, window: int) -> str:
+    """The 1007 text for a context past its window (no compression). The Live API documents no
+    text for this; this is the Gemini API's own wording for a request over the token limit (its
+    HTTP 400 INVALID_ARGUMENT), so clients can tell this close from other invalid arguments."""
+    return f"The input token count ({tokens}) exceeds the maximum number of tokens allowed ({window})."
+
+
 def model_not_found(model: str, version: str) -> str:
     """The 1008 text for a model that does not serve bidiGenerateContent."""
     tail = f" is not found for API version {version}, or is not supported for bidiGenerateContent"
@@ -41,6 +50,22 @@ def model_not_found(model: str, version: str) -> str:
     if len(name.encode()) > budget:
         name = fit_reason(name, budget)
     return name + tail
+
+
+def unknown_name(path: str) -> str:
+    """The 1007 text for a member the API does not know, as Google's JSON parser words it
+    (``Invalid JSON payload received. Unknown name "x" at 'setup.generation_config': Cannot find
+    field.``, e.g. google-gemini/gemini-cli#13972). ``path`` is :func:`livemesh.wire.unknown_fields`'
+    (camelCase JSON names); the parser names the parent in snake_case."""
+    parent, _, name = path.rpartition(".")
+    if not parent:
+        return f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
+    at = ".".join(_snake(part) for part in parent.split("."))
+    return f"Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
+
+
+def _snake(part: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in part)
 
 
 class Refusal(Exception):

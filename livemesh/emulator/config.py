@@ -11,24 +11,11 @@ from collections.abc import Mapping
 
 import attrs
 
+from livemesh.emulator.families import DEFAULT_FAMILIES, ModelFamily
 from livemesh.limits import ServiceLimits
 
-DEFAULT_LIVE_MODELS: tuple[str, ...] = (
-    "gemini-2.0-flash-live-001",
-    "gemini-live-2.5-flash-preview",
-    "gemini-2.5-flash-live-preview",
-    "gemini-2.5-flash-native-audio-preview-09-2025",
-    "gemini-2.5-flash-native-audio-preview-12-2025",
-    "gemini-2.5-flash-native-audio-latest",
-    "gemini-3.1-flash-live-preview",
-    "gemini-2.0-flash-exp",
-    # Vertex AI names
-    "gemini-live-2.5-flash",
-    "gemini-live-2.5-flash-preview-native-audio",
-    "gemini-live-2.5-flash-preview-native-audio-09-2025",
-    "gemini-2.0-flash-live-preview-04-09",
-)
-"""Models that answer ``bidiGenerateContent`` (listed by REST, accepted in setup)."""
+DEFAULT_LIVE_MODELS: tuple[str, ...] = tuple(name for family in DEFAULT_FAMILIES for name in family.models)
+"""Models that answer ``bidiGenerateContent`` (listed by REST, accepted in setup), current first."""
 
 DEFAULT_OTHER_MODELS: tuple[str, ...] = ("gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-004")
 """Models listed by REST without ``bidiGenerateContent`` (a setup naming one is refused with 1008)."""
@@ -87,6 +74,11 @@ class EmulatorConfig:
     """Accepted Vertex bearer tokens; None accepts any non-empty token."""
     live_models: tuple[str, ...] = DEFAULT_LIVE_MODELS
     other_models: tuple[str, ...] = DEFAULT_OTHER_MODELS
+    families: tuple[ModelFamily, ...] = DEFAULT_FAMILIES
+    """How each Live model behaves (:mod:`livemesh.emulator.families`)."""
+    stream_function_args: bool = False
+    """Send function calls with streamed arguments: ``toolCall`` messages whose call carries
+    ``partialArgs`` pieces and ``willContinue: true``, then one with ``willContinue: false``."""
     first_chunk_delay_s: float = 0.0
     chunk_interval_s: float = 0.0
     chunks_per_reply: int = attrs.field(default=3, validator=attrs.validators.ge(1))

@@ -37,6 +37,9 @@ class SessionStats:
     """Estimated tokens per entry of ``texts`` (user turn plus answer)."""
     compressions: int = 0
     """How often the sliding window cut the context."""
+    compressed_texts: tuple[str, ...] = ()
+    """The user turn texts the sliding window cut, in order: ``compressed_texts + texts`` is every
+    user turn the session consumed, so a judge of loss and doubles works across compression."""
     connections: int = 0
     """Connections this session has had (``emu.stats`` only; 0 in snapshots)."""
     resumptions: int = 0
@@ -69,6 +72,7 @@ class SessionStats:
             "unknown_tool_responses": self.unknown_tool_responses,
             "tokens": sum(self.turn_tokens),
             "compressions": self.compressions,
+            "compressed_texts": list(self.compressed_texts),
         }
 
 
@@ -88,6 +92,7 @@ class Context:
     turn_tokens: list[int] = attrs.Factory(list)
     """Estimated tokens of each entry of ``texts`` (the user turn plus the model's answer)."""
     compressions: int = 0
+    compressed_texts: list[str] = attrs.Factory(list)
 
     def add_turn(self, text: str, tokens: int) -> None:
         self.texts.append(text)
@@ -111,6 +116,7 @@ class Context:
         while cut < len(self.texts) - 1 and total > target:
             total -= self.turn_tokens[cut]
             cut += 1
+        self.compressed_texts.extend(self.texts[:cut])
         del self.texts[:cut]
         del self.turn_tokens[:cut]
         self.compressions += 1

@@ -19,8 +19,9 @@ import trio
 
 from livemesh import wire
 from livemesh.emulator import closes, model, reply
-from livemesh.emulator.admission import admit
+from livemesh.emulator.admission import admit, refuse_unknown_fields
 from livemesh.emulator.context import Context, SessionRecord
+from livemesh.emulator.families import HALF_CASCADE, ModelFamily
 from livemesh.emulator.routing import Route
 from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
 from livemesh.emulator.wsio import ConnectionEnded, WebSocketPeer
@@ -40,6 +41,13 @@ _INTERRUPTED: Final = wire.encode_server(
 )
 _TURN_COMPLETE: Final = wire.encode_server(
     wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True))
+)
+_TURN_COMPLETE_IN_PROGRESS: Final = wire.encode_server(
+    wire.ServerMessage(
+        server_content=wire.ServerContent(
+            turn_complete=True, interaction_status=wire.InteractionStatus.IN_PROGRESS
+        )
+    )
 )
 _GENERATION_COMPLETE: Final = wire.encode_server(
     wire.ServerMessage(server_content=wire.ServerContent(generation_complete=True))
@@ -83,6 +91,8 @@ class LiveConnection:
         self._context: Context | None = None
         self.key: str | None = None
         self._setup = wire.Setup()
+        self._family: ModelFamily = HALF_CASCADE
+        self._usage_sent = False  # the usage-only serverContent before the first model turn
         self._nursery: trio.Nursery | None = None
         self._turn: _Turn | None = None
         self._pending: dict[str, _Call] = {}
@@ -155,6 +165,7 @@ class LiveConnection:
         resume = bool(handle)
         admitted = admit(self.route, setup, config, emu.tokens)
         self.key, setup, name, token = admitted.key, admitted.setup, admitted.model, admitted.token
+        self._family = admitted.family
         if resume:
             assert handle is not None
             record, snapshot = emu.store.resolve(handle, trio.current_time())
@@ -200,8 +211,13 @@ class LiveConnection:
         self._audio_out = (modalities or [wire.Modality.AUDIO])[0] == wire.Modality.AUDIO
         declarations = [d for t in setup.tools or [] for d in t.function_declarations or []]
         self._declared = frozenset(d.name for d in declarations if d.name)
+        default = self._family.default_behavior
         self._non_blocking = frozenset(
-            d.name for d in declarations if d.name and d.behavior == wire.Behavior.NON_BLOCKING
+            d.name
+            for d in declarations
+            if d.name
+            and (d.behavior if d.behavior not in (None, "UNSPECIFIED") else default)
+            == wire.Behavior.NON_BLOCKING
         )
         self._resumption = setup.session_resumption is not None
         self._transparent = bool(setup.session_resumption and setup.session_resumption.transparent)
@@ -338,6 +354,11 @@ class LiveConnection:
             except DecodeError:
                 await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
                 return
+            try:
+                refuse_unknown_fields(message)
+            except closes.Refusal as unknown:
+                await self.peer.close(unknown.code, unknown.reason)
+                return
             self._index += 1
             if message.realtime_input is not None:
                 refusal = await self._on_realtime(message.realtime_input)
@@ -378,6 +399,8 @@ class LiveConnection:
 
     async def _on_realtime(self, rt: wire.RealtimeInput) -> closes.Refusal | None:
         ctx = self.context
+        if rt.media_chunks is not None and self._family.refuse_media_chunks:
+            return closes.Refusal(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
         blobs = list(rt.media_chunks or [])
         if rt.audio is not None:
             blobs.append(rt.audio)
@@ -527,11 +550,20 @@ class LiveConnection:
             await self._emit(
                 wire.ServerMessage(tool_call_cancellation=wire.ToolCallCancellation(ids=cancelled))
             )
-        await self._emit(_TURN_COMPLETE)
+        # The input that interrupted starts the next model turn: the interaction goes on.
+        await self._emit(_TURN_COMPLETE_IN_PROGRESS if self._family.interaction_status else _TURN_COMPLETE)
 
     async def _run_turn(self, turn: _Turn, command: model.Command | _Speak) -> None:
         with turn.scope:
             await self._send_not_resumable()
+            if self._family.usage_before_first_turn and not self._usage_sent:
+                self._usage_sent = True
+                usage = reply.usage(
+                    self.context, 0, wire.Modality.AUDIO if self._audio_out else wire.Modality.TEXT
+                )
+                await self._emit(
+                    wire.ServerMessage(server_content=wire.ServerContent(), usage_metadata=usage)
+                )
             text = await self._compose(turn, command)
             await self._speak(text)
             if self._turn is turn:
@@ -558,16 +590,20 @@ class LiveConnection:
             blocking = command.name not in self._non_blocking
             self._pending[call_id] = _Call(command.name, blocking, turn)
             turn.call_ids.append(call_id)
-            call = wire.FunctionCall(name=command.name, args=command.args, id=call_id)
-            await self._emit(wire.ServerMessage(tool_call=wire.ToolCall(function_calls=[call])))
+            if self._config.stream_function_args:
+                for piece in reply.streamed_call(call_id, command.name, command.args):
+                    await self._emit(wire.ServerMessage(tool_call=wire.ToolCall(function_calls=[piece])))
+            else:
+                call = wire.FunctionCall(name=command.name, args=command.args, id=call_id)
+                await self._emit(wire.ServerMessage(tool_call=wire.ToolCall(function_calls=[call])))
             if not blocking:
                 return f"Calling {command.name}."
             await turn.answered.wait()
             return " ".join(turn.results[cid] for cid in turn.call_ids)
         prefix = " ".join(ctx.pending_results)
         ctx.pending_results.clear()
-        reply = model.say_reply(command.text)
-        return f"{prefix} {reply}" if prefix else reply
+        said = model.say_reply(command.text)
+        return f"{prefix} {said}" if prefix else said
 
     async def _speak(self, text: str) -> None:
         """Stream the answer with the configured timing, then generationComplete, turnComplete."""
@@ -578,6 +614,7 @@ class LiveConnection:
             transcribe=self._setup.output_audio_transcription is not None,
             count=max(2, config.chunks_per_reply),
             chars_per_s=config.speech_chars_per_s,
+            combined=self._family.combined_content,
         )
         if config.first_chunk_delay_s:
             await trio.sleep(config.first_chunk_delay_s)
@@ -589,9 +626,15 @@ class LiveConnection:
         await self._emit(_GENERATION_COMPLETE)
         self.context.add_reply_tokens(answer.response_tokens)
         usage = reply.usage(self.context, answer.response_tokens, answer.modality)
-        await self._emit(
-            wire.ServerMessage(server_content=wire.ServerContent(turn_complete=True), usage_metadata=usage)
-        )
+        status = None
+        if self._family.interaction_status:
+            # IDLE ends the interaction (the SDK's receive() stops there); another model turn follows
+            # while a call this turn made is unanswered or a result waits to be spoken. The service
+            # documents only IDLE's meaning: the rest is the emulator's reading.
+            follows = bool(self._pending or self._idle)
+            status = wire.InteractionStatus.IN_PROGRESS if follows else wire.InteractionStatus.IDLE
+        done = wire.ServerContent(turn_complete=True, interaction_status=status)
+        await self._emit(wire.ServerMessage(server_content=done, usage_metadata=usage))
         await self._fit_window(compress=False)
 
     async def _fit_window(self, *, compress: bool = True) -> None:
@@ -600,7 +643,7 @@ class LiveConnection:
         trigger/2); without it, a context past the window ends the session with 1007."""
         assert self.record is not None
         limits = self._config.limits
-        native = "native-audio" in self.record.model
+        native = self._family.native_audio
         window = limits.context_window_native_audio if native else limits.context_window_default
         compression = self._setup.context_window_compression
         if compression is not None:
@@ -609,5 +652,5 @@ class LiveConnection:
                 sliding = compression.sliding_window
                 target = (sliding.target_tokens if sliding else None) or trigger // 2
                 self.context.compress(trigger, target)
-        elif self.context.tokens() > window:
-            await self.peer.close(closes.INVALID_ARGUMENT, closes.TEXT_INVALID_ARGUMENT)
+        elif (tokens := self.context.tokens()) > window:
+            await self.peer.close(closes.INVALID_ARGUMENT, closes.context_window_exceeded(tokens, window))

@@ -1,7 +1,8 @@
 """The REST side on the Live port: model listing and ephemeral tokens, as the SDK calls them.
 
-``GET /{v1,v1beta,v1alpha}/models`` (and ``/models/NAME``) lists Live models with
-``supportedGenerationMethods`` containing ``bidiGenerateContent``; ``POST /v1alpha/auth_tokens``
+``GET /{v1,v1beta,v1alpha}/models`` (and ``/models/NAME``) lists the Live models with their
+family's ``supportedGenerationMethods`` (always with ``bidiGenerateContent``; the current Live-only
+model without ``generateContent``), then the other models; ``POST /v1alpha/auth_tokens``
 issues ``auth_tokens/...`` (see :mod:`livemesh.emulator.tokens`). Errors use Google's JSON
 error shape ``{"error": {"code", "message", "status"}}``.
 """
@@ -15,6 +16,7 @@ import orjson
 
 from livemesh.emulator import closes
 from livemesh.emulator.config import EmulatorConfig
+from livemesh.emulator.families import family_of
 from livemesh.emulator.routing import normalise_path
 from livemesh.emulator.tokens import TokenStore, format_time
 from livemesh.emulator.wsio import HttpRequest, HttpResponse
@@ -43,19 +45,17 @@ def _json(obj: Any) -> HttpResponse:
     return HttpResponse(200, orjson.dumps(obj))
 
 
-def model_entry(name: str, *, live: bool, native_audio_window: int, default_window: int) -> dict[str, Any]:
-    methods = ["generateContent", "countTokens"]
-    if live:
-        methods.append("bidiGenerateContent")
-    window = native_audio_window if "native-audio" in name else default_window
+def model_entry(name: str, *, methods: tuple[str, ...], input_token_limit: int) -> dict[str, Any]:
+    """One ``models.list`` entry, as the service writes it."""
     return {
         "name": f"models/{name}",
         "version": "001",
         "displayName": name,
-        "description": "livemesh emulator model" + (" (Live API)" if live else ""),
-        "inputTokenLimit": window,
+        "description": "livemesh emulator model"
+        + (" (Live API)" if "bidiGenerateContent" in methods else ""),
+        "inputTokenLimit": input_token_limit,
         "outputTokenLimit": 8192,
-        "supportedGenerationMethods": methods,
+        "supportedGenerationMethods": list(methods),
     }
 
 
@@ -67,14 +67,24 @@ class RestApi:
         self._tokens = tokens
 
     def _models(self) -> list[dict[str, Any]]:
-        limits = self._config.limits
-        windows = {
-            "native_audio_window": limits.context_window_native_audio,
-            "default_window": limits.context_window_default,
-        }
-        return [model_entry(n, live=True, **windows) for n in self._config.live_models] + [
-            model_entry(n, live=False, **windows) for n in self._config.other_models
-        ]
+        config = self._config
+        limits = config.limits
+        entries = []
+        for name in config.live_models:
+            family = family_of(name, config.families)
+            window = (
+                limits.context_window_native_audio if family.native_audio else limits.context_window_default
+            )
+            entries.append(model_entry(name, methods=family.methods, input_token_limit=window))
+        for name in config.other_models:
+            entries.append(
+                model_entry(
+                    name,
+                    methods=("generateContent", "countTokens"),
+                    input_token_limit=limits.context_window_default,
+                )
+            )
+        return entries
 
     def _key(self, request: HttpRequest, query: dict[str, list[str]]) -> str | HttpResponse:
         key = request.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]

@@ -33,7 +33,7 @@ def server_context(config: EmulatorConfig) -> tuple[ssl.SSLContext | None, bytes
     cert.configure_cert(context)
     context.set_alpn_protocols(["http/1.1"])
     # No renegotiation (TLS 1.2): past the handshake, the peer encrypts and decrypts with the
-    # SSLObject itself and expects no handshake messages (wsio._direct_io).
+    # SSLObject itself (livemesh.transport.tls) and expects no handshake messages.
     context.options |= ssl.OP_NO_RENEGOTIATION
     pem: bytes = ca.cert_pem.bytes()
     if config.ca_out:

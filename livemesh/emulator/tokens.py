@@ -75,9 +75,12 @@ class TokenStore:
             locked = locked["setup"]
         if locked:
             try:
-                wire.decode_client(orjson.dumps({"setup": locked}))
+                message = wire.decode_client(orjson.dumps({"setup": locked}))
             except Exception:
                 raise closes.Refusal(400, "bidiGenerateContentSetup is not a valid setup") from None
+            unknown = wire.unknown_fields(message)
+            if unknown:
+                raise closes.Refusal(400, closes.unknown_name(unknown[0][0]))
         token = EphemeralToken(
             "auth_tokens/" + secrets.token_urlsafe(24),
             key,

@@ -8,7 +8,7 @@ queues, and keep one connection's failure from touching any other. A WebSocket i
 engine on top only calls :meth:`~WebSocketPeer.receive`, :meth:`~WebSocketPeer.send`,
 :meth:`~WebSocketPeer.close` and :meth:`~WebSocketPeer.abort`.
 
-Why websockets and not wsproto (measured, /work/notes/emu_cpu.md and ``bench/emulator_throughput.py``):
+Why websockets and not wsproto (measured, ``bench/emulator_throughput.py``):
 wsproto parsed a 4 KB audio frame in 25 us of pure Python (unmasking included), websockets in 8 us,
 and the parser was the emulator's largest single cost. (Cutting the common client frame out of the
 stream by hand saved ~7 % more and was reverted: framing is websockets' job.) The peer, not the
@@ -19,18 +19,18 @@ after the frames already queued. Server frames are unmasked, so a data frame is 
 (``struct``) before the payload, written into the writer's batch with no intermediate copy;
 control frames go through ``websockets.frames.Frame.serialize``.
 
-Past the upgrade the peer reads and writes the socket's file descriptor itself, over TLS too
-(encrypting and decrypting with the stream's own ``SSLObject``, :func:`_direct_io`): trio's stream
-methods cost a scheduling round per call and, for TLS, a retry loop that was 29 % of the emulator's
-CPU in the TLS bench (/work/notes/emu_cpu2.md).
+The socket and TLS are the client's own layer (:class:`~livemesh.transport.sockets.SocketIO`, TLS
+as :class:`~livemesh.transport.tls.TlsState`): :func:`serve_stream` takes the accepted socket over
+(a listener's ``trio.SocketStream``, or the socket under a ``trio.SSLStream`` whose context then
+drives TLS here), and past the upgrade the peer reads and writes it directly, encrypting and
+decrypting itself: trio's stream methods cost a scheduling round per call and, for TLS, a retry
+loop that was 29 % of the emulator's CPU in the TLS bench (``bench/emulator_throughput.py``).
 """
 
 from __future__ import annotations
 
 import collections
-import errno
 import logging
-import os
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
@@ -46,6 +46,9 @@ from websockets.server import ServerProtocol
 
 from livemesh.emulator import closes
 from livemesh.emulator.faults import MALFORMED_FRAME, Action, FaultPlan
+from livemesh.transport.sockets import SocketIO
+from livemesh.transport.streams import SocketIOStream
+from livemesh.transport.tls import TlsState
 
 log = logging.getLogger("livemesh.emulator")
 
@@ -53,8 +56,8 @@ RECEIVE_SIZE: Final = 65536
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_BODY_BYTES: Final = 1024 * 1024
 WRITE_BATCH: Final = 64
-TLS_RECORD_SIZE: Final = 16384
-"""The most plaintext one TLS record holds: one ``SSLObject.read`` returns at most one record."""
+_DECRYPT_ALL: Final = 1 << 30
+"""Plaintext asked of TLS per pass: everything the records received so far hold."""
 
 
 @attrs.frozen
@@ -106,8 +109,11 @@ async def serve_stream(
 
     Until a WebSocket is accepted, every read must arrive within ``idle_timeout_s`` (no idle or
     slow HTTP connection holds a task forever)."""
+    owned = _take_over(stream)
     try:
-        await _serve_stream(stream, on_http, accepts_upgrade, on_websocket, make_peer, idle_timeout_s)
+        if isinstance(owned, SocketIOStream) and owned.io.tls is not None:
+            await _tls_handshake(owned.io, idle_timeout_s)
+        await _serve_stream(owned, on_http, accepts_upgrade, on_websocket, make_peer, idle_timeout_s)
     except* _PEER_GONE:
         pass
     except* Exception as group:
@@ -116,7 +122,36 @@ async def serve_stream(
         # ``except*`` lets the Cancelled parts, and only them, go on to their cancel scope.
         log.error("emulator connection failed", exc_info=group)
     finally:
+        if isinstance(owned, SocketIOStream):
+            # No close_notify: the peer's writer does not take the socket's lock, so a record it
+            # left half written may be on the wire.
+            owned.io.close(notify=False)
         await trio.aclose_forcefully(stream)
+
+
+def _take_over(stream: trio.abc.Stream) -> trio.abc.Stream:
+    """The accepted socket as a :class:`SocketIOStream` this module drives (any other stream as
+    it is). A ``trio.SSLStream`` fresh from its listener has done no I/O: its public ``context``
+    drives TLS here instead, over the socket under it."""
+    if isinstance(stream, trio.SocketStream):
+        return SocketIOStream(SocketIO.adopt(stream))
+    if isinstance(stream, trio.SSLStream) and isinstance(stream.transport_stream, trio.SocketStream):
+        try:
+            stream.version()
+        except trio.NeedHandshakeError:
+            tls = TlsState(stream.context, server_side=True)
+            return SocketIOStream(SocketIO.adopt(stream.transport_stream, tls=tls))
+    return stream
+
+
+async def _tls_handshake(io: SocketIO, timeout_s: float) -> None:
+    """The server's side of the TLS handshake, bounded like any read before the upgrade; a client
+    that fails it (a refused certificate, a protocol mismatch) is gone, not a bug here."""
+    try:
+        with trio.fail_after(timeout_s):
+            await io.handshake()
+    except ssl.SSLError as exc:
+        raise trio.BrokenResourceError("TLS handshake failed") from exc
 
 
 async def _serve_stream(
@@ -269,47 +304,12 @@ def _close_frame(code: int, reason: str) -> bytes:
     return _control_frame(Opcode.CLOSE, Close(code, reason).serialize())
 
 
-@attrs.frozen
-class _Tls:
-    """The TLS state of a trio ``SSLStream`` past its handshake, driven by the peer itself."""
-
-    ssl_object: ssl.SSLObject
-    incoming: ssl.MemoryBIO
-    outgoing: ssl.MemoryBIO
-
-
-def _direct_io(stream: trio.abc.Stream) -> tuple[int | None, _Tls | None]:
-    """The socket's file descriptor the peer reads and writes itself, and the TLS state to
-    encrypt and decrypt with when the stream is a trio ``SSLStream`` over TCP (``(None, None)``:
-    use the stream's own methods).
-
-    Why not ``SSLStream.receive_some``/``send_all``: each call runs trio's ``_retry`` loop (a
-    lock, a conflict detector, two socket calls with a checkpoint each), measured at 29 % of the
-    emulator's CPU in the TLS bench while encryption itself (``SSLObject.read``/``write``) was
-    5 %. The stream's handshake and the HTTP upgrade have run through it by now, and the peer is
-    its only user until :func:`serve_stream` closes it (``https_compatible``: closing only
-    closes the socket), so taking its ``SSLObject`` and memory BIOs over is safe. They are
-    private attributes of trio's SSLStream (the client's transport reaches for the same ones):
-    if a trio version lays them out differently, or the stream still holds bytes of its own to
-    send (TLS 1.3 session tickets it delays until the first write), the peer falls back to the
-    stream's methods."""
-    if isinstance(stream, trio.SocketStream):
-        return stream.socket.fileno(), None
-    if not isinstance(stream, trio.SSLStream) or not isinstance(stream.transport_stream, trio.SocketStream):
-        return None, None
-    ssl_object = getattr(stream, "_ssl_object", None)
-    incoming = getattr(stream, "_incoming", None)
-    outgoing = getattr(stream, "_outgoing", None)
-    if (
-        not isinstance(ssl_object, ssl.SSLObject)
-        or not isinstance(incoming, ssl.MemoryBIO)
-        or not isinstance(outgoing, ssl.MemoryBIO)
-        or getattr(stream, "_delayed_outgoing", True) is not None
-        or outgoing.pending
-        or ssl_object.version() is None  # no handshake yet
-    ):
-        return None, None
-    return stream.transport_stream.socket.fileno(), _Tls(ssl_object, incoming, outgoing)
+def _direct_io(stream: trio.abc.Stream) -> tuple[SocketIO | None, TlsState | None]:
+    """The socket the peer reads and writes itself, and the TLS state to encrypt and decrypt with
+    (``(None, None)``: a stream this module did not take over, used through its own methods)."""
+    if isinstance(stream, SocketIOStream) and not stream.io.closed:
+        return stream.io, stream.io.tls
+    return None, None
 
 
 @attrs.frozen
@@ -356,9 +356,9 @@ class WebSocketPeer:
         faults: FaultPlan | None = None,
     ) -> None:
         self._stream = stream
-        # A TCP socket is read and written through its file descriptor (see _receive_some),
-        # over TLS with the stream's SSLObject (_direct_io).
-        self._fd, self._tls = _direct_io(stream)
+        # The socket is read and written directly (see _receive_some), encrypting and decrypting
+        # here over TLS (_direct_io).
+        self._io, self._tls = _direct_io(stream)
         self._tls_ended = False  # close_notify or a TLS error seen: end of stream after the rest
         self._drained = False  # the last read was short: wait before the next (_receive_some)
         self._protocol = protocol
@@ -507,21 +507,19 @@ class WebSocketPeer:
 
         Why: with one message per write, the writer task (its wake-up, its send's checkpoint, its
         return to the queue) was 12-14 % of the emulator's py-spy samples at 150-250 sessions."""
-        fd = self._fd
-        if fd is None or self._faults is not None or self._pending:
+        io = self._io
+        if io is None or self._faults is not None or self._pending:
             return False
         if self._close_sent or self._close_received or not self._writer_idle:
             return False
         try:
             if self._tls is None:
                 data = None
-                written = os.writev(fd, (head, payload))
+                written = io.sendv_nowait((head, payload))
             else:
                 data = self._seal(head + payload)
-                written = os.write(fd, data)
-        except BlockingIOError:
-            written = 0
-        except (OSError, trio.BrokenResourceError):
+                written = io.send_nowait(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._transport_gone()
             return True
         if data is None:
@@ -540,12 +538,11 @@ class WebSocketPeer:
         takes any amount, so this never waits. ``BrokenResourceError`` if TLS has failed."""
         assert self._tls is not None
         try:
-            self._tls.ssl_object.write(plaintext)
+            return self._tls.encrypt(plaintext)
         except ssl.SSLError as exc:
             raise trio.BrokenResourceError from exc
-        return self._tls.outgoing.read()
 
-    def _decrypt(self, tls: _Tls) -> bytes:
+    def _decrypt(self, tls: TlsState) -> bytes:
         """Every byte of plaintext the TLS records received so far hold (``b""``: none yet).
 
         Reads while the incoming BIO or the SSLObject has bytes, so a record is decrypted in the
@@ -553,24 +550,13 @@ class WebSocketPeer:
         ``SSLWantReadError``; a partial record raises it once). A close_notify or a TLS error
         sets ``_tls_ended``: the stream ends after the plaintext returned. Bytes TLS wants to
         send meanwhile (its answer to a client's key update) go out through ``_pending``."""
-        ssl_object, incoming = tls.ssl_object, tls.incoming
-        parts: list[bytes] = []
-        try:
-            while incoming.pending or ssl_object.pending():
-                part = ssl_object.read(TLS_RECORD_SIZE)
-                if not part:
-                    self._tls_ended = True  # close_notify
-                    break
-                parts.append(part)
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError:
-            self._tls_ended = True  # an alert, a bad record, EOF inside a record: the peer is gone
+        data = tls.decrypt(_DECRYPT_ALL)
+        if tls.end is not None:
+            # close_notify, or an alert, a bad record, EOF inside a record: the peer is gone
+            self._tls_ended = True
         if tls.outgoing.pending:
-            self._send_raw_later(tls.outgoing.read())
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+            self._send_raw_later(tls.take_output())
+        return data
 
     def _send_raw_later(self, data: bytes) -> None:
         """Queue bytes already encrypted for the socket behind what is pending (the writer sends
@@ -768,40 +754,39 @@ class WebSocketPeer:
     async def _receive_some(self) -> bytes:
         """The next bytes from the client (``b""``: end of stream), decrypted over TLS.
 
-        Over TLS the socket's bytes go into the SSLObject's incoming BIO and every complete
-        record is decrypted at once (:meth:`_decrypt`); a read that completes no record (part of
-        a large frame) reads on. See :meth:`_read_socket` for the socket side."""
-        fd = self._fd
-        if fd is None:
+        Over TLS the socket's bytes go into the TLS state and every complete record is
+        decrypted at once (:meth:`_decrypt`); a read that completes no record (part of a large
+        frame) reads on. See :meth:`_read_socket` for the socket side."""
+        io = self._io
+        if io is None:
             return bytes(await self._stream.receive_some(RECEIVE_SIZE))
         tls = self._tls
         if tls is None:
-            return await self._read_socket(fd)
-        data = self._decrypt(tls)  # plaintext the stream had buffered before the peer took over
+            return await self._read_socket(io)
+        data = self._decrypt(tls)  # plaintext read with the upgrade request, if any
         if data:
             await trio.lowlevel.checkpoint()
             return data
         while not self._tls_ended:
-            raw = await self._read_socket(fd)
+            raw = await self._read_socket(io)
             if not raw:
                 return b""
-            tls.incoming.write(raw)
+            tls.feed(raw)
             data = self._decrypt(tls)
             if data:
                 return data
         return b""
 
-    async def _read_socket(self, fd: int) -> bytes:
+    async def _read_socket(self, io: SocketIO) -> bytes:
         """The next bytes on the socket (``b""``: end of stream).
 
-        The peer reads the socket's file descriptor itself and waits for readability only when
-        nothing is there: trio's ``receive_some`` adds a scheduling round after every
-        successful read (a checkpoint) and a context manager or two, measured as a fifth of the
-        reader's time when each read carries one audio message. A read that succeeds without
-        waiting still yields once (:func:`trio.lowlevel.checkpoint`), so a client sending
-        faster than the emulator parses cannot starve the other connections. The descriptor
-        stays valid for the peer's whole life (the stream is closed after :meth:`run`), and
-        trio's ``notify_closing`` wakes a wait on it with ``ClosedResourceError`` as usual.
+        The peer reads the socket itself and waits for readability only when nothing is there:
+        trio's ``receive_some`` adds a scheduling round after every successful read (a
+        checkpoint) and a context manager or two, measured as a fifth of the reader's time when
+        each read carries one audio message. A read that succeeds without waiting still yields
+        once (:func:`trio.lowlevel.checkpoint`), so a client sending faster than the emulator
+        parses cannot starve the other connections. The socket is closed only after
+        :meth:`run` (closing it wakes a wait on it with ``ClosedResourceError``).
 
         A read shorter than the buffer most likely emptied the socket, so the next one waits
         first instead of paying a failing read (a syscall and an exception per message when a
@@ -809,44 +794,35 @@ class WebSocketPeer:
         meanwhile wake the wait at once."""
         waited = False
         if self._drained:
-            await trio.lowlevel.wait_readable(fd)
+            await io.wait_readable()
             waited = True
         while True:
-            try:
-                data = os.read(fd, RECEIVE_SIZE)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
+            data = io.recv_nowait(RECEIVE_SIZE)  # Broken/ClosedResourceError: the client is gone
+            if data is None:
+                await io.wait_readable()
                 waited = True
                 continue
-            except OSError as exc:
-                if exc.errno == errno.EBADF:
-                    raise trio.ClosedResourceError from None
-                raise trio.BrokenResourceError from exc  # reset by the client
             self._drained = len(data) < RECEIVE_SIZE
             if not waited:
                 await trio.lowlevel.checkpoint()
             return data
 
     async def _send_all(self, data: bytes | bytearray) -> None:
-        """Write ``data`` whole (the counterpart of :meth:`_read_socket`: with a socket of our own
-        straight to the descriptor, already encrypted over TLS, waiting for writability only
-        while the client's buffer is full; no checkpoint when it all went at once, as the
-        writer's next wait for its queue is one)."""
-        fd = self._fd
-        if fd is None:
+        """Write ``data`` whole (the counterpart of :meth:`_read_socket`: straight to the socket,
+        already encrypted over TLS, waiting for writability only while the client's buffer is
+        full; no checkpoint when it all went at once, as the writer's next wait for its queue is
+        one)."""
+        io = self._io
+        if io is None:
             await self._stream.send_all(data)
             return
         with memoryview(data) as view:
             sent = 0
             while sent < len(view):
-                try:
-                    sent += os.write(fd, view[sent:])
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(fd)
-                except OSError as exc:
-                    if exc.errno == errno.EBADF:
-                        raise trio.ClosedResourceError from None
-                    raise trio.BrokenResourceError from exc  # the client went away
+                written = io.send_nowait(view[sent:])  # Broken/ClosedResourceError: gone
+                if not written:
+                    await io.wait_writable()
+                sent += written
 
     async def _answer_close(self, reply: _Reply) -> None:
         """Answer the client's close after the frames already queued, within the close timeout.

@@ -11,7 +11,7 @@ the same idea in forty lines, with bookkeeping decided synchronously (httpcore's
 * ``close()`` wakes every waiter with :class:`~livemesh.pool.errors.PoolClosedError`.
 
 :class:`QuotaBackoff` is the other half of admission: the service counts concurrent sessions per
-project and refuses extra ones with a quota close (LIVE_API_NOTES 1.9). After such a close the
+project and refuses extra ones with a quota close. After such a close the
 pool pauses all new connection attempts for an exponentially growing, jittered time instead of
 hammering the service.
 """

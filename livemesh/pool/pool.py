@@ -1,6 +1,6 @@
 """``open_pool``: many Live sessions as supervised actors in one nursery.
 
-Shape (STYLE.md habit 1): ``async with open_pool(...) as pool`` owns one nursery; every session
+Shape (trio's nursery idiom): ``async with open_pool(...) as pool`` owns one nursery; every session
 the pool runs is one child task in it. A child opens its session with ``open_session`` (so the
 session's own tasks live in a nursery inside the child), runs the user's handler, and catches
 *everything* the session or handler raises at its boundary. Rotation planning and handle saving
@@ -182,6 +182,8 @@ class _Child:
     """The helper task waiting for this child's next quiet point."""
     helper_error: BaseException | None = None
     """Why a helper ended the incarnation (a service limit, a failed rotation)."""
+    closed_by_user: bool = False
+    """The user closed the live incarnation's session: nothing more to plan for it."""
     # handles
     handle: str | None = None
     handle_seq: int = 0
@@ -641,6 +643,7 @@ class Pool:
         child.go_away_at = child.go_away_time_left = None
         child.connections_seen = session.connections
         child.helper_error = None
+        child.closed_by_user = False
         self._poke(child)
 
     def _on_disconnected(self, child: _Child) -> None:
@@ -779,7 +782,7 @@ class Pool:
 
     def _plan_child(self, child: _Child) -> None:
         session = child.session
-        if session is None or child.rotating is not None:
+        if session is None or child.rotating is not None or child.closed_by_user:
             return
         if not (self.rotation.enabled and child.config.resumption_enabled):
             return
@@ -809,13 +812,21 @@ class Pool:
         """Run ``coro`` for this incarnation in the pool's nursery (cancelled when the incarnation
         ends, see ``_on_disconnected``); re-plan the child when it returns."""
         scope = trio.CancelScope()
+        session = child.session
 
         async def run() -> None:
             try:
                 with scope:
                     await coro
             except Exception as exc:  # a failed rotation fails this incarnation, as before
-                if not scope.cancel_called:
+                if scope.cancel_called:
+                    pass
+                elif _closed_by_its_user(exc, session):
+                    # The user closed the session (it may still look quiet while it flushes its
+                    # input): the rotation is moot, and the close is no failure.
+                    log.debug("%s: not rotating a session its user closed", child.conversation_id)
+                    child.closed_by_user = True
+                else:
                     self._end_incarnation(child, exc)
             finally:
                 if child.rotating is scope:
@@ -856,6 +867,11 @@ class Pool:
         if session is not None and child.config.resumption_enabled and not session.is_quiet:
             await session.wait_quiet()
         child.scope.cancel()
+
+
+def _closed_by_its_user(exc: BaseException, session: Any) -> bool:
+    """``exc`` only says the session is closed, and the session did not fail: its user closed it."""
+    return isinstance(exc, SessionClosedError) and session is not None and session.error is None
 
 
 def _session_metrics(session: Any) -> SessionMetrics | None:

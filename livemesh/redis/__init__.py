@@ -13,28 +13,32 @@ Redis >= 6.2 or Valkey. Pieces, each usable alone:
 * :func:`livemesh.redis.failover.run_failover_bench`: the ``--workers N --redis URL
   --kill-one-at S`` benchmark.
 
-A worker, in full::
+A worker, in full:
 
-    async with open_redis("redis://10.0.0.5:6379/0") as backend, \\
-               open_ownership(backend, lease_ttl_s=10) as owners, \\
-               open_quota(backend, project="my-project", limit=100) as quota:
-        store = RedisHandleStore(backend, fence=owners.token)
-        async with open_pool(handle_store=store, connect=quota_connect(quota, timeout=30)) as pool:
-            async with owners.own(conversation_id):          # claim; released at the end
-                async with pool.session(config, conversation_id=conversation_id) as s:
-                    ...                                       # resumes from the stored handle
+```python
+async with open_redis("redis://10.0.0.5:6379/0") as backend, \\
+           open_ownership(backend, lease_ttl_s=10) as owners, \\
+           open_quota(backend, project="my-project", limit=100) as quota:
+    store = RedisHandleStore(backend, fence=owners.token)
+    async with open_pool(handle_store=store, connect=quota_connect(quota, timeout=30)) as pool:
+        async with owners.own(conversation_id):          # claim; released at the end
+            async with pool.session(config, conversation_id=conversation_id) as s:
+                ...                                       # resumes from the stored handle
+```
 
 Failure model: a Redis outage raises :class:`RedisUnavailableError` from the operation that needed
 Redis (after a bounded retry with backoff); heartbeats log it and try again, and live sessions
 keep running on their WebSocket connections. Every script is idempotent, so retries are safe.
 
-Redis Cluster
--------------
-Build the coredis cluster client yourself and wrap it (``decode_responses=True`` is required)::
+## Redis Cluster
 
-    client = coredis.RedisCluster.from_url("redis://node-a:7000", decode_responses=True)
-    async with client:
-        backend = RedisBackend(client, prefix="livemesh")
+Build the coredis cluster client yourself and wrap it (``decode_responses=True`` is required):
+
+```python
+client = coredis.RedisCluster.from_url("redis://node-a:7000", decode_responses=True)
+async with client:
+    backend = RedisBackend(client, prefix="livemesh")
+```
 
 Keys carry hash tags so each script touches one slot: a project's quota lives in the slot of
 ``{quota:PROJECT}``; handles, owners, fencing counters and state of one prefix live in the slot of
@@ -43,15 +47,17 @@ and write the handle atomically, and a worker renews all its leases in one scrip
 easily carries this (a few small scripts per session per minute); to spread a very large fleet
 over shards, run several prefixes (e.g. one per region or tenant).
 
-Redis Sentinel
---------------
-Ask Sentinel for the primary and wrap that client; coredis follows failovers (a ``READONLY`` or
-connection error during the switch is retried by :class:`RedisBackend` within its budget)::
+## Redis Sentinel
 
-    sentinel = coredis.sentinel.Sentinel([("sentinel-1", 26379), ("sentinel-2", 26379)],
-                                         decode_responses=True)
-    async with sentinel:
-        backend = RedisBackend(sentinel.primary_for("livemesh"))
+Ask Sentinel for the primary and wrap that client; coredis follows failovers (a ``READONLY`` or
+connection error during the switch is retried by :class:`RedisBackend` within its budget):
+
+```python
+sentinel = coredis.sentinel.Sentinel([("sentinel-1", 26379), ("sentinel-2", 26379)],
+                                     decode_responses=True)
+async with sentinel:
+    backend = RedisBackend(sentinel.primary_for("livemesh"))
+```
 
 Leases are judged by Redis's clock (``TIME`` inside scripts), never a worker's. Asynchronous
 replication means a Sentinel failover can lose the last writes: a lost lease is reinstated by its

@@ -25,14 +25,20 @@ __all__ = [
 
 
 class RedisError(LivemeshError):
-    """Base class of the Redis layer's errors."""
+    """Base class of the Redis layer's errors (a :class:`~livemesh.errors.LivemeshError`)."""
 
 
 class RedisUnavailableError(RedisError, ConnectionError):
-    """Redis did not answer ``what`` within the retry budget (``attempts`` tries over ``waited`` s).
+    """Redis did not answer within the retry budget: the infrastructure is away.
 
     The coredis error is chained as ``__cause__``. Retrying later is safe: every livemesh script is
-    idempotent (claims, tickets and leases carry client-generated ids).
+    idempotent (claims, tickets and leases carry client-generated ids). Also a
+    ``ConnectionError``.
+
+    Attributes:
+        what: The operation that needed Redis, in words.
+        attempts: How many times it was tried.
+        waited: Seconds spent trying.
     """
 
     def __init__(self, what: str, *, attempts: int, waited: float) -> None:
@@ -43,7 +49,16 @@ class RedisUnavailableError(RedisError, ConnectionError):
 
 
 class QuotaTimeoutError(RedisError, TimeoutError):
-    """The project's distributed quota had no free slot within the caller's timeout."""
+    """The project's distributed quota had no free slot within the caller's timeout.
+
+    Also a ``TimeoutError``.
+
+    Attributes:
+        project: The project whose quota was full.
+        waited: Seconds the caller waited.
+        position: How many callers were still ahead of it (``None``: unknown).
+        limit: The project's session limit.
+    """
 
     def __init__(self, project: str, *, waited: float, position: int | None, limit: int) -> None:
         where = "unknown position" if position is None else f"{position} caller(s) still ahead"
@@ -57,8 +72,15 @@ class QuotaTimeoutError(RedisError, TimeoutError):
 
 
 class QuotaLostError(RedisError):
-    """A held quota lease could not be renewed or reinstated (Redis lost it and the project is
-    full again): the block holding it was cancelled, so the project's limit stays honest."""
+    """A held quota lease could not be renewed or reinstated.
+
+    Redis lost it (a restart without persistence, say) and the project is full again: the block
+    holding it was cancelled, so the project's limit stays honest.
+
+    Attributes:
+        project: The project the lease belonged to.
+        lease_id: The lost lease's id.
+    """
 
     def __init__(self, project: str, lease_id: str) -> None:
         super().__init__(f"lost quota lease {lease_id!r} of project {project!r}")
@@ -67,7 +89,12 @@ class QuotaLostError(RedisError):
 
 
 class OwnershipError(RedisError):
-    """Another live worker owns the conversation (``owner``); this one may not run it."""
+    """Another live worker owns the conversation; this one may not run it.
+
+    Attributes:
+        conversation_id: The conversation.
+        owner: The worker holding it (``None`` if unknown).
+    """
 
     def __init__(self, conversation_id: str, *, owner: str | None) -> None:
         super().__init__(f"conversation {conversation_id!r} is owned by worker {owner!r}")
@@ -76,7 +103,12 @@ class OwnershipError(RedisError):
 
 
 class OwnershipLostError(RedisError):
-    """This worker's lease on the conversation was superseded (its fencing ``token`` is stale)."""
+    """This worker's lease on the conversation was taken over: stop writing for it.
+
+    Attributes:
+        conversation_id: The conversation.
+        token: This worker's fencing token, now stale (another worker holds a larger one).
+    """
 
     def __init__(self, conversation_id: str, *, token: int) -> None:
         super().__init__(

@@ -34,7 +34,15 @@ writes compare the owner's token and the handle atomically; see :mod:`livemesh.r
 
 
 class RedisHandleStore:
-    """Resumption handles in Redis, shared by every worker using the same backend prefix."""
+    """Resumption handles in Redis, shared by every worker using the same backend prefix.
+
+    Pass it to ``open_pool(handle_store=...)``: the pool saves each new resumable handle and
+    restarts a failed conversation from the newest one, on whichever worker runs it.
+
+    Attributes:
+        fenced_out: Saves refused because this worker no longer held the conversation's
+            current fencing token.
+    """
 
     def __init__(
         self,
@@ -43,13 +51,26 @@ class RedisHandleStore:
         ttl_s: float = DEFAULT_LIMITS.handle_validity_s,
         fence: Callable[[str], int | None] | None = None,
     ) -> None:
+        """Share handles through ``backend``.
+
+        Args:
+            backend: The Redis connection and key prefix (from :func:`~livemesh.redis.open_redis`).
+            ttl_s: How long an entry lives after its last save; the default is how long the
+                service honours a handle after the session's last connection.
+            fence: Usually :meth:`Ownership.token <livemesh.redis.Ownership.token>`: this
+                worker's fencing token for a conversation, or ``None`` if it does not own it.
+                With it, a save is refused unless the token is still the conversation's current
+                one. ``None`` (the default) saves unfenced.
+
+        Raises:
+            ConfigError: ``ttl_s`` is not positive.
+        """
         if not ttl_s > 0:
             raise ConfigError(f"ttl_s must be positive, not {ttl_s!r}")
         self._backend = backend
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self._fence = fence
         self.fenced_out = 0
-        """Saves refused because this worker no longer held the conversation's current token."""
 
     def __repr__(self) -> str:
         return f"RedisHandleStore({self._backend!r}, ttl_ms={self._ttl_ms}, fenced={self._fence is not None})"
@@ -58,7 +79,22 @@ class RedisHandleStore:
         return self._backend.key(FLEET_TAG, "handle", conversation_id)
 
     async def save(self, conversation_id: str, handle: StoredHandle) -> bool:
-        """Store ``handle`` unless an equal-or-newer one is stored (or we are fenced out)."""
+        """Store ``handle`` unless an equal-or-newer one is stored (or this worker is fenced out).
+
+        The decision is one atomic script, so two workers racing can never roll a conversation
+        back to an older handle.
+
+        Args:
+            conversation_id: The conversation the handle resumes.
+            handle: The handle and its sequence number within the conversation.
+
+        Returns:
+            True if stored; False if a newer (or the same) handle was already stored or the
+            fence refused the write.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         token = ""
         if self._fence is not None:
             current = self._fence(conversation_id)
@@ -77,7 +113,17 @@ class RedisHandleStore:
         return int(result) == 1
 
     async def load(self, conversation_id: str) -> StoredHandle | None:
-        """The newest unexpired handle of the conversation, or None."""
+        """The newest unexpired handle of the conversation.
+
+        Args:
+            conversation_id: The conversation to resume.
+
+        Returns:
+            The stored handle, or ``None`` if there is none (never saved, or expired).
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         key = self._key(conversation_id)
         values = await self._backend.call(
             "handle load", lambda: self._backend.client.hmget(key, ["h", "seq", "at"])
@@ -88,6 +134,13 @@ class RedisHandleStore:
         return StoredHandle(value, int(seq), saved_at=int(at or 0) / 1000)
 
     async def delete(self, conversation_id: str) -> None:
-        """Forget the conversation (it ended for good)."""
+        """Forget the conversation's handle (it ended for good).
+
+        Args:
+            conversation_id: The conversation that ended.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         key = self._key(conversation_id)
         await self._backend.call("handle delete", lambda: self._backend.client.delete([key]))

@@ -50,23 +50,43 @@ log = logging.getLogger("livemesh.redis.ownership")
 
 @attrs.define(eq=False)
 class Claim:
-    """This worker's lease on one conversation."""
+    """This worker's lease on one conversation, from :meth:`Ownership.claim` or :meth:`Ownership.own`.
+
+    Attributes:
+        conversation_id: The conversation.
+        token: The fencing token: larger than every earlier owner's.
+        previous_owner: The worker whose expired lease this claim took over (``None``: nobody
+            held it).
+        lost: Set when the heartbeat found that another worker took the conversation over.
+    """
 
     conversation_id: str
     token: int
-    """The fencing token: larger than every earlier owner's."""
     previous_owner: str | None
-    """The worker whose expired lease this claim took over (None: nobody held it)."""
     lost: bool = False
     _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
 
     @property
     def is_takeover(self) -> bool:
+        """Whether this claim took the conversation over from another worker."""
         return self.previous_owner is not None
 
 
 @attrs.frozen
 class OwnershipStatistics:
+    """Counters of one :class:`Ownership` since it was opened (from :meth:`Ownership.statistics`).
+
+    Attributes:
+        owned: Conversations this worker owns now.
+        claims: Successful claims.
+        takeovers: Claims that took a conversation over from a worker whose lease expired.
+        refused: Claims refused because another worker held a live lease.
+        renewals: Heartbeats that renewed the leases.
+        reinstated: Leases Redis had lost and a heartbeat put back.
+        lost: Leases lost to another worker (their blocks were cancelled).
+        heartbeat_failures: Heartbeats that failed (Redis away, or this process too slow).
+    """
+
     owned: int
     claims: int
     takeovers: int
@@ -78,7 +98,14 @@ class OwnershipStatistics:
 
 
 class Ownership:
-    """One worker's view of conversation ownership. Create with :func:`open_ownership`."""
+    """One worker's view of conversation ownership. Create it with :func:`open_ownership`.
+
+    Attributes:
+        backend: The Redis backend.
+        worker_id: This worker's name, as other workers see it.
+        lease_ttl_s: How long a lease lives without a heartbeat.
+        grace_s: How long past expiry a lease waits before others may take it over.
+    """
 
     def __init__(
         self,
@@ -89,6 +116,20 @@ class Ownership:
         grace_s: float = 0.0,
         state_ttl_s: float = DEFAULT_LIMITS.handle_validity_s,
     ) -> None:
+        """Prepare ownership for one worker (the heartbeat is :meth:`run_heartbeat`).
+
+        Args:
+            backend: The Redis backend shared by the fleet.
+            worker_id: This worker's name (default: a random ``w-...``).
+            lease_ttl_s: How long a lease lives without a heartbeat; heartbeats come every
+                third of it. A worker that dies loses its conversations after this long.
+            grace_s: How long past expiry a lease waits before another worker may claim it,
+                to give owners a moment to renew after an outage.
+            state_ttl_s: How long conversation state written with :meth:`write_state` lives.
+
+        Raises:
+            ConfigError: A duration is out of range.
+        """
         if not lease_ttl_s > 0 or grace_s < 0 or not state_ttl_s > 0:
             raise ConfigError("need lease_ttl_s > 0, grace_s >= 0, state_ttl_s > 0")
         self.backend = backend
@@ -108,6 +149,11 @@ class Ownership:
         return self.backend.key(FLEET_TAG, kind, conversation_id)
 
     def statistics(self) -> OwnershipStatistics:
+        """A snapshot of this worker's counters.
+
+        Returns:
+            The counters now.
+        """
         return OwnershipStatistics(
             len(self._owned),
             self._claims,
@@ -120,16 +166,38 @@ class Ownership:
         )
 
     def token(self, conversation_id: str) -> int | None:
-        """This worker's current fencing token for the conversation (None if not owned): pass
-        ``fence=ownership.token`` to :class:`~livemesh.redis.handles.RedisHandleStore`."""
+        """This worker's current fencing token for the conversation.
+
+        Pass ``fence=ownership.token`` to :class:`~livemesh.redis.handles.RedisHandleStore` so
+        that a worker that lost a conversation can no longer save its handles.
+
+        Args:
+            conversation_id: The conversation.
+
+        Returns:
+            The token, or ``None`` if this worker does not own the conversation (or lost it).
+        """
         claim = self._owned.get(conversation_id)
         return None if claim is None or claim.lost else claim.token
 
     # ------------------------------------------------------------------ claiming
 
     async def claim(self, conversation_id: str) -> Claim:
-        """Take the conversation (free, or its owner's lease expired); :class:`OwnershipError` if
-        another worker holds a live lease."""
+        """Take the conversation: it is free, or its owner's lease expired.
+
+        One atomic script checks the lease and raises the fencing token, so of several workers
+        claiming at once exactly one wins. Prefer :meth:`own`, which also releases the claim.
+
+        Args:
+            conversation_id: The conversation.
+
+        Returns:
+            The claim, with a token larger than every earlier owner's.
+
+        Raises:
+            OwnershipError: Another worker holds a live lease (or this worker already does).
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         if conversation_id in self._owned:
             raise OwnershipError(conversation_id, owner=self.worker_id)
         claim_id = secrets.token_hex(8)
@@ -161,9 +229,20 @@ class Ownership:
         return claim
 
     async def release(self, claim: Claim, *, finished: bool = False) -> bool:
-        """Give the conversation up (only if our token is still current). ``finished`` drops its
-        state and takes it off the live set for good; otherwise it is listed as an orphan at once
-        (handover). Shielded and bounded."""
+        """Give the conversation up, if this worker's token is still current.
+
+        Shielded from cancellation and bounded in time; if Redis is away the lease simply
+        expires.
+
+        Args:
+            claim: The claim to give up.
+            finished: True: the conversation is done (its state is dropped and it leaves the
+                live set for good). False: hand it over (it is listed as an orphan at once, for
+                another worker to take).
+
+        Returns:
+            True if released; False if the token was stale or Redis did not answer.
+        """
         self._owned.pop(claim.conversation_id, None)
         with trio.CancelScope(shield=True):
             try:
@@ -185,20 +264,45 @@ class Ownership:
 
     @asynccontextmanager
     async def own(self, conversation_id: str, *, finished: bool = True) -> AsyncIterator[Claim]:
-        """Claim for the block (:meth:`claim`), then :meth:`hold` it."""
+        """Claim the conversation (:meth:`claim`) and hold it for the block (:meth:`hold`).
+
+        Args:
+            conversation_id: The conversation.
+            finished: Whether a block that ends normally means the conversation is done (see
+                :meth:`hold`).
+
+        Yields:
+            The claim.
+
+        Raises:
+            OwnershipError: Another worker holds a live lease.
+            OwnershipLostError: Another worker took the conversation over during the block
+                (the block was cancelled).
+            RedisUnavailableError: Redis did not answer the claim within the retry budget.
+        """
         claim = await self.claim(conversation_id)
         async with self.hold(claim, finished=finished):
             yield claim
 
     @asynccontextmanager
     async def hold(self, claim: Claim, *, finished: bool = True) -> AsyncIterator[Claim]:
-        """Run the block under a claim made earlier; released when it ends. If the lease is lost
-        (another worker now holds a newer token), the block is cancelled and
-        :class:`OwnershipLostError` raised.
+        """Run the block under a claim made earlier; the claim is released when it ends.
 
-        ``finished``: a block that ends normally means the conversation is done (it leaves the
-        live set). A block that ends with an error or a cancellation hands the conversation over:
-        it is released and listed as an orphan at once, for another worker to take over.
+        If the lease is lost (another worker now holds a newer token), the block is cancelled
+        and :class:`OwnershipLostError` raised from it.
+
+        Args:
+            claim: A claim from :meth:`claim`.
+            finished: True: a block that ends normally means the conversation is done (it
+                leaves the live set). A block that ends with an error or a cancellation always
+                hands the conversation over: it is released and listed as an orphan at once,
+                for another worker to take over.
+
+        Yields:
+            The claim.
+
+        Raises:
+            OwnershipLostError: The lease was lost during the block.
         """
         completed = False
         try:
@@ -215,16 +319,34 @@ class Ownership:
             raise OwnershipLostError(claim.conversation_id, token=claim.token)
 
     async def orphans(self, *, limit: int = 100) -> list[str]:
-        """Conversations whose owner's lease expired (``grace_s`` ago): candidates to claim."""
+        """Conversations whose owner's lease expired (``grace_s`` ago): candidates to claim.
+
+        Args:
+            limit: At most this many.
+
+        Returns:
+            Their ids, those this worker owns excluded.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         found = await self.backend.eval(
             "ownership orphans", scripts.OWN_ORPHANS, [self._live_key], [round(self.grace_s * 1000), limit]
         )
         return [str(conv) for conv in found if str(conv) not in self._owned]
 
     async def enlist(self, conversation_ids: list[str]) -> None:
-        """List conversations as waiting for an owner (orphans from the start): a front end hands
-        work to the fleet this way, and a conversation whose first worker died before claiming it
-        is still found. Already-listed conversations keep their lease expiry."""
+        """List conversations as waiting for an owner (orphans from the start).
+
+        A front end hands work to the fleet this way, and a conversation whose first worker died
+        before claiming it is still found. Already-listed conversations keep their lease expiry.
+
+        Args:
+            conversation_ids: The conversations.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         if not conversation_ids:
             return
         mapping: dict[str | bytes, int | float] = dict.fromkeys(conversation_ids, 0)
@@ -234,7 +356,18 @@ class Ownership:
         )
 
     async def owners_of(self, conversation_ids: list[str]) -> dict[str, tuple[str | None, int | None]]:
-        """{conversation: (owner, token)} for many conversations in one atomic snapshot."""
+        """Who owns each of many conversations, in one atomic snapshot.
+
+        Args:
+            conversation_ids: The conversations.
+
+        Returns:
+            ``{conversation: (owner worker id, fencing token)}``, ``(None, None)`` for a
+            conversation nobody owns.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         if not conversation_ids:
             return {}
         flat = await self.backend.eval(
@@ -246,7 +379,17 @@ class Ownership:
         }
 
     async def owner_of(self, conversation_id: str) -> tuple[str | None, int | None]:
-        """(owner worker id, token) as Redis records it now."""
+        """Who owns the conversation, as Redis records it now.
+
+        Args:
+            conversation_id: The conversation.
+
+        Returns:
+            ``(owner worker id, fencing token)``, or ``(None, None)`` if nobody owns it.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         key = self._key("owner", conversation_id)
         owner, token = await self.backend.call(
             "ownership read", lambda: self.backend.client.hmget(key, ["owner", "token"])
@@ -256,8 +399,16 @@ class Ownership:
     # ------------------------------------------------------------------ fenced state
 
     async def write_state(self, claim: Claim, values: Mapping[str, str | int]) -> None:
-        """Store application state for the conversation, fenced by the claim's token
-        (:class:`OwnershipLostError` if a newer owner exists)."""
+        """Store application state for the conversation, fenced by the claim's token.
+
+        Args:
+            claim: This worker's claim on the conversation.
+            values: Fields to set (other fields are kept).
+
+        Raises:
+            OwnershipLostError: A newer owner exists; nothing was written.
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         args: list[str | int] = [claim.token, self._state_ttl_ms]
         for field, value in values.items():
             args += [field, value]
@@ -271,6 +422,17 @@ class Ownership:
             raise OwnershipLostError(claim.conversation_id, token=claim.token)
 
     async def read_state(self, conversation_id: str) -> dict[str, str]:
+        """The application state stored with :meth:`write_state`.
+
+        Args:
+            conversation_id: The conversation.
+
+        Returns:
+            Its fields (empty if none were written or they expired).
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         key = self._key("state", conversation_id)
         state: dict[str, str] = await self.backend.call(
             "ownership state", lambda: self.backend.client.hgetall(key)
@@ -280,7 +442,13 @@ class Ownership:
     # ------------------------------------------------------------------ heartbeat
 
     async def renew(self) -> None:
-        """Renew every owned lease in one script; cancel the blocks of the lost ones."""
+        """Renew every owned lease in one script; cancel the blocks of the lost ones.
+
+        The heartbeat calls this; call it yourself only without :func:`open_ownership`.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the heartbeat's budget.
+        """
         owned = [claim for claim in self._owned.values() if not claim.lost]
         if not owned:
             return
@@ -310,9 +478,15 @@ class Ownership:
         self._renewals += 1
 
     async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Renew every ``lease_ttl_s / 3`` until cancelled. A failed beat (Redis away, or this
-        process too busy to hear back in time) is logged and retried at once with backoff, within
-        what is left of the lease, while the sessions keep running on their connections."""
+        """Renew every ``lease_ttl_s / 3`` until cancelled (for ``nursery.start``).
+
+        A failed beat (Redis away, or this process too busy to hear back in time) is logged and
+        retried soon with backoff, within what is left of the lease, while the sessions keep
+        running on their connections. :func:`open_ownership` runs it for you.
+
+        Args:
+            task_status: Reports the heartbeat started, for ``nursery.start``.
+        """
         task_status.started()
         await beat(self.renew, self.lease_ttl_s, self._note_failure, what=f"ownership of {self.worker_id}")
 
@@ -329,8 +503,25 @@ async def open_ownership(
     grace_s: float = 0.0,
     state_ttl_s: float = DEFAULT_LIMITS.handle_validity_s,
 ) -> AsyncIterator[Ownership]:
-    """An :class:`Ownership` whose heartbeat runs in a nursery owned by this block. Leaving the
-    block stops the heartbeat; conversations still owned then expire and can be taken over."""
+    """An :class:`Ownership` whose heartbeat runs in a nursery owned by this block.
+
+    Leaving the block stops the heartbeat; conversations still owned then expire and can be
+    taken over.
+
+    Args:
+        backend: The Redis backend shared by the fleet.
+        worker_id: This worker's name (default: a random ``w-...``).
+        lease_ttl_s: How long a lease lives without a heartbeat.
+        grace_s: How long past expiry a lease waits before another worker may claim it.
+        state_ttl_s: How long conversation state written with :meth:`Ownership.write_state`
+            lives.
+
+    Yields:
+        The worker's ownership.
+
+    Raises:
+        ConfigError: A duration is out of range.
+    """
     ownership = Ownership(
         backend, worker_id=worker_id, lease_ttl_s=lease_ttl_s, grace_s=grace_s, state_ttl_s=state_ttl_s
     )

@@ -1,8 +1,9 @@
 """A per-project session quota shared by every worker: leases with expiry, heartbeat, fair waiting.
 
-The service counts concurrent Live sessions per *project* (3 on a free tier; LIVE_API_NOTES 1.9),
-whatever host they come from, so one process's :class:`~livemesh.pool.admission.Admission` cannot
-enforce it for a fleet. :class:`DistributedQuota` keeps, per project, in one Cluster slot:
+The service counts concurrent Live sessions per *project*, whatever host they come from (3 on a
+free tier: firebase.google.com/docs/ai-logic/live-api/limits-and-specs), so one process's
+:class:`~livemesh.pool.admission.Admission` cannot enforce it for a fleet.
+:class:`DistributedQuota` keeps, per project, in one Cluster slot:
 
 * ``leases``: a sorted set of lease id -> expiry (Redis time). A holder's heartbeat extends its
   leases every ``lease_ttl_s / 3``; a worker that crashes stops beating and its slots come back by
@@ -56,7 +57,13 @@ log = logging.getLogger("livemesh.redis.quota")
 
 @attrs.define(eq=False)
 class QuotaLease:
-    """One held slot of a project's quota (``id`` is unique across the fleet)."""
+    """One held slot of a project's quota, from :meth:`DistributedQuota.acquire` or ``slot``.
+
+    Attributes:
+        id: The lease's id, unique across the fleet.
+        project: The project it counts against.
+        lost: Set when the heartbeat found the lease lost for good.
+    """
 
     id: str
     project: str
@@ -66,6 +73,17 @@ class QuotaLease:
 
 @attrs.frozen
 class QuotaStatistics:
+    """Counters of one :class:`DistributedQuota` (from :meth:`DistributedQuota.statistics`).
+
+    Attributes:
+        held: Leases this process holds now.
+        waiting: Callers of this process waiting for a slot now.
+        renewals: Heartbeats that renewed the leases.
+        reinstated: Leases Redis had lost and a heartbeat put back.
+        lost: Leases lost for good (their blocks were cancelled).
+        heartbeat_failures: Heartbeats that failed (Redis away, or this process too slow).
+    """
+
     held: int
     waiting: int
     renewals: int
@@ -75,7 +93,19 @@ class QuotaStatistics:
 
 
 class DistributedQuota:
-    """Create with :func:`open_quota` (which runs the heartbeat). Safe to share between tasks."""
+    """A project's concurrent-session quota, shared by every worker through Redis.
+
+    Create it with :func:`open_quota` (which runs the heartbeat). Safe to share between tasks.
+
+    Attributes:
+        backend: The Redis backend.
+        project: The project the quota counts.
+        limit: Concurrent sessions the project may hold fleet-wide.
+        lease_ttl_s: How long a lease lives without a heartbeat.
+        poll_s: The base interval at which waiting callers poll.
+        waiter_ttl_s: How long a waiting caller stays queued without polling.
+        refusal_pause_s: The first and the longest fleet-wide pause after a quota refusal.
+    """
 
     def __init__(
         self,
@@ -89,6 +119,27 @@ class DistributedQuota:
         refusal_pause_s: tuple[float, float] = (1.0, 60.0),
         rng: random.Random | None = None,
     ) -> None:
+        """Prepare the quota (the heartbeat is :meth:`run_heartbeat`).
+
+        Args:
+            backend: The Redis backend shared by the fleet.
+            project: The project the quota counts (every worker must use the same name).
+            limit: Concurrent sessions the project may hold fleet-wide.
+            lease_ttl_s: How long a lease lives without a heartbeat (heartbeats come every
+                third of it); a crashed worker's slots come back after this long. Pick it well
+                above the longest stall you expect: a holder stalled longer overlaps with the
+                next holder until its own next heartbeat cancels it.
+            poll_s: The base interval at which waiting callers poll (the back of the queue
+                polls slower).
+            waiter_ttl_s: How long a waiting caller stays queued without polling (default
+                ``max(2, 10 * poll_s)``): a crashed waiter leaves the queue after it.
+            refusal_pause_s: The first and the longest fleet-wide pause after the service
+                refuses a session for quota (doubling per consecutive refusal).
+            rng: The source of polling jitter (for reproducible tests).
+
+        Raises:
+            ConfigError: ``limit`` is not a positive int, or a duration is not positive.
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"limit must be a positive int, not {limit!r}")
         if not lease_ttl_s > 0 or not poll_s > 0:
@@ -120,6 +171,11 @@ class DistributedQuota:
         return f"DistributedQuota(project={self.project!r}, limit={self.limit}, held={len(self._held)})"
 
     def statistics(self) -> QuotaStatistics:
+        """A snapshot of this process's counters.
+
+        Returns:
+            The counters now.
+        """
         return QuotaStatistics(
             len(self._held),
             self._waiting,
@@ -147,14 +203,34 @@ class DistributedQuota:
         return False, int(rank)
 
     async def try_acquire(self) -> QuotaLease | None:
-        """A lease if a slot is free and nobody queues, else None (never waits, never queues)."""
+        """Take a slot if one is free and nobody queues; never waits, never queues.
+
+        Returns:
+            The lease (release it with :meth:`release`), or ``None``.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         lease = self._new_lease()
         granted, _ = await self._attempt(lease, "try")
         return lease if granted else None
 
     async def acquire(self, *, timeout: float | None = None) -> QuotaLease:  # noqa: ASYNC109 (reported in the error)
-        """Wait in the project's fleet-wide FIFO queue for a slot; :class:`QuotaTimeoutError` after
-        ``timeout`` s. The ticket is withdrawn however the wait ends (timeout, cancel, error)."""
+        """Wait in the project's fleet-wide FIFO queue for a slot.
+
+        The queue ticket is withdrawn however the wait ends (timeout, cancellation, error).
+        Prefer :meth:`slot`, which also releases the lease.
+
+        Args:
+            timeout: Seconds to wait at most (``None``: no limit).
+
+        Returns:
+            The lease (release it with :meth:`release`).
+
+        Raises:
+            QuotaTimeoutError: No slot came free within ``timeout``.
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         lease = self._new_lease()
         started = trio.current_time()
         position: int | None = None
@@ -199,9 +275,18 @@ class DistributedQuota:
             self._released = trio.Event()
 
     async def note_refusal(self) -> float:
-        """The service refused a session for quota anyway (other clients share the project, or
-        ``limit`` is set too high): pause new grants fleet-wide, exponentially per consecutive
-        refusal (``refusal_pause_s``), so no worker hammers the service. Returns the pause in s."""
+        """Report that the service refused a session for quota anyway.
+
+        That happens when other clients share the project, or ``limit`` is set too high. New
+        grants pause fleet-wide, exponentially per consecutive refusal (``refusal_pause_s``), so
+        no worker hammers the service. :func:`quota_connect` calls this for you.
+
+        Returns:
+            The pause, in seconds.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         pause_ms = await self.backend.eval(
             "quota pause",
             scripts.QUOTA_PAUSE,
@@ -212,18 +297,40 @@ class DistributedQuota:
         return int(pause_ms) / 1000
 
     async def note_success(self) -> None:
-        """A session got through: the next refusal pauses from the base again."""
+        """Report that a session got through: the next refusal pauses from the base again.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         key = self._strikes_key
         await self.backend.call("quota strikes", lambda: self.backend.client.delete([key]))
 
     async def release(self, lease: QuotaLease) -> None:
-        """Free the slot (idempotent)."""
+        """Free the slot (idempotent; shielded from cancellation).
+
+        Args:
+            lease: The lease to give back.
+        """
         await self._withdraw(lease)
 
     @asynccontextmanager
     async def slot(self, *, timeout: float | None = None) -> AsyncIterator[QuotaLease]:  # noqa: ASYNC109
-        """Hold a slot for the block. If the heartbeat finds the lease lost for good, the block is
-        cancelled and :class:`QuotaLostError` raised from it."""
+        """Hold a slot for the block, waiting for one as :meth:`acquire` does.
+
+        If the heartbeat finds the lease lost for good, the block is cancelled and
+        :class:`QuotaLostError` raised from it.
+
+        Args:
+            timeout: Seconds to wait for a slot at most (``None``: no limit).
+
+        Yields:
+            The lease.
+
+        Raises:
+            QuotaTimeoutError: No slot came free within ``timeout``.
+            QuotaLostError: The lease was lost during the block.
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         lease = await self.acquire(timeout=timeout)
         try:
             with trio.CancelScope() as scope:
@@ -239,7 +346,13 @@ class DistributedQuota:
     # ------------------------------------------------------------------ heartbeat
 
     async def renew(self) -> None:
-        """Extend every held lease once (one script for all); mark and cancel the lost ones."""
+        """Extend every held lease once (one script for all); mark and cancel the lost ones.
+
+        The heartbeat calls this; call it yourself only without :func:`open_quota`.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the heartbeat's budget.
+        """
         held = list(self._held.values())
         if not held:
             return
@@ -265,8 +378,14 @@ class DistributedQuota:
         self._renewals += 1
 
     async def run_heartbeat(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Renew every ``lease_ttl_s / 3`` until cancelled. A failed beat is logged and retried at
-        once with backoff, within what is left of the lease (sessions keep running meanwhile)."""
+        """Renew every ``lease_ttl_s / 3`` until cancelled (for ``nursery.start``).
+
+        A failed beat is logged and retried soon with backoff, within what is left of the lease
+        (sessions keep running meanwhile). :func:`open_quota` runs it for you.
+
+        Args:
+            task_status: Reports the heartbeat started, for ``nursery.start``.
+        """
         task_status.started()
         await beat(self.renew, self.lease_ttl_s, self._note_failure, what=f"quota of {self.project}")
 
@@ -274,8 +393,15 @@ class DistributedQuota:
         self._heartbeat_failures += 1
 
     async def usage(self) -> tuple[int, int]:
-        """(leases held fleet-wide, callers queued) as Redis sees them now (expired ones included
-        until the next acquire sweeps them)."""
+        """The project's usage as Redis sees it now.
+
+        Returns:
+            ``(leases held fleet-wide, callers queued)``; expired leases count until the next
+            acquire sweeps them.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the retry budget.
+        """
         client = self.backend.client
 
         async def read() -> tuple[int, int]:
@@ -296,7 +422,24 @@ async def open_quota(
     refusal_pause_s: tuple[float, float] = (1.0, 60.0),
     rng: random.Random | None = None,
 ) -> AsyncIterator[DistributedQuota]:
-    """A :class:`DistributedQuota` whose heartbeat runs in a nursery owned by this block."""
+    """A :class:`DistributedQuota` whose heartbeat runs in a nursery owned by this block.
+
+    Args:
+        backend: The Redis backend shared by the fleet.
+        project: The project the quota counts.
+        limit: Concurrent sessions the project may hold fleet-wide.
+        lease_ttl_s: How long a lease lives without a heartbeat.
+        poll_s: The base interval at which waiting callers poll.
+        waiter_ttl_s: How long a waiting caller stays queued without polling.
+        refusal_pause_s: The first and the longest fleet-wide pause after a quota refusal.
+        rng: The source of polling jitter.
+
+    Yields:
+        The quota.
+
+    Raises:
+        ConfigError: ``limit`` is not a positive int, or a duration is not positive.
+    """
     quota = DistributedQuota(
         backend,
         project,
@@ -321,13 +464,22 @@ Connect = Callable[[Any, Any, random.Random], AbstractAsyncContextManager[Any]]
 def quota_connect(
     quota: DistributedQuota, connect: Connect | None = None, *, timeout: float | None = None
 ) -> Connect:
-    """Wrap the pool's ``connect`` so every connection attempt holds a distributed lease.
+    """Wrap the pool's ``connect`` so every session holds a distributed lease while it runs.
 
     Order per attempt: the pool's local admission, quota backoff and rate limiter, then this lease
     (waiting fairly up to ``timeout``), then the connection. A :class:`QuotaTimeoutError` is an
     ordinary session failure for the pool's restart policy. If the service still refuses the
     connection for quota (:class:`~livemesh.errors.QuotaError`), the pool backs off locally as
-    usual and this wrapper also pauses the project's grants fleet-wide (:meth:`note_refusal`).
+    usual and this wrapper also pauses the project's grants fleet-wide
+    (:meth:`DistributedQuota.note_refusal`).
+
+    Args:
+        quota: The project's quota, from :func:`open_quota`.
+        connect: The ``connect`` to wrap (default: open the session as the pool does).
+        timeout: Seconds each attempt waits for a slot at most (``None``: no limit).
+
+    Returns:
+        The wrapped ``connect``, for ``open_pool(connect=...)``.
     """
 
     def wrapped(config: Any, on_handle: Any, rng: random.Random) -> AbstractAsyncContextManager[Any]:

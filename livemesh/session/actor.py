@@ -4,7 +4,7 @@ moving itself between connections without losing or doubling anything.
 Tasks (all in nurseries the caller can see)::
 
     session nursery (Session.run)
-      tool runner   calls from the reader, one cancel scope each; answers into the outbox
+      tool runner   calls from the reader, one cancel scope each; answers to the core
       connection manager: connect, set up, serve, move, retry (connections.py)
         connection nursery (one per WebSocket)
           reader    frames -> decode -> core -> callbacks -> inbox -> async for (reader.py)
@@ -237,10 +237,12 @@ class Session:
         """
         self._check_open()
         built = build_tool_response(responses, scheduling=scheduling)
+        await trio.lowlevel.checkpoint_if_cancelled()  # before the answer is claimed, not after
         out = self._core.user_answer(built, trio.current_time())
         self._links.cancel_tools()
         if out is not None:
-            await self._send(out)
+            # Straight to the core, ahead of user input (never behind input a BLOCKING call holds).
+            self._links.push(out)
 
     async def send(self, message: wire.ClientMessage) -> None:
         """Send a raw client message (escape hatch; tool responses should use send_tool_response)."""

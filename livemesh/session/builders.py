@@ -71,7 +71,7 @@ def build_realtime_input(
     ``audio`` is raw 16-bit little-endian PCM (``audio/pcm;rate=audio_rate``), a ``Blob`` or the
     seed's ``{"data": ..., "mime_type": ...}``; ``video`` an encoded frame (JPEG by default).
     ``activity_start``/``activity_end`` need automatic VAD disabled, ``audio_stream_end`` needs it
-    on (LIVE_API_NOTES 1.11): the mismatch is refused here rather than silently ignored there.
+    on: the mismatch is refused here rather than silently ignored there.
     """
     for flag_name, flag in (
         ("activity_start", activity_start),

@@ -13,17 +13,27 @@ keys; :meth:`SessionConfig.from_connect_config` takes a ``LiveConnectConfig`` ob
 Validation happens here, at the call (a :class:`~livemesh.errors.ConfigError`), for what the
 service would otherwise refuse with a 1007 after a round trip: two response modalities, wrong
 types, a ``transparent`` resumption on the Gemini API (the SDK refuses it too).
+
+No setting is dropped silently. A key livemesh does not know, at any depth and in either
+spelling, is a ConfigError naming its path and the closest field name ("did you mean"); a field
+of the official SDK the Live API does not take is refused with the reason
+(:data:`livemesh.wire.coverage.OMISSIONS`). A field newer than livemesh goes through
+``extra_setup``, merged verbatim into the setup message.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
+import orjson
+import pybase64
 
 from livemesh import wire
 from livemesh.auth import Auth, VertexAI, resolve_auth
@@ -33,6 +43,8 @@ from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
 from livemesh.session.callbacks import CALLBACK_NAMES, Callbacks
 from livemesh.session.tools import FunctionTool, ToolSpec, split_tools
 from livemesh.transport import TransportOptions
+from livemesh.wire import coverage
+from livemesh.wire.fields import UnknownKey, WireField, field_for_key, snake_name, suggest
 
 __all__ = ["RetryPolicy", "RotationPolicy", "SessionConfig"]
 
@@ -64,7 +76,7 @@ class RotationPolicy:
     """When the session moves itself to a fresh connection before the service cuts it.
 
     The timer starts when a connection is set up and is independent of the receive loop (the
-    service may go silent after ``goAway``: LIVE_API_NOTES 2.5). It fires ``margin_s`` before
+    service may go silent after ``goAway``: sierra-research/tau2-bench#461). It fires ``margin_s`` before
     ``limits.connection_lifetime_s``; ``goAway`` triggers a move at once. A planned move first waits
     up to ``quiet_timeout_s`` for a quiet point (no generation, no pending tool call, a resumable
     handle) and up to ``handle_timeout_s`` for a fresh handle once input is held.
@@ -92,12 +104,16 @@ class RotationPolicy:
 
 
 def _structure(value: object, cls: type[T], name: str) -> T:
-    """A wire class from itself or a dict in snake_case or camelCase; ConfigError otherwise."""
+    """A wire class from itself, a dict (snake_case or camelCase keys, checked at every depth) or
+    an object with ``model_dump()`` (a google-genai type); ConfigError otherwise."""
     if isinstance(value, cls):
         return value
+    if not isinstance(value, Mapping) and callable(getattr(value, "model_dump", None)):
+        value = value.model_dump(exclude_none=True, mode="json")  # type: ignore[attr-defined]
     if isinstance(value, Mapping):
+        data = _wire_json(value, cls, name)
         try:
-            result = wire.converter.structure(_jsonable(value), cls)
+            result = wire.converter.structure(data, cls)
         except DecodeError as exc:
             raise ConfigError(f"{name}: {exc.reason}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -106,7 +122,88 @@ def _structure(value: object, cls: type[T], name: str) -> T:
     raise ConfigError(f"{name} must be a {cls.__name__} or a dict, not {type(value).__name__}")
 
 
+def _sdk_renames() -> dict[tuple[type, str], str]:
+    """(wire class, the SDK's field name) -> livemesh field name, where the SDK's name is not the
+    API's (``model_selection_config`` is ``modelConfig`` on the wire)."""
+    out: dict[tuple[type, str], str] = {}
+    for key, ours in coverage.RENAMED_FIELDS.items():
+        sdk_class, _, sdk_field = key.partition(".")
+        cls = getattr(wire, coverage.CLASS_NAMES.get(sdk_class, sdk_class))
+        out[(cls, sdk_field)] = ours
+    return out
+
+
+_SDK_RENAMES: Final = _sdk_renames()
+_SDK_CLASS: Final = {ours: sdk for sdk, ours in coverage.CLASS_NAMES.items()}
+
+
+def _field(cls: type, key: str) -> WireField | None:
+    field = field_for_key(cls, key)
+    if field is None:
+        renamed = _SDK_RENAMES.get((cls, snake_name(key)))
+        if renamed is not None:
+            field = field_for_key(cls, renamed)
+    return field
+
+
+def _unknown(cls: type, path: str, key: str) -> str:
+    """Why ``key`` is refused: a setting the Live API does not take (the omission table's reason),
+    or a name livemesh does not know (with the closest field name)."""
+    sdk_class = _SDK_CLASS.get(cls.__name__, cls.__name__)
+    omitted = coverage.omission(sdk_class, snake_name(key))
+    where = f"{path}.{key}" if path else key
+    if omitted is not None and omitted.kind == "omitted":
+        return f"{where} is not sent: {omitted.reason}"
+    return str(UnknownKey(path, key, suggest(key, cls)))
+
+
+def _wire_json(data: Mapping[str, Any], cls: type, path: str) -> dict[str, Any]:
+    """A user's setting for ``cls`` as wire JSON (camelCase keys), every key checked at every depth.
+
+    Raises ConfigError naming every key that is no field of its class, with the closest name.
+    """
+    problems: list[str] = []
+    out = _convert(data, cls, path, problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return out
+
+
+def _convert(data: Mapping[str, Any], cls: type, path: str, problems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        field = _field(cls, key)
+        if field is None:
+            problems.append(_unknown(cls, path, key))
+            continue
+        if value is None:
+            continue
+        inner = field.message_class
+        where = f"{path}.{key}" if path else key
+        if inner is None:
+            out[field.json_name] = _jsonable(value)
+        elif isinstance(value, list | tuple):
+            out[field.json_name] = [
+                _convert_one(item, inner, f"{where}[{index}]", problems) for index, item in enumerate(value)
+            ]
+        else:
+            out[field.json_name] = _convert_one(value, inner, where, problems)
+    return out
+
+
+def _convert_one(value: Any, cls: type, path: str, problems: list[str]) -> Any:
+    if attrs.has(type(value)):
+        return wire.converter.unstructure(value)  # a message object: checked when it was built
+    if not isinstance(value, Mapping) and callable(getattr(value, "model_dump", None)):
+        value = value.model_dump(exclude_none=True, mode="json")
+    if isinstance(value, Mapping):
+        return _convert(value, cls, path, problems)
+    return value  # not an object: the converter names the type error
+
+
 def _jsonable(value: Any) -> Any:
+    """Python values as the JSON the converter reads: enums as their value, bytes as base64."""
     if attrs.has(type(value)):
         return wire.converter.unstructure(value)
     if isinstance(value, Mapping):
@@ -115,6 +212,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return pybase64.b64encode_as_string(bytes(value))
     return value
 
 
@@ -152,19 +251,82 @@ def _system_instruction(value: object) -> wire.Content | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return wire.Content(parts=[wire.Part(text=value)])
+        # As google-genai's t_content writes a string: one text part, role "user".
+        return wire.Content(parts=[wire.Part(text=value)], role=wire.Role.USER)
     return _structure(value, wire.Content, "system_instruction")
 
 
 def _transcription(value: object) -> wire.AudioTranscriptionConfig | None:
-    """``True``/``{}``/a config object turns transcription on; ``None``/``False`` leaves it off."""
+    """``True``/``{}`` turns transcription on with the service's defaults, a dict or a config object
+    with settings (``{"language_codes": ["en-US"]}``); ``None``/``False`` leaves it off."""
     if value is None or value is False:
         return None
-    if value is True or isinstance(value, Mapping):
+    if value is True:
         return wire.AudioTranscriptionConfig()
-    if isinstance(value, wire.AudioTranscriptionConfig):
-        return value
-    raise ConfigError(f"transcription must be a bool or {{}}, not {type(value).__name__}")
+    if isinstance(value, bool | str | int | float):
+        raise ConfigError(f"transcription must be a bool or a dict, not {type(value).__name__}")
+    return _structure(value, wire.AudioTranscriptionConfig, "audio_transcription")
+
+
+def _history(value: object) -> wire.HistoryConfig | None:
+    return _opt(value, wire.HistoryConfig, "history_config")
+
+
+def _avatar(value: object) -> wire.AvatarConfig | None:
+    return _opt(value, wire.AvatarConfig, "avatar_config")
+
+
+def _safety_settings(value: object) -> tuple[wire.SafetySetting, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ConfigError(f"safety_settings must be a list, not {type(value).__name__}")
+    return tuple(
+        _structure(item, wire.SafetySetting, f"safety_settings[{i}]") for i, item in enumerate(value)
+    )
+
+
+def _labels(value: object) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError("labels must be a dict of str to str")
+    return dict(value)
+
+
+def _extra_setup(value: object) -> Mapping[str, Any] | None:
+    """The escape hatch, checked: a JSON object whose known keys are respelled in camelCase
+    (so they merge with what livemesh writes) and may only hold objects with new members."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"extra_setup must be a dict (JSON object), not {type(value).__name__}")
+    try:
+        orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise ConfigError(f"extra_setup must be JSON: {exc}") from None
+    return _extra_members(value, wire.Setup, "extra_setup")
+
+
+def _extra_members(data: Mapping[str, Any], cls: type, path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = field_for_key(cls, key)
+        where = f"{path}.{key}"
+        if field is None:
+            out[key] = value  # a member livemesh does not know: sent verbatim
+        elif field.message_class is not None and typing.get_origin(field.type) is not list:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where} must be an object of members livemesh does not know yet")
+            out[field.json_name] = _extra_members(value, field.message_class, where)
+        else:
+            raise ConfigError(
+                f"{where} is a setting livemesh knows: set it with the session's own options "
+                "(extra_setup is only for fields newer than livemesh)"
+            )
+    return out
 
 
 def _session_resumption(value: object) -> wire.SessionResumptionConfig | None:
@@ -213,6 +375,19 @@ def _callbacks(value: object) -> Callbacks:
     raise ConfigError(
         f"callbacks must be a Callbacks or a dict of on_* callables, not {type(value).__name__}"
     )
+
+
+def _check_tool_keys(specs: Sequence[ToolSpec]) -> None:
+    """Tool dicts are checked key by key like every other setting (a misspelt ``behaviour`` must
+    not turn into a silently blocking function)."""
+    for index, spec in enumerate(specs):
+        if not isinstance(spec, Mapping):
+            continue
+        data: Mapping[str, Any] = spec
+        if "name" in data and not {"function_declarations", "functionDeclarations"} & set(data):
+            _wire_json(data, wire.FunctionDeclaration, f"tools[{index}]")  # a bare declaration
+        else:
+            _wire_json(data, wire.Tool, f"tools[{index}]")
 
 
 def _tools(value: object) -> tuple[ToolSpec, ...]:
@@ -269,6 +444,21 @@ class SessionConfig:
     proactivity: wire.ProactivityConfig | None = attrs.field(default=None, converter=_proactivity)
     thinking: wire.ThinkingConfig | None = attrs.field(default=None, converter=_thinking)
     explicit_vad_signal: bool | None = attrs.field(default=None, converter=_optional_bool)
+    history_config: wire.HistoryConfig | None = attrs.field(default=None, converter=_history)
+    """``{"initial_history_in_client_content": True}``: the session starts by taking history
+    through ``clientContent`` (for models that otherwise take clientContent only as first input)."""
+    avatar_config: wire.AvatarConfig | None = attrs.field(default=None, converter=_avatar)
+    safety_settings: tuple[wire.SafetySetting, ...] | None = attrs.field(
+        default=None, converter=_safety_settings
+    )
+    labels: Mapping[str, str] | None = attrs.field(default=None, converter=_labels)
+    """Metadata labels for the request (Gemini API)."""
+    extra_setup: Mapping[str, Any] | None = attrs.field(default=None, converter=_extra_setup)
+    """The escape hatch for a setup field newer than livemesh: a JSON object merged verbatim into
+    the ``setup`` message livemesh sends (objects merged key by key, so
+    ``{"generationConfig": {"newKnob": 1}}`` adds one member next to the generation settings).
+    Keys livemesh knows are refused here: set those with their own option. livemesh does not check
+    what it cannot know, so a misspelt key reaches the service, which refuses it (1007)."""
 
     callbacks: Callbacks = attrs.field(factory=Callbacks, converter=_callbacks)
     tool_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
@@ -319,7 +509,15 @@ class SessionConfig:
     _function_tools: tuple[FunctionTool, ...] = attrs.field(init=False, repr=False, eq=False)
     _wire_tools: tuple[wire.Tool, ...] = attrs.field(init=False, repr=False, eq=False)
 
+    def __new__(cls, *args: Any, **options: Any) -> SessionConfig:
+        # An unknown keyword is a ConfigError naming it (and the closest option), not a TypeError.
+        unknown = [name for name in options if name not in _OPTION_NAMES]
+        if unknown:
+            raise ConfigError("; ".join(_unknown_option(name) for name in unknown))
+        return super().__new__(cls)
+
     def __attrs_post_init__(self) -> None:
+        _check_tool_keys(self.tools)
         functions, declared = split_tools(self.tools, default_timeout=self.tool_timeout)
         object.__setattr__(self, "_function_tools", functions)
         object.__setattr__(self, "_wire_tools", declared)
@@ -344,9 +542,13 @@ class SessionConfig:
                 f"only one response modality per session (got {sorted(upper)}); "
                 "the service refuses two with 1007 'Request contains an invalid argument.'"
             )
-        unknown = upper - {wire.Modality.TEXT, wire.Modality.AUDIO}
-        if unknown:
-            raise ConfigError(f"response_modalities must be TEXT or AUDIO, not {sorted(unknown)}")
+        known = wire.known_values(wire.Modality)
+        for modality in sorted(upper - set(known)):
+            close = difflib.get_close_matches(modality, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"response_modalities: unknown modality {modality!r}{hint}; known: {list(known)}"
+            )
         names = [tool.name for tool in self._function_tools]
         names += [d.name or "" for tool in self._wire_tools for d in tool.function_declarations or ()]
         duplicates = {n for n in names if names.count(n) > 1}
@@ -406,7 +608,15 @@ class SessionConfig:
         )
 
     def setup(self, auth: Auth, *, handle: str | None) -> wire.Setup:
-        """The ``setup`` message for one connection, resuming from ``handle`` when given."""
+        """The ``setup`` message for one connection, resuming from ``handle`` when given.
+
+        Args:
+            auth: The credential (it decides the model's path: ``models/NAME`` or Vertex's).
+            handle: A resumption handle, or ``None`` for a new session.
+
+        Returns:
+            The setup, with ``extra_setup`` in its ``extra`` (merged into its JSON when encoded).
+        """
         gen = self.generation_config
         if self.enable_affective_dialog is not None or self.thinking is not None:
             changes: dict[str, Any] = {}
@@ -434,10 +644,25 @@ class SessionConfig:
             output_audio_transcription=self.output_audio_transcription,
             proactivity=self.proactivity,
             explicit_vad_signal=self.explicit_vad_signal,
+            history_config=self.history_config,
+            avatar_config=self.avatar_config,
+            safety_settings=list(self.safety_settings) if self.safety_settings is not None else None,
+            labels=dict(self.labels) if self.labels is not None else None,
+            extra=dict(self.extra_setup) if self.extra_setup else None,
         )
 
     def evolve(self, **changes: Any) -> SessionConfig:
-        """A copy with ``changes`` applied (and validated again)."""
+        """A copy with ``changes`` applied (and validated again).
+
+        Args:
+            **changes: Options, by their field names.
+
+        Returns:
+            The new config.
+
+        Raises:
+            ConfigError: An option is unknown (named, with the closest name) or invalid.
+        """
         return attrs.evolve(self, **changes)
 
     # ------------------------------------------------------------------ other spellings
@@ -447,7 +672,18 @@ class SessionConfig:
         cls, config: SessionConfig | Mapping[str, Any] | None = None, /, **options: Any
     ) -> SessionConfig:
         """One config from a ``SessionConfig``, a dict (seed or LiveConnectConfig names) and/or
-        keyword options (which win): what ``open_session`` and ``pool.session`` accept alike."""
+        keyword options (which win): what ``open_session`` and ``pool.session`` accept alike.
+
+        Args:
+            config: A config, a dict of options, or ``None``.
+            **options: More options; they win over ``config``'s.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: An option is unknown, at any depth, or invalid.
+        """
         if isinstance(config, SessionConfig):
             return config.evolve(**options) if options else config
         if config is None:
@@ -464,7 +700,19 @@ class SessionConfig:
         ``thinking_config`` ...) are folded into ``generation_config``; ``on_*`` keys become
         :class:`Callbacks`; the seed's ``project_id``/``location`` with ``auth: "vertex_ai"`` are
         not enough on their own (a token provider is needed), so pass ``auth=VertexAI(...)``.
-        Unknown keys are a :class:`ConfigError` (a typo should not silently do nothing).
+        An unknown key, here or nested (``generation_config.thinking_config.thinking_levle``), is
+        a :class:`ConfigError` naming it and the closest known name: a typo must not silently do
+        nothing. ``http_options`` gives ``base_url`` and ``api_version``; its other keys are refused.
+
+        Args:
+            data: The options, in any of the spellings above.
+            **overrides: Options (by field name) that win over ``data``'s.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A key is unknown (named, with the closest name) or a value invalid.
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"from_dict needs a mapping, not {type(data).__name__}")
@@ -477,6 +725,19 @@ class SessionConfig:
         """Build from a google-genai ``LiveConnectConfig`` (or its dict) as passed to ``live.connect``.
 
         livemesh never imports google-genai; any object with ``model_dump()`` (pydantic) works.
+        Every field reaches the setup as the SDK would send it, but ``http_options``' headers and
+        client settings, which are refused.
+
+        Args:
+            model: The model name, as passed to ``connect``.
+            config: The ``LiveConnectConfig``, its dict, or ``None``.
+            **overrides: SessionConfig options (``auth``, ``base_url`` ...) that win over the config.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A field livemesh cannot send (with the reason) or an invalid value.
         """
         if config is None:
             data: Mapping[str, Any] = {}
@@ -489,34 +750,51 @@ class SessionConfig:
         return cls.from_dict({**data, "model": model}, **overrides)
 
 
-_GENERATION_KEYS = frozenset(
-    {
-        "response_modalities",
-        "speech_config",
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_output_tokens",
-        "candidate_count",
-        "presence_penalty",
-        "frequency_penalty",
-        "seed",
-        "media_resolution",
-        "thinking_config",
-    }
-)
-_IGNORED_KEYS = frozenset({"http_options", "labels"})
-_RENAMES = {
+_GENERATION_KEYS: Final = (
+    coverage.CONNECT_GENERATION_FIELDS | {"candidate_count", "presence_penalty", "frequency_penalty"}
+) - {"thinking_config", "enable_affective_dialog"}
+"""Flat keys (google-genai's LiveConnectConfig, the seed's options) folded into generation_config;
+``thinking_config`` and ``enable_affective_dialog`` have options of their own."""
+_RENAMES: Final = {
     "thinking_config": "thinking",
     "project_id": "project",
     "endpoint": "base_url",
     "url": "base_url",
     "handle": "resume_handle",
 }
+_OPTION_NAMES: Final = frozenset(a.alias or a.name for a in attrs.fields(SessionConfig) if a.init)
+_ACCEPTED_NAMES: Final = sorted(_OPTION_NAMES | _GENERATION_KEYS | set(CALLBACK_NAMES) | set(_RENAMES))
+
+
+def _unknown_option(name: str) -> str:
+    close = difflib.get_close_matches(_snake(name), _ACCEPTED_NAMES, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown session option {name!r}{hint}"
 
 
 def _snake(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def _http_options(value: object, out: dict[str, Any]) -> None:
+    """google-genai's ``http_options``: ``base_url`` and ``api_version`` become the session's own
+    options; anything else (headers, timeouts, HTTP clients) has no meaning here and is refused."""
+    if not isinstance(value, Mapping) and callable(getattr(value, "model_dump", None)):
+        value = value.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"http_options must be a dict or HttpOptions, not {type(value).__name__}")
+    for key, item in value.items():
+        name = _snake(str(key))
+        if item is None:
+            continue
+        if name not in ("base_url", "api_version"):
+            raise ConfigError(
+                f"http_options.{key} is not supported: livemesh's connection settings are the session's "
+                "base_url, api_version and transport options"
+            )
+        if out.get(name) not in (None, item):
+            raise ConfigError(f"http_options.{key} ({item!r}) contradicts {name}={out[name]!r}")
+        out[name] = item
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
@@ -524,33 +802,27 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     gen: dict[str, Any] = {}
     callbacks: dict[str, Any] = {}
     base_gen = data.pop("generation_config", None)
+    http_options = data.pop("http_options", None)
     for key, value in data.items():
-        if key in _IGNORED_KEYS or value is None:
+        if value is None:
             continue
         if key in CALLBACK_NAMES:
             callbacks[key] = value
-        elif key in _GENERATION_KEYS and key != "thinking_config":
+        elif key in _GENERATION_KEYS:
             gen[key] = value
-        elif key == "enable_affective_dialog":
-            out[key] = value
         else:
             out[_RENAMES.get(key, key)] = value
+    if http_options is not None:
+        _http_options(http_options, out)
     if base_gen is not None or gen:
-        raw = _jsonable(base_gen) if base_gen is not None else {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(
-                f"generation_config must be a GenerationConfig or a dict, not {type(base_gen).__name__}"
+        typed = _generation_config(base_gen)
+        if gen:
+            flat = _structure(gen, wire.GenerationConfig, "")
+            changes = {f.name: getattr(flat, f.name) for f in wire.wire_fields(wire.GenerationConfig)}
+            typed = attrs.evolve(
+                typed or wire.GenerationConfig(), **{k: v for k, v in changes.items() if v is not None}
             )
-        merged = dict(raw)
-        merged = {_snake(k): v for k, v in merged.items()}
-        thinking = merged.pop("thinking_config", None)
-        if thinking is not None and "thinking" not in out:
-            out["thinking"] = thinking
-        affective = merged.pop("enable_affective_dialog", None)
-        if affective is not None and "enable_affective_dialog" not in out:
-            out["enable_affective_dialog"] = affective
-        merged.update(gen)
-        out["generation_config"] = merged
+        out["generation_config"] = typed
     if callbacks:
         existing = out.get("callbacks")
         if existing is not None:
@@ -564,8 +836,7 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
         if out["auth"].lstrip(":") == "vertex_ai":
             raise ConfigError("auth='vertex_ai': pass auth=VertexAI(project=..., token_provider=...) instead")
         out["auth"] = None  # the seed's :gemini means "key from the environment"
-    fields = {a.name for a in attrs.fields(SessionConfig) if a.init}
-    unknown = set(out) - fields
+    unknown = [name for name in out if name not in _OPTION_NAMES]
     if unknown:
-        raise ConfigError(f"unknown session option(s): {sorted(unknown)}")
+        raise ConfigError("; ".join(_unknown_option(name) for name in unknown))
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
 
 import attrs
 import trio
@@ -28,15 +28,15 @@ from livemesh.errors import (
     SetupRejectedError,
 )
 from livemesh.session.core.core import Opened
-from livemesh.session.links import Links, WholeConnection
+from livemesh.session.links import Links
 from livemesh.session.mover import move
 from livemesh.session.reader import HandleHook, decode, deliver_nowait, read
 from livemesh.session.writer import write
-from livemesh.transport import ConnectionLostError
+from livemesh.transport import Connection, ConnectionLostError
 
 __all__ = ["ConnectFn", "Connections"]
 
-ConnectFn = Callable[[str, list[tuple[str, str]]], Any]
+ConnectFn = Callable[[str, list[tuple[str, str]]], AbstractAsyncContextManager[Connection]]
 """``(url, headers) -> async context manager yielding a Connection`` (the transport seam)."""
 
 
@@ -111,8 +111,7 @@ class Connections:
         url = config.url(self.auth)
         headers = await live_headers(self.auth)
         handle = core.dial(trio.current_time())
-        async with self.connect(url, headers) as engine_conn:
-            conn, keepalive_task = _whole(engine_conn, core)
+        async with self.connect(url, headers) as conn:
             try:
                 try:
                     await self._handshake(conn, handle)
@@ -140,8 +139,6 @@ class Connections:
                     nursery.start_soon(self._guard, epoch, read(conn, links, self.on_handle))
                     nursery.start_soon(self._guard, epoch, write(conn, links))
                     nursery.start_soon(self._mover, epoch)
-                    if keepalive_task is not None:
-                        nursery.start_soon(self._guard, epoch, keepalive_task())
             if epoch.error is not None:
                 raise epoch.error
             if epoch.outcome is None:  # pragma: no cover - the epoch only ends via end()
@@ -162,7 +159,7 @@ class Connections:
         except LivemeshError as exc:
             epoch.end(error=exc)
 
-    async def _handshake(self, conn: WholeConnection, handle: str | None) -> None:
+    async def _handshake(self, conn: Connection, handle: str | None) -> None:
         links = self.links
         config = links.config
         setup = config.setup(self.auth, handle=handle)
@@ -194,78 +191,3 @@ class Connections:
                 plan.skipped,
                 plan.dropped_void,
             )
-
-
-# ---------------------------------------------------------------------------- interim
-
-class _PartialEngine:
-    """An engine without the whole Connection protocol (today's trio-websocket one: no
-    ``send_many``, ``send_fenced``, ``fence_result`` or ``set_keepalive``), completed here: several
-    sends for a batch, no fences (the core judges by timing then), and a keepalive task. Goes
-    once both engines implement the whole protocol."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self.last_activity = trio.current_time()
-        self.keepalive: tuple[float | None, float] = (None, 0.0)
-
-    @property
-    def close_info(self) -> Any:
-        return self._conn.close_info
-
-    @property
-    def arrived_after(self) -> float | None:
-        return self._conn.arrived_after  # type: ignore[no-any-return]
-
-    @property
-    def received_index(self) -> int:
-        return self._conn.received_index  # type: ignore[no-any-return]
-
-    async def send(self, data: bytes) -> None:
-        await self._conn.send(data)
-
-    async def send_many(self, frames: Any) -> None:
-        for data in frames:
-            await self._conn.send(data)
-
-    async def send_fenced(self, frames: Any) -> bytes:  # pragma: no cover - fences are off
-        raise AssertionError("this engine cannot fence")
-
-    def fence_result(self, token: bytes) -> int | None:
-        return None
-
-    async def receive(self) -> bytes | str:
-        raw = await self._conn.receive()
-        self.last_activity = trio.current_time()
-        return raw  # type: ignore[no-any-return]
-
-    async def ping(self) -> None:
-        await self._conn.ping()
-
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
-        self.keepalive = (interval, pong_timeout)
-
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        await self._conn.aclose(code, reason)
-
-
-def _whole(conn: Any, core: Any) -> tuple[WholeConnection, Callable[[], Awaitable[None]] | None]:
-    """``conn`` itself if its engine implements the whole protocol; else completed (interim)."""
-    if hasattr(conn, "send_fenced") and hasattr(conn, "set_keepalive"):
-        return conn, None
-    from livemesh.transport import keepalive
-
-    partial = _PartialEngine(conn)
-    core.proofs.disable()
-
-    async def keep_alive() -> None:
-        interval, pong_timeout = partial.keepalive
-        if interval is not None:
-            await keepalive(
-                partial,
-                interval=interval,
-                pong_timeout=pong_timeout,
-                last_activity=lambda: partial.last_activity,
-            )
-
-    return partial, keep_alive

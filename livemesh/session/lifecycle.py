@@ -58,7 +58,7 @@ class Lifecycle:
                 work, work_out = trio.open_memory_channel[ToolWork](config.max_running_tools)
                 links.tool_work = work
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(run_tools, links, work_out, links.outbox.clone(), tools)
+                    await nursery.start(run_tools, links, work_out, tools)
                     try:
                         await self.connections.run(started)
                     except LivemeshError as exc:

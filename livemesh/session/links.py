@@ -4,7 +4,7 @@
 
     user --send_*()--> [outbox] --> writer --> connection
     user <--async for-- [inbox] <-- reader <-- connection
-                        reader --> [tool work] --> tool runner --> [outbox] (the answers)
+                        reader --> [tool work] --> tool runner --> the core (the answers, ahead of input)
     every event --> SessionCore --> decisions (Links.apply)
 
 The channels are trio memory channels, bounded: ``outbox_size`` messages wait for the writer (a
@@ -20,8 +20,8 @@ still have held input to flush.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import attrs
 import trio
@@ -32,25 +32,7 @@ from livemesh.session.core import Outgoing, SessionCore
 from livemesh.session.core.core import CANCELS, CHANGED, LATENCY, MOVER, WRITER
 from livemesh.session.core.ledger import PendingCall
 
-__all__ = ["Links", "ToolWork", "WholeConnection"]
-
-class WholeConnection(Protocol):
-    """The :class:`~livemesh.transport.Connection` the session's tasks use: all of it, including
-    one-write batches, fenced writes, their pongs and the engine's own keepalive. (Until both
-    engines implement it, ``connections.py`` completes one that lacks part of it.)"""
-
-    @property
-    def arrived_after(self) -> float | None: ...
-    @property
-    def received_index(self) -> int: ...
-    async def send(self, data: bytes) -> None: ...
-    async def send_many(self, frames: Sequence[bytes]) -> None: ...
-    async def send_fenced(self, frames: Sequence[bytes]) -> bytes: ...
-    def fence_result(self, token: bytes) -> int | None: ...
-    async def receive(self) -> bytes | str: ...
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None: ...
-    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
-
+__all__ = ["Links", "ToolWork"]
 
 ToolWork: TypeAlias = PendingCall | list[wire.FunctionCall]
 """A call for a session-run tool, or calls for the ``on_tool_call`` callback."""

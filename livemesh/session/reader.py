@@ -14,7 +14,8 @@ from livemesh import wire
 from livemesh.errors import DecodeError, RemoteProtocolError
 from livemesh.session.callbacks import call_callback
 from livemesh.session.core.core import HANDLE, TOOLS
-from livemesh.session.links import Links, WholeConnection
+from livemesh.session.links import Links
+from livemesh.transport import Connection
 
 __all__ = ["HandleHook", "decode", "deliver_nowait", "read", "safe_callback"]
 
@@ -33,7 +34,7 @@ def decode(links: Links, raw: bytes | str) -> wire.ServerMessage:
         raise RemoteProtocolError(f"malformed server frame: {exc.reason}") from None
 
 
-async def read(conn: WholeConnection, links: Links, on_handle: HandleHook | None) -> None:
+async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> None:
     """Read until the connection ends (raises its error) or the task is cancelled."""
     core = links.core
     if links.stash is not None:

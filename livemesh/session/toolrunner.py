@@ -1,5 +1,9 @@
-"""The tool runner task: runs the calls the reader hands it, one cancel scope per call, and sends
-each answer back through the outbox.
+"""The tool runner task: runs the calls the reader hands it, one cancel scope per call, and hands
+each answer to the core for the writer (``Links.push``).
+
+Answers do not queue behind user input in the outbox: a BLOCKING call holds realtime input, and a
+user streaming audio fills the hold and then the outbox, so an answer behind them would wait for
+the hold its own arrival ends (a deadlock). The core sends answers ahead of user input anyway.
 
 It lives as long as the session (calls outlive a move: a call pending when the connection
 changes is answered on the next one, or dropped there if the resumed context never issued it),
@@ -17,7 +21,6 @@ from livemesh import wire
 from livemesh.errors import ConfigError
 from livemesh.session.builders import build_tool_response
 from livemesh.session.callbacks import call_callback
-from livemesh.session.core import Outgoing
 from livemesh.session.core.ledger import PendingCall
 from livemesh.session.links import Links, ToolWork
 from livemesh.session.reader import safe_callback
@@ -29,32 +32,22 @@ __all__ = ["run_tools"]
 async def run_tools(
     links: Links,
     work: trio.MemoryReceiveChannel[ToolWork],
-    answers: trio.MemorySendChannel[Outgoing | None],
     tools: dict[str, FunctionTool],
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run every call that arrives on ``work`` until the channel closes, then the ones running."""
-    async with answers, trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         task_status.started()
         async for item in work:
             if isinstance(item, PendingCall):
-                nursery.start_soon(_run_call, links, answers, item, tools[item.call.name or ""])
+                nursery.start_soon(_run_call, links, item, tools[item.call.name or ""])
             else:
-                nursery.start_soon(_run_callback_calls, links, answers, item)
-
-
-async def _send(answers: trio.MemorySendChannel[Outgoing | None], out: Outgoing) -> None:
-    try:
-        answers.send_nowait(out)
-    except trio.WouldBlock:
-        await answers.send(out)
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        pass  # the session is ending
+                nursery.start_soon(_run_callback_calls, links, item)
 
 
 async def _run_call(
-    links: Links, answers: trio.MemorySendChannel[Outgoing | None], pending: PendingCall, tool: FunctionTool
+    links: Links, pending: PendingCall, tool: FunctionTool
 ) -> None:
     core = links.core
     response: wire.FunctionResponse | None = None
@@ -71,13 +64,13 @@ async def _run_call(
         out = core.tool_done(pending.id, response, now)
     links.notify()
     if out is not None:
-        await _send(answers, out)
+        links.push(out)
     else:
         links.wake_writer()  # a BLOCKING call closed: held realtime input may go out
 
 
 async def _run_callback_calls(
-    links: Links, answers: trio.MemorySendChannel[Outgoing | None], calls: list[wire.FunctionCall]
+    links: Links, calls: list[wire.FunctionCall]
 ) -> None:
     callbacks = links.config.callbacks
     try:
@@ -104,4 +97,4 @@ async def _run_callback_calls(
     tool_response = out.message.tool_response
     responses = list(tool_response.function_responses or []) if tool_response else []
     for answer in links.core.callback_answers(responses, trio.current_time()):
-        await _send(answers, answer)
+        links.push(answer)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import trio
 
 from livemesh.session.core import Outgoing
-from livemesh.session.links import Links, WholeConnection
+from livemesh.session.links import Links
+from livemesh.transport import Connection
 
 __all__ = ["WRITE_BATCH", "write"]
 
@@ -25,7 +26,7 @@ def _take(links: Links, out: Outgoing | None) -> None:
         links.core.take(out)
 
 
-async def write(conn: WholeConnection, links: Links) -> None:
+async def write(conn: Connection, links: Links) -> None:
     """Write until cancelled (the connection's end); raises the connection's errors."""
     core, outbox = links.core, links.outbox_out
     open_ = True  # the outbox: senders (the user, the tool runner) may still put messages in it

@@ -9,7 +9,13 @@ from livemesh.wire.codec import decode_server as decode_server
 from livemesh.wire.codec import encode_client as encode_client
 from livemesh.wire.codec import encode_server as encode_server
 from livemesh.wire.codec import format_duration as format_duration
+from livemesh.wire.codec import merge_json as merge_json
 from livemesh.wire.codec import parse_duration as parse_duration
+from livemesh.wire.fields import UnknownKey as UnknownKey
+from livemesh.wire.fields import WireField as WireField
+from livemesh.wire.fields import unknown_fields as unknown_fields
+from livemesh.wire.fields import unknown_keys as unknown_keys
+from livemesh.wire.fields import wire_fields as wire_fields
 from livemesh.wire.helpers import audio_input as audio_input
 from livemesh.wire.helpers import client_content as client_content
 from livemesh.wire.helpers import extract_audio as extract_audio

@@ -1,14 +1,18 @@
 """The one converter between message classes and the Live API's JSON, and four entry points.
 
-Built once at import and never changed (STYLE.md habit 5). Design choices, all measured in
-``bench/codec.py``:
+Built once at import and never changed (cattrs' own advice: make your own converter). Design
+choices, all measured in ``bench/codec.py``:
 
 * cattrs generates one structure and one unstructure function per class; JSON is orjson;
   base64 is pybase64 (SIMD), which is what makes audio messages cheap.
 * Encoders write lowerCamelCase, omit absent (``None``) fields and write standard base64.
 * Decoders accept lowerCamelCase and snake_case at every level (the protobuf JSON parser does,
   and the official SDK sends ``{"client_content": {"turnComplete": ...}}``), standard and
-  URL-safe base64, int64 as string or number, and ignore unknown fields (forward compatibility).
+  URL-safe base64, int64 as string or number. A member no class models is kept verbatim in its
+  object's ``extra`` (forward compatibility without loss): it costs nothing when absent, one
+  small dict when present (``bench/codec.py`` measures both).
+* Encoders merge each object's ``extra`` into its JSON, so a field newer than livemesh can be
+  sent (see :func:`merge_json`).
 * Decoders are strict about types (a string where a bool belongs is an error, not ``True``) and
   raise only :class:`~livemesh.errors.DecodeError`, whose reason names the cause.
 """
@@ -30,6 +34,7 @@ import pybase64
 
 from livemesh.errors import DecodeError, EncodeError
 from livemesh.wire import messages as m
+from livemesh.wire.fields import wire_fields
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -46,11 +51,6 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Frames larger than this are refused before parsing (a bounded decoder)."""
 
 T = TypeVar("T")
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 # ----------------------------------------------------------------------------- scalar hooks
@@ -167,6 +167,21 @@ def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
     raise _type_error("a JSON object", value)
 
 
+def _structure_string_map(value: Any, _: Any) -> dict[str, str]:
+    if type(value) is not dict:
+        raise _type_error("a JSON object of strings", value)
+    for key, item in value.items():
+        if type(item) is not str:
+            raise _type_error("a string", item).at(key)
+    return value
+
+
+def _structure_null_value(value: Any, _: Any) -> str:
+    # JSON null never reaches a hook (the class function turns it into "NULL_VALUE"); a string is
+    # protobuf's other spelling of the enum, kept as is (forward compatible like every enum).
+    return _structure_str(value, str)
+
+
 def _structure_any(value: Any, _: Any) -> Any:
     return value
 
@@ -228,6 +243,8 @@ def _build_converter() -> cattrs.Converter:
     conv.register_structure_hook(m.Duration, _structure_duration)
     conv.register_unstructure_hook(m.Duration, format_duration)
     conv.register_structure_hook_func(lambda t: t == m.JSONObject, _structure_json_object)
+    conv.register_structure_hook_func(lambda t: t == m.StringMap, _structure_string_map)
+    conv.register_structure_hook(m.NullValue, _structure_null_value)
     conv.register_structure_hook_func(lambda t: t is Any, _structure_any)
     conv.register_structure_hook_factory(_is_optional, lambda t: _make_optional_hook(conv, t))
     conv.register_structure_hook_factory(
@@ -247,30 +264,14 @@ def _build_converter() -> cattrs.Converter:
 
 def _depth(cls: type, _seen: frozenset[type] = frozenset()) -> int:
     depth = 0
-    for field in attrs.fields(cls):
-        for inner in _nested_classes(field.type):
-            if inner not in _seen:
-                depth = max(depth, 1 + _depth(inner, _seen | {cls}))
+    for field in wire_fields(cls):
+        inner = field.message_class
+        if inner is not None and inner not in _seen:
+            depth = max(depth, 1 + _depth(inner, _seen | {cls}))
     return depth
 
 
-def _nested_classes(tp: Any) -> list[type]:
-    if isinstance(tp, type) and attrs.has(tp):
-        return [tp]
-    out: list[type] = []
-    for arg in getattr(tp, "__args__", ()):
-        out.extend(_nested_classes(arg))
-    return out
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if _is_optional(tp):
-        (inner,) = (arg for arg in tp.__args__ if arg is not type(None))
-        return inner
-    return tp
-
-
-_IDENTITY_TYPES: Final = (str, bool, int, float, Any, m.JSONObject)
+_IDENTITY_TYPES: Final = (str, bool, int, float, Any, m.JSONObject, m.StringMap, m.NullValue)
 
 
 def _register_class(conv: cattrs.Converter, cls: type) -> None:
@@ -282,51 +283,71 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     generate straight-line code per class, and we keep cattrs as the registry of hooks.
     """
     attrs.resolve_types(cls)
-    fields = attrs.fields(cls)
+    fields = wire_fields(cls)
+    has_extra = any(f.name == m.EXTRA for f in attrs.fields(cls))
+    defaults = [f.default for f in attrs.fields(cls) if f.name != m.EXTRA]
     name = cls.__name__
     globs: dict[str, Any] = {"_cl": cls, "_type_error": _type_error, "_DecodeError": DecodeError}
 
-    # Structure: walk only the keys present (messages are sparse: a Part sets one of nine fields),
-    # find each key's slot in a table holding both spellings (camelCase and snake_case), and call
-    # the class with positional arguments. Unknown keys are skipped (forward compatibility).
+    # Structure: make the object with its defaults (the C-level default arguments of attrs'
+    # __init__ are cheaper than passing every slot, and a Part has twenty), then walk only the
+    # keys present (messages are sparse), find each key's field in a table holding both spellings
+    # (camelCase and snake_case) and store the value through the slot's descriptor. A key that
+    # names no field is kept, verbatim, in the object's ``extra`` (forward compatibility: a field
+    # newer than livemesh stays reachable); a NullValue field turns JSON null into "NULL_VALUE"
+    # (present, unlike other nulls).
     index: dict[str, int] = {}
     for i, f in enumerate(fields):
-        index[_camel(f.name)] = i
+        index[f.json_name] = i
         index[f.name] = i
+    nulls = [i for i, f in enumerate(fields) if f.type is m.NullValue]
     globs["_index"] = index.get
-    globs["_hooks"] = tuple(conv.get_structure_hook(_unwrap_optional(f.type)) for f in fields)
-    globs["_types"] = tuple(_unwrap_optional(f.type) for f in fields)
-    defaults = ", ".join(f"d{i}" for i in range(len(fields)))
+    globs["_hooks"] = tuple(conv.get_structure_hook(f.type) for f in fields)
+    globs["_types"] = tuple(f.type for f in fields)
+    globs["_set"] = tuple(vars(cls)[f.name].__set__ for f in fields)
     s_lines = [
         f"def structure_{name}(o, _=None):",
         "  if type(o) is not dict:",
         f"    raise _type_error('a JSON object for {name}', o)",
-        f"  a = [{defaults}]",
+        "  r = _cl()",
+        "  ex = None",
         "  for k, v in o.items():",
         "    i = _index(k)",
-        "    if i is not None and v is not None:",
+        "    if i is None:",
+        "      if ex is None:",
+        "        ex = {}",
+        "      ex[k] = v",
+        "    elif v is not None:",
         "      try:",
-        "        a[i] = _hooks[i](v, _types[i])",
+        "        _set[i](r, _hooks[i](v, _types[i]))",
         "      except _DecodeError as e:",  # zero-cost unless raised (3.11): the path for free
         "        raise e.at(k) from None",
-        "  return _cl(*a)",
     ]
+    if nulls:
+        globs["_nulls"] = frozenset(nulls)
+        s_lines += ["    elif i in _nulls:", "      _set[i](r, 'NULL_VALUE')"]
+    if has_extra:
+        globs["_set_extra"] = vars(cls)[m.EXTRA].__set__
+        s_lines += ["  if ex is not None:", "    _set_extra(r, ex)"]
+    s_lines.append("  return r")
+
     u_lines = [f"def unstructure_{name}(obj):", "  res = {}"]
     for i, f in enumerate(fields):
-        tp = _unwrap_optional(f.type)
-        key = _camel(f.name)
-        globs[f"t{i}"] = tp
-        globs[f"d{i}"] = f.default
-        if tp in _IDENTITY_TYPES or tp == list[str]:
+        globs[f"d{i}"] = defaults[i]
+        if f.type in _IDENTITY_TYPES or f.type == list[str]:
             value = "v"
         else:
-            globs[f"uh{i}"] = conv.get_unstructure_hook(tp)
+            globs[f"uh{i}"] = conv.get_unstructure_hook(f.type)
             value = f"uh{i}(v)"
         # Absent is None; a non-None default (b"" for Blob.data) is omitted too, as protobuf does.
-        present = "v is not None" if f.default is None else f"v is not None and v != d{i}"
+        present = "v is not None" if defaults[i] is None else f"v is not None and v != d{i}"
         u_lines.append(f"  v = obj.{f.name}")
         u_lines.append(f"  if {present}:")
-        u_lines.append(f"    res[{key!r}] = {value}")
+        u_lines.append(f"    res[{f.json_name!r}] = {value}")
+    if has_extra:
+        # Members livemesh does not model, written verbatim (nested objects merged key by key).
+        globs["_merge"] = merge_json
+        u_lines += ["  v = obj.extra", "  if v:", "    return _merge(res, v)"]
     u_lines.append("  return res")
 
     namespace: dict[str, Any] = {}
@@ -334,6 +355,29 @@ def _register_class(conv: cattrs.Converter, cls: type) -> None:
     exec(compile("\n".join(u_lines), f"<livemesh unstructure {name}>", "exec"), globs, namespace)
     conv.register_structure_hook(cls, namespace[f"structure_{name}"])
     conv.register_unstructure_hook(cls, namespace[f"unstructure_{name}"])
+
+
+def merge_json(base: dict[str, Any], extra: Any) -> dict[str, Any]:
+    """``base`` with ``extra``'s members merged in: objects merged key by key (recursively), any
+    other value of ``extra`` replacing ``base``'s. Neither argument is modified.
+
+    Args:
+        base: A JSON object (what livemesh writes for a message).
+        extra: The members to merge (a message's ``extra``).
+
+    Returns:
+        A new JSON object.
+
+    Raises:
+        EncodeError: ``extra`` is not a JSON object.
+    """
+    if type(extra) is not dict:
+        raise EncodeError(f"extra must be a JSON object, not {type(extra).__name__}")
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = merge_json(old, value) if type(old) is dict and type(value) is dict else value
+    return out
 
 
 def _make_list_unstructure_hook(conv: cattrs.Converter, item_type: Any) -> Callable[[Any], Any]:
@@ -382,7 +426,8 @@ def _dumps(hook: Callable[[Any], Any], message: Any) -> bytes:
 
 def _load(data: bytes | str, max_size: int) -> dict[str, Any]:
     # A str frame is measured in UTF-8 bytes, as the wire carried it (cheap for ASCII JSON).
-    size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode("utf-8", "replace"))
+    # bytes-like frames (the WebSocket engines may hand over a bytearray) are measured as they are
+    size = len(data) if not isinstance(data, str) or data.isascii() else len(data.encode("utf-8", "replace"))
     if size > max_size:
         raise DecodeError(f"frame of {size} bytes exceeds the limit of {max_size}")
     try:

@@ -20,6 +20,7 @@ import pybase64
 
 from livemesh.errors import ConfigError, DecodeError
 from livemesh.wire import messages as m
+from livemesh.wire.fields import unknown_keys
 
 __all__ = [
     "TurnLike",
@@ -144,6 +145,9 @@ def _to_content(turn: object, index: int) -> m.Content:
         # Local import: codec imports messages, and helpers must stay importable from wire/__init__.
         from livemesh.wire.codec import converter
 
+        unknown = unknown_keys(turn, m.Content)
+        if unknown:
+            raise ConfigError(f"turn {index}: " + "; ".join(map(str, unknown)))
         try:
             content = converter.structure(_to_wire_json(turn), m.Content)
         except DecodeError as exc:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 import trio
 
 from livemesh.bench import cli, report
+from livemesh.emulator import EmulatorConfig, open_emulator
 
 
 async def _bench(tmp_path: Path, *args: str) -> tuple[int, str, dict[str, object]]:
@@ -159,3 +163,103 @@ def test_runner_failure_is_reported_not_raised(
     monkeypatch.setattr(cli, "run_client", failing)
     assert cli.run(_args(sessions=1, duration=1.0)) == 1
     assert "boom" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process on the machine: pid -> (session id, command line)."""
+    found: dict[int, tuple[int, str]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                session = int(f.read().rsplit(b")", 1)[1].split()[3])
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue  # it ended while we looked
+        found[int(entry.name)] = (session, cmdline)
+    return found
+
+
+def _in_session(session: int) -> list[str]:
+    return [cmdline for sid, cmdline in _processes().values() if sid == session]
+
+
+async def _run_in_new_session(
+    command: list[str],
+    nursery: trio.Nursery,
+    done: list[subprocess.CompletedProcess[bytes]],
+    **kwargs: object,
+) -> trio.Process:
+    async def run(*, task_status: trio.TaskStatus[trio.Process]) -> None:
+        done.append(
+            await trio.run_process(
+                command,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                start_new_session=True,
+                task_status=task_status,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        )
+
+    process: trio.Process = await nursery.start(run)
+    return process
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def test_ctrl_c_prints_interrupted_exits_130_and_leaves_nothing_behind() -> None:
+    """A real SIGINT to the bench's process group, as a terminal's Ctrl-C sends it, while the
+    emulator process and a client process run."""
+    done: list[subprocess.CompletedProcess[bytes]] = []
+    command = [sys.executable, "-m", "livemesh", "bench", "--sessions", "4", "--duration", "60"]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            # As a terminal starts it: a suite run in the background (a CI step may be) passes
+            # SIGINT on ignored, and an ignored SIGINT stays ignored in the bench's processes.
+            bench = await _run_in_new_session(command, nursery, done, preexec_fn=_default_sigint)
+            # Another process tree has nothing to wait on: look every 50 ms until the client runs.
+            while True:
+                if any("livemesh.bench.livemesh_client" in c for c in _in_session(bench.pid)):
+                    break
+                await trio.sleep(0.05)
+            os.killpg(bench.pid, signal.SIGINT)
+    [result] = done
+    out = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 130, out
+    assert "interrupted" in result.stderr.decode()
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    assert _in_session(bench.pid) == []  # no emulator or client process left: their sockets with them
+    port = int(result.stderr.decode().split("emulator: ws://127.0.0.1:", 1)[1].split()[0].rstrip(","))
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+async def test_no_child_process_gets_the_api_key_on_its_command_line() -> None:
+    """``--url`` with GEMINI_API_KEY set: the key reaches the client process (it must, to connect),
+    but never on a command line, which any local user can read."""
+    sentinel = "AIza-SENTINEL-" + os.urandom(6).hex()
+    env = {**os.environ, "GEMINI_API_KEY": sentinel}
+    seen: list[str] = []
+    done: list[subprocess.CompletedProcess[bytes]] = []
+    async with open_emulator(EmulatorConfig(api_keys=frozenset({sentinel}))) as emu:
+        command = [sys.executable, "-m", "livemesh", "bench", "--url", emu.url, "--sessions", "2"]
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                bench = await _run_in_new_session([*command, "--duration", "1"], nursery, done, env=env)
+                while not done:
+                    seen.extend(_in_session(bench.pid))
+                    await trio.sleep(0.01)  # sampling other processes' command lines while they run
+    [result] = done
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert any("livemesh.bench.livemesh_client" in c for c in seen)  # the client was sampled
+    assert not [c for c in seen if sentinel in c]
+    assert sentinel not in result.stdout.decode() + result.stderr.decode()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import trio
+
+from livemesh.bench import livemesh_client
 from livemesh.bench import workload as wl
 from livemesh.bench.workload import Check, WorkloadSpec
+from livemesh.emulator import EmulatorConfig, ServiceLimits, open_emulator
 
 
 def test_plans_are_seeded_and_mixed() -> None:
@@ -89,3 +93,27 @@ def test_tool_reply_check() -> None:
     reply = 'lookup returned {"n": 12, "ok": true, "sid": 3}'
     assert wl.tool_reply_ok(reply, 3, 12)
     assert not wl.tool_reply_ok(reply, 3, 1)
+
+
+def test_turns_the_sliding_window_cut_count_as_consumed() -> None:
+    check = Check("text", 4, labels=["s4-t1", "s4-t2", "s4-t3"])
+    cut, kept = [wl.text_turn(4, 1, 10)], [wl.text_turn(4, 2, 10), wl.text_turn(4, 3, 10)]
+    assert wl.check_stats(check, _stats(compressed_texts=cut, texts=kept)).problems == ()
+    doubled = wl.check_stats(check, _stats(compressed_texts=[*cut, *cut], texts=kept))
+    assert (doubled.lost, doubled.duplicated) == (0, 1)  # a double is caught across the cut too
+
+
+async def test_a_closed_loop_text_session_outlives_the_context_window() -> None:
+    """The bench's text sessions answer hundreds of turns a second: without compression any
+    context window fills within seconds and the service ends the session (1007). With a window of
+    400 tokens (about ten turns) every machine fills it many times over in the same run."""
+    limits = ServiceLimits(context_window_native_audio=400)
+    async with open_emulator(EmulatorConfig(limits=limits)) as emu:
+        spec = WorkloadSpec(
+            url=emu.url, workload="text", sessions=2, duration_s=1, start_spread_s=0, progress_interval_s=9
+        )
+        with trio.fail_after(30):
+            out = await livemesh_client.amain(spec)
+    result = out["result"]
+    assert result["turns"] > 50, result  # the window was filled several times over
+    assert (result["lost"], result["duplicated"], result["errors"]) == (0, 0, 0), out["details"]

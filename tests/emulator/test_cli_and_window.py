@@ -65,6 +65,8 @@ async def test_sliding_window_keeps_the_newest_turns() -> None:
             assert 1 <= len(kept) < 10 and kept == [f"turn number {n}" for n in range(10 - len(kept), 10)]
             stats = await c.ask_json("stats")
             assert stats["compressions"] >= 1 and stats["turns"] == 10
+            # what was cut is still accounted for: every turn consumed, once, in order
+            assert stats["compressed_texts"] + stats["texts"] == [f"turn number {n}" for n in range(10)]
 
 
 async def test_window_overflow_without_compression_ends_the_session() -> None:
@@ -72,4 +74,7 @@ async def test_window_overflow_without_compression_ends_the_session() -> None:
     with trio.fail_after(5):
         async with open_emulator(EmulatorConfig(limits=limits)) as emu, connect(emu, text_setup()) as c:
             await c.say("x" * 400)
-            assert await sleep_until_closed(c) == (1007, "Request contains an invalid argument.")
+            code, reason = await sleep_until_closed(c)
+            assert code == 1007
+            assert reason.startswith("The input token count (")
+            assert reason.endswith("exceeds the maximum number of tokens allowed (50).")

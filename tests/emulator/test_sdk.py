@@ -195,6 +195,8 @@ async def test_model_listing(ca_file: str) -> None:
         models = await in_asyncio(scenario)
         assert "bidiGenerateContent" in models[f"models/{MODEL}"]
         assert "bidiGenerateContent" not in models["models/gemini-2.5-flash"]
+        assert models["models/gemini-3.8-live"] == ["countTokens", "bidiGenerateContent"]  # Live only
+        assert next(iter(models)) == "models/gemini-3.8-live"  # current models first
 
 
 @pytest.mark.parametrize(
@@ -248,3 +250,102 @@ async def test_vertex_express_transparent_resumption(ca_file: str) -> None:
 
         indices = await in_asyncio(scenario)
         assert indices[0] == -1 and indices[-1] == 1
+
+
+# ----------------------------------------------------------------------------- gemini-3.8-live
+
+CURRENT = "gemini-3.8-live"
+
+
+async def test_current_model_audio_turn_ends_with_interaction_status_idle(ca_file: str) -> None:
+    speech = array.array("h", (int(6000 * math.sin(i / 5)) for i in range(16_000 // 2))).tobytes()
+
+    async with open_emulator(tls_config(ca_file)) as emu:
+
+        async def scenario() -> tuple[list[types.LiveServerMessage], str, int]:
+            config = types.LiveConnectConfig(
+                response_modalities=["AUDIO"],
+                output_audio_transcription=types.AudioTranscriptionConfig(language_codes=["en-US"]),
+            )
+            async with sdk(emu).aio.live.connect(model=CURRENT, config=config) as session:
+                for start in range(0, len(speech), 3200):
+                    blob = types.Blob(data=speech[start : start + 3200], mime_type="audio/pcm;rate=16000")
+                    await session.send_realtime_input(audio=blob)
+                await session.send_realtime_input(audio_stream_end=True)
+                messages = await collect_turn(session)  # receive() stops at interactionStatus IDLE
+                said = "".join(
+                    m.server_content.output_transcription.text or ""
+                    for m in messages
+                    if m.server_content and m.server_content.output_transcription
+                )
+                together = sum(
+                    1
+                    for m in messages
+                    if m.data and m.server_content and m.server_content.output_transcription
+                )
+                return messages, said, together
+
+        messages, said, together = await in_asyncio(scenario)
+        last = messages[-1].server_content
+        assert last is not None and last.turn_complete
+        assert last.interaction_status == types.InteractionStatus.IDLE
+        assert said == "You said: [audio 0.50s, 16000 bytes]"
+        assert together >= 2  # audio and its transcription in one message
+
+
+async def test_current_model_tool_call_is_non_blocking_by_default(ca_file: str) -> None:
+    async with open_emulator(tls_config(ca_file)) as emu:
+
+        async def scenario() -> tuple[str, str]:
+            config = types.LiveConnectConfig(
+                response_modalities=["AUDIO"],
+                output_audio_transcription=types.AudioTranscriptionConfig(),
+                tools=[types.Tool(function_declarations=[types.FunctionDeclaration(name="lookup")])],
+            )
+            said, before_answer = "", ""
+            async with sdk(emu).aio.live.connect(model=CURRENT, config=config) as session:
+                await session.send_client_content(
+                    turns={"role": "user", "parts": [{"text": 'call lookup {"q": 1}'}]}
+                )
+                call = None
+                async for message in session.receive():  # one interaction: until IDLE
+                    content = message.server_content
+                    if message.tool_call:
+                        (call,) = message.tool_call.function_calls or []
+                    if content and content.output_transcription:
+                        said += content.output_transcription.text or ""
+                    if content and content.turn_complete and call is not None and not before_answer:
+                        assert content.interaction_status == types.InteractionStatus.IN_PROGRESS
+                        before_answer = said  # the model went on talking while the call was open
+                        response = types.FunctionResponse(id=call.id, name=call.name, response={"a": 2})
+                        await session.send_tool_response(function_responses=[response])
+            return before_answer, said
+
+        before_answer, said = await in_asyncio(scenario)
+        assert before_answer == "Calling lookup."
+        assert said == 'Calling lookup.lookup returned {"a": 2}'
+
+
+@pytest.mark.filterwarnings("ignore:Setting .LiveConnectConfig.generation_config. is deprecated")
+async def test_current_model_refuses_an_unknown_setup_field_with_the_services_code(ca_file: str) -> None:
+    """The SDK sends ``generation_config.model_selection_config`` under its Python name on the
+    Gemini API (the API's is ``modelConfig``): the service refuses the name it does not know."""
+    async with open_emulator(tls_config(ca_file)) as emu:
+
+        async def scenario() -> tuple[int, str]:
+            config = types.LiveConnectConfig(
+                response_modalities=["AUDIO"],
+                generation_config=types.GenerationConfig(
+                    model_selection_config=types.ModelSelectionConfig(feature_selection_preference="BALANCED")
+                ),
+            )
+            try:
+                async with sdk(emu).aio.live.connect(model=CURRENT, config=config) as session:
+                    await collect_turn(session)
+            except errors.APIError as exc:
+                return exc.code, str(exc)
+            return 0, ""
+
+        code, text = await in_asyncio(scenario)
+        assert code == 1007
+        assert 'Unknown name "model_selection_config"' in text

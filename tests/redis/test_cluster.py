@@ -10,13 +10,16 @@ import trio
 
 from livemesh.pool.handles import StoredHandle
 from livemesh.redis import RedisBackend, RedisHandleStore, open_ownership, open_quota
-from tests.redis.conftest import RedisServer
+from tests.redis.conftest import RedisServer, redis_binary
 from tests.redis.helpers import eventually
 
 
 def _cluster_ok(server: RedisServer) -> bool:
     out = subprocess.run(
-        ["redis-cli", "-p", str(server.port), "cluster", "info"], capture_output=True, timeout=10, check=True
+        [redis_binary("redis-cli"), "-p", str(server.port), "cluster", "info"],
+        capture_output=True,
+        timeout=10,
+        check=True,
     )
     return b"cluster_state:ok" in out.stdout
 

@@ -15,12 +15,13 @@ from livemesh.auth import (
     ApiKey,
     EphemeralToken,
     VertexAI,
+    bearer_token,
     google_auth_token_provider,
     redact,
     resolve_auth,
     secrets_of,
 )
-from livemesh.errors import ConfigError
+from livemesh.errors import AuthError, ConfigError
 
 SENTINEL = "SENTINEL-KEY-9f3a1c"
 
@@ -115,7 +116,7 @@ def test_redact_and_secrets_of() -> None:
     token = EphemeralToken("auth_tokens/" + SENTINEL)
     assert secrets_of(ApiKey(SENTINEL)) == (SENTINEL,)
     assert set(secrets_of(token)) == {"auth_tokens/" + SENTINEL, SENTINEL}
-    assert secrets_of(VertexAI(project="p", token_provider=_token)) == ()
+    assert secrets_of(VertexAI(project="p", token_provider=_token)) == ()  # no token issued yet
     text = f"bad key {SENTINEL} in auth_tokens/{SENTINEL}"
     scrubbed = redact(text, *secrets_of(token))
     assert SENTINEL not in scrubbed
@@ -150,6 +151,35 @@ class FakeCredentials:
         self.requests.append(request)
         self.token = f"ya29.fake{self.refreshes}"
         self.valid = True
+
+
+async def test_vertex_bearer_tokens_are_remembered_for_redaction_never_shown() -> None:
+    issued = iter(f"ya29.token-{n}" for n in range(20))
+
+    async def provider() -> str:
+        return next(issued)
+
+    vertex = VertexAI(project="p", token_provider=provider)
+    first = await bearer_token(vertex)
+    assert secrets_of(vertex) == (first,)
+    for _ in range(19):
+        await bearer_token(vertex)
+    assert secrets_of(vertex)[-1] == "ya29.token-19" and len(secrets_of(vertex)) == 8  # the newest few
+    assert "ya29" not in repr(vertex) and "ya29" not in str(vertex)
+    assert vertex == VertexAI(project="p", token_provider=provider)  # not part of equality
+    text = redact("Request had invalid authentication credentials: Bearer ya29.token-19", *secrets_of(vertex))
+    assert text == "Request had invalid authentication credentials: Bearer <redacted>"
+
+
+@pytest.mark.parametrize("returned", ["", "two words", None])
+async def test_a_bad_vertex_token_is_an_auth_error_without_its_text(returned: object) -> None:
+    async def provider() -> object:
+        return returned
+
+    vertex = VertexAI(project="p", token_provider=provider)  # type: ignore[arg-type]
+    with pytest.raises(AuthError, match="empty or malformed"):
+        await bearer_token(vertex)
+    assert secrets_of(vertex) == ()
 
 
 async def test_google_auth_provider_refreshes_only_when_invalid() -> None:

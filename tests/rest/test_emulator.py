@@ -118,7 +118,7 @@ async def test_resolution_prefers_newer_models_when_listed() -> None:
             image = await resolver.resolve("image", KEY)
             assert (text, audio, image) == (
                 "gemini-live-2.5-flash-preview",
-                "gemini-3.1-flash-live-preview",
+                "gemini-3.8-live",
                 FALLBACK_MODELS["image"],
             )
             assert resolver.fetches == 1

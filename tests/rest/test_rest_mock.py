@@ -206,6 +206,9 @@ def test_choose_model() -> None:
     assert choose_model("text", both[:1]) == "gemini-2.0-flash-live-001"
     audio = ["gemini-2.5-flash-native-audio-preview-09-2025", "gemini-2.5-flash-native-audio-latest"]
     assert choose_model("audio", audio) == "gemini-2.5-flash-native-audio-latest"
+    current = ["models/gemini-3.1-flash-live-preview", "models/gemini-3.8-live", *audio]
+    assert choose_model("audio", current) == "gemini-3.8-live"  # the current model first
+    assert choose_model("text", current) == "gemini-2.0-flash-exp"  # 3.8 answers in audio only
     assert choose_model("audio", audio, preferred={"audio": ("mine",)}, fallback={"audio": "fb"}) == "fb"
     with pytest.raises(ConfigError, match="kind"):
         choose_model("video", [])  # type: ignore[arg-type]

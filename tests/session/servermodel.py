@@ -8,8 +8,7 @@ any amount behind the write), when the model speaks, when handles come, when the
 drops, when a goAway comes and with what notice. So every interleaving the test can generate is
 one the real service could produce.
 
-The rules it follows are the service's as documented (LIVE_API_NOTES sections 1-2) and as the
-emulator plays them:
+The rules it follows are the service's as documented and as the emulator plays them:
 
 * A user text turn (``clientContent`` with ``turnComplete``) starts a model turn; a turn starting
   while another is in progress interrupts it (``interrupted``, its calls cancelled, its

@@ -3,17 +3,19 @@ arguments at the call, and secrets that never leak."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 import trio
 
 from livemesh.auth import ApiKey
-from livemesh.emulator import EmulatorConfig, FaultConfig, open_emulator
+from livemesh.emulator import EmulatorConfig, FaultConfig, ServiceLimits, open_emulator
 from livemesh.emulator.app import Emulator
 from livemesh.errors import (
     AuthError,
     ConfigError,
+    ContextWindowError,
     LocalProtocolError,
     QuotaError,
     ReconnectError,
@@ -193,3 +195,28 @@ async def test_a_server_that_never_answers_setup_is_retried_then_given_up() -> N
                     pass  # pragma: no cover
             nursery.cancel_scope.cancel()
     assert attempts == 3
+
+
+async def test_a_context_past_its_window_ends_with_a_context_window_error() -> None:
+    """Without compression the service ends a session whose context outgrew the model's window:
+    the error says so (it is not a setup rejection, and resuming would only repeat it)."""
+    limits = ServiceLimits(context_window_default=200)
+    async with open_emulator(EmulatorConfig(limits=limits)) as emu:
+        with trio.fail_after(10), pytest.raises(ContextWindowError) as info:
+            async with open_session(make_config(emu)) as session:
+                for n in range(100):  # ~12 tokens a turn: the window is full long before the end
+                    await session.ask(f"turn number {n} of a long conversation")
+        assert info.value.code == 1007
+        assert "context window" in str(info.value) and "context_window_compression" in str(info.value)
+        assert not isinstance(info.value, SetupRejectedError)
+        # The same conversation with compression is unlimited: the oldest turns are cut instead.
+        config = make_config(emu, context_window_compression={"sliding_window": {}})
+        with trio.fail_after(10):
+            async with open_session(config) as session:
+                for n in range(100):
+                    await session.ask(f"turn number {n} of a long conversation")
+                stats = json.loads(await session.ask("stats"))
+        assert stats["compressions"] >= 1
+        assert stats["compressed_texts"] + stats["texts"] == [
+            f"turn number {n} of a long conversation" for n in range(100)
+        ]

@@ -80,7 +80,18 @@ class _StuckConnection:
 
     received_index = -1
 
-    async def fence(self) -> None:
+    async def send_many(self, frames: list[bytes]) -> None:
+        await self.send(frames[0])
+
+    async def send_fenced(self, frames: list[bytes]) -> bytes:
+        if frames:
+            await self.send(frames[0])
+        return b"fence"
+
+    def fence_result(self, token: bytes) -> int | None:
+        return None
+
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
         return None
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:

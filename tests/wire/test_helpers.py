@@ -18,6 +18,7 @@ from livemesh.errors import ConfigError
 from livemesh.wire import helpers as h
 from livemesh.wire import messages as m
 from tests.wire import strategies as s
+from tests.wire.sdk_strategies import SDK_TYPES
 from tests.wire.wirejson import rewrite, snake, to_wire
 
 PROPS = settings(max_examples=40, deadline=None)
@@ -32,7 +33,7 @@ def _sdk_receive(message: m.ServerMessage) -> types.LiveServerMessage:
 
 
 @PROPS
-@given(s.server_messages("sdk"))
+@given(SDK_TYPES.server_messages())
 def test_extract_text_matches_the_sdk_text_property(message: m.ServerMessage) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the SDK warns once about non-text parts
@@ -123,7 +124,7 @@ def test_client_content_from_a_string_is_the_sdk_docstring_example(text: str, tu
 
 
 @PROPS
-@given(st.lists(s.messages(m.Content), min_size=1, max_size=3), st.booleans())
+@given(st.lists(s.KNOWN.messages(m.Content), min_size=1, max_size=3), st.booleans())
 def test_client_content_from_turn_dicts_in_either_spelling(
     turns: list[m.Content], turn_complete: bool
 ) -> None:
@@ -137,6 +138,13 @@ def test_client_content_from_turn_dicts_in_either_spelling(
     if len(turns) == 1:
         assert h.client_content(turns[0], turn_complete=turn_complete) == expected
         assert h.client_content(camel_dicts[0], turn_complete=turn_complete) == expected
+
+
+def test_client_content_names_unknown_keys_in_turn_dicts() -> None:
+    with pytest.raises(ConfigError, match=r"turn 1: unknown key 'parts\[0\]\.txt' \(did you mean 'text'\?\)"):
+        h.client_content([{"parts": [{"text": "a"}]}, {"parts": [{"txt": "b"}]}])
+    with pytest.raises(ConfigError, match="unknown key 'rol'"):
+        h.client_content({"rol": "user", "parts": []})
 
 
 def test_client_content_seed_examples() -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from livemesh import wire
 from livemesh.errors import DecodeError
 from livemesh.wire import messages as m
+from livemesh.wire.fields import wire_fields
 from tests.wire import strategies as s
 from tests.wire.wirejson import canonical, rewrite, snake, to_wire
 
@@ -25,9 +26,9 @@ FAST = settings(max_examples=40, deadline=None)
 def test_strategies_cover_every_field() -> None:
     """Every field type of every message class has a strategy (fails when a new type appears)."""
     for cls in s.MESSAGE_CLASSES:
-        for name, tp in s.field_types(cls).items():
-            s.for_field(cls, name, tp, "wire")
-            s.for_field(cls, name, tp, "sdk")
+        for field in wire_fields(cls):
+            s.WIRE.for_field(cls, field)
+            s.KNOWN.for_field(cls, field)
 
 
 @pytest.mark.parametrize("cls", s.MESSAGE_CLASSES, ids=lambda c: c.__name__)
@@ -232,14 +233,55 @@ def test_empty_marker_objects_encode_as_empty_objects() -> None:
     }
 
 
-def test_unknown_fields_are_ignored_at_every_level() -> None:
+def test_unknown_fields_are_kept_at_every_level_and_written_back() -> None:
     frame = {
         "serverContent": {
             "modelTurn": {"parts": [{"text": "hi", "newPartField": {"x": 1}}], "futureField": 2}
         },
-        "brandNewMessage": {"a": 1},
+        "brandNewMessage": {"a": 1, "b": None},
     }
     message = wire.decode_server(orjson.dumps(frame))
     assert message == m.ServerMessage(
-        server_content=m.ServerContent(model_turn=m.Content(parts=[m.Part(text="hi")]))
+        server_content=m.ServerContent(
+            model_turn=m.Content(
+                parts=[m.Part(text="hi", extra={"newPartField": {"x": 1}})], extra={"futureField": 2}
+            )
+        ),
+        extra={"brandNewMessage": {"a": 1, "b": None}},
     )
+    assert wire.unknown_fields(message) == [
+        ("brandNewMessage", {"a": 1, "b": None}),
+        ("serverContent.modelTurn.futureField", 2),
+        ("serverContent.modelTurn.parts[0].newPartField", {"x": 1}),
+    ]
+    assert canonical(orjson.loads(wire.encode_server(message))) == canonical(frame)
+    brand_new = wire.decode_server(b'{"brandNewMessage": {}}')  # a kind livemesh does not know yet
+    assert brand_new.kind == "" and brand_new.extra == {"brandNewMessage": {}}
+
+
+def test_extra_is_merged_into_the_json_object_by_object() -> None:
+    """The escape hatch: members merged verbatim, nested objects key by key, nothing mutated."""
+    args = {"q": 1}
+    extra = {"generationConfig": {"newKnob": {"level": 2}}, "brandNewSetting": [1, 2]}
+    setup = m.Setup(
+        model="models/x",
+        generation_config=m.GenerationConfig(temperature=0.5),
+        tools=[m.Tool(function_declarations=[m.FunctionDeclaration(name="f", parameters=args)])],
+        extra=extra,
+    )
+    sent = orjson.loads(wire.encode_client(m.ClientMessage(setup=setup)))
+    assert sent["setup"]["generationConfig"] == {"temperature": 0.5, "newKnob": {"level": 2}}
+    assert sent["setup"]["brandNewSetting"] == [1, 2]
+    assert extra == {"generationConfig": {"newKnob": {"level": 2}}, "brandNewSetting": [1, 2]}
+    assert args == {"q": 1}
+
+
+def test_a_null_value_is_present_not_absent() -> None:
+    """protobuf writes NullValue as JSON null: a streamed null argument must not vanish."""
+    call = b'{"id": "1", "partialArgs": [{"jsonPath": "$.a", "nullValue": null}]}'
+    frame = b'{"toolCall": {"functionCalls": [' + call + b"]}}"
+    message = wire.decode_server(frame)
+    assert message.tool_call is not None and message.tool_call.function_calls is not None
+    (arg,) = message.tool_call.function_calls[0].partial_args or []
+    assert arg == m.PartialArg(json_path="$.a", null_value=m.NullValue("NULL_VALUE"))
+    assert wire.decode_server(wire.encode_server(message)) == message

@@ -36,9 +36,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from livemesh import wire
+from livemesh.wire import coverage
 from livemesh.wire import messages as m
 from tests.wire import strategies as s
-from tests.wire.wirejson import canonical, rewrite, to_wire
+from tests.wire.sdk_strategies import SDK_SENDS, SDK_TYPES, sdk_setup_frame
+from tests.wire.wirejson import canonical, field_types, rewrite, to_wire
 
 SDK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -68,7 +70,7 @@ def _sdk_dump(obj: Any) -> dict[str, Any]:
 
 
 @SDK
-@given(s.client_messages("sdk"))
+@given(SDK_TYPES.client_messages())
 def test_every_client_frame_is_a_valid_sdk_live_client_message(message: m.ClientMessage) -> None:
     sdk_message = types.LiveClientMessage.model_validate_json(wire.encode_client(message))
     _same_content(to_wire(message), m.ClientMessage, _sdk_dump(sdk_message))
@@ -88,28 +90,33 @@ def test_realtime_input_config_is_sent_by_the_sdk_but_missing_from_its_setup_typ
 
 
 def _py(obj: Any) -> Any:
-    """A message as the Python dict an SDK user would write: snake_case keys, raw bytes, ints."""
+    """A message as the Python dict an SDK user would write: snake_case keys, raw bytes, ints,
+    durations as protobuf strings (the SDK types them ``str``)."""
     if attrs.has(type(obj)):
-        types_ = s.field_types(type(obj))
-        out = {}
+        types_ = field_types(type(obj))
+        out: dict[str, Any] = {}
         for field in attrs.fields(type(obj)):
             value = getattr(obj, field.name)
-            if value is None or (field.default is not attrs.NOTHING and value == field.default):
+            if field.name == m.EXTRA or value is None:
                 continue
-            out[field.name] = _py_value(value, types_[field.name])
+            if field.default is not attrs.NOTHING and value == field.default:
+                continue
+            tp = types_[field.name]
+            if field.name == "type" and type(obj) is m.VoiceActivity:
+                out["voice_activity_type"] = value
+            elif tp is m.Duration:
+                out[field.name] = protobuf_duration(round(value * 1e9))
+            elif isinstance(value, list):
+                out[field.name] = [_py(v) for v in value]
+            else:
+                out[field.name] = _py(value)
         return out
     return obj
 
 
-def _py_value(value: Any, tp: Any) -> Any:
-    if isinstance(value, list):
-        return [_py(v) for v in value]
-    return _py(value)
-
-
 CLIENT_CONTENTS = st.builds(
     m.ClientContent,
-    turns=st.one_of(st.none(), st.lists(s.messages(m.Content, "sdk"), min_size=1, max_size=3)),
+    turns=st.one_of(st.none(), st.lists(SDK_SENDS.messages(m.Content), min_size=1, max_size=3)),
     turn_complete=st.one_of(st.none(), st.booleans()),
 )
 
@@ -177,7 +184,8 @@ FUNCTION_RESPONSES = st.builds(
     name=st.one_of(st.none(), s.TEXT),
     response=st.one_of(st.none(), s.JSON_OBJECTS),
     will_continue=st.one_of(st.none(), st.booleans()),
-    scheduling=st.one_of(st.none(), st.sampled_from(s.SDK_ENUMS[(m.FunctionResponse, "scheduling")])),
+    scheduling=st.one_of(st.none(), st.sampled_from(m.known_values(m.Scheduling))),
+    parts=st.one_of(st.none(), st.lists(SDK_SENDS.messages(m.FunctionResponsePart), max_size=2)),
 )
 
 
@@ -192,21 +200,6 @@ def test_sdk_send_tool_response_frames_decode_to_the_same_content(
     frame = json.dumps({"tool_response": body})
     expected = m.ClientMessage(tool_response=m.ToolResponse(function_responses=responses))
     assert wire.decode_client(frame) == expected
-
-
-# Setup fields LiveConnectConfig has at its top level (connect() flattens generationConfig).
-FLAT_GENERATION_FIELDS = (
-    "response_modalities",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_output_tokens",
-    "media_resolution",
-    "seed",
-    "speech_config",
-    "thinking_config",
-    "enable_affective_dialog",
-)
 
 
 def _merged_like_t_tools(tools: list[m.Tool]) -> list[m.Tool]:
@@ -229,45 +222,30 @@ def _merged_like_t_tools(tools: list[m.Tool]) -> list[m.Tool]:
     return out
 
 
-def _connectable(setup: m.Setup) -> m.Setup:
-    """The setup limited to what ``connect()`` on the Gemini API can express.
-
-    No candidate_count/penalties (only the deprecated ``generation_config`` path carries them), no
-    ``transparent`` and no ``explicit_vad_signal`` (the SDK refuses both off Vertex).
-    """
-    config = setup.generation_config
-    if config is not None:
-        config = attrs.evolve(config, candidate_count=None, presence_penalty=None, frequency_penalty=None)
-        if all(getattr(config, f) is None for f in FLAT_GENERATION_FIELDS):
-            config = None
-    resumption = setup.session_resumption
-    if resumption is not None:
-        resumption = attrs.evolve(resumption, transparent=None)
-    tools = setup.tools
-    if tools is not None:
-        tools = _merged_like_t_tools(tools)
-    return attrs.evolve(
-        setup,
-        model=setup.model,
-        tools=tools,
-        generation_config=config,
-        session_resumption=resumption,
-        explicit_vad_signal=None,
-    )
-
-
 SETUPS = st.builds(
-    _connectable,
+    lambda setup: attrs.evolve(
+        setup, tools=_merged_like_t_tools(setup.tools) if setup.tools else setup.tools
+    ),
     st.builds(
         attrs.evolve,
-        s.messages(m.Setup, "sdk"),
-        # the sdk profile leaves realtimeInputConfig out (LiveClientSetup lacks it); connect() sends it
-        realtime_input_config=s.for_field(
-            m.Setup, "realtime_input_config", m.RealtimeInputConfig | None, "sdk"
-        ),
+        SDK_SENDS.messages(m.Setup),
         model=st.from_regex(r"models/[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
     ),
 )
+
+
+def connect_config(setup: m.Setup) -> dict[str, Any]:
+    """The ``LiveConnectConfig`` keywords that make ``connect()`` send this setup: the generation
+    fields LiveConnectConfig has at its top level there, the others in ``generation_config``."""
+    config: dict[str, Any] = _py(setup)
+    config.pop("model")
+    generation = config.pop("generation_config", {})
+    for name in list(generation):
+        if name in coverage.CONNECT_GENERATION_FIELDS:
+            config[name] = generation.pop(name)
+    if generation:
+        config["generation_config"] = generation
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -278,49 +256,40 @@ def api_client() -> Any:
 @SDK
 @given(setup=SETUPS)
 def test_sdk_connect_setup_frames_decode_to_the_same_content(api_client: Any, setup: m.Setup) -> None:
-    config: dict[str, Any] = _py(setup)
-    config.pop("model")
-    generation = config.pop("generation_config", {})
-    config.update(generation)
-    # live.py AsyncLive.connect, API-key branch (after _t_live_connect_config).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parameters = types.LiveConnectParameters(model=setup.model, config=types.LiveConnectConfig(**config))
-        request = _common.convert_to_dict(
-            _live_converters._LiveConnectParameters_to_mldev(
-                api_client=api_client, from_object=parameters.model_dump(exclude_none=True)
-            )
-        )
-    del request["config"]
-    request = _common.encode_unserializable_types(request)
-    assert isinstance(request, dict)
-    request["setup"]["model"] = setup.model
+    request = sdk_setup_frame(api_client, setup.model, connect_config(setup))
+    if setup.generation_config == m.GenerationConfig():
+        setup = attrs.evolve(setup, generation_config=None)  # nothing to send, none sent
     assert wire.decode_client(json.dumps(request)) == m.ClientMessage(setup=setup)
 
 
+def test_sdk_sends_two_generation_fields_under_names_the_api_does_not_know(api_client: Any) -> None:
+    """Why SDK_SENDS leaves ``modelConfig`` and ``TextResponseFormat.schema`` out.
+
+    The SDK passes ``generation_config`` through as a Python dump, so on the Gemini API it sends
+    ``model_selection_config`` (the API's name is ``modelConfig``, which its Vertex converter writes)
+    and ``jsonSchema`` (the alias is ``schema``). livemesh keeps what it cannot name in ``extra``.
+    """
+    config = types.LiveConnectConfig(
+        generation_config=types.GenerationConfig(
+            model_selection_config=types.ModelSelectionConfig(feature_selection_preference="BALANCED"),
+            response_format=[
+                types.ResponseFormat(text=types.TextResponseFormat(jsonSchema={"type": "object"}))
+            ],
+        )
+    )
+    setup = wire.decode_client(json.dumps(sdk_setup_frame(api_client, "models/x", config))).setup
+    assert setup is not None and setup.generation_config is not None
+    assert setup.generation_config.model_config is None
+    assert setup.generation_config.extra == {
+        "model_selection_config": {"feature_selection_preference": "BALANCED"}
+    }
+    (response_format,) = setup.generation_config.response_format or []
+    assert response_format.text is not None and response_format.text.extra == {
+        "jsonSchema": {"type": "object"}
+    }
+
+
 # ----------------------------------------------------------------------------- server: SDK -> livemesh
-
-
-def _sdk_python(obj: Any) -> Any:
-    """A livemesh message as the Python dict SDK types validate (durations as protobuf strings)."""
-    if attrs.has(type(obj)):
-        types_ = s.field_types(type(obj))
-        out = {}
-        for field in attrs.fields(type(obj)):
-            value = getattr(obj, field.name)
-            if value is None:
-                continue
-            tp = types_[field.name]
-            if field.name == "type" and type(obj) is m.VoiceActivity:
-                out["voice_activity_type"] = value
-            elif tp in (m.Duration, m.Duration | None):
-                out[field.name] = protobuf_duration(round(value * 1e9))
-            elif isinstance(value, list):
-                out[field.name] = [_sdk_python(v) for v in value]
-            else:
-                out[field.name] = _sdk_python(value)
-        return out
-    return obj
 
 
 def protobuf_duration(nanos: int) -> str:
@@ -333,9 +302,9 @@ def protobuf_duration(nanos: int) -> str:
 
 
 @SDK
-@given(s.server_messages("sdk"))
+@given(SDK_TYPES.server_messages())
 def test_sdk_server_messages_serialized_as_the_service_does_decode_the_same(message: m.ServerMessage) -> None:
-    sdk_message = types.LiveServerMessage.model_validate(_sdk_python(message))
+    sdk_message = types.LiveServerMessage.model_validate(_py(message))
     frame = _sdk_dump(sdk_message)  # camelCase, URL-safe base64 (pydantic's spelling)
     assert wire.decode_server(json.dumps(frame)) == message
     # protobuf's printer writes int64 as strings
@@ -358,7 +327,7 @@ def test_voice_activity_type_travels_as_type() -> None:
 
 
 @SDK
-@given(s.server_messages("sdk"))
+@given(SDK_TYPES.server_messages())
 def test_livemesh_server_frames_read_by_the_sdk_receive_path(message: m.ServerMessage) -> None:
     # live.py AsyncSession._receive, Gemini API branch.
     response = json.loads(wire.encode_server(message))

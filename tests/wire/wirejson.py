@@ -19,13 +19,27 @@ import attrs
 import orjson
 
 from livemesh.wire import messages as m
-from tests.wire.strategies import duration_text, field_types
+from livemesh.wire.fields import wire_fields
+from tests.wire.strategies import duration_text
 
 
 def camel(name: str) -> str:
     """``turn_complete`` -> ``turnComplete`` (the protobuf JSON name of a field)."""
     head, *rest = name.split("_")
     return head + "".join(word.capitalize() for word in rest)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Python field name -> its type (Optional removed), ``extra`` left out."""
+    return {f.name: f.type for f in wire_fields(cls)}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
 
 
 def canonical(value: Any) -> bytes:
@@ -41,15 +55,18 @@ def _strip_optional(tp: Any) -> Any:
 
 
 def to_wire(obj: Any) -> dict[str, Any]:
-    """The reference JSON (as Python values) of an attrs message instance."""
+    """The reference JSON (as Python values) of an attrs message instance (``extra`` merged in)."""
     out: dict[str, Any] = {}
     types = field_types(type(obj))
     for field in attrs.fields(type(obj)):
+        if field.name == m.EXTRA:
+            continue
         value = getattr(obj, field.name)
         if value is None or (field.default is not attrs.NOTHING and value == field.default):
             continue
         out[camel(field.name)] = _value_to_wire(value, _strip_optional(types[field.name]))
-    return out
+    extra = getattr(obj, m.EXTRA, None)
+    return _merge(out, extra) if extra else out
 
 
 def _value_to_wire(value: Any, tp: Any) -> Any:
@@ -90,6 +107,9 @@ def rewrite(
     by_camel = {camel(name): (name, _strip_optional(tp)) for name, tp in field_types(cls).items()}
     out: dict[str, Any] = {}
     for wire_key, value in data.items():
+        if wire_key not in by_camel:
+            out[wire_key] = value  # a member no class models: data, kept verbatim
+            continue
         _name, tp = by_camel[wire_key]
         out[key(wire_key)] = _rewrite_value(value, tp, key, bytes_value, int64_value)
     return out
@@ -123,7 +143,8 @@ def leaves(data: Any, cls: type, path: tuple[str | int, ...] = ()) -> list[tuple
     found: list[tuple[tuple[str | int, ...], Any]] = []
     by_camel = {camel(name): _strip_optional(tp) for name, tp in field_types(cls).items()}
     for wire_key, value in data.items():
-        found.extend(_leaves_of(value, by_camel[wire_key], (*path, wire_key)))
+        if wire_key in by_camel:  # unknown members are data: any value is valid there
+            found.extend(_leaves_of(value, by_camel[wire_key], (*path, wire_key)))
     return found
 
 

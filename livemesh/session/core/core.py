@@ -219,12 +219,11 @@ class SessionCore:
 
     def room(self, batch: int) -> bool:
         """Whether the writer may take another message from its outbox: up to ``batch`` for the
-        next write, up to the hold limit while input is held; and always while a BLOCKING call
-        holds realtime input (its answer may come behind held input, and must not wait for it)."""
-        if self.move.holding or not self.connected:
+        next write, up to the hold limit while input is held (a move, no connection, a BLOCKING
+        call); past it the outbox fills and senders wait. Tool answers never wait here: they
+        reach the core directly (``take``), ahead of user input."""
+        if self.holding:
             return len(self._queue) < self.config.hold_limit
-        if self.tool_hold():
-            return True
         return len(self._queue) < batch
 
     def in_turn(self) -> bool:
@@ -490,7 +489,7 @@ class SessionCore:
         if self.move.holding or not self._queue:
             return None
         if self.tool_hold():
-            # Only realtime input waits for the answer (LIVE_API_NOTES 2.12); a clientContent may
+            # Only realtime input waits for the answer; a clientContent may
             # overtake it (the API orders the two kinds independently anyway) and interrupt.
             for index, out in enumerate(self._queue):
                 if out.message.realtime_input is None:

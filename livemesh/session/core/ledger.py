@@ -1,7 +1,7 @@
 """Which tool calls the session owes an answer: exactly one response per call id.
 
-The real service blocks a turn until every call it emitted is answered and never times out
-(LIVE_API_NOTES 2.13), so a lost answer mutes the session; a second answer for the same id is a
+The real service blocks a turn until every call it emitted is answered and never times out, so
+a lost answer mutes the session; a second answer for the same id is a
 protocol error. Calls received after the handle a session resumes from are *void* on the new
 connection (the resumed context never issued them): their tools are cancelled and their answers
 dropped, whether or not an answer was already on its way (a service issues no handle while a call

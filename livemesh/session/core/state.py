@@ -1,4 +1,4 @@
-"""The session's states and every legal transition between them, in one place (h11's ``_state.py``).
+"""The session's states and every legal transition between them, in one place (as h11 keeps its own).
 
 Two machines run side by side. :class:`SessionState` is the session's life, as users see it
 (``Session.state``); :class:`MovePhase` is how far a move to a new connection has come. Each
