@@ -68,7 +68,9 @@ class QuotaLease:
     id: str
     project: str
     lost: bool = False
-    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
+    """The cancel scope of the :meth:`DistributedQuota.slot` block running under this lease, cancelled when the
+    heartbeat finds the lease lost. Set by that block, never by a caller (``init=False``)."""
 
 
 @attrs.frozen
