@@ -23,13 +23,16 @@ DEFAULT_OTHER_MODELS: tuple[str, ...] = ("gemini-2.5-flash", "gemini-2.5-pro", "
 
 @attrs.frozen(kw_only=True)
 class FaultConfig:
-    """Deliberate misbehaviour, deterministic for a given ``seed``.
+    """Deliberate misbehaviour, deterministic for a given ``seed``, to test a client's recovery.
 
     Probabilities apply per server message the emulator is about to send (after setup); each
-    connection draws from its own ``random.Random(f"{seed}:{connection_number}")``.
+    connection draws from its own ``random.Random(f"{seed}:{connection_number}")``, so a failing
+    run replays with the same seed and traffic. One draw decides drop, 1011 close or malformed
+    frame in that order, so their probabilities add up (keep the sum at most 1).
     """
 
     seed: int = 0
+    """Seeds every connection's draws: change it to see other failure orders."""
     drop_probability: float = 0.0
     """Abrupt drop (TCP closed, no close frame; the client sees 1006)."""
     drop_after_messages: int | None = None
@@ -62,40 +65,55 @@ class FaultConfig:
 
 @attrs.frozen(kw_only=True)
 class EmulatorConfig:
-    """What the emulator serves and how. Defaults are fast (no artificial delays) for tests."""
+    """What the emulator serves and how. Defaults are fast (no artificial delays) for tests.
+
+    Shrink ``limits`` to seconds to run whole rotation cycles in a test, add delays to look like
+    the real service, and ``faults`` to misbehave on purpose.
+    """
 
     host: str = "127.0.0.1"
+    """The address to listen on (loopback by default: nothing outside the machine connects)."""
     port: int = 0
     """0 picks a free port; read the real one from ``emu.url``."""
     limits: ServiceLimits = attrs.field(factory=ServiceLimits)
+    """The service's limits to enforce: connection lifetime and ``goAway`` notice, session
+    budgets, handle validity, context windows, concurrent sessions."""
     api_keys: frozenset[str] | None = attrs.field(default=None, repr=False)
     """Accepted API keys; None accepts any non-empty key."""
     bearer_tokens: frozenset[str] | None = attrs.field(default=None, repr=False)
     """Accepted Vertex bearer tokens; None accepts any non-empty token."""
     live_models: tuple[str, ...] = DEFAULT_LIVE_MODELS
+    """Models that answer ``bidiGenerateContent``: listed by REST, accepted in setup (any other
+    name is refused with 1008 "not found")."""
     other_models: tuple[str, ...] = DEFAULT_OTHER_MODELS
+    """Models listed by REST without ``bidiGenerateContent``, so model pickers can be tested."""
     families: tuple[ModelFamily, ...] = DEFAULT_FAMILIES
     """How each Live model behaves (:mod:`livemesh.emulator.families`)."""
     stream_function_args: bool = False
     """Send function calls with streamed arguments: ``toolCall`` messages whose call carries
     ``partialArgs`` pieces and ``willContinue: true``, then one with ``willContinue: false``."""
     first_chunk_delay_s: float = 0.0
+    """Seconds before a reply's first chunk (the model's time to first token)."""
     chunk_interval_s: float = 0.0
+    """Seconds between a reply's chunks."""
     chunks_per_reply: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    """``modelTurn`` chunks per reply (at least 2 are sent, so every reply streams: 1 acts as 2)."""
     speech_chars_per_s: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
     """How fast the scripted voice "speaks": the reply tone lasts len(text)/this seconds."""
     resumption_update_interval_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     """A fresh handle this often while the session is resumable (idle or taking input)."""
     refuse_resume_while_open: bool = True
-    """Resuming a session whose previous connection is still open is refused with 1011 (reported)."""
+    """Resuming a session whose previous connection is still open is refused with 1011, as the
+    service has been reported to do."""
     resume_grace_s: float = 0.25
     """How long a resume waits for the old connection to finish closing before being refused."""
     abort_input_during_blocking_call: bool = False
-    """Close 1008 "The operation was aborted." on realtime audio or video while a BLOCKING call waits
-    (reported)."""
+    """Close 1008 "The operation was aborted." on realtime audio or video while a BLOCKING call waits,
+    as the service has been reported to do (off by default)."""
     max_sessions: int = 10_000
     """Live connections at once; more are refused with 1011 "The service is currently unavailable."."""
     max_frame_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=attrs.validators.ge(1024))
+    """Largest client frame accepted; a bigger one closes 1009 "Message too big."."""
     max_concurrent_per_key: int | None = None
     """Concurrent live connections per API key (or per token's key); None uses
     ``limits.concurrent_sessions``. Over it: close 1011 with RESOURCE_EXHAUSTED quota text."""
@@ -114,17 +132,23 @@ class EmulatorConfig:
     close_timeout_s: float = 2.0
     """How long to wait for the client's close frame after sending ours."""
     faults: FaultConfig = attrs.field(factory=FaultConfig)
+    """How every connection misbehaves (default: not at all)."""
     faults_by_key: Mapping[str, FaultConfig] = attrs.field(factory=dict, repr=False)
     """Faults for connections made with one API key (or token name, or bearer token) instead of
     ``faults``: misbehave towards one session of many."""
     certfile: str | None = None
+    """A PEM certificate chain to serve TLS with (it wins over ``tls``)."""
     keyfile: str | None = None
+    """The private key for ``certfile`` (``None``: the key is in ``certfile``)."""
     tls: bool = False
     """Serve TLS with a throwaway trustme CA (its PEM is ``emu.ca_pem``, written to ``ca_out``)."""
     ca_out: str | None = None
+    """A path to write the throwaway CA's PEM to, for clients in other processes."""
 
     @property
     def concurrent_limit(self) -> int | None:
+        """Concurrent live connections allowed per key: ``max_concurrent_per_key``, else
+        ``limits.concurrent_sessions`` (``None``: no limit)."""
         if self.max_concurrent_per_key is not None:
             return self.max_concurrent_per_key
         return self.limits.concurrent_sessions

@@ -57,7 +57,8 @@ log = logging.getLogger("livemesh.redis.quota")
 
 @attrs.define(eq=False)
 class QuotaLease:
-    """One held slot of a project's quota, from :meth:`DistributedQuota.acquire` or ``slot``.
+    """One held slot of a project's quota, from :meth:`DistributedQuota.acquire` or
+    :meth:`DistributedQuota.slot`; hand it back with :meth:`DistributedQuota.release`.
 
     Attributes:
         id: The lease's id, unique across the fleet.
@@ -68,7 +69,9 @@ class QuotaLease:
     id: str
     project: str
     lost: bool = False
-    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
+    """The cancel scope of the :meth:`DistributedQuota.slot` block running under this lease,
+    cancelled when the heartbeat finds the lease lost. Set by that block, never by a caller."""
 
 
 @attrs.frozen

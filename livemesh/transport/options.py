@@ -26,6 +26,7 @@ Engine = Literal["sansio", "trio-websocket"]
 """The WebSocket engines :func:`livemesh.transport.open_connection` offers."""
 
 ENGINES: Final[tuple[Engine, ...]] = ("sansio", "trio-websocket")
+"""Every :data:`Engine`, the values :attr:`TransportOptions.engine` accepts."""
 
 
 class TlsSessionCache:
@@ -39,15 +40,18 @@ class TlsSessionCache:
     Each :class:`TransportOptions` gets its own cache unless one is passed (sessions belong to the
     ``SSLContext`` that made them, and a ticket is a secret: it is never shown in a repr). Bounded:
     at most ``max_hosts`` entries, the oldest dropped first. Not thread-safe (one trio run).
-
-    Args:
-        max_hosts: How many ``host:port`` entries to keep (at least one).
     """
 
     __slots__ = ("_context", "_sessions", "max_hosts")
 
     def __init__(self, max_hosts: int = 16) -> None:
+        """Start empty: the context is made on first use, sessions kept as handshakes complete.
+
+        Args:
+            max_hosts: How many ``host:port`` entries to keep (values below one keep one).
+        """
         self.max_hosts = max(1, max_hosts)
+        """How many ``host:port`` entries are kept; a new host beyond it drops the oldest."""
         self._context: ssl.SSLContext | None = None
         self._sessions: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] = {}
 
@@ -100,21 +104,33 @@ class TlsSessionCache:
 
 @attrs.frozen(kw_only=True)
 class TransportOptions:
-    """Knobs of the WebSocket engine. Defaults suit audio sessions against the real service."""
+    """Knobs of the WebSocket engine, passed as ``SessionConfig(transport=...)``.
+
+    The defaults suit audio sessions against the real service; change them to trust another CA
+    (a proxy, the emulator with ``tls=True``), to pick the engine, or to bound memory and waits
+    differently. The options travel with the config: every connection of a session, and of every
+    session given the same config, uses them and shares their TLS resumption cache.
+    """
 
     connect_timeout: float = 30.0
-    """Seconds for TCP, TLS and the WebSocket upgrade together."""
+    """Seconds for TCP, TLS and the WebSocket upgrade together: one bound for the whole dial, so
+    a slow step cannot add its own timeout to the others'."""
     disconnect_timeout: float = 5.0
-    """Seconds a close waits for the peer's close frame (and a whole write for a stuck peer)."""
+    """Seconds a close waits for the peer's close frame (and a whole write for a stuck peer), so a
+    peer that stopped reading cannot hold a task forever."""
     receive_buffer_size: int = RECEIVE_BUFFER_SIZE
-    """Bytes asked of the socket per read."""
+    """Bytes asked of the socket per read: audio frames are tens of KiB, so small reads would
+    cost many calls per frame."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    """Largest server message accepted; a bigger one fails the connection with 1009."""
+    """Largest server message accepted; a bigger one fails the connection with 1009 (a bound on
+    memory a misbehaving server can make the client use)."""
     message_queue_size: int = 4
-    """Messages read ahead of the consumer before reading stops (backpressure)."""
+    """Messages read ahead of the consumer before reading stops (backpressure: a slow consumer
+    slows the socket rather than growing a queue)."""
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, repr=False)
-    """The context for ``wss`` (default: the system's verifying context). Host names are checked
-    whenever the context says so (``check_hostname``, on in every default context)."""
+    """The context for ``wss`` (default: the system's verifying context); pass one to trust
+    another CA, such as the emulator's ``ca_pem``. Host names are checked whenever the context
+    says so (``check_hostname``, on in every default context)."""
     engine: Engine = attrs.field(default="sansio", validator=attrs.validators.in_(ENGINES))
     """``"sansio"`` (default): websockets' sans-I/O protocol driven on the socket, no task per
     connection, less client CPU per message (``bench/engine_compare.py``); ``"trio-websocket"``:
