@@ -6,6 +6,7 @@ import array
 import math
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,8 @@ from livemesh.emulator import EmulatorConfig, FaultConfig, model
 from livemesh.emulator.context import Context
 from livemesh.emulator.routing import live_route
 from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
+from livemesh.errors import ConfigError
+from livemesh.limits import ServiceLimits
 
 
 def tone(ms: int, amplitude: int, rate: int = 16_000) -> bytes:
@@ -176,3 +179,30 @@ def test_secrets_stay_out_of_reprs() -> None:
         faults_by_key={"sekrit-fault": FaultConfig()},
     )
     assert "sekrit" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("connection_lifetime_s", 0),
+        ("go_away_notice_s", -1.0),
+        ("audio_session_s", float("nan")),
+        ("audio_video_session_s", "120"),
+        ("handle_validity_s", 0.0),
+        ("context_window_native_audio", 0),
+        ("context_window_default", 1.5),
+        ("concurrent_sessions", 0),
+        ("concurrent_sessions", True),
+    ],
+)
+def test_bad_service_limits_are_config_errors_naming_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"^ServiceLimits\\.{field} must be ") as info:
+        ServiceLimits(**{field: value})  # type: ignore[arg-type]
+    assert str(info.value).endswith(repr(value))
+
+
+def test_service_limits_keep_small_and_unbounded_values() -> None:
+    limits = ServiceLimits(connection_lifetime_s=0.2, go_away_notice_s=0.05, concurrent_sessions=1)
+    assert limits.connection_lifetime_s == 0.2 and limits.go_away_notice_s == 0.05
+    assert limits.concurrent_sessions == 1
+    assert ServiceLimits(handle_validity_s=float("inf")).handle_validity_s == float("inf")
