@@ -264,11 +264,16 @@ async def bearer_token(auth: VertexAI) -> str:
         The access token.
 
     Raises:
-        AuthError: The provider failed (its message is not repeated: it may embed credentials),
-            or returned an empty or malformed token.
+        ConfigError: The provider raised livemesh's own ConfigError (e.g.
+            :func:`google_auth_token_provider` when google-auth is not installed): passed on
+            unchanged, as its message says how to fix the setup and holds no secret.
+        AuthError: The provider failed otherwise (its message is not repeated: it may embed
+            credentials), or returned an empty or malformed token.
     """
     try:
         token = await auth.token_provider()
+    except ConfigError:
+        raise
     except Exception as exc:
         raise AuthError(f"Vertex AI token provider failed: {type(exc).__name__}") from None
     if not isinstance(token, str) or not token or any(c.isspace() for c in token):
@@ -335,9 +340,10 @@ def google_auth_token_provider(
 
     Returns:
         The provider. When awaited it raises :class:`~livemesh.errors.ConfigError` if
-        google-auth (or ``requests``) is needed but not installed, and google-auth's own errors
-        if no credentials are found or a refresh fails; a connection reports any of these as an
-        :class:`~livemesh.errors.AuthError`.
+        google-auth (or ``requests``) is needed but not installed (a connection passes it on
+        as it is, install hint included), and google-auth's own errors if no credentials are
+        found or a refresh fails (a connection reports those as an
+        :class:`~livemesh.errors.AuthError` naming only the error's type).
     """
     lock = trio.Lock()
     state: dict[str, Any] = {"credentials": credentials}

@@ -213,8 +213,10 @@ async def live_headers(auth: Auth) -> list[tuple[str, str]]:
         ``(name, value)`` pairs, names in lower case.
 
     Raises:
-        AuthError: The Vertex AI token provider failed (its message is not repeated: it may
-            embed credentials) or returned an empty or malformed token.
+        ConfigError: The Vertex AI token provider raised livemesh's ConfigError (google-auth
+            not installed, say), passed on unchanged.
+        AuthError: The Vertex AI token provider failed otherwise (its message is not repeated:
+            it may embed credentials) or returned an empty or malformed token.
     """
     if isinstance(auth, ApiKey):
         return [("x-goog-api-key", auth.key)]
@@ -238,7 +240,8 @@ async def rest_headers(auth: Auth) -> list[tuple[str, str]]:
         ``(name, value)`` pairs holding a secret: never log them.
 
     Raises:
-        AuthError: The Vertex AI token provider failed or returned a malformed token.
+        ConfigError: The Vertex AI token provider raised livemesh's ConfigError.
+        AuthError: The Vertex AI token provider failed otherwise or returned a malformed token.
     """
     headers = await live_headers(auth)
     if isinstance(auth, VertexAI):

@@ -40,6 +40,7 @@ import orjson
 import trio
 
 from livemesh import wire
+from livemesh._validators import check_int_at_least
 from livemesh.auth import ApiKey, Auth, EphemeralToken, VertexAI, redact, resolve_auth, secrets_of
 from livemesh.endpoints import model_name, rest_base_url, rest_headers
 from livemesh.errors import AuthError, ConfigError, LivemeshError, QuotaError, RemoteProtocolError
@@ -344,15 +345,17 @@ async def list_live_models(
             closed for this call, with a 30 second timeout.
         allow_insecure: Allow plain ``http://`` to a host that is not loopback (the key would
             cross the network in clear text).
-        page_size: How many models to ask for per page.
+        page_size: How many models to ask for per page, at least 1 (the service answers
+            with at most 1000 per page whatever is asked; every page is fetched either way).
 
     Returns:
         The Live models, in the server's order.
 
     Raises:
         ConfigError: ``auth`` is Vertex AI, an ephemeral token, malformed, or ``None`` with no
-            key in the environment; ``api_version`` is unknown; ``base_url`` is not a usable URL,
-            or is plain ``http`` to a non-loopback host without ``allow_insecure``.
+            key in the environment; ``api_version`` is unknown; ``page_size`` is not an int >= 1;
+            ``base_url`` is not a usable URL, or is plain ``http`` to a non-loopback host
+            without ``allow_insecure``.
         AuthError: The key was refused (HTTP 401 or 403, or 400 ``API_KEY_INVALID``).
         QuotaError: HTTP 429 or ``RESOURCE_EXHAUSTED``.
         RestError: No response arrived, or another HTTP error.
@@ -364,6 +367,7 @@ async def list_live_models(
         raise ConfigError("listing Live models is a Gemini API feature; Vertex AI has no per-key list")
     if api_version not in ("v1", "v1beta", "v1alpha"):
         raise ConfigError(f"api_version must be v1, v1beta or v1alpha, not {api_version!r}")
+    check_int_at_least("page_size", page_size, 1)
     url = f"{rest_base_url(resolved, base_url=base_url, allow_insecure=allow_insecure)}/{api_version}/models"
     models: list[ModelInfo] = []
     page_token = ""
@@ -687,6 +691,13 @@ _GENERATION_CONFIG_FIELDS: Final = frozenset(
 )
 
 
+def _model_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"LiveConnectConstraints.model must be a non-empty model name or None, not {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class LiveConnectConstraints:
     """What sessions opened with the token are locked to (google-genai's ``LiveConnectConstraints``).
@@ -694,9 +705,13 @@ class LiveConnectConstraints:
     A token handed to a browser or phone is used by code you do not control: constraints make the
     service enforce your model and settings on every session the token opens, whatever the
     client's own setup says. Pass them to :func:`create_ephemeral_token`.
+
+    Raises:
+        ConfigError: ``model`` is given but is not a non-empty string (an empty name would
+            leave the token's sessions without the model lock you asked for).
     """
 
-    model: str | None = None
+    model: str | None = attrs.field(default=None, validator=attrs.validators.optional(_model_name))
     """The model to lock (``NAME`` or ``models/NAME``); when given, it replaces ``setup``'s own."""
     setup: wire.Setup | Mapping[str, Any] | None = None
     """The session config to lock, as a :class:`livemesh.wire.Setup` (e.g.
@@ -722,20 +737,23 @@ class LiveConnectConstraints:
 
         Raises:
             ConfigError: ``setup`` is neither a ``wire.Setup`` nor a mapping, or the model name
-                is malformed.
+                (``model``, else the setup's own) is empty or malformed.
             EncodeError: The ``wire.Setup`` holds a value JSON cannot carry.
         """
+        own: str | None = None
         if self.setup is None:
             body: dict[str, Any] = {}
         elif isinstance(self.setup, wire.Setup):
             body = orjson.loads(wire.encode_client(wire.ClientMessage(setup=self.setup)))["setup"]
+            own = self.setup.model  # read here: the encoding leaves an empty string out
         elif isinstance(self.setup, Mapping):
             body = dict(self.setup)
+            own = body.get("model")
         else:
             raise ConfigError("LiveConnectConstraints.setup must be a wire.Setup or a JSON object")
-        model = self.model if self.model is not None else body.pop("model", None)
+        model = self.model if self.model is not None else own
         body.pop("model", None)
-        if model:
+        if model is not None:  # an empty name is refused, never dropped: the lock would go with it
             body = {"model": model_name(auth, model), **body}
         return body
 

@@ -145,7 +145,7 @@ class Emulator:
         while self._live or self._sockets:
             await self._idle.wait()
 
-    async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> None:
+    async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> int:
         """Send ``goAway`` now, as the service does before it ends a connection.
 
         Only the notice is sent: the connection still ends at its own deadline (or when the
@@ -154,34 +154,53 @@ class Emulator:
         Args:
             time_left: The ``timeLeft`` announced, in seconds.
             session_id: The session whose live connection gets it; ``None``: every live
-                connection. An id with no live connection matches nothing.
+                connection.
+
+        Returns:
+            How many live connections got it: 0 for a session the emulator knows but that has
+            no live connection now (between two connections, or ended).
+
+        Raises:
+            KeyError: The emulator does not know ``session_id`` (never set up, or forgotten
+                after its handles expired), as :meth:`stats`.
         """
-        for connection in self._select(session_id):
+        connections = self._select(session_id)
+        for connection in connections:
             connection.send_go_away(time_left)
         await trio.lowlevel.checkpoint()
+        return len(connections)
 
     async def drop(
         self, session_id: str | None = None, close_code: int | None = None, reason: str | None = None
-    ) -> None:
+    ) -> int:
         """End live connections, as a network failure or the service would.
 
         Args:
             session_id: The session whose live connection to end; ``None``: every live
-                connection. An id with no live connection matches nothing.
+                connection.
             close_code: ``None``: drop abruptly, without a close frame (the client sees 1006).
                 A code: close with a close frame carrying it, after the frames already queued
                 (waiting at most ``config.close_timeout_s`` each).
             reason: The close frame's text; ``None``: the service's text for ``close_code``
                 (1007, 1008, 1011), else none.
+
+        Returns:
+            How many live connections were ended: 0 for a session the emulator knows but that
+            has no live connection now.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
         """
-        for connection in self._select(session_id):
+        connections = self._select(session_id)
+        for connection in connections:
             if close_code is None:
                 connection.peer.abort()
             else:
                 text = reason if reason is not None else _CLOSE_TEXTS.get(close_code, "")
                 await connection.peer.close(close_code, text)
+        return len(connections)
 
-    async def send_raw(self, data: bytes, session_id: str | None = None) -> None:
+    async def send_raw(self, data: bytes, session_id: str | None = None) -> int:
         """Send ``data`` as one binary frame, e.g. a malformed frame to fail one session on purpose.
 
         The frame bypasses the fault plan and waits for room in the connection's send queue
@@ -190,26 +209,42 @@ class Emulator:
         Args:
             data: The frame's payload, sent as is.
             session_id: The session whose live connection gets it; ``None``: every live
-                connection. An id with no live connection matches nothing.
-        """
-        for connection in self._select(session_id):
-            await connection.peer.send(data, faultable=False)
+                connection.
 
-    async def send_malformed(self, session_id: str | None = None) -> None:
+        Returns:
+            How many live connections it was sent to: 0 for a session the emulator knows but
+            that has no live connection now.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
+        """
+        connections = self._select(session_id)
+        for connection in connections:
+            await connection.peer.send(data, faultable=False)
+        return len(connections)
+
+    async def send_malformed(self, session_id: str | None = None) -> int:
         """Send a frame that is not valid JSON (truncated): the client must fail that session only.
 
         Args:
             session_id: The session whose live connection gets it; ``None``: every live
                 connection.
+
+        Returns:
+            How many live connections it was sent to, as :meth:`send_raw`.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
         """
-        await self.send_raw(MALFORMED_FRAME, session_id)
+        return await self.send_raw(MALFORMED_FRAME, session_id)
 
     def _select(self, session_id: str | None) -> list[LiveConnection]:
-        return [
-            c
-            for c in self._live
-            if session_id is None or (c.record is not None and c.record.id == session_id)
-        ]
+        if session_id is None:
+            return list(self._live)
+        if session_id not in self.store.sessions:
+            # A typo or a stale id must not pass silently for "that session got nothing".
+            raise KeyError(session_id)
+        return [c for c in self._live if c.record is not None and c.record.id == session_id]
 
     # ------------------------------------------------------------------ used by connections
 

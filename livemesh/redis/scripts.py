@@ -159,17 +159,20 @@ OWN_CLAIM = (
 -- KEYS: owner hash, fence counter, live zset. ARGV: worker, ttl_ms, grace_ms, claim id,
 -- conversation id, fence_ttl_ms.
 -- Returns {1, token, previous owner or ''} claimed, {0, token, owner, expiry} held by another.
-local o = redis.call('HMGET', KEYS[1], 'owner', 'token', 'exp', 'claim')
+-- The previous owner is stored with the claim, so a retry of the same claim (its reply was lost)
+-- gets the same answer as the first run.
+local o = redis.call('HMGET', KEYS[1], 'owner', 'token', 'exp', 'claim', 'prev')
 if o[1] then
-  if o[4] == ARGV[4] then return {1, o[2], ''} end
+  if o[4] == ARGV[4] then return {1, o[2], o[5] or ''} end
   if tonumber(o[3]) + tonumber(ARGV[3]) > now then return {0, o[2], o[1], o[3]} end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'exp', exp, 'claim', ARGV[4])
+local prev = o[1] or ''
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'exp', exp, 'claim', ARGV[4], 'prev', prev)
 redis.call('ZADD', KEYS[3], exp, ARGV[5])
-return {1, tostring(token), o[1] or ''}
+return {1, tostring(token), prev}
 """
 )
 """Claim a conversation that is free or whose lease expired, raising its fencing token
