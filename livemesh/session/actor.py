@@ -259,8 +259,9 @@ class Session:
         self._check_open()
         await trio.lowlevel.checkpoint_if_cancelled()
         outbox = self._links.outbox
-        if not out.priority:
-            self._core.count_held(outbox.statistics().current_buffer_used)
+        core = self._core
+        if core.holding and not out.priority:  # (statistics() builds an object: only when counted)
+            core.count_held(outbox.statistics().current_buffer_used)
         try:
             try:
                 outbox.send_nowait(out)
