@@ -64,11 +64,8 @@ WRITER = 16  # something became sendable: the writer looks again
 CHANGED = 32  # quiet/idle/moves may have changed: wake those waiting on them
 LATENCY = 64  # a user turn's latency is in ``turn_latency``
 
-FENCE_EVERY = 0.5
-"""Seconds between the pings that keep the replay log proven while input streams (while a move
-is pending, every write carries one). A ping per write doubled the frames of a streaming session
-(one ping and one pong per 100 ms chunk) for proofs a move makes anyway: it holds input and pings
-before it judges a handle. Between moves, at most this much input is unproven after a drop."""
+FENCE_EVERY = 0.0
+"""Seconds between the pings that keep the replay log proven while input streams."""
 
 
 class Step(enum.Enum):
