@@ -30,6 +30,7 @@ __all__ = [
     "extract_text",
     "input_transcript",
     "output_transcript",
+    "split_media_chunks",
     "text_input",
     "video_input",
 ]
@@ -233,3 +234,41 @@ def text_input(text: str) -> m.RealtimeInput:
     if not isinstance(text, str):
         raise ConfigError(f"text must be a str, not {type(text).__name__}")
     return m.RealtimeInput(text=text)
+
+
+def split_media_chunks(rt: m.RealtimeInput) -> list[m.RealtimeInput]:
+    """The same input without the deprecated ``mediaChunks``: one ``audio`` or ``video`` message
+    per chunk, in order, after what else ``rt`` carried.
+
+    Current models close the connection with 1007 on ``mediaChunks`` (aicc2025/sip-to-ai#5 and
+    livekit/agents-js#1186 on GitHub), and every model takes ``realtimeInput.audio`` and
+    ``realtimeInput.video``, so code written for the older field keeps working unchanged.
+
+    Args:
+        rt: A realtime input, maybe carrying ``media_chunks``.
+
+    Returns:
+        ``[rt]`` when it has no ``media_chunks``; else the input without them (if anything is
+        left), then one message per chunk.
+
+    Raises:
+        ConfigError: A chunk is neither audio (``audio/*``) nor an image or video frame.
+    """
+    if rt.media_chunks is None:
+        return [rt]
+    out: list[m.RealtimeInput] = []
+    rest = attrs.evolve(rt, media_chunks=None)
+    if rest != m.RealtimeInput():
+        out.append(rest)
+    for index, blob in enumerate(rt.media_chunks):
+        mime = (blob.mime_type or "").lower()
+        if _is_audio(mime):
+            out.append(m.RealtimeInput(audio=blob))
+        elif mime.startswith(("image/", "video/")):
+            out.append(m.RealtimeInput(video=blob))
+        else:
+            raise ConfigError(
+                f"media_chunks[{index}] has MIME type {blob.mime_type!r}: send audio/* as audio=, "
+                "image/* or video/* as video="
+            )
+    return out
