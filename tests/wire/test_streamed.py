@@ -187,3 +187,26 @@ def test_split_media_chunks() -> None:
         wire.split_media_chunks(
             wire.RealtimeInput(media_chunks=[wire.Blob(data=b"x", mime_type="text/plain")])
         )
+
+
+def test_response_parts_from_what_a_tool_has_at_hand() -> None:
+    blob = wire.Blob(data=b"\xff\xd8", mime_type="image/jpeg")
+    file = wire.FileData(file_uri="gs://b/x.pdf", mime_type="application/pdf")
+    part = wire.FunctionResponsePart(inline_data=blob)
+    assert wire.is_media(blob) and wire.is_media([part, file]) and wire.is_media((blob,))
+    assert not wire.is_media([]) and not wire.is_media([blob, 1]) and not wire.is_media({"a": 1})
+    assert wire.response_parts(blob) == [part]
+    assert wire.response_parts([part, file]) == [part, wire.FunctionResponsePart(file_data=file)]
+    from_dicts = wire.response_parts(
+        [
+            {"inline_data": {"data": b"\xff\xd8", "mime_type": "image/jpeg"}},
+            {"fileData": {"fileUri": "gs://b/x.pdf"}},
+        ]
+    )
+    assert from_dicts == [part, wire.FunctionResponsePart(file_data=wire.FileData(file_uri="gs://b/x.pdf"))]
+    with pytest.raises(ConfigError, match=r"parts\[0\]\.inline_data\.mime_typ' \(did you mean 'mime_type'"):
+        wire.response_parts([{"inline_data": {"data": b"", "mime_typ": "image/png"}}])
+    with pytest.raises(ConfigError, match=r"parts\[1\] must be"):
+        wire.response_parts([blob, "x"])
+    with pytest.raises(ConfigError, match="not a valid FunctionResponsePart"):
+        wire.response_parts({"inline_data": {"data": 5}})
