@@ -57,6 +57,7 @@ EPHEMERAL_TOKEN_PREFIX = "auth_tokens/"
 """Names of ephemeral tokens start with this; a string credential with it is taken as a token."""
 
 REDACTED = "<redacted>"
+"""What a secret is replaced with in reprs and by :func:`redact`."""
 
 _REMEMBERED_TOKENS = 8
 """Bearer tokens a :class:`VertexAI` remembers for redaction: the newest few (a token lives about
@@ -83,15 +84,32 @@ def _validate_key(instance: object, attribute: attrs.Attribute[str], value: str)
 
 @attrs.frozen(repr=False)
 class ApiKey:
-    """A Gemini API key. ``repr``/``str`` never show any of it."""
+    """A Gemini API key (AI Studio), the credential of backends and scripts.
+
+    ``repr``/``str`` never show any of it, so a config or an error holding one can be logged.
+
+    Raises:
+        ConfigError: ``key`` is not a string, is empty, or has surrounding whitespace or control
+            characters (a paste error; a newline could inject an HTTP header). The message
+            never repeats the key.
+    """
 
     key: str = attrs.field(validator=_validate_key, repr=False)
+    """The key, sent as the ``x-goog-api-key`` header (never in a URL)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiKey:
-        """Read ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``; :class:`ConfigError` if neither is set.
+        """Read ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY`` (google-genai's order).
 
-        ``environ`` defaults to :data:`os.environ`; pass a dict in tests instead of mutating it.
+        Args:
+            environ: Where to look (default :data:`os.environ`); pass a dict in tests instead
+                of mutating the process environment.
+
+        Returns:
+            The first key set (surrounding whitespace stripped).
+
+        Raises:
+            ConfigError: Neither variable is set (or both are empty), or the key is malformed.
         """
         env = os.environ if environ is None else environ
         for name in ENV_API_KEY_NAMES:
@@ -120,16 +138,26 @@ def _validate_provider(instance: object, attribute: attrs.Attribute[TokenProvide
 
 @attrs.frozen(kw_only=True)
 class VertexAI:
-    """Vertex AI: ``project`` and ``location`` pick the endpoint; ``token_provider`` is awaited for a
-    bearer token each time a connection or request is made (tokens expire; the provider refreshes).
+    """Vertex AI: a Google Cloud project and location, with OAuth2 bearer tokens.
 
-    ``location="global"`` uses the global host ``aiplatform.googleapis.com``.
-    The repr shows the project and location (not secrets) but never a token.
+    Tokens expire (about an hour), so none is stored here: ``token_provider`` is awaited each
+    time a connection or request is made, and refreshes as needed. That keeps google-auth
+    optional (:func:`google_auth_token_provider` adapts it). The repr shows the project and
+    location (not secrets) but never a token.
+
+    Raises:
+        ConfigError: ``project`` or ``location`` is empty or contains whitespace or ``/``, or
+            ``token_provider`` is not callable.
     """
 
     project: str = attrs.field(validator=_validate_name)
+    """The Google Cloud project id: part of the model's resource name, and charged for REST quota."""
     location: str = attrs.field(default="us-central1", validator=_validate_name)
+    """The region whose endpoint to use (``{location}-aiplatform.googleapis.com``); ``"global"``
+    uses the global host ``aiplatform.googleapis.com``."""
     token_provider: TokenProvider = attrs.field(validator=_validate_provider, repr=False, eq=False)
+    """An async callable returning a fresh access token, awaited once per connection or request.
+    Left out of equality, so credentials for one project and location compare equal."""
     _issued: collections.deque[str] = attrs.field(
         init=False, repr=False, eq=False, factory=lambda: collections.deque(maxlen=_REMEMBERED_TOKENS)
     )
@@ -143,14 +171,23 @@ class VertexAI:
 class EphemeralToken:
     """A short-lived token (``auth_tokens/...``) from :func:`livemesh.rest.create_ephemeral_token`.
 
-    ``name`` is the secret: ``repr``/``str`` never show it. ``expire_time`` and
-    ``new_session_expire_time`` are what the server reported (UTC), when known; they are
-    informational, the server enforces them.
+    The credential for clients you do not control (a browser, a phone): it opens Live sessions
+    only, for a short while, and never reveals your API key. The real service accepts it only on
+    the v1alpha constrained endpoint, which livemesh picks for it.
+
+    Raises:
+        ConfigError: ``name`` is not a string, is empty, or has surrounding whitespace or
+            control characters. The message never repeats the name.
     """
 
     name: str = attrs.field(validator=_validate_key, repr=False)
+    """The token itself (``auth_tokens/...``): the secret, never shown by ``repr``/``str``."""
     expire_time: datetime.datetime | None = attrs.field(default=None, kw_only=True)
+    """When the token stops working (UTC), as the server reported it; ``None`` if unknown.
+    Informational: the server enforces it."""
     new_session_expire_time: datetime.datetime | None = attrs.field(default=None, kw_only=True)
+    """When the token stops opening new sessions (UTC), as the server reported it; ``None`` if
+    unknown. Informational: the server enforces it."""
 
     def __repr__(self) -> str:
         extra = ""
@@ -172,6 +209,17 @@ def resolve_auth(auth: Auth | str | None, environ: Mapping[str, str] | None = No
     * a ``str`` is an API key, or an ephemeral token if it starts with ``auth_tokens/`` (the seed
       and the SDKs let clients pass a token "as if it were an API key");
     * ``None`` reads the key from the environment (:meth:`ApiKey.from_env`).
+
+    Args:
+        auth: What the user passed.
+        environ: Where ``None`` looks for a key (default :data:`os.environ`).
+
+    Returns:
+        The credential.
+
+    Raises:
+        ConfigError: ``auth`` is of another type, a malformed string, or ``None`` with no key in
+            the environment.
     """
     if isinstance(auth, ApiKey | VertexAI | EphemeralToken):
         return auth
@@ -216,11 +264,16 @@ async def bearer_token(auth: VertexAI) -> str:
         The access token.
 
     Raises:
-        AuthError: The provider failed (its message is not repeated: it may embed credentials),
-            or returned an empty or malformed token.
+        ConfigError: The provider raised livemesh's own ConfigError (e.g.
+            :func:`google_auth_token_provider` when google-auth is not installed): passed on
+            unchanged, as its message says how to fix the setup and holds no secret.
+        AuthError: The provider failed otherwise (its message is not repeated: it may embed
+            credentials), or returned an empty or malformed token.
     """
     try:
         token = await auth.token_provider()
+    except ConfigError:
+        raise
     except Exception as exc:
         raise AuthError(f"Vertex AI token provider failed: {type(exc).__name__}") from None
     if not isinstance(token, str) or not token or any(c.isspace() for c in token):
@@ -236,6 +289,14 @@ def redact(text: str, *secrets: str) -> str:
 
     Use it on any text that came from outside (a server's error body, a URL) before it goes into
     an exception or a log line: servers sometimes echo what they were sent.
+
+    Args:
+        text: The text to scrub.
+        *secrets: The secrets to hide (empty ones are ignored); longer ones are replaced first,
+            so a secret containing another is hidden whole.
+
+    Returns:
+        ``text`` without any of the secrets.
     """
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
@@ -243,6 +304,7 @@ def redact(text: str, *secrets: str) -> str:
 
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+"""The OAuth2 scope Vertex AI needs (the default of :func:`google_auth_token_provider`)."""
 
 
 def _import(module: str) -> Any:
@@ -263,12 +325,25 @@ def google_auth_token_provider(
 ) -> TokenProvider:
     """A :data:`TokenProvider` over google-auth, for ``VertexAI(token_provider=...)``.
 
-    google-auth stays optional: it is imported only when this is called. ``credentials`` is any
-    google-auth credentials object (``None``: ``google.auth.default(scopes=scopes)`` on first use).
-    The token is refreshed when no longer valid; google-auth does blocking file and network I/O,
-    so loading and refreshing run in a worker thread (``trio.to_thread``), one at a time per
-    provider (concurrent connections share one refresh). ``request_factory`` makes the transport
-    request object for refreshes (default ``google.auth.transport.requests.Request``).
+    google-auth stays optional: it is imported only when the provider first needs it (to find
+    default credentials or to refresh), never by livemesh itself. The token is refreshed when no
+    longer valid; google-auth does blocking file and network I/O, so loading and refreshing run
+    in a worker thread (``trio.to_thread``), one at a time per provider (concurrent connections
+    share one refresh).
+
+    Args:
+        credentials: Any google-auth credentials object; ``None`` uses
+            ``google.auth.default(scopes=scopes)``, found on first use.
+        scopes: The OAuth2 scopes asked for default credentials.
+        request_factory: Makes the transport request object for refreshes (default
+            ``google.auth.transport.requests.Request``, which needs ``requests``).
+
+    Returns:
+        The provider. When awaited it raises :class:`~livemesh.errors.ConfigError` if
+        google-auth (or ``requests``) is needed but not installed (a connection passes it on
+        as it is, install hint included), and google-auth's own errors if no credentials are
+        found or a refresh fails (a connection reports those as an
+        :class:`~livemesh.errors.AuthError` naming only the error's type).
     """
     lock = trio.Lock()
     state: dict[str, Any] = {"credentials": credentials}

@@ -47,18 +47,29 @@ GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
 """The Gemini API's REST origin (models list, ephemeral tokens)."""
 
 GEMINI_API_VERSIONS = ("v1", "v1beta", "v1alpha")
+"""The Gemini API versions a Live URL may name (``v1alpha`` for affective dialog and proactivity)."""
 VERTEX_API_VERSIONS = ("v1", "v1beta1")
+"""The Vertex AI versions a Live URL may name."""
 DEFAULT_GEMINI_VERSION = "v1beta"
 DEFAULT_VERTEX_VERSION = "v1beta1"
 EPHEMERAL_API_VERSION = "v1alpha"
+"""The only version on which the service accepts ephemeral tokens."""
 
 _WS_FOR = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 _HTTP_FOR = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IPs (127.0.0.0/8, ::1): the only hosts where a plain
-    (unencrypted) connection is accepted without ``allow_insecure``."""
+    """Whether ``host`` is this machine: the only hosts where a plain (unencrypted) connection is
+    accepted without ``allow_insecure``, since credentials sent there never cross a network.
+
+    Args:
+        host: A host name or IP address (IPv6 with or without brackets).
+
+    Returns:
+        True for ``localhost``, names under ``.localhost`` and loopback IPs (127.0.0.0/8,
+        ``::1``).
+    """
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -104,7 +115,19 @@ def _origin(auth: Auth, base_url: str | None, *, websocket: bool, allow_insecure
 
 
 def live_path(auth: Auth, *, api_version: str | None = None) -> str:
-    """The Live WebSocket path for ``auth`` (see the module docstring for the rules)."""
+    """The Live WebSocket path for ``auth`` (the rules are in the module docstring).
+
+    Args:
+        auth: The credential: its flavour picks the service and method.
+        api_version: The version to use; ``None`` for the flavour's default. Ignored for an
+            ephemeral token, which the service accepts only on ``v1alpha``.
+
+    Returns:
+        The path, starting with ``/ws/``.
+
+    Raises:
+        ConfigError: ``api_version`` is not one of the flavour's versions.
+    """
     if isinstance(auth, VertexAI):
         ver = api_version or DEFAULT_VERTEX_VERSION
         if ver not in VERTEX_API_VERSIONS:
@@ -131,9 +154,23 @@ def live_url(
 ) -> str:
     """The full ``wss://`` (or loopback ``ws://``) URL of the Live endpoint for ``auth``.
 
-    ``api_version=None`` means the default for the flavour (``v1beta`` Gemini, ``v1beta1`` Vertex);
-    ephemeral tokens always get ``v1alpha``. The URL never contains a credential (keys travel in
-    headers), so it is safe to log.
+    The URL never contains a credential (keys travel in headers), so it is safe to log.
+
+    Args:
+        auth: The credential: its flavour picks the host, service and method.
+        api_version: ``None`` for the flavour's default (``v1beta`` Gemini, ``v1beta1``
+            Vertex); ephemeral tokens always get ``v1alpha``.
+        base_url: Another origin (scheme, host, port, optional path prefix), such as the
+            emulator's ``ws://127.0.0.1:PORT``; ``http``/``https`` map to ``ws``/``wss``.
+        allow_insecure: Allow plain ``ws://`` to a host that is not loopback.
+
+    Returns:
+        The URL.
+
+    Raises:
+        ConfigError: ``base_url`` is not a ``ws``/``wss``/``http``/``https`` URL with a host,
+            carries a query, fragment or user info, or is plain to a non-loopback host without
+            ``allow_insecure``; or ``api_version`` is unknown.
     """
     origin = _origin(auth, base_url, websocket=True, allow_insecure=allow_insecure)
     return origin + live_path(auth, api_version=api_version)
@@ -142,8 +179,20 @@ def live_url(
 def rest_base_url(auth: Auth, *, base_url: str | None = None, allow_insecure: bool = False) -> str:
     """The REST origin for ``auth`` (``https://...``, no trailing slash, no version).
 
-    ``base_url`` may be the same ``ws://``/``wss://`` URL used for Live (one emulator serves both);
-    it maps to ``http``/``https``. Paths such as ``/v1beta/models`` are appended by the caller.
+    Paths such as ``/v1beta/models`` are appended by the caller.
+
+    Args:
+        auth: The credential: Vertex AI has its regional host, the others the Gemini API's.
+        base_url: Another origin; it may be the same ``ws://``/``wss://`` URL used for Live (one
+            emulator serves both), mapped to ``http``/``https``.
+        allow_insecure: Allow plain ``http://`` to a host that is not loopback.
+
+    Returns:
+        The origin, with ``base_url``'s path prefix if it has one.
+
+    Raises:
+        ConfigError: ``base_url`` is not a usable URL, carries a query, fragment or user info,
+            or is plain to a non-loopback host without ``allow_insecure``.
     """
     return _origin(auth, base_url, websocket=False, allow_insecure=allow_insecure)
 
@@ -153,10 +202,21 @@ async def live_headers(auth: Auth) -> list[tuple[str, str]]:
 
     * :class:`ApiKey`: ``x-goog-api-key: KEY``
     * :class:`EphemeralToken`: ``Authorization: Token auth_tokens/...``
-    * :class:`VertexAI`: ``Authorization: Bearer <await token_provider()>``; a failing provider
-      raises :class:`~livemesh.errors.AuthError` (without the provider's message).
+    * :class:`VertexAI`: ``Authorization: Bearer <await token_provider()>``.
 
     The returned list holds a secret: never log it.
+
+    Args:
+        auth: The credential.
+
+    Returns:
+        ``(name, value)`` pairs, names in lower case.
+
+    Raises:
+        ConfigError: The Vertex AI token provider raised livemesh's ConfigError (google-auth
+            not installed, say), passed on unchanged.
+        AuthError: The Vertex AI token provider failed otherwise (its message is not repeated:
+            it may embed credentials) or returned an empty or malformed token.
     """
     if isinstance(auth, ApiKey):
         return [("x-goog-api-key", auth.key)]
@@ -172,6 +232,16 @@ async def rest_headers(auth: Auth) -> list[tuple[str, str]]:
     """HTTP headers for REST calls: the same credentials as :func:`live_headers`.
 
     Vertex also sends ``x-goog-user-project`` so quota is charged to the configured project.
+
+    Args:
+        auth: The credential.
+
+    Returns:
+        ``(name, value)`` pairs holding a secret: never log them.
+
+    Raises:
+        ConfigError: The Vertex AI token provider raised livemesh's ConfigError.
+        AuthError: The Vertex AI token provider failed otherwise or returned a malformed token.
     """
     headers = await live_headers(auth)
     if isinstance(auth, VertexAI):
@@ -200,6 +270,17 @@ def model_name(auth: Auth, model: str) -> str:
     * Vertex AI: ``projects/P/locations/L/publishers/google/models/NAME`` (accepts ``NAME``,
       ``models/NAME``, ``PUBLISHER/NAME``, ``publishers/X/models/NAME``, or a full
       ``projects/...`` path, kept as is).
+
+    Args:
+        auth: The credential: Vertex AI names models under its project and location.
+        model: The model, in any of the forms above.
+
+    Returns:
+        The resource name.
+
+    Raises:
+        ConfigError: ``model`` is empty or contains whitespace, ``..``, ``?`` or ``&`` (the
+            official SDK's refusals: they could rewrite a REST path or query).
     """
     _check_model(model)
     if isinstance(auth, VertexAI):

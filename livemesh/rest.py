@@ -40,6 +40,7 @@ import orjson
 import trio
 
 from livemesh import wire
+from livemesh._validators import check_int_at_least
 from livemesh.auth import ApiKey, Auth, EphemeralToken, VertexAI, redact, resolve_auth, secrets_of
 from livemesh.endpoints import model_name, rest_base_url, rest_headers
 from livemesh.errors import AuthError, ConfigError, LivemeshError, QuotaError, RemoteProtocolError
@@ -91,6 +92,9 @@ PREFERRED_MODELS: Final[Mapping[str, tuple[str, ...]]] = {
 """Live models preferred over the fallback when the key's model list includes them, current first."""
 
 DEFAULT_CACHE_TTL_S: Final = 600.0
+"""How long a :class:`ModelResolver` keeps a credential's model list, in seconds: long enough
+that a pool starting many sessions asks once, short enough that a model newly rolled out to the
+key is picked up within minutes."""
 DEFAULT_TIMEOUT_S: Final = 30.0
 """Timeout of the httpx client opened when none is passed (pass your own client, or wrap the call
 in ``trio.fail_after``, for another bound)."""
@@ -102,11 +106,26 @@ _TOKEN_API_VERSION: Final = "v1alpha"
 class RestError(LivemeshError):
     """A REST call failed for a reason other than auth or quota.
 
-    ``status`` is the HTTP status (``None`` when no response arrived: DNS, TLS, timeout), ``reason``
-    the server's message with any credential scrubbed.
+    No response arrived (DNS, a refused connection, TLS, a timeout), or the server answered with
+    an error status that is neither a refused credential (:class:`~livemesh.errors.AuthError`)
+    nor quota (:class:`~livemesh.errors.QuotaError`), such as a 404 or a 5xx. Retrying later may
+    help, which is why it has its own type. A :class:`ModelResolver` falls back to
+    :data:`FALLBACK_MODELS` on it when ``fallback_on_error`` is true.
+
+    Attributes:
+        status: The HTTP status, or ``None`` when no response arrived.
+        reason: The server's message with any credential scrubbed, or ``None`` when no response
+            arrived (the message then names the failure).
     """
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None) -> None:
+        """Describe a failed REST call.
+
+        Args:
+            message: What failed, for people (credentials already scrubbed).
+            status: The HTTP status, if a response arrived.
+            reason: The server's message, credentials scrubbed, if a response arrived.
+        """
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -117,16 +136,29 @@ class RestError(LivemeshError):
 
 @attrs.frozen
 class ModelInfo:
-    """One entry of ``GET /models`` (the fields livemesh uses; unknown fields are ignored)."""
+    """One entry of ``GET /models``: what :func:`list_live_models` returns for each Live model.
 
-    name: str  # "models/gemini-..."
+    Only the fields livemesh uses are kept, and unknown fields are ignored, so a model list with
+    fields newer than livemesh still parses. A field the server omitted (or sent with the wrong
+    type) is ``None``.
+    """
+
+    name: str
+    """The resource name, ``models/NAME`` (a bare name from the server gets the prefix)."""
     supported_generation_methods: tuple[str, ...] = ()
+    """The methods the model serves; a Live model lists ``bidiGenerateContent``."""
     display_name: str | None = None
+    """The name for people."""
     description: str | None = None
+    """The server's description of the model."""
     version: str | None = None
+    """The model's version, as the server states it."""
     base_model_id: str | None = None
+    """The base model's id (for tuned models)."""
     input_token_limit: int | None = None
+    """How many input tokens the model takes: its context window."""
     output_token_limit: int | None = None
+    """How many tokens the model may answer with in one response."""
 
     @property
     def short_name(self) -> str:
@@ -135,11 +167,22 @@ class ModelInfo:
 
     @property
     def supports_live(self) -> bool:
+        """Whether the model serves the Live API (lists ``bidiGenerateContent``)."""
         return LIVE_METHOD in self.supported_generation_methods
 
     @classmethod
     def from_json(cls, obj: Any) -> ModelInfo:
-        """Parse one model object, tolerating missing and unknown fields (camel- or snake_case)."""
+        """Parse one model object, tolerating missing and unknown fields (camel- or snake_case).
+
+        Args:
+            obj: One element of the ``models`` list, as decoded JSON.
+
+        Returns:
+            The model; fields missing or of the wrong type are ``None`` (or empty).
+
+        Raises:
+            RemoteProtocolError: ``obj`` is not an object, or has no ``name``.
+        """
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
             raise RemoteProtocolError("model entry without a name in the models list")
 
@@ -283,18 +326,48 @@ async def list_live_models(
     allow_insecure: bool = False,
     page_size: int = 1000,
 ) -> list[ModelInfo]:
-    """The models this key may use with the Live API (``supportedGenerationMethods`` includes
-    ``bidiGenerateContent``), in the server's order, following ``nextPageToken`` to the end.
+    """The models this key may use with the Live API, following ``nextPageToken`` to the end.
 
-    Gemini API only: Vertex AI has no per-key Live model list, so this raises
-    :class:`~livemesh.errors.ConfigError` for :class:`~livemesh.auth.VertexAI` (the resolver
-    uses the fallbacks there).
+    Availability varies by project and rollout, and a model the key cannot use is refused only
+    at setup (1008): asking first lets an application pick a model that will work. Models whose
+    ``supportedGenerationMethods`` lack ``bidiGenerateContent`` are left out.
+
+    Gemini API only: Vertex AI has no per-key Live model list (:class:`ModelResolver` uses
+    :data:`FALLBACK_MODELS` there), and ephemeral tokens cannot call REST.
+
+    Args:
+        auth: An :class:`~livemesh.auth.ApiKey`, an API key string, or ``None`` to read
+            ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` from the environment.
+        base_url: Another origin, such as the emulator's ``ws://127.0.0.1:PORT`` (``ws`` maps to
+            ``http``); default the Gemini API's.
+        api_version: ``"v1"``, ``"v1beta"`` or ``"v1alpha"``.
+        client: An ``httpx.AsyncClient`` whose connections to reuse; default one opened and
+            closed for this call, with a 30 second timeout.
+        allow_insecure: Allow plain ``http://`` to a host that is not loopback (the key would
+            cross the network in clear text).
+        page_size: How many models to ask for per page, at least 1 (the service answers
+            with at most 1000 per page whatever is asked; every page is fetched either way).
+
+    Returns:
+        The Live models, in the server's order.
+
+    Raises:
+        ConfigError: ``auth`` is Vertex AI, an ephemeral token, malformed, or ``None`` with no
+            key in the environment; ``api_version`` is unknown; ``page_size`` is not an int >= 1;
+            ``base_url`` is not a usable URL, or is plain ``http`` to a non-loopback host
+            without ``allow_insecure``.
+        AuthError: The key was refused (HTTP 401 or 403, or 400 ``API_KEY_INVALID``).
+        QuotaError: HTTP 429 or ``RESOURCE_EXHAUSTED``.
+        RestError: No response arrived, or another HTTP error.
+        RemoteProtocolError: The response is not the expected JSON (not an object, an entry
+            without a name, a repeated page token, more than 100 pages).
     """
     resolved = _check_rest_auth(resolve_auth(auth), "listing models")
     if isinstance(resolved, VertexAI):
         raise ConfigError("listing Live models is a Gemini API feature; Vertex AI has no per-key list")
     if api_version not in ("v1", "v1beta", "v1alpha"):
         raise ConfigError(f"api_version must be v1, v1beta or v1alpha, not {api_version!r}")
+    check_int_at_least("page_size", page_size, 1)
     url = f"{rest_base_url(resolved, base_url=base_url, allow_insecure=allow_insecure)}/{api_version}/models"
     models: list[ModelInfo] = []
     page_token = ""
@@ -359,9 +432,13 @@ class ModelResolver:
     tests). At most ``max_entries`` credentials are cached (least recently used evicted). The cache
     holds auth objects as keys, never their secrets as text.
 
-    Failures: an :class:`~livemesh.errors.AuthError` propagates (the key is bad; a session would
-    fail too). Other failures (network, 5xx, 429) fall back to :data:`FALLBACK_MODELS` with a
-    warning when ``fallback_on_error`` is true (the default), and are not cached.
+    Failures: an :class:`~livemesh.errors.AuthError` or :class:`~livemesh.errors.ConfigError`
+    propagates (the key or the settings are bad; a session would fail too). Other failures
+    (network, 5xx, 429, a malformed answer) fall back to :data:`FALLBACK_MODELS` with a warning
+    when ``fallback_on_error`` is true (the default), and are not cached.
+
+    Attributes:
+        fetches: How many model lists were fetched (for tests and metrics).
     """
 
     def __init__(
@@ -378,6 +455,27 @@ class ModelResolver:
         client: httpx.AsyncClient | None = None,
         allow_insecure: bool = False,
     ) -> None:
+        """Set up an empty cache; nothing is fetched until a model is asked for.
+
+        Args:
+            ttl_s: How long a credential's model list is reused, in seconds (0: never cached).
+            clock: Returns the current time in seconds; judges cache expiry.
+            max_entries: How many credentials' lists to keep (least recently used evicted).
+            preferred: Per kind, the Live models to prefer when the key's list has them, best
+                first (default :data:`PREFERRED_MODELS`).
+            fallback: Per kind, the model used when none of ``preferred`` is listed, on Vertex
+                AI, and after a failure with ``fallback_on_error`` (default
+                :data:`FALLBACK_MODELS`); its keys are the kinds :meth:`resolve` accepts.
+            fallback_on_error: Whether a failed listing (other than auth or configuration)
+                falls back instead of raising.
+            base_url: Another origin, such as the emulator's URL (see :func:`list_live_models`).
+            api_version: The REST version to list models with.
+            client: An ``httpx.AsyncClient`` to reuse; default one per listing.
+            allow_insecure: Allow plain ``http://`` to a host that is not loopback.
+
+        Raises:
+            ConfigError: ``ttl_s`` is negative or not finite, or ``max_entries`` is below 1.
+        """
         if not (ttl_s >= 0 and math.isfinite(ttl_s)):
             raise ConfigError("ttl_s must be a finite number >= 0")
         if max_entries < 1:
@@ -395,13 +493,23 @@ class ModelResolver:
         self._cache: OrderedDict[_CacheKey, tuple[float, tuple[str, ...]]] = OrderedDict()
         self._inflight: dict[_CacheKey, _Inflight] = {}
         self.fetches = 0
-        """How many model lists were fetched (for tests and metrics)."""
 
     def __repr__(self) -> str:
         return f"ModelResolver(ttl_s={self._ttl_s}, cached={len(self._cache)})"
 
     def invalidate(self, auth: Auth | str | None = None) -> None:
-        """Forget the cached list of one credential (or of all, with ``auth=None``)."""
+        """Forget cached model lists, so the next call asks the server again.
+
+        Call it when a model the list offered was refused (a rollout changed), or after the
+        project's access changed.
+
+        Args:
+            auth: The credential whose list to forget (an auth object or an API key string);
+                ``None`` forgets every credential's list (it does not read the environment).
+
+        Raises:
+            ConfigError: ``auth`` is not a credential livemesh accepts.
+        """
         if auth is None:
             self._cache.clear()
             return
@@ -412,7 +520,27 @@ class ModelResolver:
         return (auth, self._base_url or "", self._api_version)
 
     async def live_model_names(self, auth: Auth | str | None = None) -> tuple[str, ...]:
-        """The short names of the Live models for ``auth`` (cached)."""
+        """The short names of the Live models for ``auth``, from the cache when fresh.
+
+        Concurrent callers for one credential share one request: a pool starting a thousand
+        sessions asks once. A failure is not cached; every caller waiting on the failed request
+        gets its error (a :class:`RestError` if that request was cancelled).
+
+        Args:
+            auth: The credential, as :func:`list_live_models` takes it.
+
+        Returns:
+            Model names without ``models/``, in the server's order.
+
+        Raises:
+            ConfigError: As :func:`list_live_models` (Vertex AI, an ephemeral token, no key,
+                bad settings).
+            AuthError: The key was refused.
+            QuotaError: HTTP 429 or ``RESOURCE_EXHAUSTED``.
+            RestError: No response arrived, another HTTP error, or the shared request was
+                cancelled.
+            RemoteProtocolError: The response is not the expected JSON.
+        """
         resolved = resolve_auth(auth)
         key = self._key(resolved)
         now = self._clock()
@@ -456,7 +584,29 @@ class ModelResolver:
         return inflight.names
 
     async def resolve(self, kind: ModelKind, auth: Auth | str | None = None) -> str:
-        """A Live model name (without ``models/``) of ``kind`` for ``auth``; see the class doc."""
+        """A Live model of ``kind`` that ``auth`` may use.
+
+        The first of ``preferred[kind]`` in the key's (cached) list, else ``fallback[kind]``.
+        Vertex AI and ephemeral tokens get the fallback without a request (Vertex has no per-key
+        list, and tokens cannot call REST).
+
+        Args:
+            kind: ``"text"``, ``"audio"`` or ``"image"`` (the keys of ``fallback``).
+            auth: The credential: an auth object, an API key string, or ``None`` to read the key
+                from the environment.
+
+        Returns:
+            The model name, without ``models/``.
+
+        Raises:
+            ConfigError: ``kind`` is unknown, ``auth`` is malformed or missing, or the settings
+                are bad.
+            AuthError: The key was refused.
+            QuotaError: HTTP 429 (only with ``fallback_on_error=False``).
+            RestError: The listing failed otherwise (only with ``fallback_on_error=False``).
+            RemoteProtocolError: The response is not the expected JSON (only with
+                ``fallback_on_error=False``).
+        """
         if kind not in self._fallback:
             raise ConfigError(f"model kind must be one of {sorted(self._fallback)}, not {kind!r}")
         resolved = resolve_auth(auth)
@@ -485,10 +635,35 @@ async def resolve_model(
     client: httpx.AsyncClient | None = None,
     allow_insecure: bool = False,
 ) -> str:
-    """A Live model name for ``kind`` (``"text"``, ``"audio"``, ``"image"``) usable with ``auth``.
+    """A Live model name for ``kind`` usable with ``auth``: see :meth:`ModelResolver.resolve`.
 
-    With ``resolver`` its cache and settings are used (and the other keyword arguments must be
-    left at their defaults); without, a one-off uncached :class:`ModelResolver` asks the server.
+    Without ``resolver`` a one-off uncached :class:`ModelResolver` asks the server (falling back
+    to :data:`FALLBACK_MODELS`, with a warning, when the list cannot be fetched). Pass a
+    long-lived ``resolver`` when many sessions start, so the list is fetched once.
+
+    Args:
+        kind: ``"text"``, ``"audio"`` or ``"image"``.
+        auth: An auth object, an API key string, or ``None`` to read the key from the
+            environment.
+        resolver: The resolver whose cache and settings to use; the other keyword arguments
+            must then be left at their defaults (they are the resolver's settings).
+        base_url: Another origin, such as the emulator's URL (without ``resolver``).
+        api_version: The REST version to list models with (without ``resolver``).
+        client: An ``httpx.AsyncClient`` to reuse (without ``resolver``).
+        allow_insecure: Allow plain ``http://`` to a host that is not loopback (without
+            ``resolver``).
+
+    Returns:
+        The model name, without ``models/``.
+
+    Raises:
+        ConfigError: ``kind`` is unknown, ``auth`` is malformed or missing, a setting is bad,
+            or settings were passed together with ``resolver``.
+        AuthError: The key was refused.
+        QuotaError: HTTP 429, only if ``resolver`` does not fall back on errors.
+        RestError: The listing failed otherwise, only if ``resolver`` does not fall back.
+        RemoteProtocolError: The response is not the expected JSON, only if ``resolver`` does
+            not fall back.
     """
     if resolver is None:
         resolver = ModelResolver(
@@ -516,15 +691,33 @@ _GENERATION_CONFIG_FIELDS: Final = frozenset(
 )
 
 
+def _model_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"LiveConnectConstraints.model must be a non-empty model name or None, not {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class LiveConnectConstraints:
     """What sessions opened with the token are locked to (google-genai's ``LiveConnectConstraints``).
 
-    ``model``: the model name (``NAME`` or ``models/NAME``). ``setup``: the session config to lock,
-    as a :class:`livemesh.wire.Setup` (e.g. ``SessionConfig.setup(auth, handle=None)``) or as the
-    setup's camelCase JSON object; ``model``, when given, replaces the setup's own model.
+    A token handed to a browser or phone is used by code you do not control: constraints make the
+    service enforce your model and settings on every session the token opens, whatever the
+    client's own setup says. Pass them to :func:`create_ephemeral_token`.
 
-    ``lock_additional_fields`` picks the lock mode, as in the SDK:
+    Raises:
+        ConfigError: ``model`` is given but is not a non-empty string (an empty name would
+            leave the token's sessions without the model lock you asked for).
+    """
+
+    model: str | None = attrs.field(default=None, validator=attrs.validators.optional(_model_name))
+    """The model to lock (``NAME`` or ``models/NAME``); when given, it replaces ``setup``'s own."""
+    setup: wire.Setup | Mapping[str, Any] | None = None
+    """The session config to lock, as a :class:`livemesh.wire.Setup` (e.g.
+    ``SessionConfig.setup(auth, handle=None)``) or as the setup's camelCase JSON object."""
+    lock_additional_fields: Sequence[str] | None = None
+    """The lock mode, as in the SDK:
 
     * ``None`` (default): the whole setup is locked (no ``fieldMask`` is sent);
     * ``()``: only the fields set in ``setup`` are locked (``fieldMask`` = those fields);
@@ -532,28 +725,53 @@ class LiveConnectConstraints:
       snake_case names are converted to the camelCase the API expects).
     """
 
-    model: str | None = None
-    setup: wire.Setup | Mapping[str, Any] | None = None
-    lock_additional_fields: Sequence[str] | None = None
-
     def setup_json(self, auth: Auth) -> dict[str, Any]:
-        """The ``bidiGenerateContentSetup`` object."""
+        """The ``bidiGenerateContentSetup`` object of the token request.
+
+        Args:
+            auth: The credential minting the token; it decides the model's resource name.
+
+        Returns:
+            The setup as camelCase JSON, its model (``models/NAME``) first; empty when neither
+            ``model`` nor ``setup`` is set.
+
+        Raises:
+            ConfigError: ``setup`` is neither a ``wire.Setup`` nor a mapping, or the model name
+                (``model``, else the setup's own) is empty or malformed.
+            EncodeError: The ``wire.Setup`` holds a value JSON cannot carry.
+        """
+        own: str | None = None
         if self.setup is None:
             body: dict[str, Any] = {}
         elif isinstance(self.setup, wire.Setup):
             body = orjson.loads(wire.encode_client(wire.ClientMessage(setup=self.setup)))["setup"]
+            own = self.setup.model  # read here: the encoding leaves an empty string out
         elif isinstance(self.setup, Mapping):
             body = dict(self.setup)
+            own = body.get("model")
         else:
             raise ConfigError("LiveConnectConstraints.setup must be a wire.Setup or a JSON object")
-        model = self.model if self.model is not None else body.pop("model", None)
+        model = self.model if self.model is not None else own
         body.pop("model", None)
-        if model:
+        if model is not None:  # an empty name is refused, never dropped: the lock would go with it
             body = {"model": model_name(auth, model), **body}
         return body
 
     def field_mask(self, setup_json: Mapping[str, Any]) -> str | None:
-        """The ``fieldMask`` string for the lock mode (``None``: send none, lock everything)."""
+        """The ``fieldMask`` string for the lock mode (see ``lock_additional_fields``).
+
+        Fields are named two levels deep, as the SDK does (``generationConfig.temperature``,
+        not ``generationConfig``), so a client may still set the fields left out.
+
+        Args:
+            setup_json: The setup object, as :meth:`setup_json` returned it.
+
+        Returns:
+            Comma-separated field paths, or ``None``: send no mask, so the whole setup is locked.
+
+        Raises:
+            ConfigError: ``lock_additional_fields`` is a single ``str`` rather than a sequence.
+        """
         if self.lock_additional_fields is None:
             return None
         if isinstance(self.lock_additional_fields, str):
@@ -621,16 +839,38 @@ async def create_ephemeral_token(
 ) -> EphemeralToken:
     """Mint an ephemeral token (``POST /v1alpha/auth_tokens``) for a client to open Live sessions.
 
-    Call this on your backend with your API key; give the client only the returned token.
+    Call this on your backend with your API key; give the client only the returned token. A
+    browser or phone then opens sessions without ever holding the key, for a short while and,
+    with ``constraints``, only with the model and settings you chose.
 
-    * ``uses``: how many sessions the token may start (a resume does not count; 0 = no limit).
-    * ``expire_time``: after it, messages are refused (server default: 30 minutes).
-    * ``new_session_expire_time``: after it, new sessions are refused (server default: 1 minute).
-      Both accept an aware ``datetime`` or a ``timedelta`` from ``now()``; ``None`` leaves the
-      server's default.
-    * ``constraints``: lock the model and/or config (:class:`LiveConnectConstraints`).
+    Args:
+        auth: The API key (an :class:`~livemesh.auth.ApiKey`, a string, or ``None`` to read
+            ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``). Only the Gemini API issues tokens.
+        uses: How many sessions the token may start (a resume does not count; 0: no limit).
+        expire_time: After it, the token's messages are refused (server default: 30 minutes).
+            An aware ``datetime``, a ``timedelta`` from ``now()``, or ``None`` for the default.
+        new_session_expire_time: After it, new sessions are refused (server default: 1
+            minute). Same forms as ``expire_time``.
+        constraints: The model and settings to lock the token's sessions to.
+        base_url: Another origin, such as the emulator's URL; default the Gemini API's.
+        client: An ``httpx.AsyncClient`` to reuse; default one opened for this call.
+        allow_insecure: Allow plain ``http://`` to a host that is not loopback.
+        now: The current time, which ``timedelta`` expiries count from (for tests).
 
-    Only the Gemini API issues tokens: Vertex AI or a token as ``auth`` is a ConfigError.
+    Returns:
+        The token, with the expiry times the server reported (those requested, when the
+        server's answer has none).
+
+    Raises:
+        ConfigError: ``auth`` is Vertex AI, an ephemeral token, malformed or missing; ``uses``
+            is not an int >= 0; an expiry is naive, not in the future (as a ``timedelta``), of
+            another type, or ``new_session_expire_time`` is after ``expire_time``;
+            ``constraints`` are invalid; ``base_url`` is not usable or not secure.
+        EncodeError: ``constraints.setup`` holds a value JSON cannot carry.
+        AuthError: The key was refused.
+        QuotaError: HTTP 429 or ``RESOURCE_EXHAUSTED``.
+        RestError: No response arrived, or another HTTP error.
+        RemoteProtocolError: The response is not JSON or names no token.
     """
     resolved = _check_rest_auth(resolve_auth(auth), "creating an ephemeral token")
     if isinstance(resolved, VertexAI):

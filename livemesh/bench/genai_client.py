@@ -404,7 +404,7 @@ async def _amain(spec: WorkloadSpec) -> dict[str, Any]:
     base = spec.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
     http_options = types.HttpOptions(base_url=base, api_version=spec.api_version)
     client = genai.Client(api_key=spec.api_key, http_options=http_options)
-    rec = Recorder()
+    rec = Recorder(bytes_counted=False)  # google-genai exposes no public byte count on its socket
     plans = wl.plan_sessions(spec)
     rec.restart_clock()
     phase = _Phase(len(plans), rec)

@@ -81,6 +81,9 @@ class Recorder:
     sessions_done: int = 0
     sessions_verified: int = 0
     extra_turns: int = 0
+    bytes_counted: bool = True
+    """False for a client whose library offers no public way to count bytes on its socket (its
+    ``bytes_sent``/``bytes_received`` are then reported as ``None``, shown as n/a, never as 0)."""
     min_session_rotations: int | None = None
     """The fewest planned moves any session made (the default run wants >= 1 for every session)."""
     """Turns the client saw that answered nothing it asked in that moment (a doubled turn's echo)."""
@@ -189,8 +192,8 @@ class Recorder:
             "turns": frozen["turns"],
             "messages_sent": frozen["messages_sent"],
             "messages_received": frozen["messages_received"],
-            "bytes_sent": frozen["bytes_sent"],
-            "bytes_received": frozen["bytes_received"],
+            "bytes_sent": frozen["bytes_sent"] if self.bytes_counted else None,
+            "bytes_received": frozen["bytes_received"] if self.bytes_counted else None,
             "rotations": frozen["rotations"],
             "reconnects": frozen["reconnects"],
             "lost": self.lost,

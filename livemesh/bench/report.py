@@ -107,6 +107,13 @@ _SUMMED: Final = (
 )
 
 
+def _megabytes(result: Mapping[str, Any]) -> str:
+    sent, received = result["bytes_sent"], result["bytes_received"]
+    if sent is None or received is None:
+        return "n/a (the client library offers no public byte count)"
+    return f"{sent / 1e6:,.1f} / {received / 1e6:,.1f}"
+
+
 def _median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -123,6 +130,9 @@ def merge_rounds(
     first, first_details = rounds[0]
     merged: dict[str, Any] = {key: first[key] for key in RESULT_KEYS}
     for key in _SUMMED:
+        if any(r[key] is None for r, _ in rounds):  # not measured (e.g. bytes of a closed client)
+            merged[key] = None
+            continue
         merged[key] = round(sum(float(r[key]) for r, _ in rounds), 3)
         if all(isinstance(r[key], int) for r, _ in rounds):
             merged[key] = int(merged[key])
@@ -189,7 +199,7 @@ def _rows(result: Mapping[str, Any], details: Mapping[str, Any]) -> list[tuple[s
         ),
         ("messages sent / received", f"{result['messages_sent']:,} / {result['messages_received']:,}"),
         ("messages/s (both ways)", f"{msgs / (float(result['duration_s']) or 1.0):,.0f}"),
-        ("MB sent / received", f"{result['bytes_sent'] / 1e6:,.1f} / {result['bytes_received'] / 1e6:,.1f}"),
+        ("MB sent / received", _megabytes(result)),
         ("rotations / reconnects", f"{result['rotations']} / {result['reconnects']}"),
         ("rotations per session (min)", f"{details.get('min_session_rotations', 0)}"),
         ("lost / duplicated / errors", f"{result['lost']} / {result['duplicated']} / {result['errors']}"),

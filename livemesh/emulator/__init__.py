@@ -102,7 +102,7 @@ string in two pieces, the first with ``willContinue``) and ``willContinue: true`
 
 Scripted model (words are a whole user text turn, case-insensitive, surrounding space ignored):
 
-* any other text T → ``"You said: T"`` in ``chunks_per_reply`` (>= 2) ``modelTurn`` chunks
+* any other text T → ``"You said: T"`` in ``chunks_per_reply`` ``modelTurn`` chunks (1: the reply whole)
   (``first_chunk_delay_s`` before the first, ``chunk_interval_s`` between), then
   ``generationComplete``, then ``turnComplete`` with ``usageMetadata``;
 * ``recall`` → ``json.dumps(texts)``: the user turn texts in the context, in order (commands

@@ -36,20 +36,42 @@ _CLOSE_TEXTS = {
 
 
 class Emulator:
-    """A running emulator (from :func:`open_emulator`): its URLs, sessions and test controls."""
+    """A running emulator (from :func:`open_emulator`): its URLs, sessions and test controls.
+
+    Tests point clients at :attr:`url`, then misbehave on purpose where the real service would
+    (``goAway``, drops, close codes, malformed frames) and read what each session consumed
+    (:meth:`stats`) to judge that nothing was lost or doubled.
+    """
 
     def __init__(
         self, config: EmulatorConfig, *, host: str, port: int, tls: bool, ca_pem: bytes | None
     ) -> None:
+        """Made by :func:`open_emulator` once the port is bound; not constructed directly.
+
+        Args:
+            config: What to serve.
+            host: The host the listener is bound to.
+            port: The port actually bound.
+            tls: Whether the listener serves TLS (``wss``/``https`` URLs).
+            ca_pem: The throwaway CA's PEM, when one signed the certificate.
+        """
         self.config = config
+        """What the emulator serves and how."""
         self.host = host
+        """The host the listener is bound to."""
         self.port = port
+        """The port bound (the real one when ``config.port`` is 0)."""
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'wss' if tls else 'ws'}://{shown}:{port}"
-        """Base WebSocket URL; clients append ``/ws/google.ai.generativelanguage...``."""
+        """Base WebSocket URL, for ``SessionConfig(base_url=emu.url)``; clients append
+        ``/ws/google.ai.generativelanguage...``."""
         self.http_url = f"{'https' if tls else 'http'}://{shown}:{port}"
+        """Base REST URL on the same port (model list, ephemeral tokens)."""
         self.ca_pem = ca_pem
-        """PEM of the throwaway CA when serving with ``tls=True`` (else None)."""
+        """PEM of the throwaway CA when serving with ``tls=True`` (else None): trust it in the
+        client's ``ssl_context`` to connect over ``wss``."""
+        # The session store, token store and REST handler are internal to the emulator's own
+        # modules; tests may read them, but they are not a stable interface.
         self.store = SessionStore(
             handle_validity_s=config.limits.handle_validity_s,
             max_handles_per_session=config.max_handles_per_session,
@@ -65,12 +87,28 @@ class Emulator:
         self._idle.set()
         self._sockets = 0
         self.messages_sent = 0
+        """Server messages sent by live connections that have ended (for benchmarks)."""
 
     # ------------------------------------------------------------------ public controls
 
     def stats(self, session_id: str) -> SessionStats:
-        """What the session's context has consumed (the ``stats`` command's numbers), plus how
-        many connections it had and how many were resumptions. KeyError if unknown."""
+        """What the session's context has consumed, with its connection counts.
+
+        The context's numbers are those of the ``stats`` command; the counts say how many
+        connections the session had, how many were resumptions, how many handles were issued
+        and how many connections the client left mid-turn.
+
+        Args:
+            session_id: The session's id, as ``setupComplete.sessionId`` carried it (a livemesh
+                session's ``server_session_id``).
+
+        Returns:
+            The session's numbers now, across all its connections.
+
+        Raises:
+            KeyError: The emulator does not know the session (never set up, or forgotten after
+                its handles expired).
+        """
         record = self.store.sessions[session_id]
         snap = record.context.snapshot()
         return snap.with_connections(
@@ -78,15 +116,27 @@ class Emulator:
         )
 
     def session_ids(self) -> list[str]:
-        """Every session the emulator still remembers (live or resumable)."""
+        """Every session the emulator still remembers (live or resumable).
+
+        Returns:
+            Their ids.
+        """
         return list(self.store.sessions)
 
     def live_connections(self) -> int:
-        """Live connections past setup (for leak checks)."""
+        """Live connections past setup (for leak checks).
+
+        Returns:
+            How many are open now.
+        """
         return len(self._live)
 
     def open_sockets(self) -> int:
-        """Accepted TCP connections still open (HTTP or WebSocket, live or closing)."""
+        """Accepted TCP connections still open (HTTP or WebSocket, live or closing).
+
+        Returns:
+            How many are open now.
+        """
         return self._sockets
 
     async def wait_idle(self) -> None:
@@ -95,50 +145,118 @@ class Emulator:
         while self._live or self._sockets:
             await self._idle.wait()
 
-    async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> None:
-        """Send ``goAway`` to the session's live connection (``None``: every live connection)."""
-        for connection in self._select(session_id):
+    async def send_go_away(self, time_left: float = 1.0, session_id: str | None = None) -> int:
+        """Send ``goAway`` now, as the service does before it ends a connection.
+
+        Only the notice is sent: the connection still ends at its own deadline (or when the
+        client leaves). A connection whose client is not reading is skipped, never waited for.
+
+        Args:
+            time_left: The ``timeLeft`` announced, in seconds.
+            session_id: The session whose live connection gets it; ``None``: every live
+                connection.
+
+        Returns:
+            How many live connections got it: 0 for a session the emulator knows but that has
+            no live connection now (between two connections, or ended).
+
+        Raises:
+            KeyError: The emulator does not know ``session_id`` (never set up, or forgotten
+                after its handles expired), as :meth:`stats`.
+        """
+        connections = self._select(session_id)
+        for connection in connections:
             connection.send_go_away(time_left)
         await trio.lowlevel.checkpoint()
+        return len(connections)
 
     async def drop(
         self, session_id: str | None = None, close_code: int | None = None, reason: str | None = None
-    ) -> None:
-        """End live connections: abruptly without a close frame (``close_code=None``, the client
-        sees 1006), or with a close frame carrying ``close_code`` and the service's text for it."""
-        for connection in self._select(session_id):
+    ) -> int:
+        """End live connections, as a network failure or the service would.
+
+        Args:
+            session_id: The session whose live connection to end; ``None``: every live
+                connection.
+            close_code: ``None``: drop abruptly, without a close frame (the client sees 1006).
+                A code: close with a close frame carrying it, after the frames already queued
+                (waiting at most ``config.close_timeout_s`` each).
+            reason: The close frame's text; ``None``: the service's text for ``close_code``
+                (1007, 1008, 1011), else none.
+
+        Returns:
+            How many live connections were ended: 0 for a session the emulator knows but that
+            has no live connection now.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
+        """
+        connections = self._select(session_id)
+        for connection in connections:
             if close_code is None:
                 connection.peer.abort()
             else:
                 text = reason if reason is not None else _CLOSE_TEXTS.get(close_code, "")
                 await connection.peer.close(close_code, text)
+        return len(connections)
 
-    async def send_raw(self, data: bytes, session_id: str | None = None) -> None:
-        """Send ``data`` as one binary frame to the session's live connection (``None``: every
-        one), e.g. a malformed frame to fail one session on purpose."""
-        for connection in self._select(session_id):
+    async def send_raw(self, data: bytes, session_id: str | None = None) -> int:
+        """Send ``data`` as one binary frame, e.g. a malformed frame to fail one session on purpose.
+
+        The frame bypasses the fault plan and waits for room in the connection's send queue
+        (a client that stopped reading holds it up).
+
+        Args:
+            data: The frame's payload, sent as is.
+            session_id: The session whose live connection gets it; ``None``: every live
+                connection.
+
+        Returns:
+            How many live connections it was sent to: 0 for a session the emulator knows but
+            that has no live connection now.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
+        """
+        connections = self._select(session_id)
+        for connection in connections:
             await connection.peer.send(data, faultable=False)
+        return len(connections)
 
-    async def send_malformed(self, session_id: str | None = None) -> None:
-        """Send a frame that is not valid JSON (truncated) to the session's live connection."""
-        await self.send_raw(MALFORMED_FRAME, session_id)
+    async def send_malformed(self, session_id: str | None = None) -> int:
+        """Send a frame that is not valid JSON (truncated): the client must fail that session only.
+
+        Args:
+            session_id: The session whose live connection gets it; ``None``: every live
+                connection.
+
+        Returns:
+            How many live connections it was sent to, as :meth:`send_raw`.
+
+        Raises:
+            KeyError: The emulator does not know ``session_id``, as :meth:`stats`.
+        """
+        return await self.send_raw(MALFORMED_FRAME, session_id)
 
     def _select(self, session_id: str | None) -> list[LiveConnection]:
-        return [
-            c
-            for c in self._live
-            if session_id is None or (c.record is not None and c.record.id == session_id)
-        ]
+        if session_id is None:
+            return list(self._live)
+        if session_id not in self.store.sessions:
+            # A typo or a stale id must not pass silently for "that session got nothing".
+            raise KeyError(session_id)
+        return [c for c in self._live if c.record is not None and c.record.id == session_id]
 
     # ------------------------------------------------------------------ used by connections
 
     def register(self, connection: LiveConnection) -> None:
+        """Count a live connection past setup (internal to the emulator's own modules)."""
         self._live.add(connection)
         self._per_key[connection.key] += 1
         if self._idle.is_set():
             self._idle = trio.Event()
 
     def unregister(self, connection: LiveConnection) -> None:
+        """Forget an ended live connection (internal to the emulator's own modules)."""
         if connection in self._live:
             self._live.discard(connection)
             self._per_key[connection.key] -= 1
@@ -149,7 +267,7 @@ class Emulator:
                 self._idle.set()
 
     def check_capacity(self, key: str | None) -> None:
-        """Refuse a new connection over the server's or the key's concurrency limit."""
+        """Refuse a connection over a concurrency limit (internal to the emulator's own modules)."""
         if len(self._live) >= self.config.max_sessions:
             raise closes.Refusal(closes.INTERNAL, closes.TEXT_UNAVAILABLE)
         limit = self.config.concurrent_limit
@@ -157,12 +275,14 @@ class Emulator:
             raise closes.Refusal(closes.INTERNAL, closes.TEXT_QUOTA)
 
     def next_call_id(self) -> str:
+        """A fresh function call id (internal to the emulator's own modules)."""
         self._calls += 1
         return f"function-call-{self._calls}"
 
     # ------------------------------------------------------------------ serving
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one accepted stream (internal: the listener's handler, from :func:`open_emulator`)."""
         self._sockets += 1
         if self._idle.is_set():
             self._idle = trio.Event()
@@ -215,7 +335,24 @@ class Emulator:
 
 @asynccontextmanager
 async def open_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Emulator]:
-    """Serve an emulator for the duration of the block (in a nursery inside the caller's task tree)."""
+    """Serve an emulator for the duration of the block (in a nursery inside the caller's task tree).
+
+    The listener and every connection's tasks live in that nursery, so leaving the block stops
+    them all and nothing outlives the test. An exception raised in the block comes out as it is,
+    not wrapped in an exception group.
+
+    Args:
+        config: What to serve and how (default ``EmulatorConfig()``: loopback, a free port, no
+            TLS, no faults).
+
+    Yields:
+        The running emulator.
+
+    Raises:
+        OSError: The host and port cannot be bound, ``certfile``/``keyfile`` cannot be read
+            (``ssl.SSLError`` if they hold no usable certificate and key), or ``ca_out`` cannot
+            be written.
+    """
     config = config or EmulatorConfig()
     ssl_context, ca_pem = server_context(config)
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)

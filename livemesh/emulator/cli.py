@@ -15,6 +15,7 @@ import trio
 
 from livemesh.emulator.app import open_emulator
 from livemesh.emulator.config import EmulatorConfig, FaultConfig
+from livemesh.errors import ConfigError
 from livemesh.limits import ServiceLimits
 
 
@@ -142,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        trio.run(serve, config_from(args))
+        config = config_from(args)
+    except ConfigError as exc:  # a value out of range (a probability above 1, a negative delay, ...)
+        print(f"livemesh serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(serve, config)
     except OSError as exc:  # port in use, unreadable certificate, ...
         print(f"livemesh serve: {exc}", file=sys.stderr)
         return 1

@@ -20,17 +20,33 @@ from livemesh.emulator import closes
 
 @attrs.frozen(kw_only=True)
 class SessionStats:
-    """What a session's context has consumed: client messages after setup (commands ``recall`` /
-    ``stats`` excluded), audio, turns and the user turn texts in context, in order."""
+    """What a session's context has consumed, from :meth:`Emulator.stats <livemesh.emulator.Emulator.stats>`.
+
+    The numbers a test judges a client by: after drops, rotations and resumptions, every user
+    turn must be in the context exactly once (``compressed_texts + texts``), and ``resumptions``
+    and ``disconnects_mid_turn`` say how the client moved. A resumption restores the context as
+    it was when the handle was issued, so what the old connection sent after it is not counted.
+    """
 
     messages: int = 0
+    """Client messages consumed after setup (messages carrying only the ``recall`` / ``stats``
+    commands excluded)."""
     audio_bytes: int = 0
+    """Bytes of realtime audio received (decoded from base64)."""
     audio_chunks: int = 0
+    """Realtime audio blobs received."""
     video_frames: int = 0
+    """Realtime blobs that were not audio (video frames)."""
     turns: int = 0
+    """User turns taken (text, client content or spoken), including those compression cut."""
     texts: tuple[str, ...] = ()
+    """The user turn texts still in the context, in order (a spoken turn as the text the emulator
+    transcribes it to: its duration and size)."""
     tool_responses: int = 0
+    """Function responses received."""
     unknown_tool_responses: int = 0
+    """Function responses that matched no pending call (an unknown id, or an answer to a call
+    already answered); responses to cancelled calls are not counted here."""
     pending_results: tuple[str, ...] = ()
     """SILENT tool results folded into the next answer."""
     turn_tokens: tuple[int, ...] = ()
@@ -43,7 +59,9 @@ class SessionStats:
     connections: int = 0
     """Connections this session has had (``emu.stats`` only; 0 in snapshots)."""
     resumptions: int = 0
+    """Connections that resumed the session from a handle (``emu.stats`` only)."""
     handles_issued: int = 0
+    """Resumption handles issued to the session (``emu.stats`` only)."""
     disconnects_mid_turn: int = 0
     """Connections the CLIENT closed or dropped while a model turn or BLOCKING call was in
     progress (a rotation that did not wait for a quiet point)."""
@@ -51,6 +69,17 @@ class SessionStats:
     def with_connections(
         self, connections: int, resumptions: int, handles_issued: int, disconnects_mid_turn: int
     ) -> SessionStats:
+        """These numbers with the session's connection counts filled in (internal to the emulator).
+
+        Args:
+            connections: Connections the session has had.
+            resumptions: Those that resumed from a handle.
+            handles_issued: Handles issued to the session.
+            disconnects_mid_turn: Connections the client left mid-turn.
+
+        Returns:
+            A copy with the counts set.
+        """
         return attrs.evolve(
             self,
             connections=connections,
@@ -60,7 +89,12 @@ class SessionStats:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """The ``stats`` command's reply object."""
+        """The ``stats`` command's reply object, for clients that ask over the wire.
+
+        Returns:
+            The context's numbers as JSON (``tokens`` is the sum of ``turn_tokens``); the
+            connection counts are left out.
+        """
         return {
             "messages": self.messages,
             "audio_bytes": self.audio_bytes,

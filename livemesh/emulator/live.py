@@ -612,7 +612,7 @@ class LiveConnection:
             text,
             audio=self._audio_out,
             transcribe=self._setup.output_audio_transcription is not None,
-            count=max(2, config.chunks_per_reply),
+            count=config.chunks_per_reply,
             chars_per_s=config.speech_chars_per_s,
             combined=self._family.combined_content,
         )

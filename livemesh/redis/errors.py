@@ -42,6 +42,13 @@ class RedisUnavailableError(RedisError, ConnectionError):
     """
 
     def __init__(self, what: str, *, attempts: int, waited: float) -> None:
+        """Describe an operation Redis did not answer.
+
+        Args:
+            what: The operation, in words.
+            attempts: How many times it was tried.
+            waited: Seconds spent trying.
+        """
         super().__init__(f"redis unavailable for {what}: {attempts} attempt(s) over {waited:.3g}s")
         self.what = what
         self.attempts = attempts
@@ -61,6 +68,14 @@ class QuotaTimeoutError(RedisError, TimeoutError):
     """
 
     def __init__(self, project: str, *, waited: float, position: int | None, limit: int) -> None:
+        """Describe a wait that timed out.
+
+        Args:
+            project: The project whose quota was full.
+            waited: Seconds the caller waited.
+            position: Callers still ahead of it, if known.
+            limit: The project's session limit.
+        """
         where = "unknown position" if position is None else f"{position} caller(s) still ahead"
         super().__init__(
             f"no session slot for project {project!r} within {waited:.3g}s: all {limit} in use, {where}"
@@ -83,6 +98,12 @@ class QuotaLostError(RedisError):
     """
 
     def __init__(self, project: str, lease_id: str) -> None:
+        """Describe a lost lease.
+
+        Args:
+            project: The project the lease belonged to.
+            lease_id: The lease's id.
+        """
         super().__init__(f"lost quota lease {lease_id!r} of project {project!r}")
         self.project = project
         self.lease_id = lease_id
@@ -97,6 +118,12 @@ class OwnershipError(RedisError):
     """
 
     def __init__(self, conversation_id: str, *, owner: str | None) -> None:
+        """Describe a refused claim.
+
+        Args:
+            conversation_id: The conversation.
+            owner: The worker holding it, if known.
+        """
         super().__init__(f"conversation {conversation_id!r} is owned by worker {owner!r}")
         self.conversation_id = conversation_id
         self.owner = owner
@@ -111,6 +138,12 @@ class OwnershipLostError(RedisError):
     """
 
     def __init__(self, conversation_id: str, *, token: int) -> None:
+        """Describe a lost claim.
+
+        Args:
+            conversation_id: The conversation.
+            token: This worker's stale fencing token.
+        """
         super().__init__(
             f"lost ownership of conversation {conversation_id!r} (fencing token {token} is stale)"
         )

@@ -64,7 +64,9 @@ class Claim:
     token: int
     previous_owner: str | None
     lost: bool = False
-    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
+    """The cancel scope of the :meth:`Ownership.hold` block running under this claim, cancelled
+    when the heartbeat finds the claim lost. Set by that block, never by a caller."""
 
     @property
     def is_takeover(self) -> bool:

@@ -36,6 +36,7 @@ the longest stall you expect (the default 15 s; heartbeats run every 5 s).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,7 @@ from typing import Any
 import attrs
 import trio
 
+from livemesh._validators import check_int_at_least
 from livemesh.errors import ConfigError, QuotaError
 from livemesh.redis import scripts
 from livemesh.redis._client import RedisBackend, beat
@@ -54,10 +56,20 @@ __all__ = ["DistributedQuota", "QuotaLease", "QuotaStatistics", "open_quota", "q
 
 log = logging.getLogger("livemesh.redis.quota")
 
+_SHORTEST_S = 0.001
+"""The shortest duration the scripts can carry: Redis counts milliseconds, and a shorter one would
+round to 0 (a Redis error for a pause, a lease that has expired already)."""
+
+
+def _check_duration(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _SHORTEST_S <= value < math.inf:
+        raise ConfigError(f"{name} must be a finite number of seconds >= {_SHORTEST_S}, not {value!r}")
+
 
 @attrs.define(eq=False)
 class QuotaLease:
-    """One held slot of a project's quota, from :meth:`DistributedQuota.acquire` or ``slot``.
+    """One held slot of a project's quota, from :meth:`DistributedQuota.acquire` or
+    :meth:`DistributedQuota.slot`; hand it back with :meth:`DistributedQuota.release`.
 
     Attributes:
         id: The lease's id, unique across the fleet.
@@ -68,7 +80,9 @@ class QuotaLease:
     id: str
     project: str
     lost: bool = False
-    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
+    """The cancel scope of the :meth:`DistributedQuota.slot` block running under this lease,
+    cancelled when the heartbeat finds the lease lost. Set by that block, never by a caller."""
 
 
 @attrs.frozen
@@ -134,16 +148,31 @@ class DistributedQuota:
             waiter_ttl_s: How long a waiting caller stays queued without polling (default
                 ``max(2, 10 * poll_s)``): a crashed waiter leaves the queue after it.
             refusal_pause_s: The first and the longest fleet-wide pause after the service
-                refuses a session for quota (doubling per consecutive refusal).
+                refuses a session for quota (doubling per consecutive refusal), ``first <=
+                longest``.
             rng: The source of polling jitter (for reproducible tests).
 
         Raises:
-            ConfigError: ``limit`` is not a positive int, or a duration is not positive.
+            ConfigError: ``project`` is not a non-empty string without braces (it becomes the
+                keys' Redis Cluster hash tag), ``limit`` is not an int >= 1, a duration is not
+                a finite number of seconds of at least 0.001 (Redis counts milliseconds), or
+                ``refusal_pause_s`` is not two such durations in order.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"limit must be a positive int, not {limit!r}")
-        if not lease_ttl_s > 0 or not poll_s > 0:
-            raise ConfigError("lease_ttl_s and poll_s must be positive")
+        if not isinstance(project, str) or not project or "{" in project or "}" in project:
+            raise ConfigError(f"project must be a non-empty string without braces, not {project!r}")
+        check_int_at_least("limit", limit, 1)
+        _check_duration("lease_ttl_s", lease_ttl_s)
+        _check_duration("poll_s", poll_s)
+        if waiter_ttl_s is not None:
+            _check_duration("waiter_ttl_s", waiter_ttl_s)
+        if not isinstance(refusal_pause_s, tuple | list) or len(refusal_pause_s) != 2:
+            raise ConfigError(f"refusal_pause_s must be a (first, longest) pair, not {refusal_pause_s!r}")
+        _check_duration("refusal_pause_s[0]", refusal_pause_s[0])
+        _check_duration("refusal_pause_s[1]", refusal_pause_s[1])
+        if refusal_pause_s[0] > refusal_pause_s[1]:
+            raise ConfigError(
+                f"refusal_pause_s must be (first, longest), first <= longest, not {refusal_pause_s!r}"
+            )
         self.backend = backend
         self.project = project
         self.limit = limit
@@ -438,7 +467,8 @@ async def open_quota(
         The quota.
 
     Raises:
-        ConfigError: ``limit`` is not a positive int, or a duration is not positive.
+        ConfigError: A setting is out of range, before anything is sent (see
+            :class:`DistributedQuota`).
     """
     quota = DistributedQuota(
         backend,

@@ -55,6 +55,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 )
+"""Store a handle unless an equal or newer one is stored, or the writer's fencing token is stale
+(:meth:`RedisHandleStore.save <livemesh.redis.RedisHandleStore.save>`)."""
 
 QUOTA_ACQUIRE = (
     _NOW
@@ -98,6 +100,8 @@ end
 return {0, rank}
 """
 )
+"""Sweep expired leases and dead waiters, then grant a slot or queue the caller in arrival order
+(:meth:`DistributedQuota.acquire <livemesh.redis.DistributedQuota.acquire>`)."""
 
 QUOTA_PAUSE = """
 -- KEYS: pause flag, strike counter. ARGV: base_ms, max_ms. The service refused a session for
@@ -111,6 +115,9 @@ if redis.call('PTTL', KEYS[1]) < pause then
 end
 return math.floor(pause)
 """
+"""Pause the project's new grants fleet-wide after the service refused a session for quota,
+doubling per consecutive refusal (:meth:`DistributedQuota.note_refusal
+<livemesh.redis.DistributedQuota.note_refusal>`)."""
 
 QUOTA_RENEW = (
     _NOW
@@ -135,6 +142,8 @@ end
 return out
 """
 )
+"""Extend a process's leases, reinstating those Redis lost while the project has room (the quota's
+heartbeat)."""
 
 QUOTA_RELEASE = """
 -- KEYS: leases, queue, alive. ARGV: id. Frees a lease or withdraws a ticket (either or both).
@@ -142,6 +151,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('ZREM', KEYS[1], ARGV[1])
 """
+"""Free a lease or withdraw a queue ticket (both are safe to repeat)."""
 
 OWN_CLAIM = (
     _NOW
@@ -149,19 +159,24 @@ OWN_CLAIM = (
 -- KEYS: owner hash, fence counter, live zset. ARGV: worker, ttl_ms, grace_ms, claim id,
 -- conversation id, fence_ttl_ms.
 -- Returns {1, token, previous owner or ''} claimed, {0, token, owner, expiry} held by another.
-local o = redis.call('HMGET', KEYS[1], 'owner', 'token', 'exp', 'claim')
+-- The previous owner is stored with the claim, so a retry of the same claim (its reply was lost)
+-- gets the same answer as the first run.
+local o = redis.call('HMGET', KEYS[1], 'owner', 'token', 'exp', 'claim', 'prev')
 if o[1] then
-  if o[4] == ARGV[4] then return {1, o[2], ''} end
+  if o[4] == ARGV[4] then return {1, o[2], o[5] or ''} end
   if tonumber(o[3]) + tonumber(ARGV[3]) > now then return {0, o[2], o[1], o[3]} end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'exp', exp, 'claim', ARGV[4])
+local prev = o[1] or ''
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'exp', exp, 'claim', ARGV[4], 'prev', prev)
 redis.call('ZADD', KEYS[3], exp, ARGV[5])
-return {1, tostring(token), o[1] or ''}
+return {1, tostring(token), prev}
 """
 )
+"""Claim a conversation that is free or whose lease expired, raising its fencing token
+(:meth:`Ownership.claim <livemesh.redis.Ownership.claim>`)."""
 
 OWN_RENEW = (
     _NOW
@@ -191,6 +206,8 @@ end
 return out
 """
 )
+"""Renew a worker's leases, reinstating entries a Redis restart lost unless a newer token was issued
+(the ownership heartbeat)."""
 
 OWN_RELEASE = """
 -- KEYS: owner hash, live zset, state hash. ARGV: token, conversation id, finished ('1' | '0').
@@ -206,6 +223,7 @@ else
 end
 return 1
 """
+"""Give a conversation up if the token is still current: finished, or handed over as an orphan."""
 
 OWN_ORPHANS = (
     _NOW
@@ -214,6 +232,7 @@ OWN_ORPHANS = (
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
 """
 )
+"""Conversations whose owner's lease ran out at least ``grace_ms`` ago, longest expired first."""
 
 OWN_OWNERS = """
 -- KEYS: owner hashes. Returns a flat list owner1, token1, owner2, token2, ... ('' when free):
@@ -226,6 +245,7 @@ for i = 1, #KEYS do
 end
 return out
 """
+"""One consistent snapshot of the owner and token of many conversations."""
 
 OWN_WRITE_STATE = """
 -- KEYS: owner hash, state hash. ARGV: token, ttl_ms, field1, value1, ... Fenced: only the current
@@ -235,3 +255,4 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
+"""Write conversation state, fenced: only the current owner's token writes."""

@@ -126,7 +126,7 @@ class SansioConnection:
         self._protocol = protocol
         self._redact = redactor or Redactor()
         self._disconnect_timeout = options.disconnect_timeout
-        self._queue_size = max(1, options.message_queue_size)
+        self._queue_size = options.message_queue_size  # >= 1 (TransportOptions validates it)
         # (message, arrival stamp: see ``arrived_after``), handed out from index _taken on: a list
         # (56 B empty) rather than a deque (~770 B even empty) on every idle connection
         self._messages: list[tuple[bytes | str, float]] = []

@@ -127,3 +127,18 @@ def test_rounds_merge_into_totals_and_median_ratios(tmp_path: Path) -> None:
         rounds=rounds,
     )
     assert "median of rounds" in out.getvalue() and "1.00 3.00 1.50" in out.getvalue()
+
+
+def test_bytes_a_client_cannot_count_are_n_a_not_zero() -> None:
+    # google-genai offers no public byte count on its socket: its column says so instead of 0.
+    rec = Recorder(bytes_counted=False)
+    rec.bytes_sent = 123
+    theirs = rec.result(client="genai", sessions=1, duration_s=1.0)
+    assert theirs["bytes_sent"] is None and theirs["bytes_received"] is None
+    merged, _ = report.merge_rounds([(theirs, {}), (theirs, {})])
+    assert merged["bytes_sent"] is None
+    out = io.StringIO()
+    ours = _result("livemesh", bytes_sent=2_000_000)
+    report.render_table(Console(file=out, width=160), [ours, theirs], [{}, {}], None)
+    text = out.getvalue()
+    assert "2.0 / 0.0" in text and "n/a" in text

@@ -78,3 +78,15 @@ async def test_window_overflow_without_compression_ends_the_session() -> None:
             assert code == 1007
             assert reason.startswith("The input token count (")
             assert reason.endswith("exceeds the maximum number of tokens allowed (50).")
+
+
+def test_serve_refuses_an_out_of_range_value_with_one_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "livemesh", "serve", "--port", "0", "--drop-probability", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("livemesh serve: ") and "drop_probability" in done.stderr
+    assert "Traceback" not in done.stderr and "listening" not in done.stdout

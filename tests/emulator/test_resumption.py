@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from livemesh import wire
@@ -151,6 +152,33 @@ async def test_controls_go_away_and_drop() -> None:
                 await emu.drop()
                 assert (await sleep_until_closed(c2))[0] == 1006
             assert emu.live_connections() == 0
+
+
+async def test_controls_refuse_an_unknown_session_and_count_what_they_reached() -> None:
+    with trio.fail_after(5):
+        async with open_emulator() as emu:
+            async with connect(emu, text_setup()) as c:
+                sid = session_of(c)
+                for control in (
+                    emu.send_go_away(time_left=1.0, session_id="no-such-session"),
+                    emu.drop("no-such-session"),
+                    emu.send_raw(b"{}", "no-such-session"),
+                    emu.send_malformed("no-such-session"),
+                ):
+                    with pytest.raises(KeyError, match="no-such-session"):
+                        await control  # it used to do nothing, silently
+                assert await c.ask("still here") == "You said: still here"  # nothing reached it
+                assert await emu.send_go_away(time_left=2.5, session_id=sid) == 1
+                await c.until("go_away")
+                assert await emu.drop(sid) == 1
+                await c.closed()
+            await emu.wait_idle()
+            # Known, but without a live connection now: nothing to reach, and it says so.
+            assert await emu.send_go_away(session_id=sid) == 0
+            assert await emu.drop(sid, close_code=1011) == 0
+            assert await emu.send_raw(b"{}", sid) == 0
+            assert await emu.send_malformed(sid) == 0
+            assert await emu.drop() == 0
 
 
 async def test_audio_consumed_after_the_handle_is_lost_on_resume() -> None:

@@ -6,6 +6,7 @@ import array
 import math
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,8 @@ from livemesh.emulator import EmulatorConfig, FaultConfig, model
 from livemesh.emulator.context import Context
 from livemesh.emulator.routing import live_route
 from livemesh.emulator.vad import EnergyVad, VadEvent, pcm_rate
+from livemesh.errors import ConfigError
+from livemesh.limits import ServiceLimits
 
 
 def tone(ms: int, amplitude: int, rate: int = 16_000) -> bytes:
@@ -176,3 +179,87 @@ def test_secrets_stay_out_of_reprs() -> None:
         faults_by_key={"sekrit-fault": FaultConfig()},
     )
     assert "sekrit" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("connection_lifetime_s", 0),
+        ("go_away_notice_s", -1.0),
+        ("audio_session_s", float("nan")),
+        ("audio_video_session_s", "120"),
+        ("handle_validity_s", 0.0),
+        ("context_window_native_audio", 0),
+        ("context_window_default", 1.5),
+        ("concurrent_sessions", 0),
+        ("concurrent_sessions", True),
+    ],
+)
+def test_bad_service_limits_are_config_errors_naming_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"^ServiceLimits\\.{field} must be ") as info:
+        ServiceLimits(**{field: value})  # type: ignore[arg-type]
+    assert str(info.value).endswith(repr(value))
+
+
+def test_service_limits_keep_small_and_unbounded_values() -> None:
+    limits = ServiceLimits(connection_lifetime_s=0.2, go_away_notice_s=0.05, concurrent_sessions=1)
+    assert limits.connection_lifetime_s == 0.2 and limits.go_away_notice_s == 0.05
+    assert limits.concurrent_sessions == 1
+    assert ServiceLimits(handle_validity_s=float("inf")).handle_validity_s == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("drop_probability", -0.1),
+        ("close_1011_probability", 1.5),
+        ("malformed_probability", float("nan")),
+        ("drop_after_messages", -1),
+        ("go_away_storm_interval_s", 0),
+        ("latency_s", -0.01),
+        ("jitter_s", float("inf")),
+    ],
+)
+def test_bad_fault_settings_are_config_errors(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"^FaultConfig\\.{field} must be "):
+        FaultConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_fault_probabilities_share_one_draw_so_their_sum_is_at_most_one() -> None:
+    with pytest.raises(ConfigError, match=r"sum must be at most 1, not 1\.2"):
+        FaultConfig(drop_probability=0.5, close_1011_probability=0.4, malformed_probability=0.3)
+    exact = FaultConfig(drop_probability=0.1, close_1011_probability=0.2, malformed_probability=0.7)
+    assert exact.malformed_probability == 0.7  # a sum of 1 in floating point (a hair over) is fine
+    assert FaultConfig(drop_probability=1.0).drop_probability == 1.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("port", -1),
+        ("port", 65536),
+        ("chunks_per_reply", 0),
+        ("first_chunk_delay_s", -1.0),
+        ("chunk_interval_s", float("nan")),
+        ("speech_chars_per_s", 0),
+        ("resumption_update_interval_s", -5.0),
+        ("resume_grace_s", -0.25),
+        ("max_sessions", -1),
+        ("max_frame_bytes", 1023),
+        ("max_concurrent_per_key", -1),
+        ("max_handles_per_session", 0),
+        ("max_stored_sessions", -1),
+        ("max_pending_calls", 1.5),
+        ("setup_timeout_s", 0),
+        ("http_idle_timeout_s", -60.0),
+        ("send_queue_size", 0),
+        ("close_timeout_s", 0.0),
+        ("limits", {"connection_lifetime_s": 1}),
+        ("faults", None),
+        ("api_keys", "good"),  # a lone string would accept any substring of it
+        ("bearer_tokens", b"token"),
+    ],
+)
+def test_bad_emulator_settings_are_config_errors_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"^EmulatorConfig\\.{field} must be "):
+        EmulatorConfig(**{field: value})  # type: ignore[arg-type]

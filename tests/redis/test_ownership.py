@@ -3,6 +3,9 @@ cancelled with a typed error, handover lists the conversation for the next owner
 
 from __future__ import annotations
 
+from typing import Any
+
+import coredis.exceptions
 import pytest
 import trio
 
@@ -14,6 +17,7 @@ from livemesh.redis import (
     RedisBackend,
     open_ownership,
     open_quota,
+    scripts,
 )
 from tests.redis.helpers import eventually
 
@@ -38,6 +42,46 @@ async def test_one_owner_at_a_time_and_tokens_only_grow(backend: RedisBackend) -
         assert tokens == sorted(tokens) and len(set(tokens)) == 6
         assert "c" not in await a.orphans()  # finished: off the live set
         assert await b.read_state("c") == {}
+
+
+async def test_a_retried_takeover_claim_still_reports_the_previous_owner(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's reply is lost after Redis ran it (a dropped connection): the retry, with the same
+    claim id, must say who was taken over, or the takeover goes uncounted."""
+    stalled = Ownership(backend, worker_id="a", lease_ttl_s=0.2)  # no heartbeat: its lease runs out
+    await stalled.claim("c")
+    watcher = Ownership(backend, worker_id="watcher")  # orphans() leaves out a worker's own
+    await eventually(lambda: _listed(watcher, "c"))
+    real_script = backend.script
+    runs: list[list[Any]] = []
+
+    def losing_the_first_reply(source: str) -> Any:
+        script = real_script(source)
+        if source != scripts.OWN_CLAIM:
+            return script
+
+        async def run(keys: list[str], args: list[Any]) -> Any:
+            reply = await script(keys, args)
+            runs.append(args)
+            if len(runs) == 1:
+                raise coredis.exceptions.ConnectionError("reply lost")  # after Redis ran it
+            return reply
+
+        return run
+
+    monkeypatch.setattr(backend, "script", losing_the_first_reply)
+    async with open_ownership(backend, worker_id="b", lease_ttl_s=5) as b:
+        claim = await b.claim("c")
+        assert len(runs) == 2 and runs[0] == runs[1]  # the same claim id, run twice
+        assert claim.previous_owner == "a" and claim.is_takeover
+        assert b.statistics().takeovers == 1 and b.statistics().claims == 1
+        assert await b.owner_of("c") == ("b", claim.token)
+        await b.release(claim, finished=True)
+
+
+async def _listed(ownership: Ownership, conversation_id: str) -> bool:
+    return conversation_id in await ownership.orphans()
 
 
 async def test_a_superseded_owner_is_cancelled_with_ownership_lost(backend: RedisBackend) -> None:

@@ -17,9 +17,9 @@ import trio
 
 from livemesh.auth import ApiKey
 from livemesh.emulator import EmulatorConfig, open_emulator
-from livemesh.errors import QuotaError
+from livemesh.errors import ConfigError, QuotaError
 from livemesh.redis import QuotaTimeoutError, RedisBackend, open_quota
-from livemesh.redis.quota import quota_connect
+from livemesh.redis.quota import DistributedQuota, quota_connect
 from livemesh.session.config import RetryPolicy, SessionConfig
 from tests.redis.conftest import RedisServer
 
@@ -184,3 +184,34 @@ async def test_a_service_quota_refusal_pauses_grants_fleet_wide(backend: RedisBa
                     assert await backend.client.pttl(backend.key("quota:svc", "pause")) > 0
                     other = await quota.acquire(timeout=3)  # granted once the pause ran out
                     await quota.release(other)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"project": ""}, "project must be a non-empty string without braces"),
+        ({"project": "a{b}"}, "without braces"),  # it is the keys' Cluster hash tag
+        ({"project": "a}"}, "without braces"),
+        ({"limit": 0}, "limit must be an int >= 1, not 0"),
+        ({"limit": True}, "limit must be an int >= 1, not True"),
+        ({"lease_ttl_s": 0}, "lease_ttl_s must be a finite number of seconds >= 0.001, not 0"),
+        ({"poll_s": float("inf")}, "poll_s must be"),
+        ({"waiter_ttl_s": 0}, "waiter_ttl_s must be a finite number of seconds >= 0.001, not 0"),
+        ({"waiter_ttl_s": -2.0}, "waiter_ttl_s must be"),
+        ({"refusal_pause_s": (-1.0, 60.0)}, r"refusal_pause_s\[0\] must be"),
+        ({"refusal_pause_s": (0.0001, 60.0)}, r"refusal_pause_s\[0\] must be"),  # 0 ms in Redis
+        ({"refusal_pause_s": (1.0, float("nan"))}, r"refusal_pause_s\[1\] must be"),
+        ({"refusal_pause_s": (60.0, 1.0)}, "first <= longest"),
+        ({"refusal_pause_s": (1.0,)}, r"a \(first, longest\) pair"),
+    ],
+)
+async def test_bad_quota_settings_are_config_errors_before_anything_is_sent(
+    backend: RedisBackend, settings: dict[str, Any], message: str
+) -> None:
+    arguments: dict[str, Any] = {"project": "p", "limit": 1, **settings}
+    with pytest.raises(ConfigError, match=message):
+        DistributedQuota(backend, **arguments)
+    with pytest.raises(ConfigError, match=message):
+        async with open_quota(backend, **arguments):
+            raise AssertionError("the block must not run")
+    assert await backend.client.keys(f"{backend.prefix}:*") == set()

@@ -21,6 +21,7 @@ from livemesh.auth import (
     resolve_auth,
     secrets_of,
 )
+from livemesh.endpoints import live_headers
 from livemesh.errors import AuthError, ConfigError
 
 SENTINEL = "SENTINEL-KEY-9f3a1c"
@@ -225,3 +226,21 @@ async def test_google_auth_missing_is_a_config_error(monkeypatch: pytest.MonkeyP
     provider = google_auth_token_provider()
     with pytest.raises(ConfigError, match="pip install google-auth"):
         await provider()
+    # A connection awaits the provider through bearer_token/live_headers: the hint survives
+    # (it was turned into AuthError("... failed: ConfigError"), losing it).
+    vertex = VertexAI(project="p", token_provider=provider)
+    with pytest.raises(ConfigError, match="pip install google-auth requests"):
+        await bearer_token(vertex)
+    with pytest.raises(ConfigError, match="pip install google-auth requests"):
+        await live_headers(vertex)
+    assert secrets_of(vertex) == ()
+
+
+async def test_a_failing_vertex_provider_is_an_auth_error_naming_only_the_error_type() -> None:
+    async def provider() -> str:
+        raise RuntimeError(f"refresh failed for refresh_token={SENTINEL}")
+
+    with pytest.raises(AuthError) as info:
+        await bearer_token(VertexAI(project="p", token_provider=provider))
+    assert str(info.value) == "Vertex AI token provider failed: RuntimeError"
+    assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -190,6 +190,17 @@ async def test_rest_refuses_tokens_vertex_listing_and_plain_http() -> None:
         await list_live_models(KEY, base_url="http://gen.test")
 
 
+@pytest.mark.parametrize("page_size", [0, -5, 2.5, True, "50"])
+async def test_a_bad_page_size_is_refused_before_any_request(page_size: object) -> None:
+    seen: list[httpx.Request] = []
+    async with _client(_models_handler([[]], seen)) as client:
+        with pytest.raises(ConfigError, match=f"page_size must be an int >= 1, not {page_size!r}"):
+            await list_live_models(KEY, base_url=BASE, client=client, page_size=page_size)  # type: ignore[arg-type]
+        assert seen == []
+        await list_live_models(KEY, base_url=BASE, client=client, page_size=1)
+        assert seen[0].url.params["pageSize"] == "1"
+
+
 async def _bearer() -> str:
     return "ya29.bearer"
 
@@ -400,6 +411,21 @@ def test_field_masks_follow_the_sdk_modes() -> None:
     )
     with pytest.raises(ConfigError):
         LiveConnectConstraints(lock_additional_fields="temperature").field_mask({})
+
+
+@pytest.mark.parametrize("model", ["", "   ", 3])
+def test_an_empty_constraint_model_is_refused_not_dropped(model: object) -> None:
+    # model="" used to remove the setup's own model from the token's lock, silently.
+    with pytest.raises(ConfigError, match=r"LiveConnectConstraints\.model must be a non-empty model name"):
+        LiveConnectConstraints(model=model, setup={"model": "models/gemini-live"})  # type: ignore[arg-type]
+
+
+def test_an_empty_model_in_the_constraint_setup_is_refused_not_dropped() -> None:
+    for setup in ({"model": "", "systemInstruction": {}}, wire.Setup(model="")):
+        with pytest.raises(ConfigError, match="model must be a name"):
+            LiveConnectConstraints(setup=setup).setup_json(KEY)
+    kept = LiveConnectConstraints(setup={"model": "gemini-live", "systemInstruction": {}})
+    assert kept.setup_json(KEY) == {"model": "models/gemini-live", "systemInstruction": {}}
 
 
 async def test_create_token_sends_field_mask() -> None:

@@ -18,13 +18,14 @@ from websockets.protocol import Protocol, Side, State
 from livemesh import wire
 from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.emulator.app import Emulator
-from livemesh.errors import AuthError, QuotaError, ServiceClosedError, SetupRejectedError
+from livemesh.errors import AuthError, ConfigError, QuotaError, ServiceClosedError, SetupRejectedError
 from livemesh.session import Session
 from livemesh.transport import (
     CloseInfo,
     Connection,
     ConnectionLostError,
     Engine,
+    TlsSessionCache,
     TransportOptions,
     open_connection,
 )
@@ -88,6 +89,53 @@ async def read_turn(conn: Connection) -> str:
 async def say(conn: Connection, words: str) -> str:
     await conn.send(turn(words))
     return await read_turn(conn)
+
+
+# ------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("connect_timeout", 0, "0"),
+        ("connect_timeout", -1.0, "-1.0"),
+        ("connect_timeout", float("nan"), "nan"),
+        ("disconnect_timeout", 0.0, "0.0"),
+        ("disconnect_timeout", "5", "'5'"),
+        ("receive_buffer_size", 0, "0"),
+        ("receive_buffer_size", 1.5, "1.5"),
+        ("max_message_bytes", -1, "-1"),
+        ("message_queue_size", 0, "0"),  # was raised to 1 by the sansio engine, silently
+        ("message_queue_size", True, "True"),
+        ("engine", "asyncio", "'asyncio'"),
+        ("ssl_context", "ca.pem", "str"),
+        ("tls_sessions", {}, "dict"),
+    ],
+)
+def test_a_bad_transport_option_is_a_config_error_naming_field_and_value(
+    field: str, value: object, shown: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^TransportOptions\\.{field} must be .*, not ") as info:
+        TransportOptions(**{field: value})  # type: ignore[arg-type]
+    assert str(info.value).endswith(shown)
+
+
+def test_transport_options_keep_every_value_given() -> None:
+    cache = TlsSessionCache(max_hosts=1)
+    options = TransportOptions(
+        connect_timeout=float("inf"),
+        disconnect_timeout=0.5,
+        receive_buffer_size=1,
+        max_message_bytes=1,
+        message_queue_size=1,
+        ssl_context=None,
+        engine="trio-websocket",
+        tls_sessions=cache,
+    )
+    assert (options.connect_timeout, options.disconnect_timeout) == (float("inf"), 0.5)
+    assert (options.receive_buffer_size, options.max_message_bytes, options.message_queue_size) == (1, 1, 1)
+    assert options.tls_sessions is cache and cache.max_hosts == 1
+    assert TransportOptions(tls_sessions=None).tls_sessions is None
 
 
 # ------------------------------------------------------------------ against the emulator

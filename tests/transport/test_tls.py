@@ -16,7 +16,7 @@ import trustme
 import websockets.frames
 from websockets.protocol import Protocol, Side, State
 
-from livemesh.errors import SessionError
+from livemesh.errors import ConfigError, SessionError
 from livemesh.transport import CloseInfo, ConnectionLostError, TransportOptions
 from livemesh.transport.options import TlsSessionCache
 from livemesh.transport.sansio_engine import SansioConnection
@@ -387,3 +387,11 @@ def test_the_session_cache_keeps_only_resumable_sessions_per_context_and_host() 
     assert cache.get(context, "a", 443) is None  # the oldest went
     assert repr(cache) == "<TlsSessionCache hosts=2>"
     assert cache.default_context() is cache.default_context()
+
+
+@pytest.mark.parametrize("max_hosts", [0, -3, 2.5, True])
+def test_a_session_cache_keeping_no_host_is_refused(max_hosts: object) -> None:
+    # max_hosts=0 used to keep one host, silently; TransportOptions(tls_sessions=None) keeps none.
+    wanted = f"TlsSessionCache.max_hosts must be an int >= 1, not {max_hosts!r}"
+    with pytest.raises(ConfigError, match=wanted):
+        TlsSessionCache(max_hosts=max_hosts)  # type: ignore[arg-type]
