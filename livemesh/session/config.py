@@ -35,7 +35,7 @@ import attrs
 import orjson
 import pybase64
 
-from livemesh import wire
+from livemesh import models, wire
 from livemesh.auth import Auth, VertexAI, resolve_auth
 from livemesh.endpoints import live_url, model_name
 from livemesh.errors import ConfigError, DecodeError
@@ -464,7 +464,9 @@ class SessionConfig:
     tool_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     """Default per-call timeout for session-run tools (a FunctionTool's own timeout wins)."""
     hold_input_during_tool_calls: bool = True
-    """Hold realtime input while a BLOCKING call is unanswered (reported to cause 1008 otherwise)."""
+    """Hold realtime input while a BLOCKING call is unanswered (reported to cause 1008 otherwise).
+    Never held on models where new input cancels a BLOCKING call instead (gemini-3.8-live:
+    :mod:`livemesh.models`), so the user can still interrupt."""
     cancel_tools_on_interrupt: bool = True
     """An ``interrupted`` turn cancels its running tools; they are answered with an error."""
 
@@ -569,12 +571,14 @@ class SessionConfig:
 
     @property
     def non_blocking_names(self) -> frozenset[str]:
-        """Declared-only functions with NON_BLOCKING behaviour (their calls don't hold input)."""
+        """Declared-only functions whose calls are NON_BLOCKING: declared so, or declared without
+        ``behavior`` on a model where that is the default (:mod:`livemesh.models`)."""
+        behavior = models.behavior_of(self.model)
         return frozenset(
             d.name
             for tool in self._wire_tools
             for d in tool.function_declarations or ()
-            if d.name and d.behavior == wire.Behavior.NON_BLOCKING
+            if d.name and not behavior.blocks(d.behavior)
         )
 
     @property
