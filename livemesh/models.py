@@ -39,6 +39,7 @@ __all__ = [
     "ModelBehavior",
     "bare_model_name",
     "behavior_of",
+    "refused_settings",
 ]
 
 
@@ -75,6 +76,9 @@ class ModelBehavior:
     """``proactivity.proactiveAudio: false`` in the setup is refused with 1007."""
     refuse_affective_dialog: bool = False
     """``enableAffectiveDialog`` (any value) in the setup is refused with 1007."""
+    refuse_other_modalities: bool = False
+    """A setup asking for a response modality outside :attr:`response_modalities` is refused with
+    1007, and livemesh refuses it when the session is configured (see :func:`refused_settings`)."""
 
     @property
     def audio_only(self) -> bool:
@@ -143,6 +147,7 @@ GEMINI_3_8_LIVE: Final = ModelBehavior(
     refuse_thinking_level=True,
     refuse_proactive_audio_off=True,
     refuse_affective_dialog=True,
+    refuse_other_modalities=True,
 )
 """The stable Live model."""
 
@@ -215,3 +220,38 @@ def behavior_of(model: str, table: Sequence[ModelBehavior] = MODEL_BEHAVIORS) ->
         if behavior.matches(model):
             return behavior
     return HALF_CASCADE
+
+
+def refused_settings(behavior: ModelBehavior, setup: m.Setup) -> list[str]:
+    """The settings of ``setup`` that ``behavior``'s models refuse with 1007, each as a sentence.
+
+    The client uses it to refuse such a configuration before anything is sent (a
+    :class:`~livemesh.errors.ConfigError` naming each setting), the emulator to close with the
+    service's 1007: one list of refusals for both.
+
+    Args:
+        behavior: The model's entry in the table (:func:`behavior_of`).
+        setup: The setup message as it would be sent.
+
+    Returns:
+        One sentence per refused setting (empty when the model accepts the setup).
+    """
+    refused: list[str] = []
+    generation = setup.generation_config
+    if behavior.refuse_other_modalities:
+        allowed = sorted(behavior.response_modalities)
+        for modality in (generation.response_modalities if generation else None) or []:
+            if modality.upper() not in behavior.response_modalities:
+                refused.append(
+                    f"response_modalities {modality!r}: {behavior.name} answers in {allowed} only "
+                    "(read its text through output_audio_transcription)"
+                )
+    thinking = generation.thinking_config if generation else None
+    if behavior.refuse_thinking_level and thinking is not None and thinking.thinking_level is not None:
+        refused.append(f"thinking_level: {behavior.name} refuses it (set thinking_budget instead)")
+    if behavior.refuse_affective_dialog and generation and generation.enable_affective_dialog is not None:
+        refused.append(f"enable_affective_dialog: {behavior.name} no longer has the setting")
+    proactivity = setup.proactivity
+    if behavior.refuse_proactive_audio_off and proactivity and proactivity.proactive_audio is False:
+        refused.append(f"proactive_audio=False: {behavior.name} refuses it (leave proactivity unset)")
+    return refused

@@ -556,11 +556,34 @@ class SessionConfig:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ConfigError(f"tool names must be unique: {sorted(duplicates)} declared twice")
+        self._check_model_accepts()
         if self.rotation.margin_s >= self.limits.connection_lifetime_s and self.rotation.timer:
             raise ConfigError(
                 f"rotation.margin_s ({self.rotation.margin_s}) must be less than "
                 f"limits.connection_lifetime_s ({self.limits.connection_lifetime_s})"
             )
+
+    def _generation_config(self) -> wire.GenerationConfig | None:
+        """``generation_config`` with the top-level ``enable_affective_dialog`` and ``thinking``
+        folded in, as the setup carries it."""
+        gen = self.generation_config
+        if self.enable_affective_dialog is None and self.thinking is None:
+            return gen
+        changes: dict[str, Any] = {}
+        if self.enable_affective_dialog is not None:
+            changes["enable_affective_dialog"] = self.enable_affective_dialog
+        if self.thinking is not None:
+            changes["thinking_config"] = self.thinking
+        return attrs.evolve(gen or wire.GenerationConfig(), **changes)
+
+    def _check_model_accepts(self) -> None:
+        """Refuse here what the model would refuse with 1007 at setup (:mod:`livemesh.models`)."""
+        if not isinstance(self.model, str) or not self.model:
+            return
+        sent = wire.Setup(generation_config=self._generation_config(), proactivity=self.proactivity)
+        refused = models.refused_settings(models.behavior_of(self.model), sent)
+        if refused:
+            raise ConfigError(f"{self.model} refuses this setup: " + "; ".join(refused))
 
     # ------------------------------------------------------------------ derived
 
@@ -621,14 +644,7 @@ class SessionConfig:
         Returns:
             The setup, with ``extra_setup`` in its ``extra`` (merged into its JSON when encoded).
         """
-        gen = self.generation_config
-        if self.enable_affective_dialog is not None or self.thinking is not None:
-            changes: dict[str, Any] = {}
-            if self.enable_affective_dialog is not None:
-                changes["enable_affective_dialog"] = self.enable_affective_dialog
-            if self.thinking is not None:
-                changes["thinking_config"] = self.thinking
-            gen = attrs.evolve(gen or wire.GenerationConfig(), **changes)
+        gen = self._generation_config()
         tools = list(self._wire_tools)
         if self._function_tools:
             tools.append(wire.Tool(function_declarations=[t.declaration for t in self._function_tools]))
