@@ -333,17 +333,7 @@ class Session:
         a session answering in AUDIO needs ``output_audio_transcription`` for this (refused at the
         call otherwise, rather than returning ``""``).
         """
-        config = self.config
-        modality = config.response_modality
-        audio = modality == wire.Modality.AUDIO or (
-            modality is None and models.behavior_of(config.model).audio_only
-        )
-        if audio and config.output_audio_transcription is None:
-            raise ConfigError(
-                "ask() returns the answer's text, which for an AUDIO answer is its transcription: "
-                "open the session with output_audio_transcription={} (or read the audio with "
-                "receive_turn())"
-            )
+        check_can_ask(self.config)
         await self.send_client_content(text)
         turn = await self.receive_turn()
         return turn.text or turn.output_transcript
@@ -374,6 +364,26 @@ class Session:
         await self._life.run(lambda: task_status.started(self))
 
 
+def check_can_ask(config: SessionConfig) -> None:
+    """Refuse ``ask()`` on a session whose answers have no text to return.
+
+    Args:
+        config: The session's configuration.
+
+    Raises:
+        ConfigError: The session answers in AUDIO without ``output_audio_transcription``.
+    """
+    modality = config.response_modality
+    audio_only = models.behavior_of(config.model).audio_only
+    audio = modality == wire.Modality.AUDIO or (modality is None and audio_only)
+    if audio and config.output_audio_transcription is None:
+        raise ConfigError(
+            "ask() returns the answer's text, which for an AUDIO answer is its transcription: "
+            "open the session with output_audio_transcription={} (or read the audio with "
+            "receive_turn())"
+        )
+
+
 # ====================================================================== open_session
 
 
@@ -388,10 +398,10 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Open a Live session for the duration of the block::
 
-        async with livemesh.open_session(model="gemini-2.0-flash-live-001",
-                                         response_modalities=["TEXT"]) as s:
+        async with livemesh.open_session(model="gemini-3.8-live",
+                                         output_audio_transcription={}) as s:
             await s.send_client_content("Hello")
-            turn = await s.receive_turn()
+            turn = await s.receive_turn()  # turn.audio, and its text in turn.output_transcript
 
     ``config`` is a :class:`SessionConfig` or a dict of its options (seed or google-genai
     spellings); keyword ``options`` are merged in. The block's tasks run in a nursery that belongs

@@ -57,11 +57,13 @@ class Turn:
     """What the model said in one interaction, and what happened around it."""
 
     text: str = ""
+    """The model's text; when the interaction spans several model turns, one line per turn."""
     audio: bytes = b""
     """Output audio (24 kHz 16-bit PCM mono), chunks joined."""
     audio_chunks: int = 0
     input_transcript: str = ""
     output_transcript: str = ""
+    """The transcription of the model's audio, one line per model turn like :attr:`text`."""
     interrupted: bool = False
     """A model turn of the interaction was interrupted."""
     tool_calls: tuple[wire.FunctionCall, ...] = ()
@@ -76,14 +78,19 @@ class Turn:
     messages: tuple[wire.ServerMessage, ...] = ()
 
 
+def _lines(turns: list[list[str]]) -> str:
+    """Each model turn's pieces joined, the turns of one interaction on lines of their own."""
+    return "\n".join(text for text in ("".join(pieces) for pieces in turns) if text)
+
+
 class TurnBuilder:
     """Accumulates server messages until an interaction ends (see :func:`ends_interaction`)."""
 
     def __init__(self) -> None:
-        self._text: list[str] = []
+        self._text: list[list[str]] = [[]]  # one list of pieces per model turn
         self._audio: list[bytes] = []
         self._input: list[str] = []
-        self._output: list[str] = []
+        self._output: list[list[str]] = [[]]
         self._interrupted = False
         self._calls: list[wire.FunctionCall] = []
         self._streamed = wire.StreamedCalls()
@@ -116,21 +123,25 @@ class TurnBuilder:
             return False
         text = helpers.extract_text(content)
         if text:
-            self._text.append(text)
+            self._text[-1].append(text)
         self._audio.extend(helpers.extract_audio(content))
         said = helpers.input_transcript(content)
         if said:
             self._input.append(said)
         spoken = helpers.output_transcript(content)
         if spoken:
-            self._output.append(spoken)
+            self._output[-1].append(spoken)
         if content.interrupted:
             self._interrupted = True
         if content.turn_complete:
             self._model_turns += 1
         if content.interaction_status is not None:
             self._status = content.interaction_status
-        return ends_interaction(content)
+        ended = ends_interaction(content)
+        if content.turn_complete and not ended:  # IN_PROGRESS: the next model turn is a new line
+            self._text.append([])
+            self._output.append([])
+        return ended
 
     def build(self) -> Turn:
         """The interaction gathered so far.
@@ -139,11 +150,11 @@ class TurnBuilder:
             A :class:`Turn` of every message taken.
         """
         return Turn(
-            text="".join(self._text),
+            text=_lines(self._text),
             audio=b"".join(self._audio),
             audio_chunks=len(self._audio),
             input_transcript="".join(self._input),
-            output_transcript="".join(self._output),
+            output_transcript=_lines(self._output),
             interrupted=self._interrupted,
             tool_calls=tuple(self._calls),
             usage=self._usage,

@@ -243,10 +243,10 @@ async def test_streamed_arguments_are_assembled_before_the_tool_runs(recorder: R
                 turn = await session.receive_turn()
                 assert seen == [args] and type(seen[0]["n"]) is int
                 assert [(c.name, c.args) for c in turn.tool_calls] == [("lookup", args)]
-                assert turn.output_transcript == 'Calling lookup.lookup returned {"found": "Paris"}'
+                assert turn.output_transcript == 'Calling lookup.\nlookup returned {"found": "Paris"}'
                 assert (
                     await session.ask('call other {"x": "y", "z": 1}')
-                    == 'Calling other.other returned {"n": 2}'
+                    == 'Calling other.\nother returned {"n": 2}'
                 )
     assert [c.args for t in declared for c in t.function_calls or []] == [{"x": "y", "z": 1}]
     assert len(recorder.of_kind("tool_response")) == 2
@@ -262,10 +262,9 @@ async def test_a_tool_answers_with_media_parts(emu: Emulator, recorder: Recorder
 
     with trio.fail_after(10):
         async with live(config_for(emu, tools=[snapshot, frame]), recorder) as session:
-            assert (
-                await session.ask("call snapshot {}") == 'Calling snapshot.snapshot returned {"taken": true}'
-            )
-            assert await session.ask("call frame {}") == "Calling frame.frame returned {}"
+            answer = await session.ask("call snapshot {}")
+            assert answer == 'Calling snapshot.\nsnapshot returned {"taken": true}'
+            assert await session.ask("call frame {}") == "Calling frame.\nframe returned {}"
     answers = [
         r
         for m in recorder.of_kind("tool_response")

@@ -115,7 +115,7 @@ def test_in_progress_is_not_the_end_the_next_idle_is() -> None:
     )
     assert ended == [False, False, False, False, True]
     turn = builder.build()
-    assert turn.output_transcript == "Calling lookup.lookup returned 2"
+    assert turn.output_transcript == "Calling lookup.\nlookup returned 2"
     assert turn.tool_calls == (call,)
     assert (turn.model_turns, turn.interaction_status) == (2, "IDLE")
 
@@ -126,7 +126,7 @@ def test_an_interruption_with_in_progress_goes_on_into_the_next_turn() -> None:
     )
     assert ended[-1] and not any(ended[:-1])
     turn = builder.build()
-    assert turn.interrupted and turn.output_transcript == "Long ansSure."
+    assert turn.interrupted and turn.output_transcript == "Long ans\nSure."
 
 
 def test_older_models_end_at_turn_complete() -> None:
