@@ -3,9 +3,9 @@
 Everything a dashboard or an alert is written against lives here, in one place, with no
 OpenTelemetry import: the hooks, the exporter wiring, the tests and the documentation all read
 these constants. Where the OpenTelemetry GenAI semantic conventions define a name (the metrics in
-https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/ and the draft realtime spans in
-open-telemetry/semantic-conventions-genai, ``docs/gen-ai/gen-ai-realtime-spans.md``), it is used
-as written there; everything else is under ``livemesh.*``.
+https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/, the token metrics and the draft
+realtime spans of https://github.com/open-telemetry/semantic-conventions-genai), it is used as
+written there; everything else is under ``livemesh.*``.
 
 Attribute values that come from outside livemesh (a move's reason, a tool's outcome, a close code)
 are mapped onto the closed sets below: an attribute never carries free text, so it can carry
