@@ -80,3 +80,28 @@ def recorded() -> Iterator[Recorded]:
         telemetry._State.telemetry, telemetry._State.disabled = saved
         meters.shutdown()
         tracers.shutdown()
+
+
+def strings_recorded(recorded: Recorded) -> list[str]:
+    """Every string the telemetry exported: span names, status texts, attribute keys and values
+    (spans, events, metric points), each as ``repr`` so a value inside a sequence counts too."""
+    found: list[str] = []
+    for span in recorded.spans():
+        found.append(span.name)
+        found.append(span.status.description or "")
+        for key, value in (span.attributes or {}).items():
+            found += [key, repr(value)]
+        for event in span.events:
+            found.append(event.name)
+            for key, value in (event.attributes or {}).items():
+                found += [key, repr(value)]
+    for points in recorded.metrics().values():
+        for point_labels in points:
+            for key, value in point_labels:
+                found += [key, repr(value)]
+    return found
+
+
+def assert_never_recorded(recorded: Recorded, *sentinels: str) -> None:
+    leaks = [(s, text) for text in strings_recorded(recorded) for s in sentinels if s in text]
+    assert not leaks, leaks
