@@ -16,6 +16,7 @@ defined in :mod:`livemesh.telemetry.names`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from livemesh.errors import ConfigError
@@ -138,13 +139,17 @@ def session_probe(
     return telemetry.session(session_id, model=model, api=api, engine=engine, counters=counters)
 
 
-def pool_probe(*, model: str = "", api: str = "gemini", engine: str = "") -> PoolProbe:
+def pool_probe(
+    *, model: str = "", api: str = "gemini", engine: str = "", waiting: Callable[[], int] | None = None
+) -> PoolProbe:
     """The probe a new pool calls (:data:`NOOP_POOL` while telemetry is off).
 
     Args:
         model: the model its sessions talk to, if one.
         api: ``"gemini"`` or ``"vertex"``.
         engine: the WebSocket engine.
+        waiting: how many sessions wait for admission now (read when a reader collects, maybe
+            from another thread: it must only read a number), until :meth:`PoolProbe.closed`.
 
     Returns:
         A probe.
@@ -152,7 +157,7 @@ def pool_probe(*, model: str = "", api: str = "gemini", engine: str = "") -> Poo
     telemetry = current()
     if telemetry is None:
         return NOOP_POOL
-    return telemetry.pool(model=model, api=api, engine=engine)
+    return telemetry.pool(model=model, api=api, engine=engine, waiting=waiting)
 
 
 def serve_prometheus(port: int, addr: str = "127.0.0.1") -> Any:

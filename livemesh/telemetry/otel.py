@@ -21,7 +21,7 @@ class name (``error.type``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -66,6 +66,7 @@ class Telemetry:
         self._live: dict[int, OtelSessionProbe] = {}
         self._retired: dict[_Key, list[int]] = {}  # bytes in, bytes out, messages in, messages out
         self._attrs: dict[_Key, dict[str, str]] = {}
+        self._pools: dict[int, OtelPoolProbe] = {}
 
         self.token_usage = meter.create_histogram(
             n.TOKEN_USAGE,
@@ -121,8 +122,11 @@ class Telemetry:
         self.quota_backoffs = meter.create_counter(
             n.QUOTA_BACKOFFS, "{backoff}", "Waits after the service refused for quota."
         )
-        self.sessions_queued = meter.create_up_down_counter(
-            n.SESSIONS_QUEUED, "{session}", "Sessions waiting for admission to a pool."
+        meter.create_observable_up_down_counter(
+            n.SESSIONS_QUEUED,
+            [self._observe_queued],
+            "{session}",
+            "Sessions waiting for admission to a pool.",
         )
         meter.create_observable_up_down_counter(
             n.SESSIONS_ACTIVE, [self._observe_active], "{session}", "Sessions open now."
@@ -159,18 +163,31 @@ class Telemetry:
         """
         return OtelSessionProbe(self, session_id, _base(api, model, engine), counters)
 
-    def pool(self, *, model: str = "", api: str = "gemini", engine: str = "") -> OtelPoolProbe:
+    def pool(
+        self,
+        *,
+        model: str = "",
+        api: str = "gemini",
+        engine: str = "",
+        waiting: Callable[[], int] | None = None,
+    ) -> OtelPoolProbe:
         """A probe for one pool.
 
         Args:
             model: the model its sessions talk to, if one.
             api: ``"gemini"`` or ``"vertex"``.
             engine: the WebSocket engine.
+            waiting: how many sessions wait for admission now, observed until the probe's
+                :meth:`~PoolProbe.closed`.
 
         Returns:
             The probe.
         """
-        return OtelPoolProbe(self, _base(api, model, engine))
+        probe = OtelPoolProbe(self, _base(api, model, engine), waiting)
+        if waiting is not None:
+            with self._lock:
+                self._pools[id(probe)] = probe
+        return probe
 
     # ------------------------------------------------------------------ observed instruments
 
@@ -212,6 +229,17 @@ class Telemetry:
                 active[probe.key] += 1
             attrs = dict(self._attrs)
         return [Observation(count, attrs[key]) for key, count in active.items()]
+
+    def _observe_queued(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            pools = list(self._pools.values())
+        queued: dict[_Key, tuple[dict[str, str], int]] = {}
+        for pool in pools:
+            if pool.waiting is None:
+                continue
+            attrs, count = queued.get(pool.key, (pool.attrs, 0))
+            queued[pool.key] = (attrs, count + pool.waiting())
+        return [Observation(count, attrs) for attrs, count in queued.values()]
 
     def _directed(self, first: int, options: CallbackOptions) -> Iterable[Observation]:
         found = []
@@ -498,19 +526,21 @@ class OtelSessionProbe(SessionProbe):
 class OtelPoolProbe(PoolProbe):
     """A pool's hooks recording into a :class:`Telemetry` (see :class:`PoolProbe`)."""
 
-    __slots__ = ("attrs", "telemetry")
+    __slots__ = ("attrs", "key", "telemetry", "waiting")
 
     enabled = True
 
-    def __init__(self, telemetry: Telemetry, attrs: dict[str, str]) -> None:
+    def __init__(
+        self, telemetry: Telemetry, attrs: dict[str, str], waiting: Callable[[], int] | None
+    ) -> None:
         self.telemetry = telemetry
         self.attrs = attrs
+        self.key: _Key = (attrs[n.PROVIDER_NAME], attrs[n.REQUEST_MODEL], attrs[n.ENGINE])
+        self.waiting = waiting
 
-    def queued(self) -> None:
-        self.telemetry.sessions_queued.add(1, self.attrs)
-
-    def dequeued(self) -> None:
-        self.telemetry.sessions_queued.add(-1, self.attrs)
+    def closed(self) -> None:
+        with self.telemetry._lock:
+            self.telemetry._pools.pop(id(self), None)
 
     def quota_backoff(self, delay_s: float) -> None:
         self.telemetry.quota_backoffs.add(1, self.attrs)

@@ -159,18 +159,19 @@ class SessionProbe:
 
 
 class PoolProbe:
-    """A pool's hooks. This base class does nothing."""
+    """A pool's hooks. This base class does nothing.
+
+    How many sessions wait for admission is observed, not counted: the pool hands
+    :func:`livemesh.telemetry.pool_probe` a function that says (its admission queue's length),
+    read when a reader collects."""
 
     __slots__ = ()
 
     enabled = False
     """True for a probe that records (an OpenTelemetry one)."""
 
-    def queued(self) -> None:
-        """A session waits for admission."""
-
-    def dequeued(self) -> None:
-        """A waiting session was admitted or gave up waiting."""
+    def closed(self) -> None:
+        """The pool closed: its queue is no longer observed."""
 
     def quota_backoff(self, delay_s: float) -> None:
         """The pool backs off after the service refused for quota.

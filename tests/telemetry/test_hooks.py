@@ -251,16 +251,20 @@ def test_traffic_and_active_sessions_are_observed(recorded: Recorded) -> None:
 
 
 def test_pool_hooks(recorded: Recorded) -> None:
-    pool = telemetry.pool_probe(model="m-live", api="vertex", engine="sansio")
+    queue = [3]
+    pool = telemetry.pool_probe(model="m-live", api="vertex", engine="sansio", waiting=lambda: queue[0])
+    other = telemetry.pool_probe(model="m-live", api="vertex", engine="sansio", waiting=lambda: 2)
     assert pool.enabled
-    pool.queued()
-    pool.queued()
-    pool.dequeued()
     pool.quota_backoff(2.0)
     metrics = recorded.metrics()
     vertex = {**BASE, "gen_ai__provider__name": "gcp.vertex_ai"}
-    assert metrics[n.SESSIONS_QUEUED] == {labels(**vertex): 1}
+    assert metrics[n.SESSIONS_QUEUED] == {labels(**vertex): 5}
     assert metrics[n.QUOTA_BACKOFFS] == {labels(**vertex): 1}
+    queue[0] = 1
+    assert recorded.metrics()[n.SESSIONS_QUEUED] == {labels(**vertex): 3}
+    other.closed()
+    assert recorded.metrics()[n.SESSIONS_QUEUED] == {labels(**vertex): 1}
+    pool.closed()
 
 
 def test_disabled_telemetry_hands_out_the_no_op_probes(recorded: Recorded) -> None:

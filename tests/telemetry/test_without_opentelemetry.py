@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     assert telemetry.current() is None
     probe = telemetry.session_probe("s1", model="m", api="gemini", engine="sansio")
     assert probe is telemetry.NOOP_SESSION and not probe.enabled
-    assert telemetry.pool_probe(model="m") is telemetry.NOOP_POOL
+    assert telemetry.pool_probe(model="m", waiting=lambda: 1) is telemetry.NOOP_POOL
     probe.opened()
     probe.connection_opened("srv", resumed=False)
     probe.turn_started(0.0)
