@@ -43,7 +43,16 @@ _CLEAN_CLOSES = frozenset({1000, 1001})
 
 
 def _base(api: str, model: str, engine: str) -> dict[str, str]:
-    return {n.PROVIDER_NAME: n.provider(api), n.REQUEST_MODEL: model, n.ENGINE: engine}
+    attrs = {n.PROVIDER_NAME: n.provider(api)}
+    if model:
+        attrs[n.REQUEST_MODEL] = model
+    if engine:
+        attrs[n.ENGINE] = engine
+    return attrs
+
+
+def _key(attrs: Mapping[str, str]) -> _Key:
+    return (attrs[n.PROVIDER_NAME], attrs.get(n.REQUEST_MODEL, ""), attrs.get(n.ENGINE, ""))
 
 
 class Telemetry:
@@ -266,6 +275,7 @@ class OtelSessionProbe(SessionProbe):
     __slots__ = (
         "_connection",
         "_connections",
+        "_cut",
         "_first_chunk_at",
         "_rt_attrs",
         "_session",
@@ -288,7 +298,7 @@ class OtelSessionProbe(SessionProbe):
         self.telemetry = telemetry
         self.session_id = session_id
         self.attrs = attrs
-        self.key: _Key = (attrs[n.PROVIDER_NAME], attrs[n.REQUEST_MODEL], attrs[n.ENGINE])
+        self.key = _key(attrs)
         self.counters = counters
         self._session: trace.Span | None = None
         self._connection: trace.Span | None = None
@@ -298,6 +308,7 @@ class OtelSessionProbe(SessionProbe):
         self._turn_asked_at: float | None = None
         self._turn_started_at = 0.0
         self._first_chunk_at: float | None = None
+        self._cut = False
         self._tools: dict[str, tuple[trace.Span, float]] = {}
 
     def __repr__(self) -> str:
@@ -420,7 +431,7 @@ class OtelSessionProbe(SessionProbe):
     # ------------------------------------------------------------------ turns
 
     def _open_turn(self, now: float, start_ns: int | None) -> None:
-        model = self.attrs[n.REQUEST_MODEL]
+        model = self.attrs.get(n.REQUEST_MODEL, "")
         self._turn_started_at = now
         self._turn = self._start(
             f"{n.OP_REALTIME} {model}" if model else n.OP_REALTIME,
@@ -455,6 +466,7 @@ class OtelSessionProbe(SessionProbe):
         self._turn = None
         self._turn_asked_at = None
         self._first_chunk_at = None
+        interrupted, self._cut = interrupted or self._cut, False
         span.set_attribute(n.FINISH_REASONS, ["interrupted" if interrupted else "stop"])
         attrs = _with(self.attrs, n.OPERATION_NAME, n.OP_REALTIME)
         if now is None:  # the connection or the session ended under it
@@ -464,6 +476,10 @@ class OtelSessionProbe(SessionProbe):
         else:
             self.telemetry.operation_duration.record(max(0.0, now - self._turn_started_at), attrs)
         span.end()
+
+    def interrupted(self) -> None:
+        if self._turn is not None:
+            self._cut = True
 
     def turn_complete(self, now: float, *, interrupted: bool = False) -> None:
         self._end_turn(now, interrupted=interrupted)
@@ -535,7 +551,7 @@ class OtelPoolProbe(PoolProbe):
     ) -> None:
         self.telemetry = telemetry
         self.attrs = attrs
-        self.key: _Key = (attrs[n.PROVIDER_NAME], attrs[n.REQUEST_MODEL], attrs[n.ENGINE])
+        self.key = _key(attrs)
         self.waiting = waiting
 
     def closed(self) -> None:

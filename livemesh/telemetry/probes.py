@@ -123,12 +123,17 @@ class SessionProbe:
             now: the caller's clock, in seconds.
         """
 
+    def interrupted(self) -> None:
+        """The user barged in: the model's turn in progress is cut short (its ``turnComplete``
+        follows)."""
+
     def turn_complete(self, now: float, *, interrupted: bool = False) -> None:
         """The model's turn ended (``turnComplete``).
 
         Args:
             now: the caller's clock, in seconds.
-            interrupted: the user barged in and the turn was cut short.
+            interrupted: the user barged in and the turn was cut short (also implied by an
+                :meth:`interrupted` since the turn began).
         """
 
     def usage(self, usage: wire.UsageMetadata) -> None:

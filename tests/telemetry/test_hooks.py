@@ -140,6 +140,29 @@ def test_a_move_after_go_away(recorded: Recorded) -> None:
     ]
 
 
+def test_an_interrupted_turn(recorded: Recorded) -> None:
+    probe = _probe()
+    probe.opened()
+    probe.connection_opened("srv")
+    probe.interrupted()  # no turn open: nothing to mark
+    probe.turn_started(0.0)
+    probe.first_chunk(0.5)
+    probe.interrupted()
+    probe.turn_complete(0.75)
+    probe.turn_started(1.0)
+    probe.first_chunk(1.5)
+    probe.turn_complete(2.0)
+    probe.closed()
+    first, second = sorted(
+        (s for s in recorded.spans() if s.name == "realtime_inference m-live"),
+        key=lambda s: s.start_time or 0,
+    )
+    assert (first.attributes or {})[n.FINISH_REASONS] == ("interrupted",)
+    assert (second.attributes or {})[n.FINISH_REASONS] == ("stop",)
+    op = {**BASE, "gen_ai__operation__name": "realtime_inference"}
+    assert recorded.metrics()[n.OPERATION_DURATION] == {labels(**op): Histogram(2, 1.75)}
+
+
 def test_move_reasons_map_onto_the_closed_set(recorded: Recorded) -> None:
     probe = _probe()
     probe.opened()
@@ -265,6 +288,9 @@ def test_pool_hooks(recorded: Recorded) -> None:
     other.closed()
     assert recorded.metrics()[n.SESSIONS_QUEUED] == {labels(**vertex): 1}
     pool.closed()
+    bare = telemetry.pool_probe()  # a pool of many models: no model label at all
+    bare.quota_backoff(1.0)
+    assert recorded.metrics()[n.QUOTA_BACKOFFS][labels(gen_ai__provider__name="gcp.gemini")] == 1
 
 
 def test_disabled_telemetry_hands_out_the_no_op_probes(recorded: Recorded) -> None:
