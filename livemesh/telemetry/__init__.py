@@ -149,7 +149,7 @@ def pool_probe(
         api: ``"gemini"`` or ``"vertex"``.
         engine: the WebSocket engine.
         waiting: how many sessions wait for admission now (read when a reader collects, maybe
-            from another thread: it must only read a number), until :meth:`PoolProbe.closed`.
+            from another thread: it must only read a number), until :meth:`PoolProbe.close`.
 
     Returns:
         A probe.

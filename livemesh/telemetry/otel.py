@@ -187,7 +187,7 @@ class Telemetry:
             api: ``"gemini"`` or ``"vertex"``.
             engine: the WebSocket engine.
             waiting: how many sessions wait for admission now, observed until the probe's
-                :meth:`~PoolProbe.closed`.
+                :meth:`~PoolProbe.close`.
 
         Returns:
             The probe.
@@ -554,7 +554,7 @@ class OtelPoolProbe(PoolProbe):
         self.key = _key(attrs)
         self.waiting = waiting
 
-    def closed(self) -> None:
+    def close(self) -> None:
         with self.telemetry._lock:
             self.telemetry._pools.pop(id(self), None)
 

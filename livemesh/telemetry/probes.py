@@ -175,8 +175,8 @@ class PoolProbe:
     enabled = False
     """True for a probe that records (an OpenTelemetry one)."""
 
-    def closed(self) -> None:
-        """The pool closed: its queue is no longer observed."""
+    def close(self) -> None:
+        """The pool closed: stop observing its queue (``contextlib.closing`` works)."""
 
     def quota_backoff(self, delay_s: float) -> None:
         """The pool backs off after the service refused for quota.

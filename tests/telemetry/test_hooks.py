@@ -285,9 +285,9 @@ def test_pool_hooks(recorded: Recorded) -> None:
     assert metrics[n.QUOTA_BACKOFFS] == {labels(**vertex): 1}
     queue[0] = 1
     assert recorded.metrics()[n.SESSIONS_QUEUED] == {labels(**vertex): 3}
-    other.closed()
+    other.close()
     assert recorded.metrics()[n.SESSIONS_QUEUED] == {labels(**vertex): 1}
-    pool.closed()
+    pool.close()
     bare = telemetry.pool_probe()  # a pool of many models: no model label at all
     bare.quota_backoff(1.0)
     assert recorded.metrics()[n.QUOTA_BACKOFFS][labels(gen_ai__provider__name="gcp.gemini")] == 1
