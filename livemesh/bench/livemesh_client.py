@@ -364,15 +364,13 @@ async def amain(spec: WorkloadSpec, *, use_pool: bool = True) -> dict[str, Any]:
 
 
 def _metrics(spec: WorkloadSpec) -> AbstractContextManager[Any]:
-    """With ``metrics_port``: the run's OpenTelemetry metrics served for Prometheus, and its spans
-    recorded by the SDK (not exported), so the CPU figure the bench reports includes tracing."""
+    """With ``metrics_port``: the run's OpenTelemetry metrics served for Prometheus (spans go to
+    the global tracer provider, which records nothing unless something configured an SDK)."""
     if spec.metrics_port is None:
         return nullcontext()
-    from opentelemetry.sdk.trace import TracerProvider
-
     from livemesh.telemetry.prometheus import serve_prometheus
 
-    return serve_prometheus(spec.metrics_port, tracer_provider=TracerProvider())
+    return serve_prometheus(spec.metrics_port)
 
 
 def main() -> int:

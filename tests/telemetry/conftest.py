@@ -33,6 +33,7 @@ class Recorded:
     telemetry: Telemetry
     reader: InMemoryMetricReader
     exporter: InMemorySpanExporter
+    telemetry_meters: MeterProvider
 
     def metrics(self) -> dict[str, dict[Labels, int | float | Histogram]]:
         """{metric name: {attributes: value}}, values as of now (cumulative)."""
@@ -75,7 +76,7 @@ def recorded() -> Iterator[Recorded]:
     tracers.add_span_processor(SimpleSpanProcessor(exporter))
     saved = (telemetry._State.telemetry, telemetry._State.disabled)
     try:
-        yield Recorded(telemetry.install(meters, tracers), reader, exporter)
+        yield Recorded(telemetry.install(meters, tracers), reader, exporter, meters)
     finally:
         telemetry._State.telemetry, telemetry._State.disabled = saved
         meters.shutdown()

@@ -315,3 +315,41 @@ def test_disabled_telemetry_hands_out_the_no_op_probes(recorded: Recorded) -> No
     probe.connection_closed(1000)
     probe.closed(RuntimeError("x"))
     assert recorded.metrics() == {} and recorded.spans() == []
+
+
+def test_metrics_without_tracing(recorded: Recorded) -> None:
+    """With a tracer that records nothing (no SDK, or the session not sampled), no child span is
+    even made, and every metric is recorded all the same."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    telemetry.install(recorded.telemetry_meters, NoOpTracerProvider())
+    probe = _probe()
+    probe.opened()
+    probe.connection_opened("srv")
+    probe.turn_started(0.0)
+    probe.first_chunk(0.5)
+    probe.usage(wire.UsageMetadata(prompt_token_count=3, response_token_count=2))
+    probe.tool_started("c1", "lookup", 0.5)
+    probe.tool_done("c1", "ok", 0.75)
+    probe.turn_complete(1.0)
+    probe.go_away(1.0)
+    probe.move_started("go_away")
+    probe.connection_closed(1000)
+    probe.connection_opened(None, resumed=True)
+    probe.replay(replayed=1)
+    probe.move_done("go_away", 0.25)
+    probe.closed()
+    assert recorded.spans() == []
+    metrics = recorded.metrics()
+    op = {**BASE, "gen_ai__operation__name": "realtime_inference"}
+    assert metrics[n.OPERATION_DURATION] == {labels(**op): Histogram(1, 1.0)}
+    assert metrics[n.TIME_TO_FIRST_CHUNK] == {labels(**op): Histogram(1, 0.5)}
+    assert metrics[n.TOOL_DURATION] == {labels(**BASE, livemesh__tool__outcome="ok"): Histogram(1, 0.25)}
+    assert metrics[n.MOVES] == {labels(**BASE, livemesh__move__reason="goAway"): 1}
+    assert metrics[n.REPLAYS] == {labels(**BASE, livemesh__replay__kind="replayed"): 1}
+    assert metrics[n.GO_AWAYS] == {labels(**BASE): 1}
+    assert metrics[n.CONNECTION_CLOSES] == {
+        labels(**BASE, livemesh__close__code=1000): 1,
+        labels(**BASE): 1,  # the second connection, ended with the session
+    }
+    assert metrics[n.USAGE_INPUT_TOKENS] == {labels(**op, gen_ai__token__modality="unknown"): 3}
