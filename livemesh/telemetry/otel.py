@@ -450,6 +450,8 @@ class OtelSessionProbe(SessionProbe):
     # ------------------------------------------------------------------ connections
 
     def connection_opened(self, server_session_id: str | None = None, *, resumed: bool = False) -> None:
+        if self._session is None:
+            return  # not opened, or closed: its counts are no longer read
         if self._connected:
             self.connection_closed()
         self._connected = True
@@ -534,13 +536,15 @@ class OtelSessionProbe(SessionProbe):
             self._turn = self._start(name, SpanKind.CLIENT, self._rt_attrs or self._op)
 
     def turn_started(self, now: float) -> None:
-        if not self._turn_open:
+        if not self._turn_open and self._session is not None:
             self._turn_asked_at = now
             self._first_chunk_at = None
             self._open_turn(now)
 
     def first_chunk(self, now: float) -> None:
         if not self._turn_open:
+            if self._session is None:
+                return
             self._turn_asked_at = None
             self._first_chunk_at = now
             self._open_turn(now)
@@ -595,6 +599,8 @@ class OtelSessionProbe(SessionProbe):
     # ------------------------------------------------------------------ tools
 
     def tool_started(self, call_id: str, name: str, now: float) -> None:
+        if self._session is None:
+            return
         span = None
         if self._tracing:
             span = self._start(

@@ -353,3 +353,26 @@ def test_metrics_without_tracing(recorded: Recorded) -> None:
         labels(**BASE): 1,  # the second connection, ended with the session
     }
     assert metrics[n.USAGE_INPUT_TOKENS] == {labels(**op, gen_ai__token__modality="unknown"): 3}
+
+
+def test_hooks_outside_the_session_record_nothing(recorded: Recorded) -> None:
+    """Before opened() and after closed() no span is started (it would never end) and nothing is
+    counted (a closed probe's counts are no longer read)."""
+    probe = _probe()
+    probe.connection_opened("srv")
+    probe.turn_started(0.0)
+    probe.tool_started("c0", "lookup", 0.0)
+    probe.opened()
+    probe.closed()
+    probe.connection_opened("srv")
+    probe.first_chunk(1.0)
+    probe.tool_started("c1", "lookup", 1.0)
+    probe.tool_done("c1", "ok", 2.0)
+    probe.turn_complete(2.0)
+    assert [s.name for s in recorded.spans()] == [n.SPAN_SESSION]
+    metrics = recorded.metrics()
+    assert (
+        n.CONNECTIONS not in metrics
+        and n.OPERATION_DURATION not in metrics
+        and n.TOOL_DURATION not in metrics
+    )
