@@ -61,7 +61,7 @@ _COUNTERS: tuple[tuple[str, str, str, str | None, Mapping[str, str]], ...] = (
     (
         n.RECONNECTS,
         "{connection}",
-        "Connections opened after a session's first (moves and retries).",
+        "Connection attempts after a session's first (moves and retries, failed ones too).",
         None,
         {},
     ),

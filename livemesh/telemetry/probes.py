@@ -106,7 +106,8 @@ class SessionProbe:
         """
 
     def reconnect(self) -> None:
-        """A new connection is being opened after the first (a move or a retry)."""
+        """A connection is being opened after the session's first (a move, or a retry: every
+        attempt counts, failed ones too)."""
 
     def turn_started(self, now: float) -> None:
         """A user turn was sent: the model owes an answer (a turn the server's voice detection
