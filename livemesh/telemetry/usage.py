@@ -15,7 +15,7 @@ always add up to the total.
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 from livemesh import wire
 from livemesh.telemetry.names import modality
@@ -23,9 +23,8 @@ from livemesh.telemetry.names import modality
 __all__ = ["TokenCounts", "token_counts"]
 
 
-@attrs.frozen
-class TokenCounts:
-    """One usage report: totals per token type and the same split by modality."""
+class TokenCounts(NamedTuple):
+    """One usage report: totals per token type and the same split by modality (sorted)."""
 
     input: int = 0
     output: int = 0
@@ -33,16 +32,23 @@ class TokenCounts:
     output_by_modality: tuple[tuple[str, int], ...] = ()
 
 
-def _split(total: int, details: list[list[wire.ModalityTokenCount] | None]) -> tuple[tuple[str, int], ...]:
-    found: dict[str, int] = {}
-    for group in details:
+_Details = list[wire.ModalityTokenCount] | None
+
+
+def _split(
+    total: int, details: _Details, more: _Details = None, extra_text: int = 0
+) -> tuple[tuple[str, int], ...]:
+    found: dict[str, int] = {"text": extra_text} if extra_text else {}
+    covered = 0
+    for group in (details, more):
         for item in group or ():
-            if item.token_count:
+            count = item.token_count
+            if count:
                 key = modality(item.modality)
-                found[key] = found.get(key, 0) + item.token_count
-    rest = total - sum(found.values())
-    if rest > 0:
-        found["unknown"] = found.get("unknown", 0) + rest
+                found[key] = found.get(key, 0) + count
+                covered += count
+    if total > covered:
+        found["unknown"] = found.get("unknown", 0) + total - covered
     return tuple(sorted(found.items()))
 
 
@@ -57,11 +63,10 @@ def token_counts(usage: wire.UsageMetadata) -> TokenCounts:
     """
     prompt = (usage.prompt_token_count or 0) + (usage.tool_use_prompt_token_count or 0)
     thoughts = usage.thoughts_token_count or 0
-    response = (usage.response_token_count or 0) + thoughts
-    inputs = _split(prompt, [usage.prompt_tokens_details, usage.tool_use_prompt_tokens_details])
-    outputs = _split(response - thoughts, [usage.response_tokens_details])
-    if thoughts:
-        merged = dict(outputs)
-        merged["text"] = merged.get("text", 0) + thoughts
-        outputs = tuple(sorted(merged.items()))
-    return TokenCounts(prompt, response, inputs, outputs)
+    response = usage.response_token_count or 0
+    return TokenCounts(
+        prompt,
+        response + thoughts,
+        _split(prompt, usage.prompt_tokens_details, usage.tool_use_prompt_tokens_details),
+        _split(response, usage.response_tokens_details, extra_text=thoughts),  # thoughts are text
+    )
