@@ -9,7 +9,7 @@ sessions, read from the emulator's own record of every session's context. Exit s
 if nothing was lost or duplicated and every session finished.
 
 The same run is meant to be reachable as ``python -m livemesh bench --workers N --redis URL
---kill-one-at S`` (see :func:`livemesh.redis.failover.run_failover_bench`).
+--kill-one-at S`` (see :func:`livemesh.bench.failover.run_failover_bench`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 
 import trio
 
-from livemesh.redis.failover import render_report, run_failover_bench
+from livemesh.bench.failover import render_report, run_failover_bench
 
 
 def main(argv: list[str] | None = None) -> int:

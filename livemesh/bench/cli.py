@@ -242,12 +242,12 @@ def _have_prometheus_exporter() -> bool:
 
 def _run_failover(args: argparse.Namespace, console: Console, err: Console) -> int:
     """``--workers N --redis URL``: N workers share one emulator and one Redis; one is SIGKILLed
-    mid-run and the others must resume its sessions exactly once (livemesh.redis.failover)."""
+    mid-run and the others must resume its sessions exactly once (livemesh.bench.failover)."""
     if not args.redis or args.workers < 2:
         err.print("--workers N (N >= 2) needs --redis URL")
         return 2
     try:
-        from livemesh.redis.failover import render_report, run_failover_bench
+        from livemesh.bench.failover import render_report, run_failover_bench
     except ImportError:
         err.print("the failover bench needs: python -m pip install 'livemesh[redis]'")
         return 2

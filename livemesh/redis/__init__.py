@@ -10,8 +10,8 @@ Redis >= 6.2 or Valkey. Pieces, each usable alone:
   ``open_pool(connect=...)``;
 * :func:`open_ownership` / :class:`Ownership`: one owner per conversation (lease + fencing token),
   orphan discovery and takeover after a worker dies;
-* :func:`livemesh.redis.failover.run_failover_bench`: the ``--workers N --redis URL
-  --kill-one-at S`` benchmark.
+* the ``--workers N --redis URL --kill-one-at S`` benchmark of all three is
+  :func:`livemesh.bench.failover.run_failover_bench` (benchmark tooling: it serves the emulator).
 
 A worker, in full:
 

@@ -1,7 +1,9 @@
 """One Live API session as a trio actor: config, sending, receiving, tools, seamless reconnects.
 
-Public names are re-exported here; the modules each have one job (config, sending, turns, tools,
-ledger, metrics, callbacks, actor).
+Public names are re-exported here; the modules each have one job: the public ``Session`` (actor),
+its life around connections (lifecycle, connections), its tasks (reader, writer, mover,
+toolrunner) and what they share (links), the message builders (builders), config, turns, tools,
+metrics, callbacks. Every decision is the sans-I/O core's (``livemesh.session.core``).
 """
 
 from livemesh.session.actor import HandleHook as HandleHook

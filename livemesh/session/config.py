@@ -494,6 +494,14 @@ class SessionConfig:
     replay_limit_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive_int)
     """Sent-but-unconfirmed messages kept for replay after a drop; beyond it the oldest are
     forgotten and counted in ``metrics.replay_overflow``."""
+    max_calls_per_tool_call: int = attrs.field(default=128, validator=_positive_int)
+    """The most function calls one ``toolCall`` may carry; more fail the session with
+    :class:`~livemesh.errors.ToolCallLimitError` before any is recorded or run (one message of a
+    broken or hostile peer must not claim unbounded memory and tasks)."""
+    max_running_tools: int = attrs.field(default=256, validator=_positive_int)
+    """The most tool calls the session runs at once (each registered tool's call, each
+    ``on_tool_call`` batch); a ``toolCall`` that would exceed it fails the session with
+    :class:`~livemesh.errors.ToolCallLimitError`."""
 
     session_id: str | None = None
     """A name for logs and metrics; a random one is made when the session opens if not given."""

@@ -7,8 +7,8 @@ from the emulator's own record of each session's context (``stats``: the user tu
 
 from __future__ import annotations
 
+from livemesh.bench.failover import render_report, run_failover_bench
 from livemesh.emulator import EmulatorConfig, open_emulator
-from livemesh.redis.failover import render_report, run_failover_bench
 from tests.redis.conftest import RedisServer
 
 

@@ -14,7 +14,10 @@ from typing import Any
 import trio
 
 from livemesh import wire
+from livemesh.auth import ApiKey
+from livemesh.session import RotationPolicy, SessionConfig
 from livemesh.transport import CloseInfo, ConnectionLostError
+from tests.session.conftest import TEXT_MODEL, vertex_auth
 
 
 class ScriptedConnection:
@@ -40,6 +43,7 @@ class ScriptedConnection:
         self._pushed = 0
         self.fences_sent: list[bytes] = []
         self._pongs: dict[bytes, int] = {}
+        self._unanswered: list[bytes] = []
 
     # ------------------------------------------------------------ the session's side (Connection)
 
@@ -72,12 +76,12 @@ class ScriptedConnection:
     async def ping(self) -> None:
         return None
 
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+        return None
+
     async def send_many(self, frames: list[bytes]) -> None:
         for data in frames:
             await self.send(data)
-
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
-        return None
 
     async def send_fenced(self, frames: list[bytes]) -> bytes:
         """The frames, then a fence ping (``SansioConnection.send_fenced``): answered at once,
@@ -88,7 +92,16 @@ class ScriptedConnection:
         self.fences_sent.append(token)
         if self.answer_pings:
             self._pongs[token] = self._pushed
+        else:
+            self._unanswered.append(token)
         return token
+
+    def answer_pending_pings(self) -> None:
+        """The server catches up: every ping not answered yet is answered now (in order), after
+        every frame pushed so far."""
+        for token in self._unanswered:
+            self._pongs[token] = self._pushed
+        self._unanswered.clear()
 
     def fence_result(self, token: bytes) -> int | None:
         return self._pongs.pop(token, None)
@@ -185,3 +198,18 @@ def resumed_from(conn: ScriptedConnection) -> str | None:
     assert conn.setup is not None
     resumption = conn.setup.session_resumption
     return resumption.handle if resumption is not None else None
+
+
+def scripted_config(*, vertex: bool, **options: Any) -> SessionConfig:
+    """A session config for a scripted (or modelled) peer: the Gemini API or Vertex flavour."""
+    options.setdefault("rotation", RotationPolicy(timer=False, quiet_timeout_s=5.0, handle_timeout_s=5.0))
+    if vertex:
+        options.update(auth=vertex_auth(), session_resumption={"transparent": True})
+    else:
+        options.update(auth=ApiKey("test-key-123"), session_resumption=True)
+    return SessionConfig(
+        model=TEXT_MODEL,
+        generation_config={"response_modalities": ["TEXT"]},
+        base_url="ws://127.0.0.1:9",  # never dialled: the scripted peer is the transport
+        **options,
+    )

@@ -1,9 +1,11 @@
-"""The ledger and the replay log as plain state machines (no server)."""
+"""The core's tool ledger, replay log and burst proofs as plain state machines (no server)."""
 
 from __future__ import annotations
 
 from livemesh import wire
-from livemesh.session.ledger import BurstProofs, ReplayLog, ToolLedger
+from livemesh.session.core.ledger import ToolLedger
+from livemesh.session.core.proofs import BurstProofs
+from livemesh.session.core.replay import ReplayLog
 
 
 def call(call_id: str) -> wire.FunctionCall:
@@ -27,7 +29,8 @@ def test_cancelled_and_void_calls_are_owed_nothing() -> None:
     ledger.open(call("b"), blocking=False, now=0, handle_epoch=2, turn=0)
     assert [p.id for p in ledger.cancel(["a", "zzz"])] == ["a"]
     assert ledger.answer("a") is None and ledger.state("a") == "cancelled"
-    assert [p.id for p in ledger.void_after(2)] == ["b"]
+    owed, void = ledger.void_after(2)
+    assert [p.id for p in owed] == ["b"] and void == {"b"}
     assert ledger.state("b") == "void" and len(ledger) == 0
 
 
@@ -55,10 +58,11 @@ def test_replay_log_trims_by_index_exactly() -> None:
 
 def test_replay_log_by_time_counts_ambiguity() -> None:
     log = ReplayLog(limit_bytes=1000)
-    for i in range(5):
-        log.append(msg(str(i)), index=i, sent_at=float(i), size=10)
+    for i in range(5):  # message i sent after i server frames were read
+        log.append(msg(str(i)), index=i, sent_at=float(i), size=10, seq=i)
     log.covered_before(3.5, settle=1.0)  # sent before 2.5: covered; 3 ambiguous; 4 after the handle
-    assert log.ambiguous(3.5) == 1
+    log.handle_read(4)  # the handle was server frame 4, read before "4" was sent
+    assert log.ambiguous() == 1
     plan = log.plan(void_call_ids=set(), exact=False)
     assert [m.realtime_input.text for m in plan.messages if m.realtime_input] == ["3", "4"]
     assert plan.ambiguous == 1
@@ -70,10 +74,11 @@ def test_replay_log_judges_a_handle_read_late_by_both_its_arrival_and_its_read()
     not be (the server issued the handle somewhere before 2.5 + its own delay)."""
     log = ReplayLog(limit_bytes=1000)
     for i in range(7):
-        log.append(msg(str(i)), index=i, sent_at=float(i), size=10)
+        log.append(msg(str(i)), index=i, sent_at=float(i), size=10, seq=i)
     log.covered_before(2.5, settle=1.0, received_at=5.5)
+    log.handle_read(6)  # read as server frame 6: after "5" was sent, before "6"
     assert len(log) == 5  # "0" and "1" trimmed; dating by the read (5.5) would have trimmed 0-4
-    assert log.ambiguous(5.5) == 4  # "2" to "5"; "6" was sent after the handle was read
+    assert log.ambiguous() == 4  # "2" to "5"; "6" was sent after the handle was read
     plan = log.plan(void_call_ids=set(), exact=False)
     assert [m.realtime_input.text for m in plan.messages if m.realtime_input] == ["2", "3", "4", "5", "6"]
     assert plan.ambiguous == 4

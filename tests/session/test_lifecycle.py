@@ -12,6 +12,7 @@ import trio.testing
 from livemesh import wire
 from livemesh.emulator.app import Emulator
 from livemesh.session import Session, open_session
+from livemesh.session.writer import WRITE_BATCH
 from livemesh.transport import CloseInfo
 from tests.session.conftest import make_config
 from tests.session.workload import SILENCE
@@ -119,9 +120,8 @@ async def test_backpressure_blocks_the_producer_instead_of_growing_memory(emu: E
             await nursery.start(session.run)
             nursery.start_soon(producer)
             await trio.testing.wait_all_tasks_blocked()
-            # the writer holds a batch (up to 32, stuck in send_many), the queue 1, the pump 1
-            # in hand, the outbox 8
-            assert produced <= 8 + 2 + 32
+            # the writer's batch (stuck in send: at most WRITE_BATCH), the outbox 8, 1 sender waiting
+            assert produced <= WRITE_BATCH + 8 + 1
             first = produced
             await trio.testing.wait_all_tasks_blocked()
             assert produced == first  # blocked, not growing

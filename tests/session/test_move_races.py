@@ -19,28 +19,12 @@ import trio
 import trio.testing
 
 from livemesh import wire
-from livemesh.auth import ApiKey
 from livemesh.errors import SessionClosedError
-from livemesh.session import RotationPolicy, Session, SessionConfig
-from tests.session.conftest import TEXT_MODEL, vertex_auth
-from tests.session.scripted import ScriptedConnection, ScriptedServer, resumed_from
+from livemesh.session import RotationPolicy, Session
+from tests.session.scripted import ScriptedConnection, ScriptedServer, resumed_from, scripted_config
 
 FLAVOURS = [pytest.param(False, id="gemini"), pytest.param(True, id="vertex")]
 CHUNK = bytes(3200)
-
-
-def scripted_config(*, vertex: bool, **options: Any) -> SessionConfig:
-    options.setdefault("rotation", RotationPolicy(timer=False, quiet_timeout_s=5.0, handle_timeout_s=5.0))
-    if vertex:
-        options.update(auth=vertex_auth(), session_resumption={"transparent": True})
-    else:
-        options.update(auth=ApiKey("test-key-123"), session_resumption=True)
-    return SessionConfig(
-        model=TEXT_MODEL,
-        generation_config={"response_modalities": ["TEXT"]},
-        base_url="ws://127.0.0.1:9",  # never dialled: the scripted server is the transport
-        **options,
-    )
 
 
 def _index(vertex: bool, value: int) -> int | None:
@@ -181,7 +165,8 @@ async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed
 ) -> None:
     """Gemini API: answers have been taking 0.5 s (server backlog), so a handle that arrives 0.3 s
     after an audio chunk was sent may predate it. A planned move must not treat the chunk as
-    covered (the fixed 20 ms settle did, and lost it): it waits for a later handle."""
+    covered (the fixed 20 ms settle did, and lost it): it waits for a handle that follows the
+    pong of a ping sent after the chunk."""
     async with staged() as stage:
         session, conn1 = stage.session, stage.conn1
         await stage.send_turn("one")
@@ -189,6 +174,7 @@ async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed
         await conn1.answer("You said: one")
         await conn1.handle("h1")
         assert (await session.receive_turn()).text == "You said: one"
+        conn1.answer_pings = False  # backlogged: the chunk (and the ping after it) not read yet
         await stage.send_chunk()
         mock_clock.jump(0.3)
         await conn1.handle("h2")  # issued before the backlogged server read the chunk
@@ -197,7 +183,8 @@ async def test_gemini_planned_move_allows_for_the_server_backlog_it_has_observed
         await stage.start_rotate()
         assert session.statistics().connections == 1  # the chunk is ambiguous: wait
         mock_clock.jump(0.6)
-        await conn1.handle("h3")  # received long enough after the chunk to cover it
+        conn1.answer_pending_pings()  # the server has read the chunk now
+        await conn1.handle("h3")  # after the pong of the ping that followed the chunk
         conn2 = await stage.accept(first_handle="h4")
         assert resumed_from(conn2) == "h3"
         await session.send_client_content("two")
@@ -316,8 +303,9 @@ async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking
     audio. The hold is released until the model answers; the handle after that turn is used."""
     async with staged() as stage:
         session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False  # a server still reading: nothing proves the chunk consumed
         await stage.send_chunk()
-        mock_clock.jump(0.005)  # well within the settle time
+        mock_clock.jump(0.005)
         await conn1.handle("h1")  # arrives just after the chunk was sent: ambiguous
         await trio.testing.wait_all_tasks_blocked()
         await stage.start_rotate()
@@ -331,6 +319,7 @@ async def test_gemini_move_lets_held_input_through_when_the_user_starts_speaking
         assert [m.kind for m in conn1.sent_so_far()] == ["realtime_input"]  # let through
         assert session.statistics().holds_released == 1
         mock_clock.jump(1.0)
+        conn1.answer_pending_pings()  # the server has read both chunks
         await conn1.answer("You said: [audio]")
         await conn1.handle("h2")
         conn2 = await stage.accept(first_handle="h3")
@@ -347,6 +336,7 @@ async def test_a_go_away_during_a_move_brings_its_deadline_forward(
     own timeout and be cut by the service (a drop, with everything in flight ambiguous)."""
     async with staged() as stage:
         session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False  # a server still reading: nothing proves the chunk consumed
         await stage.send_chunk()
         mock_clock.jump(0.005)
         await conn1.handle("h1")  # the chunk is ambiguous: the move waits for a later handle
@@ -370,21 +360,24 @@ async def test_gemini_move_trusts_a_handle_that_follows_the_pong_of_its_ping(
 ) -> None:
     """Input is held; the session pings; a handle that arrives after that ping's pong was issued
     after the server consumed everything sent before it (the emulator answers pings in order),
-    however little time passed: the move is exact at once. Without the pong, timing must decide,
-    and a handle this close to the last chunk leaves it ambiguous: the move waits."""
+    however little time passed: the move is exact at once. Without the pong nothing proves the
+    chunk consumed, however much time passes: the move waits."""
     async with staged() as stage:
         session, conn1 = stage.session, stage.conn1
-        conn1.answer_pings = pongs
+        conn1.answer_pings = False  # the server has not read the chunk yet
         await stage.send_chunk()
         mock_clock.jump(0.005)
-        await conn1.handle("h1")  # the chunk is ambiguous by timing
+        await conn1.handle("h1")  # the chunk is ambiguous: no pong came before h1
         await trio.testing.wait_all_tasks_blocked()
         await stage.start_rotate()
         assert session.statistics().rotations == 0
-        await conn1.handle("h2")  # after the pong (if any); still within the settle time
+        if pongs:
+            conn1.answer_pending_pings()  # the server read the chunk, then the move's ping
+        mock_clock.jump(2.0)
+        await conn1.handle("h2")
         await trio.testing.wait_all_tasks_blocked()
         if not pongs:
-            assert session.statistics().rotations == 0  # timing alone cannot clear the chunk
+            assert session.statistics().rotations == 0  # nothing proves the chunk covered
             return
         assert session.statistics().rotations == 1
         conn2 = await stage.accept(first_handle="h3")

@@ -17,54 +17,19 @@ import attrs
 
 from livemesh import wire
 from livemesh.errors import ConfigError, EncodeError, LocalProtocolError
+from livemesh.session.core.core import encode as encode_checked
+from livemesh.session.core.outgoing import Outgoing
 from livemesh.wire import helpers
 
 __all__ = ["Outgoing", "build_client_content", "build_realtime_input", "build_tool_response", "encode"]
 
 
-@attrs.define(eq=False, slots=True)
-class Outgoing:
-    """One message on its way out: the value (for replay decisions) and its bytes (to send)."""
-
-    message: wire.ClientMessage
-    data: bytes
-    call_ids: tuple[str, ...] = ()
-    """For tool responses: the ids answered (dropped if their calls are void after a resume)."""
-    blocking_answer: bool = False
-    """An answer to a BLOCKING call: the turn's completion proves the server consumed it."""
-
-    @property
-    def kind(self) -> str:
-        return self.message.kind
-
-    @property
-    def expects_reply(self) -> bool:
-        """True if the server always answers this message with a turn (a user text turn), so only
-        its ``turnComplete`` proves it consumed (never the timing of a handle)."""
-        message = self.message
-        if message.client_content is not None:
-            return bool(message.client_content.turn_complete)
-        rt = message.realtime_input
-        return rt is not None and rt.text is not None
-
-    @property
-    def triggers_turn(self) -> bool:
-        """True if the model is expected to answer this message (a quiet point ends)."""
-        message = self.message
-        if message.client_content is not None:
-            return bool(message.client_content.turn_complete)
-        rt = message.realtime_input
-        if rt is not None:
-            return rt.text is not None or rt.activity_end is not None or bool(rt.audio_stream_end)
-        return False
-
-
 def encode(message: wire.ClientMessage, call_ids: tuple[str, ...] = ()) -> Outgoing:
+    """``message`` with its bytes; a value that cannot be encoded is the caller's ConfigError."""
     try:
-        data = wire.encode_client(message)
+        return encode_checked(message, call_ids)
     except EncodeError as exc:
         raise ConfigError(f"cannot send this {message.kind}: {exc}") from None
-    return Outgoing(message, data, call_ids)
 
 
 def build_client_content(turns: Any, *, turn_complete: bool) -> Outgoing:

@@ -3,7 +3,9 @@
 :func:`run_failover_bench` is what ``python -m livemesh bench --workers N --redis URL
 --kill-one-at S`` calls (and ``bench/failover.py`` standalone). This process serves the emulator
 (so it can read every session's context from the emulator's own ``stats``) and supervises the
-workers; each worker is ``python -m livemesh.redis.failover worker SPEC INDEX`` and runs:
+workers; each worker is ``python -m livemesh.bench.failover worker INDEX``, reading its spec (a
+JSON line, with the credentials and the Redis URL) on stdin, never on its command line, where any
+user of the machine could read it (``ps``). Each worker runs:
 
 * :func:`~livemesh.redis.open_ownership` (lease + fencing token per conversation), a fenced
   :class:`~livemesh.redis.RedisHandleStore`, and a livemesh pool using that store;
@@ -56,7 +58,7 @@ from livemesh.session.config import RetryPolicy, SessionConfig
 
 __all__ = ["FailoverReport", "FailoverSpec", "render_report", "run_failover_bench"]
 
-log = logging.getLogger("livemesh.redis.failover")
+log = logging.getLogger("livemesh.bench.failover")
 
 MODEL = "gemini-2.0-flash-live-001"
 QUOTA_PROJECT = "bench"
@@ -312,11 +314,24 @@ async def _drive(
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """``python -m livemesh.redis.failover worker SPEC_JSON INDEX``."""
+    """``python -m livemesh.bench.failover worker INDEX``, the spec's JSON line on stdin."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    spec = _converter.structure(json.loads(argv[0]), FailoverSpec)
-    trio.run(_worker, spec, int(argv[1]))
+    spec = _converter.structure(json.loads(_read_line(0)), FailoverSpec)
+    trio.run(_worker, spec, int(argv[0]))
     return 0
+
+
+def _read_line(fd: int) -> bytes:
+    """One line from ``fd``, unbuffered: what follows it (the parent's ``go``) stays unread for
+    the worker's own read of the same descriptor. The parent sends nothing more until the worker
+    says it is ready, so nothing past the newline has arrived yet."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise SystemExit("the spec line ended early (the parent went away?)")
+        line += chunk
+    return bytes(line)
 
 
 # ====================================================================== parent side
@@ -428,11 +443,13 @@ async def _run(emu: Emulator, spec: FailoverSpec, kill_one_at: float, timeout_s:
                     )
                     for i in range(workers):
                         process = await trio.lowlevel.open_process(
-                            [sys.executable, "-m", "livemesh.redis.failover", "worker", spec_json, str(i)],
+                            [sys.executable, "-m", "livemesh.bench.failover", "worker", str(i)],
                             stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE,
                             env=env,
                         )
+                        assert process.stdin is not None
+                        await process.stdin.send_all(spec_json.encode() + b"\n")  # not argv: ps shows that
                         worker = _Worker(i, process)
                         procs.append(worker)
                         nursery.start_soon(_read_events, worker)
@@ -526,8 +543,9 @@ async def _run(emu: Emulator, spec: FailoverSpec, kill_one_at: float, timeout_s:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "worker":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
         sys.exit(worker_main(sys.argv[2:]))
     sys.exit(
-        "usage: python -m livemesh.redis.failover worker SPEC_JSON INDEX (started by run_failover_bench)"
+        "usage: python -m livemesh.bench.failover worker INDEX, the spec on stdin "
+        "(started by run_failover_bench)"
     )
