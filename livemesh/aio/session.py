@@ -27,7 +27,8 @@ from livemesh.errors import LivemeshError, SessionClosedError
 from livemesh.session import Session as TrioSession
 from livemesh.session import SessionConfig, SessionMetrics, Turn
 from livemesh.session import open_session as trio_open_session
-from livemesh.wire import helpers
+from livemesh.session.actor import check_can_ask
+from livemesh.session.turns import TurnBuilder
 
 __all__ = ["Session", "open_session"]
 
@@ -209,7 +210,10 @@ class Session:
         return message
 
     async def receive_turn(self) -> Turn:
-        """Collect messages up to the next ``turnComplete``: text, audio, transcripts, tool calls.
+        """Collect messages up to the end of the next interaction: text, audio, transcripts, tool calls.
+
+        The interaction ends where the trio session's ``receive_turn`` ends it (``interactionStatus``
+        IDLE on models that send it, else ``turnComplete``).
 
         Returns:
             The turn (``Turn.messages`` holds every message it was made of).
@@ -217,14 +221,12 @@ class Session:
         Raises:
             SessionClosedError: The session closed before the turn completed.
             SessionError: The session failed.
+            RemoteProtocolError: A streamed function call's pieces could not be assembled.
         """
-        messages: list[wire.ServerMessage] = []
+        builder = TurnBuilder()
         while True:
-            message = await self.receive()
-            messages.append(message)
-            content = message.server_content
-            if content is not None and content.turn_complete:
-                return _turn(messages)
+            if builder.add(await self.receive()):
+                return builder.build()
 
     async def ask(self, text: str) -> str:
         """Send one user text turn and return the text (or output transcript) of the answer.
@@ -236,8 +238,10 @@ class Session:
             The answer's text, or its output transcription for an audio model.
 
         Raises:
+            ConfigError: The session answers in AUDIO without ``output_audio_transcription``.
             SessionClosedError: The session is closed or failed.
         """
+        check_can_ask(self._session.config)
         await self.send_client_content(text)
         turn = await self.receive_turn()
         return turn.text or turn.output_transcript
@@ -282,42 +286,6 @@ class Session:
         return None if self._mailbox.error_delivered else self._session.error
 
 
-def _turn(messages: list[wire.ServerMessage]) -> Turn:
-    """One :class:`Turn` from the messages up to its ``turnComplete`` (the trio session's
-    ``receive_turn`` result, made from the asyncio side of the stream)."""
-    text: list[str] = []
-    audio: list[bytes] = []
-    heard: list[str] = []
-    spoken: list[str] = []
-    calls: list[wire.FunctionCall] = []
-    usage: wire.UsageMetadata | None = None
-    interrupted = False
-    for message in messages:
-        if message.usage_metadata is not None:
-            usage = message.usage_metadata
-        if message.tool_call is not None:
-            calls.extend(message.tool_call.function_calls or [])
-        content = message.server_content
-        if content is None:
-            continue
-        text.append(helpers.extract_text(content))
-        audio.extend(helpers.extract_audio(content))
-        heard.append(helpers.input_transcript(content))
-        spoken.append(helpers.output_transcript(content))
-        interrupted = interrupted or bool(content.interrupted)
-    return Turn(
-        text="".join(text),
-        audio=b"".join(audio),
-        audio_chunks=len(audio),
-        input_transcript="".join(heard),
-        output_transcript="".join(spoken),
-        interrupted=interrupted,
-        tool_calls=tuple(calls),
-        usage=usage,
-        messages=tuple(messages),
-    )
-
-
 async def start_session(session: TrioSession, nursery: trio.Nursery, run: GuestRun) -> Session:
     """(trio) The asyncio face of ``session``, its pump and sender started in ``nursery``."""
     mailbox, outbox = Mailbox(), Outbox()
@@ -336,7 +304,7 @@ def open_session(
 ) -> AbstractAsyncContextManager[Session]:
     """Open a Live session for the duration of an asyncio ``async with`` block.
 
-    ``async with livemesh.aio.open_session(model=..., response_modalities=["TEXT"]) as s:``
+    ``async with livemesh.aio.open_session(model="gemini-3.8-live", output_audio_transcription={}) as s:``
     takes what :func:`livemesh.open_session` takes. Tools, callbacks and ``on_handle`` written
     as ``async def`` run as asyncio tasks on the loop (in a copy of the context where this was
     called); plain functions run as they do under trio (tools in a worker thread, callbacks on

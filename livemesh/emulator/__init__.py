@@ -87,9 +87,12 @@ each behaviour). ``models.list`` returns every Live model with its family's
   ``serverContent`` carrying only ``usageMetadata`` precedes the connection's first model turn;
   1007 for ``mediaChunks``, ``thinkingLevel``, ``proactiveAudio: false`` and
   ``enableAffectiveDialog``.
-* the 2.5 native-audio previews (and ``gemini-3.1-flash-live-preview``): BLOCKING calls, one kind
-  of content per message, no ``interactionStatus``, ``mediaChunks`` accepted, the native-audio
-  context window; TEXT answers too (the service answers these models in AUDIO only).
+* ``gemini-3.1-flash-live-preview``: BLOCKING calls (no NON_BLOCKING yet), audio and its
+  transcription in one ``serverContent``, a usage-only ``serverContent`` first, 1007 for
+  ``mediaChunks``, no ``interactionStatus``.
+* the 2.5 native-audio previews: BLOCKING calls, one kind of content per message, no
+  ``interactionStatus``, ``mediaChunks`` accepted, the native-audio context window; TEXT answers
+  too (the service answers these models in AUDIO only).
 * the older text-capable models (``gemini-live-2.5-flash-preview``, ``gemini-2.0-flash-live-001``
   ...): TEXT or AUDIO, BLOCKING calls, one kind of content per message.
 * any other name in ``live_models``: the 2.5 family if it contains ``native-audio``, else the older

@@ -15,6 +15,7 @@ from livemesh.emulator.config import EmulatorConfig
 from livemesh.emulator.families import ModelFamily, family_of
 from livemesh.emulator.routing import Route
 from livemesh.emulator.tokens import EphemeralToken, TokenStore, apply_locked
+from livemesh.models import refused_settings
 
 
 @attrs.frozen
@@ -78,12 +79,7 @@ def validate_setup(setup: wire.Setup, route: Route, family: ModelFamily) -> None
     modalities = (generation.response_modalities if generation else None) or []
     if len(modalities) > 1 or any(m not in family.response_modalities for m in modalities):
         raise invalid
-    thinking = generation.thinking_config if generation else None
-    if family.refuse_thinking_level and thinking is not None and thinking.thinking_level is not None:
-        raise invalid
-    if family.refuse_affective_dialog and generation and generation.enable_affective_dialog is not None:
-        raise invalid
-    if family.refuse_proactive_audio_off and setup.proactivity and setup.proactivity.proactive_audio is False:
+    if refused_settings(family.behavior, setup):
         raise invalid
     if setup.session_resumption and setup.session_resumption.transparent and route.api != "vertex":
         raise invalid

@@ -349,7 +349,8 @@ class Pool:
         """Lend a pooled session to the caller's block; closed (and its slot freed) on exit.
 
         Takes what ``open_session`` takes: a ``SessionConfig``, a dict and/or keyword options
-        (``pool.session(model=..., response_modalities=["TEXT"])``), checked here, before admission.
+        (``pool.session(model="gemini-3.8-live", output_audio_transcription={})``), checked here,
+        before admission.
         Errors opening the session are raised here; later failures are reported by the pool and
         surface in the caller's next use of the session.
         """

@@ -31,7 +31,7 @@ from typing import Any
 
 import trio
 
-from livemesh import telemetry, wire
+from livemesh import models, telemetry, wire
 from livemesh._groups import unwrap_group
 from livemesh.auth import VertexAI
 from livemesh.errors import ConfigError, LivemeshError, LocalProtocolError, SessionClosedError
@@ -259,6 +259,12 @@ class Session:
         if message.tool_response is not None:
             await self.send_tool_response(message.tool_response.function_responses or [])
             return
+        if message.realtime_input is not None and message.realtime_input.media_chunks is not None:
+            # Deprecated mediaChunks closes the connection with 1007 on current models: the same
+            # media goes as realtimeInput.audio / video, which every model takes.
+            for realtime_input in wire.split_media_chunks(message.realtime_input):
+                await self._send(encode(wire.ClientMessage(realtime_input=realtime_input)))
+            return
         await self._send(encode(message))
 
     async def _send(self, out: Outgoing) -> None:
@@ -328,7 +334,14 @@ class Session:
                 return builder.build()
 
     async def ask(self, text: str) -> str:
-        """Send one user text turn and return the text (or output transcript) of the answer."""
+        """Send one user text turn and return the text (or output transcript) of the answer.
+
+        The answer is the whole interaction (:meth:`receive_turn`): on models that send
+        ``interactionStatus``, up to IDLE. An AUDIO answer's text is its output transcription, so
+        a session answering in AUDIO needs ``output_audio_transcription`` for this (refused at the
+        call otherwise, rather than returning ``""``).
+        """
+        check_can_ask(self.config)
         await self.send_client_content(text)
         turn = await self.receive_turn()
         return turn.text or turn.output_transcript
@@ -359,6 +372,26 @@ class Session:
         await self._life.run(lambda: task_status.started(self))
 
 
+def check_can_ask(config: SessionConfig) -> None:
+    """Refuse ``ask()`` on a session whose answers have no text to return.
+
+    Args:
+        config: The session's configuration.
+
+    Raises:
+        ConfigError: The session answers in AUDIO without ``output_audio_transcription``.
+    """
+    modality = config.response_modality
+    audio_only = models.behavior_of(config.model).audio_only
+    audio = modality == wire.Modality.AUDIO or (modality is None and audio_only)
+    if audio and config.output_audio_transcription is None:
+        raise ConfigError(
+            "ask() returns the answer's text, which for an AUDIO answer is its transcription: "
+            "open the session with output_audio_transcription={} (or read the audio with "
+            "receive_turn())"
+        )
+
+
 # ====================================================================== open_session
 
 
@@ -373,10 +406,10 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Open a Live session for the duration of the block::
 
-        async with livemesh.open_session(model="gemini-2.0-flash-live-001",
-                                         response_modalities=["TEXT"]) as s:
+        async with livemesh.open_session(model="gemini-3.8-live",
+                                         output_audio_transcription={}) as s:
             await s.send_client_content("Hello")
-            turn = await s.receive_turn()
+            turn = await s.receive_turn()  # turn.audio, and its text in turn.output_transcript
 
     ``config`` is a :class:`SessionConfig` or a dict of its options (seed or google-genai
     spellings); keyword ``options`` are merged in. The block's tasks run in a nursery that belongs

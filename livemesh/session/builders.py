@@ -131,14 +131,22 @@ def build_realtime_input(
     return encode(wire.ClientMessage(realtime_input=rt))
 
 
+def _parts(value: Any, index: int) -> list[wire.FunctionResponsePart] | None:
+    """``parts`` of a response dict: media (parts, blobs, file data or their dicts), or ``None``."""
+    if value is None:
+        return None
+    return wire.response_parts(value, f"responses[{index}].parts")
+
+
 def _response(value: Any, index: int, scheduling: str | None) -> wire.FunctionResponse:
     if isinstance(value, wire.FunctionResponse):
         response = value
     elif isinstance(value, Mapping):
-        known = {"id", "name", "response", "scheduling", "will_continue", "willContinue"}
-        unknown = set(value) - known
+        # Every FunctionResponse field in either spelling, checked at any depth (parts too): a
+        # misspelt key is named with the closest field, before anything is sent.
+        unknown = wire.unknown_keys(value, wire.FunctionResponse, f"responses[{index}]")
         if unknown:
-            raise ConfigError(f"responses[{index}] has unknown keys {sorted(unknown)}")
+            raise ConfigError("; ".join(map(str, unknown)))
         body = value.get("response", {})
         if not isinstance(body, Mapping):
             body = {"result": body}
@@ -151,6 +159,7 @@ def _response(value: Any, index: int, scheduling: str | None) -> wire.FunctionRe
             response=dict(body),
             scheduling=sched.upper() if isinstance(sched, str) else None,
             will_continue=value.get("will_continue", value.get("willContinue")),
+            parts=_parts(value.get("parts"), index),
         )
     else:
         raise ConfigError(

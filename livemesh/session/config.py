@@ -35,7 +35,7 @@ import attrs
 import orjson
 import pybase64
 
-from livemesh import wire
+from livemesh import models, wire
 from livemesh.auth import Auth, VertexAI, resolve_auth
 from livemesh.endpoints import live_url, model_name
 from livemesh.errors import ConfigError, DecodeError
@@ -464,7 +464,9 @@ class SessionConfig:
     tool_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     """Default per-call timeout for session-run tools (a FunctionTool's own timeout wins)."""
     hold_input_during_tool_calls: bool = True
-    """Hold realtime input while a BLOCKING call is unanswered (reported to cause 1008 otherwise)."""
+    """Hold realtime input while a BLOCKING call is unanswered (reported to cause 1008 otherwise).
+    Never held on models where new input cancels a BLOCKING call instead (gemini-3.8-live:
+    :mod:`livemesh.models`), so the user can still interrupt."""
     cancel_tools_on_interrupt: bool = True
     """An ``interrupted`` turn cancels its running tools; they are answered with an error."""
 
@@ -554,11 +556,34 @@ class SessionConfig:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ConfigError(f"tool names must be unique: {sorted(duplicates)} declared twice")
+        self._check_model_accepts()
         if self.rotation.margin_s >= self.limits.connection_lifetime_s and self.rotation.timer:
             raise ConfigError(
                 f"rotation.margin_s ({self.rotation.margin_s}) must be less than "
                 f"limits.connection_lifetime_s ({self.limits.connection_lifetime_s})"
             )
+
+    def _generation_config(self) -> wire.GenerationConfig | None:
+        """``generation_config`` with the top-level ``enable_affective_dialog`` and ``thinking``
+        folded in, as the setup carries it."""
+        gen = self.generation_config
+        if self.enable_affective_dialog is None and self.thinking is None:
+            return gen
+        changes: dict[str, Any] = {}
+        if self.enable_affective_dialog is not None:
+            changes["enable_affective_dialog"] = self.enable_affective_dialog
+        if self.thinking is not None:
+            changes["thinking_config"] = self.thinking
+        return attrs.evolve(gen or wire.GenerationConfig(), **changes)
+
+    def _check_model_accepts(self) -> None:
+        """Refuse here what the model would refuse with 1007 at setup (:mod:`livemesh.models`)."""
+        if not isinstance(self.model, str) or not self.model:
+            return
+        sent = wire.Setup(generation_config=self._generation_config(), proactivity=self.proactivity)
+        refused = models.refused_settings(models.behavior_of(self.model), sent)
+        if refused:
+            raise ConfigError(f"{self.model} refuses this setup: " + "; ".join(refused))
 
     # ------------------------------------------------------------------ derived
 
@@ -569,12 +594,14 @@ class SessionConfig:
 
     @property
     def non_blocking_names(self) -> frozenset[str]:
-        """Declared-only functions with NON_BLOCKING behaviour (their calls don't hold input)."""
+        """Declared-only functions whose calls are NON_BLOCKING: declared so, or declared without
+        ``behavior`` on a model where that is the default (:mod:`livemesh.models`)."""
+        behavior = models.behavior_of(self.model)
         return frozenset(
             d.name
             for tool in self._wire_tools
             for d in tool.function_declarations or ()
-            if d.name and d.behavior == wire.Behavior.NON_BLOCKING
+            if d.name and not behavior.blocks(d.behavior)
         )
 
     @property
@@ -617,14 +644,7 @@ class SessionConfig:
         Returns:
             The setup, with ``extra_setup`` in its ``extra`` (merged into its JSON when encoded).
         """
-        gen = self.generation_config
-        if self.enable_affective_dialog is not None or self.thinking is not None:
-            changes: dict[str, Any] = {}
-            if self.enable_affective_dialog is not None:
-                changes["enable_affective_dialog"] = self.enable_affective_dialog
-            if self.thinking is not None:
-                changes["thinking_config"] = self.thinking
-            gen = attrs.evolve(gen or wire.GenerationConfig(), **changes)
+        gen = self._generation_config()
         tools = list(self._wire_tools)
         if self._function_tools:
             tools.append(wire.Tool(function_declarations=[t.declaration for t in self._function_tools]))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from livemesh import models
 from livemesh.auth import Auth, redact, secrets_of
 from livemesh.errors import LivemeshError, SessionError
 from livemesh.session.config import SessionConfig
@@ -115,6 +116,7 @@ def core_config(config: SessionConfig) -> CoreConfig:
     """The core's view of ``config`` (plain values: the core imports nothing of trio's)."""
     rotation = config.rotation
     limits = config.limits
+    behavior = models.behavior_of(config.model)
     activity = (
         config.realtime_input_config.automatic_activity_detection if config.realtime_input_config else None
     )
@@ -133,13 +135,17 @@ def core_config(config: SessionConfig) -> CoreConfig:
         connection_lifetime_s=limits.connection_lifetime_s,
         go_away_notice_s=limits.go_away_notice_s,
         close_timeout_s=config.close_timeout,
-        hold_input_during_tool_calls=config.hold_input_during_tool_calls,
+        # Where new input cancels a BLOCKING call (livemesh.models), holding it would keep the user
+        # from interrupting: never held there.
+        hold_input_during_tool_calls=(
+            config.hold_input_during_tool_calls and behavior.holds_input_for_blocking_calls
+        ),
         cancel_tools_on_interrupt=config.cancel_tools_on_interrupt,
         manual_vad=bool(activity is not None and activity.disabled),
         hold_limit=config.hold_limit,
         replay_limit_bytes=config.replay_limit_bytes,
         max_attempts=config.retry.max_attempts,
-        tools={t.name: t.non_blocking for t in config.function_tools},
+        tools={t.name: not behavior.blocks(t.declaration.behavior) for t in config.function_tools},
         non_blocking_names=config.non_blocking_names,
         tool_callback=config.callbacks.on_tool_call is not None,
         max_calls_per_tool_call=config.max_calls_per_tool_call,

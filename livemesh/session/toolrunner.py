@@ -54,7 +54,7 @@ async def _run_call(
     with trio.CancelScope() as scope:
         links.scopes[pending.id] = scope
         try:
-            response = await run_tool(tool, pending.call)
+            response = await run_tool(tool, pending.call, non_blocking=not pending.blocking)
         finally:
             del links.scopes[pending.id]
     now = trio.current_time()

@@ -7,7 +7,7 @@ a timeout, response scheduling). Sync functions run in a worker thread so a bloc
 stalls the session's other tasks; async functions run in the session's tool nursery.
 
 :func:`run_tool` turns any outcome into exactly one ``FunctionResponse``: the return value
-(``dict`` as is, anything else as ``{"result": value}``), an exception (``{"error": ...}``, the
+(see :func:`run_tool` for the shapes, media included), an exception (``{"error": ...}``, the
 session lives on), or a timeout. Cancellation propagates: the ledger decides whether a cancelled
 call still owes a response.
 """
@@ -29,7 +29,7 @@ import orjson
 import trio
 
 from livemesh import wire
-from livemesh.errors import ConfigError, DecodeError
+from livemesh.errors import ConfigError, DecodeError, EncodeError
 
 __all__ = [
     "FunctionTool",
@@ -307,12 +307,68 @@ def _response_body(value: Any) -> dict[str, Any]:
     return body
 
 
-async def run_tool(tool: FunctionTool, call: wire.FunctionCall) -> wire.FunctionResponse:
+def _answer(
+    value: Any, call: wire.FunctionCall, tool: FunctionTool, scheduling: str | None
+) -> wire.FunctionResponse:
+    """The response for what the tool returned (the shapes are listed in :func:`run_tool`)."""
+    name = call.name or tool.name
+    if isinstance(value, wire.FunctionResponse):
+        response = attrs.evolve(
+            value,
+            id=call.id,
+            name=name,
+            response=value.response if value.response is not None else {},
+            scheduling=value.scheduling or scheduling,
+        )
+    elif wire.is_media(value):
+        response = wire.FunctionResponse(
+            id=call.id, name=name, response={}, parts=wire.response_parts(value), scheduling=scheduling
+        )
+    else:
+        return wire.FunctionResponse(
+            id=call.id, name=name, response=_response_body(value), scheduling=scheduling
+        )
+    try:
+        wire.encode_client(wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=[response])))
+    except EncodeError as exc:
+        body = {"error": f"tool returned a response that cannot be sent: {exc}"}
+        return wire.FunctionResponse(id=call.id, name=name, response=body, scheduling=scheduling)
+    return response
+
+
+async def run_tool(
+    tool: FunctionTool, call: wire.FunctionCall, *, non_blocking: bool | None = None
+) -> wire.FunctionResponse:
     """Run one call of ``tool`` and build its response (never raises, except ``Cancelled``).
+
+    What the tool returns becomes the answer:
+
+    * a ``dict``: the ``response`` as is; any other JSON value ``v``: ``{"result": v}``;
+    * media for the model to see or hear (``FunctionResponse.parts``): a
+      :class:`~livemesh.wire.Blob` (inline bytes with their MIME type), a
+      :class:`~livemesh.wire.FileData` (a file URI), a
+      :class:`~livemesh.wire.FunctionResponsePart`, or a list of only these, answered with an
+      empty ``response`` and these as its parts;
+    * a :class:`~livemesh.wire.FunctionResponse` for full control (``response`` and ``parts``
+      together, ``scheduling``, ``will_continue``): sent as it is, with the call's ``id`` and
+      ``name`` (whatever it said) and the tool's ``scheduling`` if it set none.
 
     The per-tool timeout answers ``{"error": "timed out after N s"}`` so the model is not left
     waiting (an unanswered BLOCKING call stalls the real service forever).
+
+    Args:
+        tool: The tool to run.
+        call: The whole call (streamed arguments already assembled).
+        non_blocking: Whether the call is NON_BLOCKING (only those carry ``scheduling``); the
+            tool's declaration decides when not given, but on models where NON_BLOCKING is the
+            default the session passes it.
+
+    Returns:
+        The one answer for the call.
     """
+    if non_blocking is None:
+        non_blocking = tool.non_blocking
+    scheduling = tool.scheduling if non_blocking else None
     args = call.args or {}
 
     async def invoke() -> Any:
@@ -330,7 +386,9 @@ async def run_tool(tool: FunctionTool, call: wire.FunctionCall) -> wire.Function
                 value = await invoke()
         else:
             value = await invoke()
-        body = _response_body(value)
+        return _answer(value, call, tool, scheduling)
+    except ConfigError as exc:  # media parts that are not valid parts
+        body = {"error": f"tool returned unusable media: {exc}"}
     except trio.TooSlowError:
         log.warning("tool %s (call %s) timed out after %s s", tool.name, call.id, tool.timeout)
         body = {"error": f"timed out after {tool.timeout:g} s"}
@@ -340,8 +398,5 @@ async def run_tool(tool: FunctionTool, call: wire.FunctionCall) -> wire.Function
         log.info("tool %s (call %s) raised %s", tool.name, call.id, type(exc).__name__, exc_info=True)
         body = {"error": f"{type(exc).__name__}: {exc}"}
     return wire.FunctionResponse(
-        id=call.id,
-        name=call.name or tool.name,
-        response=body,
-        scheduling=tool.scheduling if tool.non_blocking else None,
+        id=call.id, name=call.name or tool.name, response=body, scheduling=scheduling
     )

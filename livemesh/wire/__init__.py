@@ -21,7 +21,12 @@ from livemesh.wire.helpers import client_content as client_content
 from livemesh.wire.helpers import extract_audio as extract_audio
 from livemesh.wire.helpers import extract_text as extract_text
 from livemesh.wire.helpers import input_transcript as input_transcript
+from livemesh.wire.helpers import is_media as is_media
 from livemesh.wire.helpers import output_transcript as output_transcript
+from livemesh.wire.helpers import response_parts as response_parts
+from livemesh.wire.helpers import split_media_chunks as split_media_chunks
 from livemesh.wire.helpers import text_input as text_input
 from livemesh.wire.helpers import video_input as video_input
 from livemesh.wire.messages import *  # noqa: F403
+from livemesh.wire.streamed import StreamedCalls as StreamedCalls
+from livemesh.wire.streamed import assemble_args as assemble_args

@@ -29,7 +29,10 @@ __all__ = [
     "extract_audio",
     "extract_text",
     "input_transcript",
+    "is_media",
     "output_transcript",
+    "response_parts",
+    "split_media_chunks",
     "text_input",
     "video_input",
 ]
@@ -233,3 +236,107 @@ def text_input(text: str) -> m.RealtimeInput:
     if not isinstance(text, str):
         raise ConfigError(f"text must be a str, not {type(text).__name__}")
     return m.RealtimeInput(text=text)
+
+
+def split_media_chunks(rt: m.RealtimeInput) -> list[m.RealtimeInput]:
+    """The same input without the deprecated ``mediaChunks``: one ``audio`` or ``video`` message
+    per chunk, in order, after what else ``rt`` carried.
+
+    Current models close the connection with 1007 on ``mediaChunks`` (aicc2025/sip-to-ai#5 and
+    livekit/agents-js#1186 on GitHub), and every model takes ``realtimeInput.audio`` and
+    ``realtimeInput.video``, so code written for the older field keeps working unchanged.
+
+    Args:
+        rt: A realtime input, maybe carrying ``media_chunks``.
+
+    Returns:
+        ``[rt]`` when it has no ``media_chunks``; else the input without them (if anything is
+        left), then one message per chunk.
+
+    Raises:
+        ConfigError: A chunk is neither audio (``audio/*``) nor an image or video frame.
+    """
+    if rt.media_chunks is None:
+        return [rt]
+    out: list[m.RealtimeInput] = []
+    rest = attrs.evolve(rt, media_chunks=None)
+    if rest != m.RealtimeInput():
+        out.append(rest)
+    for index, blob in enumerate(rt.media_chunks):
+        mime = (blob.mime_type or "").lower()
+        if _is_audio(mime):
+            out.append(m.RealtimeInput(audio=blob))
+        elif mime.startswith(("image/", "video/")):
+            out.append(m.RealtimeInput(video=blob))
+        else:
+            raise ConfigError(
+                f"media_chunks[{index}] has MIME type {blob.mime_type!r}: send audio/* as audio=, "
+                "image/* or video/* as video="
+            )
+    return out
+
+
+_MEDIA = (m.FunctionResponsePart, m.Blob, m.FileData)
+
+
+def is_media(value: object) -> bool:
+    """Whether a tool's return value is media for ``FunctionResponse.parts``.
+
+    Args:
+        value: What a tool returned.
+
+    Returns:
+        True for a :class:`FunctionResponsePart`, :class:`Blob` or :class:`FileData`, or a
+        non-empty list or tuple of only these.
+    """
+    if isinstance(value, _MEDIA):
+        return True
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, _MEDIA) for v in value)
+
+
+def response_parts(value: object, where: str = "parts") -> list[m.FunctionResponsePart]:
+    """``FunctionResponse.parts`` (media a tool answers with: an image, audio, a file) from what a
+    caller has at hand.
+
+    Args:
+        value: A :class:`FunctionResponsePart`, a :class:`Blob` (inline bytes), a
+            :class:`FileData` (a file URI), a dict in ``FunctionResponsePart``'s shape (camelCase
+            or snake_case; ``inline_data.data`` may be raw bytes), or a list of these.
+        where: How error messages name ``value``.
+
+    Returns:
+        One part per item, in order.
+
+    Raises:
+        ConfigError: An item of another type, a dict key that names no field (with the closest
+            field name), or a dict that is not a valid part.
+    """
+    from livemesh.wire.codec import converter
+
+    items = value if isinstance(value, list | tuple) else [value]
+    parts: list[m.FunctionResponsePart] = []
+    for index, item in enumerate(items):
+        name = f"{where}[{index}]"
+        if isinstance(item, m.FunctionResponsePart):
+            parts.append(item)
+        elif isinstance(item, m.Blob):
+            parts.append(m.FunctionResponsePart(inline_data=item))
+        elif isinstance(item, m.FileData):
+            parts.append(m.FunctionResponsePart(file_data=item))
+        elif isinstance(item, Mapping):
+            unknown = unknown_keys(item, m.FunctionResponsePart, name)
+            if unknown:
+                raise ConfigError("; ".join(map(str, unknown)))
+            try:
+                part = converter.structure(_to_wire_json(item), m.FunctionResponsePart)
+            except DecodeError as exc:
+                raise ConfigError(f"{name} is not a valid FunctionResponsePart: {exc.reason}") from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(f"{name} is not a valid FunctionResponsePart: {exc}") from None
+            parts.append(part)
+        else:
+            raise ConfigError(
+                f"{name} must be a FunctionResponsePart, a Blob, a FileData or a dict, "
+                f"not {type(item).__name__}"
+            )
+    return parts

@@ -447,3 +447,33 @@ def test_extra_setup_refuses_what_livemesh_knows_and_what_json_cannot_carry(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         SessionConfig(model="m", extra_setup=extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"response_modalities": ["TEXT"]}, "response_modalities 'TEXT'"),
+        ({"generation_config": {"thinking_config": {"thinking_level": "LOW"}}}, "thinking_level"),
+        ({"thinking": {"thinking_level": "HIGH"}}, "thinking_level"),
+        ({"enable_affective_dialog": True}, "enable_affective_dialog"),
+        ({"proactivity": {"proactive_audio": False}}, "proactive_audio=False"),
+    ],
+)
+def test_a_setting_the_model_refuses_fails_at_the_call(options: dict[str, object], named: str) -> None:
+    # gemini-3.8-live closes such a setup with 1007; livemesh says which setting, before any dial.
+    with pytest.raises(ConfigError, match=r"gemini-3\.8-live refuses this setup") as info:
+        SessionConfig.build(model="gemini-3.8-live", auth="k", **options)
+    assert named in str(info.value)
+    # The same settings are fine for a model that takes them.
+    SessionConfig.build(model="gemini-live-2.5-flash-preview", auth="k", **options)
+
+
+def test_the_stable_model_accepts_what_it_supports() -> None:
+    SessionConfig.build(
+        model="gemini-3.8-live",
+        auth="k",
+        response_modalities=["AUDIO"],
+        output_audio_transcription={},
+        thinking={"thinking_budget": 128},
+        proactivity={"proactive_audio": True},
+    )

@@ -264,7 +264,7 @@ async def test_an_error_in_the_block_comes_out_as_itself() -> None:
 
 def _session(server: ScriptedServer, **options: object) -> livemesh.SessionConfig:
     return livemesh.SessionConfig.build(
-        model="gemini-3.8-live",
+        model="gemini-live-2.5-flash-preview",  # a text model: the script plays text
         auth="test-key",
         base_url=server.url,
         response_modalities=["TEXT"],

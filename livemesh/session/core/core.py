@@ -115,6 +115,8 @@ class SessionCore:
         self.move = Move()
         self.turns = TurnTracker()
         self.ledger = ToolLedger()
+        # streamed arguments (partialArgs) become whole calls before the ledger or a tool sees them
+        self.streamed = wire.StreamedCalls(max_calls=config.max_calls_per_tool_call)
         self.replay = ReplayLog(limit_bytes=config.replay_limit_bytes)
         # bursts and user turns proven consumed by a ping (Gemini API; Vertex has exact indices)
         self.proofs = BurstProofs(enabled=not config.transparent and config.prove_by_ping)
@@ -192,6 +194,7 @@ class SessionCore:
             and self.handle is not None
             and self.resumable
             and not turns.generating
+            and not turns.continuing
             and turns.awaiting_reply_since is None
             and not len(self.ledger)
         )
@@ -199,7 +202,12 @@ class SessionCore:
     @property
     def is_idle(self) -> bool:
         turns = self.turns
-        return not turns.generating and not len(self.ledger) and turns.awaiting_reply_since is None
+        return (
+            not turns.generating
+            and not turns.continuing
+            and not len(self.ledger)
+            and turns.awaiting_reply_since is None
+        )
 
     def settle(self) -> float:
         config = self.config
@@ -326,6 +334,7 @@ class SessionCore:
         self.established = True
         self.conn_index = -1
         self.turns.new_connection()
+        self.streamed.clear()  # a call's pieces do not continue on another connection
         self.resumable = False
         self.writing = False
         if self.counters.connections > 1:
@@ -631,8 +640,11 @@ class SessionCore:
         if message.tool_call is not None:
             flags |= self._turn_content(now)
             turns.called()
-            flags |= self._on_tool_call(message.tool_call, now)
+            whole = self.streamed.feed_tool_call(message.tool_call)
+            if whole:
+                flags |= self._on_tool_call(wire.ToolCall(function_calls=whole), now)
         if message.tool_call_cancellation is not None:
+            self.streamed.discard(message.tool_call_cancellation.ids or [])
             cancelled = self.ledger.cancel(message.tool_call_cancellation.ids or [])
             counters.tool_cancellations += len(cancelled)
             if cancelled:
@@ -671,6 +683,10 @@ class SessionCore:
         turns = self.turns
         waiting = turns.awaiting_reply_since
         answered, keep, answer = turns.completed(cut=bool(content.interrupted), seq=self.rx_seq, now=now)
+        # IN_PROGRESS: the model turn ended but its interaction goes on (another model turn follows:
+        # a NON_BLOCKING call's result, the answer to the input that interrupted), so it is no
+        # quiet point for a move; the next turnComplete without it ends that.
+        turns.continuing = content.interaction_status == wire.InteractionStatus.IN_PROGRESS
         if keep is not None and answer is not None:
             # The user saw this turn answered: a move that must replay it replays it as history.
             self.replay.answered(keep, answer)

@@ -30,6 +30,7 @@ class TurnTracker:
         "_turn_interrupted",
         "answer_indices",
         "awaiting_reply_since",
+        "continuing",
         "effect_at",
         "effect_seq",
         "evidence_index",
@@ -43,6 +44,7 @@ class TurnTracker:
 
     def __init__(self) -> None:
         self.generating = False
+        self.continuing = False  # the last turnComplete said IN_PROGRESS: another model turn follows
         self.awaiting_reply_since: float | None = None
         self.turn_no = 0
         self.triggers: list[int] = []  # indices of turn triggers sent since the last turnComplete
@@ -74,6 +76,7 @@ class TurnTracker:
         self.sure_triggers = []
         self.answer_indices = []
         self.generating = False
+        self.continuing = False
         self.awaiting_reply_since = None
         self._answer_text = self._answer_heard = None
         self._turn_called = False
@@ -82,7 +85,7 @@ class TurnTracker:
 
     @property
     def in_turn_or_owed(self) -> bool:
-        return self.generating or bool(self.sure_triggers)
+        return self.generating or self.continuing or bool(self.sure_triggers)
 
     @property
     def owed(self) -> list[int]:

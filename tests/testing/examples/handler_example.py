@@ -56,7 +56,7 @@ async def test_the_handler_and_the_tools_keep_up_with_any_session(
     # The server answers the setup, plays the stream, and waits for the answer to each toolCall.
     async with scripted_server(stream, await_tool_responses=True) as server:
         async with livemesh.open_session(
-            model="gemini-3.8-live",
+            model="gemini-live-2.5-flash-preview",  # a model that answers in text
             auth="test-key",
             base_url=server.url,
             response_modalities=["TEXT"],
