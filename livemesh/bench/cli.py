@@ -35,6 +35,7 @@ from livemesh.bench.progress import ProgressView
 from livemesh.bench.runner import RunnerError, run_client
 from livemesh.bench.server import StartupError, emulator_args, open_emulator_process, process_cpu_s
 from livemesh.bench.workload import WORKLOADS, WorkloadSpec
+from livemesh.telemetry.prometheus import MISSING_EXPORTER
 
 __all__ = ["add_arguments", "run"]
 
@@ -86,6 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "round's ratios and their medians (a shared machine's noise hits both clients alike)",
     )
     parser.add_argument("--ca-file", default=None, help="CA to trust for --url over wss")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve the livemesh client's OpenTelemetry metrics on http://127.0.0.1:N/metrics while it "
+        "runs (needs livemesh[otel], opentelemetry-sdk and opentelemetry-exporter-prometheus)",
+    )
     fleet = parser.add_argument_group(
         "failover across worker processes (needs livemesh[redis] and a Redis server)"
     )
@@ -163,7 +172,11 @@ async def _main(args: argparse.Namespace, console: Console, err: Console) -> int
             "lifetime_s": server_lifetime,
             "go_away_notice_s": server_notice,
             "verify": not args.url or _is_local(args.url),
+            "metrics_port": args.metrics_port,
         }
+        if args.metrics_port is not None:
+            where = f"http://127.0.0.1:{args.metrics_port}/metrics"
+            err.print(f"metrics: {where} (while the livemesh client runs)")
         if args.model:
             spec_kwargs["model"] = args.model
         spec = WorkloadSpec(**spec_kwargs)
@@ -219,6 +232,14 @@ def _have_genai() -> bool:
         return False
 
 
+def _have_prometheus_exporter() -> bool:
+    try:
+        needed = ("opentelemetry.sdk.metrics", "opentelemetry.exporter.prometheus", "prometheus_client")
+        return all(importlib.util.find_spec(name) is not None for name in needed)
+    except ImportError:  # no ``opentelemetry`` package at all
+        return False
+
+
 def _run_failover(args: argparse.Namespace, console: Console, err: Console) -> int:
     """``--workers N --redis URL``: N workers share one emulator and one Redis; one is SIGKILLed
     mid-run and the others must resume its sessions exactly once (livemesh.bench.failover)."""
@@ -260,6 +281,13 @@ def run(args: argparse.Namespace) -> int:
     if "genai" in _clients(args) and not _have_genai():
         err.print(MISSING_SDK)
         return 2
+    if args.metrics_port is not None:
+        if not 0 < args.metrics_port < 65536:
+            err.print("--metrics-port must be a TCP port (1-65535)")
+            return 2
+        if not _have_prometheus_exporter():
+            err.print(MISSING_EXPORTER)
+            return 2
     try:
         return trio.run(_main, args, console, err)
     except (RunnerError, StartupError) as exc:

@@ -16,7 +16,13 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from typing import Any
 
 import trio
@@ -357,9 +363,20 @@ async def amain(spec: WorkloadSpec, *, use_pool: bool = True) -> dict[str, Any]:
     return {"result": rec.result(client="livemesh", sessions=spec.sessions), "details": rec.details()}
 
 
+def _metrics(spec: WorkloadSpec) -> AbstractContextManager[Any]:
+    """With ``metrics_port``: the run's OpenTelemetry metrics served for Prometheus (spans go to
+    the global tracer provider, which records nothing unless something configured an SDK)."""
+    if spec.metrics_port is None:
+        return nullcontext()
+    from livemesh.telemetry.prometheus import serve_prometheus
+
+    return serve_prometheus(spec.metrics_port)
+
+
 def main() -> int:
     spec = read_spec()
-    emit(trio.run(amain, spec))
+    with _metrics(spec):
+        emit(trio.run(amain, spec))
     return 0
 
 

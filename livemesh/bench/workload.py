@@ -113,6 +113,8 @@ class WorkloadSpec:
     go_away_notice_s: float | None = None
     verify: bool = True
     """Check replies and ask ``stats`` at the end (only the emulator answers ``stats``)."""
+    metrics_port: int | None = None
+    """Serve the livemesh client's OpenTelemetry metrics for Prometheus on this loopback port."""
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))

@@ -38,13 +38,13 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from typing import Any, Protocol, TypeAlias
 
 import attrs
 import trio
 
-from livemesh import wire
+from livemesh import telemetry, wire
 from livemesh._groups import unwrap_group
 from livemesh.errors import ConfigError, QuotaError, SessionClosedError
 from livemesh.limits import DEFAULT_LIMITS, ServiceLimits
@@ -279,6 +279,7 @@ class Pool:
         self._unsaved: dict[_Child, None] = {}  # children with a handle newer than the saved one
         self._save_wake = trio.Event()
         self._housekeeping = trio.CancelScope()
+        self._probe: telemetry.PoolProbe = telemetry.NOOP_POOL  # telemetry (set while housekeeping runs)
 
     # ------------------------------------------------------------------ public API
 
@@ -593,6 +594,7 @@ class Pool:
                 failure = _root_cause(failure, opened)
                 if isinstance(failure, QuotaError):
                     until = self._quota.note_quota()
+                    self._probe.quota_backoff(until - trio.current_time())
                     log.info(
                         "quota refusal for %s: new connections pause until %.3f", child.conversation_id, until
                     )
@@ -723,7 +725,8 @@ class Pool:
 
     async def _housekeep(self) -> None:
         """The pool's two background tasks (in its nursery, cancelled after the last child)."""
-        with self._housekeeping:
+        self._probe = telemetry.pool_probe(waiting=lambda: self._admission.waiting)
+        with self._housekeeping, closing(self._probe):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._plan_loop, name="pool:planner")
                 nursery.start_soon(self._save_loop, name="pool:saver")

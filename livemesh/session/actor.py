@@ -31,8 +31,9 @@ from typing import Any
 
 import trio
 
-from livemesh import models, wire
+from livemesh import models, telemetry, wire
 from livemesh._groups import unwrap_group
+from livemesh.auth import VertexAI
 from livemesh.errors import ConfigError, LivemeshError, LocalProtocolError, SessionClosedError
 from livemesh.session.builders import build_client_content, build_realtime_input, build_tool_response, encode
 from livemesh.session.config import SessionConfig
@@ -84,6 +85,13 @@ class Session:
         self.session_id: str = config.session_id or "ls-" + secrets.token_hex(4)
         """livemesh's name for this session in logs and metrics (see also :attr:`server_session_id`)."""
         self._core = SessionCore(core_config(config), resume_handle=config.resume_handle)
+        self._core.probe = telemetry.session_probe(
+            self.session_id,
+            model=config.model,
+            api="vertex" if isinstance(config.auth, VertexAI) else "gemini",
+            engine=config.transport.engine,
+            counters=self._core.counters,
+        )
         outbox, outbox_out = trio.open_memory_channel[Outgoing | None](config.outbox_size)
         inbox_in, inbox = trio.open_memory_channel[wire.ServerMessage](config.inbox_size)
         self._links = Links(

@@ -126,6 +126,7 @@ class Connections:
                         reason=exc.reason,
                     ) from None
                 raise
+            core.probe.connection_opened(self.server_session_id, resumed=handle is not None)
             self._log_opened(core.opened(trio.current_time()))
             links.cancel_tools()
             if started is not None:
@@ -144,6 +145,7 @@ class Connections:
             if epoch.outcome is None:  # pragma: no cover - the epoch only ends via end()
                 raise ConnectionLostError("connection ended without a reason")
             await conn.aclose(1000, "")
+            core.probe.connection_closed(1000)
             return epoch.outcome
 
     async def _mover(self, epoch: _Epoch) -> None:

@@ -52,6 +52,7 @@ from livemesh.session.core.state import (
 )
 from livemesh.session.core.turns import TurnTracker
 from livemesh.session.metrics import SessionCounters
+from livemesh.telemetry import NOOP_SESSION, SessionProbe
 
 __all__ = ["Opened", "SessionCore", "Step", "Write"]
 
@@ -120,6 +121,8 @@ class SessionCore:
         # bursts and user turns proven consumed by a ping (Gemini API; Vertex has exact indices)
         self.proofs = BurstProofs(enabled=not config.transparent and config.prove_by_ping)
         self.counters = SessionCounters()
+        self.probe: SessionProbe = NOOP_SESSION  # telemetry: the actor sets the session's probe
+        self._lost_at: float | None = None  # when a working connection dropped (telemetry)
         self.error: LivemeshError | None = None
 
         self.handle: str | None = resume_handle
@@ -301,11 +304,14 @@ class SessionCore:
 
     def start(self) -> None:
         self._to(SessionEvent.START)
+        self.probe.opened()
 
     def dial(self, now: float) -> str | None:
         """A connection is being opened: the handle its setup resumes from."""
         self._require(SessionState.CONNECTING, SessionState.MOVING, SessionState.CLOSING, event="dial")
         self.established = False
+        if self.started:
+            self.probe.reconnect()
         self._dial_epoch = self.handle_epoch
         self._dialled_at = now
         return self.handle
@@ -360,6 +366,12 @@ class SessionCore:
             counters.replay_ambiguous += plan.ambiguous
             counters.replay_skipped += plan.skipped
             counters.replay_restored += plan.restored
+            self.probe.replay(
+                replayed=len(plan.messages),
+                restored=plan.restored,
+                ambiguous=plan.ambiguous,
+                skipped=plan.skipped,
+            )
         self.handle_index = -1
         self.proofs.reset()
         if void_ids:
@@ -367,7 +379,11 @@ class SessionCore:
             self._priority = [o for o in self._priority if not (set(o.call_ids) & void_ids)]
         if self.move_started is not None:
             self.counters.move_stall(now - self.move_started)
+            self.probe.move_done(self.move.reason or "requested", now - self.move_started)
             self.move_started = None
+        elif self._lost_at is not None:
+            self.probe.move_done("drop", now - self._lost_at)
+        self._lost_at = None
         if not first:
             self.moves_done += 1
         self.move.arrived()
@@ -415,11 +431,13 @@ class SessionCore:
         when it cannot resume."""
         self.connected = False
         self.writing = False
+        self.probe.connection_closed(error.code)
         if self.closing and not self.wants_connection(now, unread):
             return None
         if self.established:
             self.attempt = 0  # that connection worked: this is a new failure, not a retry
             self.counters.drops += 1
+            self._lost_at = now if self.started else None
         code, reason = error.code, error.reason
         if self.started and not self.config.resumption:
             raise ReconnectError(
@@ -447,6 +465,7 @@ class SessionCore:
         if self.error is not None:
             return False
         self.error = error
+        self.probe.connection_closed(getattr(error, "code", None))
         if not self.finished:
             self.state = SessionState.FAILED if self.state is SessionState.NEW else self.state
             self._to(SessionEvent.FAIL) if self.state is not SessionState.FAILED else None
@@ -459,6 +478,7 @@ class SessionCore:
             self.state = SessionState.FAILED
         elif not self.finished:
             self._to(SessionEvent.FINISH)
+        self.probe.closed(self.error)
 
     # ================================================================== the writer
 
@@ -524,6 +544,8 @@ class SessionCore:
         prove = False  # a user turn is in the batch: a ping after it proves it consumed
         manual_vad = self.config.manual_vad
         for item in batch:
+            if item.triggers_turn:
+                self.probe.turn_started(now)
             self.conn_index += 1
             self.replay.append(
                 item.message, index=self.conn_index, sent_at=now, size=len(item.data), seq=self.rx_seq
@@ -594,6 +616,8 @@ class SessionCore:
         counters.messages_in += 1
         counters.bytes_in += nbytes
         flags = 0
+        if message.usage_metadata is not None:
+            self.probe.usage(message.usage_metadata)
         update = message.session_resumption_update
         if update is not None:
             flags |= self._on_resumption_update(update, now, arrived, fence_result)
@@ -603,7 +627,7 @@ class SessionCore:
             turns.answer_started(now)
         if content is not None:
             if content.model_turn is not None:
-                flags |= self._turn_content()
+                flags |= self._turn_content(now)
                 turns.model_text(content.model_turn.parts)
             heard = content.output_transcription
             if heard is not None:
@@ -614,7 +638,7 @@ class SessionCore:
             if content.turn_complete:
                 flags |= self._on_turn_complete(content, now)
         if message.tool_call is not None:
-            flags |= self._turn_content()
+            flags |= self._turn_content(now)
             turns.called()
             whole = self.streamed.feed_tool_call(message.tool_call)
             if whole:
@@ -625,10 +649,13 @@ class SessionCore:
             counters.tool_cancellations += len(cancelled)
             if cancelled:
                 self.tool_cancels.extend(p.id for p in cancelled)
+                for p in cancelled:
+                    self.probe.tool_done(p.id, "cancelled", now)
                 flags |= CANCELS | WRITER | CHANGED
         if message.go_away is not None:
             counters.go_aways += 1
             time_left = message.go_away.time_left
+            self.probe.go_away(float(time_left) if time_left is not None else None)
             # From when it was read, not its arrival bound: a reader far behind a busy socket dates
             # frames seconds early, and a deadline that early forces every move at once (with its
             # input ambiguous); the pool's own rotation comes well before a goAway.
@@ -640,9 +667,11 @@ class SessionCore:
             flags |= MOVER
         return flags
 
-    def _turn_content(self) -> int:
+    def _turn_content(self, now: float) -> int:
         """The model's content or a call arrived: a pending move holds input now."""
         first = not self.turns.generating
+        if first:
+            self.probe.first_chunk(now)
         self.turns.content()
         move = self.move
         if first and move.phase in (MovePhase.SEEKING, MovePhase.RELEASED) and move.hold_early(self.facts()):
@@ -662,6 +691,7 @@ class SessionCore:
             # The user saw this turn answered: a move that must replay it replays it as history.
             self.replay.answered(keep, answer)
         self.counters.turns += 1
+        self.probe.turn_complete(now, interrupted=bool(content.interrupted))
         flags = CHANGED | WRITER
         if waiting is not None and answered:
             self.turn_latency = now - waiting
@@ -775,6 +805,7 @@ class SessionCore:
                 self.repeated_calls.append(call.id or "")
                 continue
             self.counters.tool_calls += 1
+            self.probe.tool_started(pending.id, call.name or "", now)
             if (call.name or "") in tools:
                 self.tool_starts.append(pending)
                 self.running_tools += 1
@@ -793,6 +824,7 @@ class SessionCore:
 
     def _on_interrupted(self) -> int:
         self.turns.interrupted()
+        self.probe.interrupted()
         if not self.config.cancel_tools_on_interrupt:
             return CHANGED
         for pending in self.ledger.of_turn(self.turns.turn_no):
@@ -825,6 +857,9 @@ class SessionCore:
         if self.ledger.answer(pending.id) is None:
             return None
         self.counters.tool_done(now - pending.received_at)
+        failed = response.response is not None and "error" in response.response
+        outcome = "cancelled" if pending.interrupted else "error" if failed else "ok"
+        self.probe.tool_done(pending.id, outcome, now)
         out = encode(
             wire.ClientMessage(tool_response=wire.ToolResponse(function_responses=[response])), (pending.id,)
         )
@@ -888,6 +923,7 @@ class SessionCore:
             pending = self.ledger.answer(call_id)
             if pending is not None:
                 self.counters.tool_done(now - pending.received_at)
+                self.probe.tool_done(call_id, "ok", now)
                 out.blocking_answer = out.blocking_answer or pending.blocking
                 self.tool_cancels.append(call_id)  # a user answered first: stop its tool
         out.priority = True
@@ -933,6 +969,7 @@ class SessionCore:
             if not self.connected:
                 return Step.WAIT
             move.begin(now, self.connect_s, self.config.quiet_timeout_s)
+            self.probe.move_started(move.reason or "requested")
             self.move_started = now
             if self.state is SessionState.OPEN:
                 self._to(SessionEvent.MOVE)
