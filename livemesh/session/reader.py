@@ -45,6 +45,11 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
             pass
         links.stash = None
     fence_result = conn.fence_result  # the pongs of the writer's fences
+    inbox_in = links.inbox_in
+    callbacks = links.config.callbacks
+    # No callback and no handle hook (the usual case): a message costs no coroutine for them
+    # (a goAway still goes through ``_callbacks``, which logs it).
+    no_callbacks = on_handle is None and all(getattr(callbacks, name) is None for name in _READ_CALLBACKS)
     while True:
         raw = await conn.receive()
         now = trio.current_time()
@@ -64,8 +69,29 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
             links.apply(flags)
             if flags & TOOLS:
                 await links.dispatch_tools()
-        await _callbacks(links, message, flags, on_handle)
-        await _deliver(links, message)
+        if not no_callbacks or message.go_away is not None:
+            await _callbacks(links, message, flags, on_handle)
+        if message.setup_complete is None:
+            try:
+                # With room in the inbox no scheduling round (the receiver is woken all the
+                # same): one task step less per message. The reader still yields: receive()
+                # waits at the socket.
+                inbox_in.send_nowait(message)
+            except trio.WouldBlock:
+                await _deliver(links, message)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+
+
+_READ_CALLBACKS = (
+    "on_session_resumption",
+    "on_transcription",
+    "on_tool_call_cancellation",
+    "on_go_away",
+    "on_voice_activity",
+    "on_message",
+)
+"""The callbacks :func:`_callbacks` may call."""
 
 
 async def _callbacks(
@@ -102,20 +128,10 @@ async def _callbacks(
 
 
 async def _deliver(links: Links, message: wire.ServerMessage) -> None:
-    if message.setup_complete is not None:
-        return  # only the first connection's setupComplete reaches the user
-    inbox = links.inbox_in
+    """Wait for room in the inbox (the reader tried ``send_nowait`` first; only the first
+    connection's ``setupComplete`` reaches the user, so the reader delivers none)."""
     try:
-        # With room in the inbox no scheduling round (the receiver is woken all the same): one
-        # task step less per message. The reader still yields: receive() waits at the socket.
-        inbox.send_nowait(message)
-        return
-    except trio.WouldBlock:
-        pass
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        return
-    try:
-        await inbox.send(message)
+        await links.inbox_in.send(message)
     except trio.Cancelled:
         links.stash = message  # moving on: the next connection's reader delivers it first
         raise
