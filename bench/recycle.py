@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from typing import Any
 
 import attrs
 import trio
+from moves import (  # the same speech, pacing and Vertex token as bench/moves.py
+    CHUNK_S,
+    SILENCE,
+    SPEECH,
+    _token,
+)
 
 from livemesh.auth import ApiKey, VertexAI
 from livemesh.emulator import EmulatorConfig, open_emulator
@@ -38,13 +43,6 @@ from livemesh.limits import ServiceLimits
 from livemesh.pool import RestartPolicy, open_pool
 from livemesh.pool.pool import Pool
 from livemesh.session import RetryPolicy, SessionConfig, function_tool
-
-CHUNK_S = 0.1
-SPEECH = b"".join(
-    int(6000 * math.sin(2 * math.pi * 300 * i / 16000)).to_bytes(2, "little", signed=True)
-    for i in range(1600)
-)
-SILENCE = bytes(3200)
 
 
 @attrs.define
@@ -56,10 +54,6 @@ class Tally:
     stats: SessionStats | None = None
     metrics: Any = None
     error: str | None = None
-
-
-async def _token() -> str:
-    return "bench-token"
 
 
 async def lookup(n: int) -> dict[str, Any]:
