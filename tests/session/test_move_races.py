@@ -517,11 +517,11 @@ async def test_gemini_turn_answered_but_dropped_before_its_handle_is_replayed_as
         assert await _first_client_kind(conn2) == "text:two"
 
 
-async def test_gemini_turn_with_a_tool_call_is_not_replayed_as_history(
+async def test_gemini_turn_with_an_open_tool_call_is_not_replayed_as_history(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    """A turn whose answer was a tool call and the model's reply to its result is no plain
-    answer: replayed as history it would lose the call; it is replayed as a turn, as before."""
+    """A turn whose tool call is still owed an answer at its turnComplete goes on after it:
+    replayed as history it would lose the call; it is replayed as a turn."""
     async with staged() as stage:
         session, conn1 = stage.session, stage.conn1
         conn1.answer_pings = False
@@ -535,6 +535,37 @@ async def test_gemini_turn_with_a_tool_call_is_not_replayed_as_history(
         first = await conn2.expect()
         assert first.client_content is not None and first.client_content.turn_complete
         assert session.statistics().replay_restored == 0
+
+
+async def test_gemini_turn_with_an_answered_tool_call_is_replayed_as_history(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The user saw a turn that called a tool answered (call, answer, the model's reply, then
+    turnComplete) and the connection dropped before the handle after it. Replayed as a turn the
+    model would call the tool again and answer twice; it is history (the turn and the answer the
+    user saw), and the tool answer is not resent (the resumed context never issued the call)."""
+    async with staged() as stage:
+        session, conn1 = stage.session, stage.conn1
+        conn1.answer_pings = False
+        await stage.send_turn("one")
+        await conn1.push(
+            tool_call=wire.ToolCall(function_calls=[wire.FunctionCall(id="c1", name="nobody", args={})])
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        await session.send_tool_response([{"id": "c1", "name": "nobody", "response": {"ok": 1}}])
+        assert await _first_client_kind(conn1) == "tool_response"
+        await conn1.answer("nobody returned ok")
+        await trio.testing.wait_all_tasks_blocked()
+        conn2 = await stage.drop_and_accept(first_handle="h2")
+        assert resumed_from(conn2) == "h0"
+        replayed = await conn2.expect()
+        content = replayed.client_content
+        assert content is not None and not content.turn_complete
+        turns = [(t.role, "".join(p.text or "" for p in t.parts or [])) for t in content.turns or []]
+        assert turns == [("user", "one"), ("model", "nobody returned ok")]
+        assert session.statistics().replay_restored == 1
+        await session.send_client_content("two")  # the tool answer is not resent before it
+        assert await _first_client_kind(conn2) == "text:two"
 
 
 async def test_gemini_move_holds_input_from_the_first_frame_of_a_turn(

@@ -682,7 +682,9 @@ class SessionCore:
     def _on_turn_complete(self, content: wire.ServerContent, now: float) -> int:
         turns = self.turns
         waiting = turns.awaiting_reply_since
-        answered, keep, answer = turns.completed(cut=bool(content.interrupted), seq=self.rx_seq, now=now)
+        answered, keep, answer = turns.completed(
+            cut=bool(content.interrupted), seq=self.rx_seq, now=now, calls_open=bool(len(self.ledger))
+        )
         # IN_PROGRESS: the model turn ended but its interaction goes on (another model turn follows:
         # a NON_BLOCKING call's result, the answer to the input that interrupted), so it is no
         # quiet point for a move; the next turnComplete without it ends that.

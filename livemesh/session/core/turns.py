@@ -60,7 +60,7 @@ class TurnTracker:
         # else the output transcription): kept with that turn in the replay log once complete.
         self._answer_text: list[str] | None = None
         self._answer_heard: list[str] | None = None
-        self._turn_called = False  # the turn in progress made a tool call: no plain text answer
+        self._turn_called = False  # the turn in progress made a tool call
         # Whether the turn in progress answers the user's outstanding turns: None until its first
         # content, then whether a trigger was outstanding when it began (an unprompted turn, e.g.
         # a NON_BLOCKING tool's result, does not); and whether it was interrupted (its
@@ -150,8 +150,11 @@ class TurnTracker:
         self.generating = False
         self.awaiting_reply_since = None
 
-    def completed(self, *, cut: bool, seq: int, now: float) -> tuple[bool, int | None, wire.Content | None]:
-        """A ``turnComplete`` (``cut``: this very frame says ``interrupted``).
+    def completed(
+        self, *, cut: bool, seq: int, now: float, calls_open: bool = False
+    ) -> tuple[bool, int | None, wire.Content | None]:
+        """A ``turnComplete`` (``cut``: this very frame says ``interrupted``; ``calls_open``: tool
+        calls are still owed an answer).
 
         Returns (whether it answered the user's outstanding turns, the index of the user turn to
         keep with its answer in the replay log, that answer)."""
@@ -167,7 +170,11 @@ class TurnTracker:
             # trigger still unread (taking it as evidence lost every message up to a trigger sent
             # in a burst after a move).
             self.evidence_index = max(self.evidence_index, self.triggers[0], *self.answer_indices)
-            if self.sure_triggers == self.triggers and not self._turn_called:
+            # A turn that called tools is kept too once its calls are answered: the user saw its
+            # answer, and a resumed context without the turn does not know the calls either (their
+            # answers are void there), so the turn and its answer are the history to restore. With
+            # a call still open the turn goes on after this turnComplete: replayed, it is a turn.
+            if self.sure_triggers == self.triggers and not (self._turn_called and calls_open):
                 keep = self.triggers[0]
                 text = "".join(self._answer_text or self._answer_heard or ())
                 answer = wire.Content(role="model", parts=[wire.Part(text=text)] if text else [])
