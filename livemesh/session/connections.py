@@ -133,13 +133,15 @@ class Connections:
                 started()
             links.notify()
             links.mover_wake = trio.Event()
-            conn.set_keepalive(interval=config.keepalive_interval, pong_timeout=config.keepalive_timeout)
+            conn.set_keepalive(
+                interval=config.keepalive_interval, pong_timeout=config.keepalive_timeout, by_caller=True
+            )
             epoch = _Epoch(scope=trio.CancelScope())
             with epoch.scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, epoch, read(conn, links, self.on_handle))
                     nursery.start_soon(self._guard, epoch, write(conn, links))
-                    nursery.start_soon(self._mover, epoch)
+                    nursery.start_soon(self._mover, epoch, conn)
             if epoch.error is not None:
                 raise epoch.error
             if epoch.outcome is None:  # pragma: no cover - the epoch only ends via end()
@@ -148,10 +150,10 @@ class Connections:
             core.probe.connection_closed(1000)
             return epoch.outcome
 
-    async def _mover(self, epoch: _Epoch) -> None:
+    async def _mover(self, epoch: _Epoch, conn: Connection) -> None:
         try:
-            epoch.end(await move(self.links))
-        except LivemeshError as exc:  # pragma: no cover - the core raises only on a bug
+            epoch.end(await move(self.links, conn))
+        except LivemeshError as exc:  # the keepalive found the connection dead
             epoch.end(error=exc)
 
     @staticmethod

@@ -5,6 +5,9 @@ A move (goAway, the connection's age, ``rotate()``) or a close is decided by the
 when a close has flushed what was queued. This task only wakes it: at the core's next deadline,
 or when an event may have changed its mind (``Links.mover_wake``), and ends the connection when
 the core says so, at a frame boundary (never while the writer is mid-write).
+
+It also runs the connection's keepalive (``Connection.keepalive`` at its deadline), so the
+reader's waits on the socket carry no deadline of their own.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import trio
 
 from livemesh.session.core import MovePhase, Step
 from livemesh.session.links import Links
+from livemesh.transport import Connection
 
 __all__ = ["move"]
 
 
-async def move(links: Links) -> str:
-    """Run until this connection should end; returns ``"move"`` or ``"close"``."""
+async def move(links: Links, conn: Connection) -> str:
+    """Run until this connection should end; returns ``"move"`` or ``"close"``; raises the
+    keepalive's error if it finds the connection dead."""
     core = links.core
     was = core.move.phase
     while True:
@@ -40,10 +45,12 @@ async def move(links: Links) -> str:
         if step is Step.CLOSE:
             return "close"
         wake = links.mover_wake
-        with trio.move_on_at(core.next_wake(trio.current_time())):
+        with trio.move_on_at(min(core.next_wake(trio.current_time()), conn.keepalive_deadline())):
             await wake.wait()
         if wake is links.mover_wake:
             links.mover_wake = trio.Event()
+        if trio.current_time() >= conn.keepalive_deadline():
+            await conn.keepalive()
 
 
 def _log_phase(links: Links, was: MovePhase, phase: MovePhase) -> None:

@@ -6,7 +6,10 @@ counting bytes kept such a connection "alive" forever. The service's pongs were 
 8-30 s (a GitHub report: sip-to-ai#14), so the caller's
 ``pong_timeout`` should be generous.
 
-The engines consult :class:`Keepalive` inside a waiting ``receive``: no task of its own.
+The engines consult :class:`Keepalive` inside a waiting ``receive``: no task of its own. Or the
+caller drives it (``by_caller``): a waiting ``receive`` then needs no deadline (a cancel scope per
+wait, a tenth of a busy reader's CPU), and a task the caller already has (the session's mover)
+calls the connection's ``keepalive()`` at ``keepalive_deadline()``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ log = logging.getLogger("livemesh.transport")
 class Keepalive:
     """The keepalive state of one connection: when a frame was last parsed, whether a ping is out."""
 
-    __slots__ = ("interval", "last_heard", "pinged_at", "pong_timeout")
+    __slots__ = ("by_caller", "interval", "last_heard", "pinged_at", "pong_timeout")
 
     def __init__(self) -> None:
         self.interval: float | None = None
@@ -35,14 +38,17 @@ class Keepalive:
         """When a frame was last parsed (from :meth:`configure` on)."""
         self.pinged_at: float | None = None
         """When the keepalive ping now waiting for any frame went out."""
+        self.by_caller = False
+        """The caller runs the rule (:meth:`check`); a waiting receive has no deadline."""
 
     def __repr__(self) -> str:
         return f"<Keepalive interval={self.interval} pinged={self.pinged_at is not None}>"
 
-    def configure(self, interval: float | None, pong_timeout: float) -> None:
+    def configure(self, interval: float | None, pong_timeout: float, *, by_caller: bool = False) -> None:
         """Set the rule (``interval=None``: off); the silence so far starts counting now."""
         self.interval = interval
         self.pong_timeout = pong_timeout
+        self.by_caller = by_caller
         self.heard()
 
     def heard(self, now: float | None = None) -> None:
@@ -57,6 +63,28 @@ class Keepalive:
         if self.pinged_at is not None:
             return self.pinged_at + self.pong_timeout
         return self.last_heard + self.interval
+
+    def receive_deadline(self) -> float:
+        """The deadline of a waiting receive: :meth:`deadline`, or ``inf`` when the caller drives
+        the keepalive."""
+        return math.inf if self.by_caller else self.deadline()
+
+    def check(self, reading: bool) -> bool:
+        """The caller's turn (``by_caller``): True if a ping is to be sent now.
+
+        Args:
+            reading: Whether a receive is reading the connection now. When none is (a slow
+                consumer), unread frames may be waiting: the silence starts counting again
+                instead (as a receive-run keepalive, which runs only while a receive waits).
+
+        Raises:
+            ConnectionLostError: No frame came within ``pong_timeout`` of the ping (code 1011).
+        """
+        if not reading:
+            if trio.current_time() >= self.deadline():
+                self.heard()
+            return False
+        return self.due()
 
     def due(self) -> bool:
         """The deadline passed: True if a ping is to be sent now (it is then counted as out).

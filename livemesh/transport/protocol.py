@@ -118,7 +118,7 @@ class Connection(Protocol):
         """
         ...
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
         """Keep the connection proven alive while a :meth:`receive` waits.
 
         When no frame has been parsed for ``interval`` seconds, a ping goes out; if no frame at
@@ -127,12 +127,36 @@ class Connection(Protocol):
         as life: bytes that never complete a frame (a frame cut short while the peer's pong bytes
         pile into its payload) do not. A receiver that stopped reading (a slow consumer) sees no
         keepalive failure meanwhile. The engine does this itself, inside :meth:`receive` or in a
-        task of its own ``open_connection`` block: the caller starts nothing.
+        task of its own ``open_connection`` block: the caller starts nothing. Or, with
+        ``by_caller``, a task the caller already runs does it: it awaits :meth:`keepalive` at
+        :meth:`keepalive_deadline`, and a waiting :meth:`receive` carries no deadline (a busy
+        reader waits thousands of times a second, each wait with a deadline a cancel scope).
 
         Args:
             interval: Seconds of silence before a ping; ``None`` turns the keepalive off.
             pong_timeout: Seconds to wait for any frame after the ping (the service's pongs were
                 seen taking 8-30 s, sip-to-ai#14 on GitHub: be generous).
+            by_caller: The caller runs the keepalive (:meth:`keepalive`), not :meth:`receive`.
+        """
+        ...
+
+    def keepalive_deadline(self) -> float:
+        """When the caller must next await :meth:`keepalive` (with ``by_caller``).
+
+        Returns:
+            A ``trio.current_time()`` value; ``inf`` while the keepalive is off.
+        """
+        ...
+
+    async def keepalive(self) -> None:
+        """Run the keepalive rule now (with ``by_caller``): ping if the connection has been
+        silent for ``interval``; give it up if no frame came within ``pong_timeout`` of the
+        ping. Only while a :meth:`receive` is reading: otherwise the silence counts again from
+        now (a slow consumer's unread frames may be waiting).
+
+        Raises:
+            SessionError: The connection has ended, or the keepalive found it dead
+                (:class:`~livemesh.transport.ConnectionLostError`).
         """
         ...
 

@@ -374,16 +374,38 @@ class SansioConnection:
         else:
             await self._read_once()
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
         """Keep the connection proven alive from within a waiting :meth:`receive` (no task: a
-        keepalive task cost ~3 KB per idle connection); see
-        :meth:`livemesh.transport.Connection.set_keepalive`.
+        keepalive task cost ~3 KB per idle connection), or from the caller's :meth:`keepalive`;
+        see :meth:`livemesh.transport.Connection.set_keepalive`.
 
         Args:
             interval: Seconds without a parsed frame before a ping; ``None``: off.
             pong_timeout: Seconds to wait for any frame after the ping.
+            by_caller: The caller awaits :meth:`keepalive` at :meth:`keepalive_deadline`.
         """
-        self._keepalive.configure(interval, pong_timeout)
+        self._keepalive.configure(interval, pong_timeout, by_caller=by_caller)
+
+    def keepalive_deadline(self) -> float:
+        """When the caller must next await :meth:`keepalive` (``inf``: the keepalive is off).
+
+        Returns:
+            A ``trio.current_time()`` value.
+        """
+        return self._keepalive.deadline()
+
+    async def keepalive(self) -> None:
+        """Run the keepalive rule now (``by_caller``): send its ping if the connection has been
+        silent for ``interval``; the reading receive parses the pong.
+
+        Raises:
+            SessionError: The connection has ended, or no frame came within ``pong_timeout``
+                of the ping (:class:`~livemesh.transport.ConnectionLostError`).
+        """
+        if self._ended():
+            raise self._lost()
+        if self._keepalive.check(self._reading):
+            await self._send_ping(_PING_PAYLOAD)
 
     async def receive(self) -> bytes | str:
         """The next server message (``bytes`` for binary, ``str`` for text frames).
@@ -407,7 +429,7 @@ class SansioConnection:
                 raise self._lost()
             if self._reading:
                 await self._await_read()
-            elif not await self._read_once(self._keepalive.deadline()) and self._keepalive.due():
+            elif not await self._read_once(self._keepalive.receive_deadline()) and self._keepalive.due():
                 await self._send_ping(_PING_PAYLOAD)  # the same receive reads its pong
         message, self.arrived_after = messages[self._taken]
         self._taken += 1

@@ -94,6 +94,7 @@ class TrioWebsocketConnection:
         "_nursery",
         "_pings",
         "_read_done",
+        "_receiving",
         "_redact",
         "_scanner",
         "_stream",
@@ -114,6 +115,7 @@ class TrioWebsocketConnection:
         self._handshake_scope: trio.CancelScope | None = None
         self._fences = Fences()
         self._keepalive = Keepalive()
+        self._receiving = False  # a receive waits for a message (the caller-driven keepalive's rule)
         self._scanner = FrameScanner(self._fences, self._keepalive, opened_at=stream.io.caught_up_at)
         self._handed_out = 0
         self._pings = 0
@@ -274,15 +276,37 @@ class TrioWebsocketConnection:
 
     # ------------------------------------------------------------------ reading
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
-        """Keep the connection proven alive while a :meth:`receive` waits (see
-        :meth:`livemesh.transport.Connection.set_keepalive`).
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
+        """Keep the connection proven alive while a :meth:`receive` waits, or from the caller's
+        :meth:`keepalive` (see :meth:`livemesh.transport.Connection.set_keepalive`).
 
         Args:
             interval: Seconds without a complete frame before a ping; ``None``: off.
             pong_timeout: Seconds to wait for any frame after the ping.
+            by_caller: The caller awaits :meth:`keepalive` at :meth:`keepalive_deadline`.
         """
-        self._keepalive.configure(interval, pong_timeout)
+        self._keepalive.configure(interval, pong_timeout, by_caller=by_caller)
+
+    def keepalive_deadline(self) -> float:
+        """When the caller must next await :meth:`keepalive` (``inf``: the keepalive is off).
+
+        Returns:
+            A ``trio.current_time()`` value.
+        """
+        return self._keepalive.deadline()
+
+    async def keepalive(self) -> None:
+        """Run the keepalive rule now (``by_caller``): send its ping if the connection has been
+        silent for ``interval``.
+
+        Raises:
+            SessionError: No frame came within ``pong_timeout`` of the ping
+                (:class:`~livemesh.transport.ConnectionLostError`).
+        """
+        # Only while a receive waits: with none (a slow consumer), trio-websocket's queue may be
+        # full and its reader stopped, the pong unread.
+        if self._keepalive.check(self._receiving):
+            await self._keepalive_ping()
 
     async def receive(self) -> bytes | str:
         """The next server message (``str`` for a text frame, ``bytes`` for a binary one).
@@ -296,7 +320,8 @@ class TrioWebsocketConnection:
         """
         ws, keepalive = self._socket, self._keepalive
         while True:
-            deadline = keepalive.deadline()
+            deadline = keepalive.receive_deadline()
+            self._receiving = True
             try:
                 if deadline == math.inf:
                     message = await ws.get_message()
@@ -306,6 +331,8 @@ class TrioWebsocketConnection:
                     break
             except trio_websocket.ConnectionClosed as exc:
                 raise self._lost(exc) from None
+            finally:
+                self._receiving = False
             if keepalive.due():
                 await self._keepalive_ping()
         self.received_index = self._handed_out

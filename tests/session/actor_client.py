@@ -11,6 +11,7 @@ hypothesis.stateful rules are synchronous; each one here enters the trio thread
 from __future__ import annotations
 
 import collections
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -127,8 +128,14 @@ class ModelConnection:
             return None
         return self.conn.pongs.pop(token, None)
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> bool:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> bool:
         return True
+
+    def keepalive_deadline(self) -> float:
+        return math.inf
+
+    async def keepalive(self) -> None:
+        return None
 
     async def ping(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -7,6 +7,7 @@ or doubles turns, and only a scripted peer can stage them exactly, every run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -76,7 +77,13 @@ class ScriptedConnection:
     async def ping(self) -> None:
         return None
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
+        return None
+
+    def keepalive_deadline(self) -> float:
+        return math.inf
+
+    async def keepalive(self) -> None:
         return None
 
     async def send_many(self, frames: list[bytes]) -> None:

@@ -3,6 +3,7 @@ backpressure that bounds memory."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -91,7 +92,13 @@ class _StuckConnection:
     def fence_result(self, token: bytes) -> int | None:
         return None
 
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float) -> None:
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
+        return None
+
+    def keepalive_deadline(self) -> float:
+        return math.inf
+
+    async def keepalive(self) -> None:
         return None
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:

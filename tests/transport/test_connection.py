@@ -495,3 +495,70 @@ async def test_keepalive_gives_up_without_any_frame(
         assert lost.value.code == 1011
         assert trio.current_time() - start == pytest.approx(80)
         assert (await peer.read_frames(1))[0].opcode is Opcode.PING
+
+
+async def _drive_keepalive(conn: Connection) -> None:
+    """What the session's mover does: the keepalive at its deadline, until it raises."""
+    while True:
+        await trio.sleep_until(conn.keepalive_deadline())
+        await conn.keepalive()
+
+
+async def test_caller_driven_keepalive_pings_and_a_late_pong_keeps_it(
+    engine: Engine, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``by_caller``: the waiting receive has no deadline of its own; the caller's
+    ``keepalive()`` pings an idle connection, and the receive parses the (late) pong."""
+    async with engine_and_peer(engine) as (conn, peer):
+        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=True)
+        got: list[bytes | str] = []
+        start = trio.current_time()
+        async with trio.open_nursery() as inner:
+
+            async def receive() -> None:
+                got.append(await conn.receive())
+                inner.cancel_scope.cancel()
+
+            inner.start_soon(receive)
+            inner.start_soon(_drive_keepalive, conn)
+            for _ in range(3):
+                (ping,) = await peer.read_frames(1)
+                assert ping.opcode is Opcode.PING
+                await trio.sleep(50)
+                await peer.stream.send_all(server_frame(0xA, bytes(ping.data)))
+            assert trio.current_time() - start >= 3 * 20
+            await peer.stream.send_all(text("hello"))
+        assert got == ["hello"]
+
+
+async def test_caller_driven_keepalive_gives_up_without_any_frame(
+    engine: Engine, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with engine_and_peer(engine) as (conn, peer):
+        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=True)
+        start = trio.current_time()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(conn.receive)  # reading: the pong would be parsed
+            with pytest.raises(ConnectionLostError, match="keepalive") as lost:
+                await _drive_keepalive(conn)
+            inner.cancel_scope.cancel()
+        assert lost.value.code == 1011
+        assert trio.current_time() - start == pytest.approx(80)
+        assert (await peer.read_frames(1))[0].opcode is Opcode.PING
+
+
+async def test_caller_driven_keepalive_spares_a_connection_nobody_reads(
+    engine: Engine, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With no receive reading (a slow consumer), unread frames may be waiting: the caller's
+    keepalive neither pings nor gives up; the silence counts again from then."""
+    async with engine_and_peer(engine) as (conn, peer):
+        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=True)
+        for _ in range(5):
+            await trio.sleep_until(conn.keepalive_deadline())
+            await conn.keepalive()
+        assert trio.current_time() >= 100
+        with pytest.raises(BlockingIOError):
+            peer.sock.recv(1, socket.MSG_PEEK)  # no ping written
+        await peer.stream.send_all(text("still here"))
+        assert await conn.receive() == "still here"
