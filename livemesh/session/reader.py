@@ -47,9 +47,10 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
     fence_result = conn.fence_result  # the pongs of the writer's fences
     inbox_in = links.inbox_in
     callbacks = links.config.callbacks
-    # No callback and no handle hook (the usual case): a message costs no coroutine for them
-    # (a goAway still goes through ``_callbacks``, which logs it).
-    no_callbacks = on_handle is None and all(getattr(callbacks, name) is None for name in _READ_CALLBACKS)
+    # No callback (the usual case): a message costs no coroutine for them; a new handle does
+    # when there is a handle hook (a pool's handle store), and a goAway (``_callbacks`` logs it).
+    no_callbacks = all(getattr(callbacks, name) is None for name in _READ_CALLBACKS)
+    hook_flags = HANDLE if on_handle is not None else 0
     while True:
         raw = await conn.receive()
         now = trio.current_time()
@@ -69,7 +70,7 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
             links.apply(flags)
             if flags & TOOLS:
                 await links.dispatch_tools()
-        if not no_callbacks or message.go_away is not None:
+        if not no_callbacks or flags & hook_flags or message.go_away is not None:
             await _callbacks(links, message, flags, on_handle)
         if message.setup_complete is None:
             try:

@@ -233,9 +233,11 @@ class SessionCore:
         next write, up to the hold limit while input is held (a move, no connection, a BLOCKING
         call); past it the outbox fills and senders wait. Tool answers never wait here: they
         reach the core directly (``take``), ahead of user input."""
-        if self.holding:
-            return len(self._queue) < self.config.hold_limit
-        return len(self._queue) < batch
+        queued = len(self._queue)
+        limit = self.config.hold_limit
+        if queued < batch and queued < limit:
+            return True  # room whether or not input is held (the usual case: asked per message)
+        return queued < (limit if self.holding else batch)
 
     def in_turn(self) -> bool:
         """A turn is in flight: generating, an answer owed to a user turn, or a tool call pending."""

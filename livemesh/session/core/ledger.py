@@ -60,7 +60,8 @@ class ToolLedger:
     @property
     def blocking_pending(self) -> bool:
         """True while a BLOCKING call waits for its answer (hold realtime input meanwhile)."""
-        return any(p.blocking for p in self._pending.values())
+        pending = self._pending
+        return bool(pending) and any(p.blocking for p in pending.values())
 
     def get(self, call_id: str) -> PendingCall | None:
         return self._pending.get(call_id)

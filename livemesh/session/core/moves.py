@@ -68,6 +68,9 @@ class Facts:
     """When the newest ``turnComplete`` was read (-1: none yet)."""
 
 
+_HOLDING_PHASES = (MovePhase.HOLDING_EARLY, MovePhase.HOLDING, MovePhase.LEAVING)
+
+
 @attrs.define(slots=True)
 class Move:
     """One move in progress (phase :class:`MovePhase`), or none (``IDLE``)."""
@@ -84,19 +87,19 @@ class Move:
     early_hold_for: int | None = None  # the turn an early hold was taken for
     released_seq: int | None = None  # the newest handle when input was let through last
     forced: bool = False
+    holding: bool = attrs.field(default=False, init=False)
+    """Input is held (``HOLDING_EARLY``, ``HOLDING``, ``LEAVING``): kept with every transition,
+    as the writer asks for every message it takes."""
 
     # ------------------------------------------------------------------ transitions
 
     def _go(self, event: MoveEvent) -> None:
-        self.phase = next_state(MOVE_TRANSITIONS, self.phase, event)
+        self.phase = phase = next_state(MOVE_TRANSITIONS, self.phase, event)
+        self.holding = phase in _HOLDING_PHASES
 
     @property
     def active(self) -> bool:
         return self.phase not in (MovePhase.IDLE, MovePhase.FLUSHING)
-
-    @property
-    def holding(self) -> bool:
-        return self.phase in (MovePhase.HOLDING_EARLY, MovePhase.HOLDING, MovePhase.LEAVING)
 
     @property
     def leaving(self) -> bool:
