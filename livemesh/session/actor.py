@@ -170,7 +170,7 @@ class Session:
     async def _wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` (re-checked whenever the session's state changes)."""
         while not (predicate() or self._core.finished):
-            await self._links.changed.wait()
+            await self._links.wait_changed()
 
     async def wait_quiet(self) -> None:
         """Wait until :attr:`is_quiet` (for a supervisor choosing when to rotate)."""

@@ -75,14 +75,19 @@ class Connections:
             if core.started and not core.wants_connection(trio.current_time(), unread):
                 return
             try:
-                # A close may still need a connection (to flush what was sent), within its time.
-                with trio.move_on_at(core.close_deadline if core.started else math.inf):
-                    outcome = await self._connection(None if core.started else started)
-                    if outcome == "close":
-                        return
-                    core.left()
-                    continue
-                return
+                # A close may still need a connection (to flush what was sent), within its time
+                # (no cancel scope while not closing: an idle session's memory counts them).
+                deadline = core.close_deadline if core.started else math.inf
+                if deadline == math.inf:
+                    outcome: str | None = await self._connection(None if core.started else started)
+                else:
+                    outcome = None
+                    with trio.move_on_at(deadline):
+                        outcome = await self._connection(None)
+                if outcome is None or outcome == "close":
+                    return  # (None: the close's time ran out)
+                core.left()
+                continue
             except ConnectionLostError as exc:
                 attempt = core.lost(exc, trio.current_time(), unread)
                 if attempt is None:
@@ -102,7 +107,7 @@ class Connections:
                 self.links.notify()
                 with trio.move_on_after(delay):
                     while not core.closing:
-                        await self.links.changed.wait()
+                        await self.links.wait_changed()
 
     async def _connection(self, started: Callable[[], None] | None) -> str:
         """Connect, set up (resuming if there is a handle), serve until the connection ends."""
@@ -136,12 +141,11 @@ class Connections:
             conn.set_keepalive(
                 interval=config.keepalive_interval, pong_timeout=config.keepalive_timeout, by_caller=True
             )
-            epoch = _Epoch(scope=trio.CancelScope())
-            with epoch.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guard, epoch, read(conn, links, self.on_handle))
-                    nursery.start_soon(self._guard, epoch, write(conn, links))
-                    nursery.start_soon(self._mover, epoch, conn)
+            async with trio.open_nursery() as nursery:
+                epoch = _Epoch(scope=nursery.cancel_scope)
+                nursery.start_soon(self._guard, epoch, read(conn, links, self.on_handle))
+                nursery.start_soon(self._guard, epoch, write(conn, links))
+                nursery.start_soon(self._mover, epoch, conn)
             if epoch.error is not None:
                 raise epoch.error
             if epoch.outcome is None:  # pragma: no cover - the epoch only ends via end()

@@ -57,8 +57,9 @@ class Links:
     tool_work: trio.MemorySendChannel[ToolWork] | None = None
     scopes: dict[str, trio.CancelScope] = attrs.Factory(dict)
     """The running tool calls' cancel scopes, by call id."""
-    changed: trio.Event = attrs.Factory(trio.Event)
-    """Set (and replaced) when quiet, idle, moves or the state may have changed."""
+    changed: trio.Event | None = None
+    """Set (and dropped) when quiet, idle, moves or the state may have changed; made by the first
+    waiter (:meth:`wait_changed`), so a change nobody waits for costs nothing."""
     mover_wake: trio.Event = attrs.Factory(trio.Event)
     writer_waiting: bool = False
     """The writer waits for the outbox (a ``None`` sent there wakes it)."""
@@ -69,8 +70,17 @@ class Links:
 
     def notify(self) -> None:
         """Wake those waiting for a change of state (``wait_quiet``, ``rotate``, ``wait_moved``)."""
-        self.changed.set()
-        self.changed = trio.Event()
+        changed = self.changed
+        if changed is not None:
+            self.changed = None
+            changed.set()
+
+    async def wait_changed(self) -> None:
+        """Wait for the next :meth:`notify`."""
+        changed = self.changed
+        if changed is None:
+            self.changed = changed = trio.Event()
+        await changed.wait()
 
     def wake_mover(self) -> None:
         self.mover_wake.set()

@@ -56,6 +56,10 @@ from livemesh.telemetry import NOOP_SESSION, SessionProbe
 
 __all__ = ["Opened", "SessionCore", "Step", "Write"]
 
+_NO_QUEUE: deque[Outgoing] = deque(maxlen=0)
+"""Shared by every core until its first queued message (appending to it would drop the message,
+so only :meth:`SessionCore.take` appends, after replacing it)."""
+
 # What ``frame`` tells the actor to do besides delivering the message (bit flags).
 HANDLE = 1  # a new resumable handle was taken (``handle``): call the handle hook
 TOOLS = 2  # calls to start (``tool_starts``, ``callback_calls``)
@@ -109,6 +113,58 @@ def encode(message: wire.ClientMessage, call_ids: tuple[str, ...] = ()) -> Outgo
 class SessionCore:
     """One session's protocol state across its connections (see the module docstring)."""
 
+    __slots__ = (
+        "_dial_epoch",
+        "_dialled_at",
+        "_lost_at",
+        "_owed_after_turn",
+        "_priority",
+        "_queue",
+        "_replay_next",
+        "attempt",
+        "callback_calls",
+        "close_deadline",
+        "closing",
+        "config",
+        "conn_deadline",
+        "conn_index",
+        "connect_s",
+        "connected",
+        "counters",
+        "error",
+        "established",
+        "handle",
+        "handle_arrived_at",
+        "handle_epoch",
+        "handle_index",
+        "handle_received_at",
+        "handle_seq",
+        "ledger",
+        "lifetime_end",
+        "move",
+        "move_started",
+        "moves_done",
+        "planned",
+        "probe",
+        "proofs",
+        "repeated_calls",
+        "replay",
+        "resumable",
+        "rtt",
+        "running_tools",
+        "rx_index",
+        "rx_seq",
+        "started",
+        "state",
+        "streamed",
+        "tool_cancels",
+        "tool_starts",
+        "turn_latency",
+        "turns",
+        "unresumable_seq",
+        "writing",
+    )
+
     def __init__(self, config: CoreConfig, *, resume_handle: str | None = None) -> None:
         self.config = config
         self.state = SessionState.NEW
@@ -156,7 +212,9 @@ class SessionCore:
 
         self._replay_next: deque[Outgoing] | tuple[()] = ()  # resent first on a new connection
         self._priority: list[Outgoing] = []  # tool answers (few): never held behind input
-        self._queue: deque[Outgoing] = deque()  # user input, held during moves
+        # user input, held during moves (a deque made by the first message: an idle session's
+        # empty deque would cost more than the rest of the core's state)
+        self._queue: deque[Outgoing] = _NO_QUEUE
         self._owed_after_turn: list[PendingCall] = []
 
         # decisions for the actor, drained by it
@@ -491,7 +549,10 @@ class SessionCore:
                 return  # void after a resume (the context never issued it) or cancelled meanwhile
             self._priority.append(out)
             return
-        self._queue.append(out)
+        queue = self._queue
+        if queue is _NO_QUEUE:
+            self._queue = queue = deque()
+        queue.append(out)
 
     def count_held(self, waiting: int) -> None:
         """A user message is sent while input is held, ``waiting`` before it (for the metrics)."""

@@ -21,6 +21,10 @@ from livemesh import wire
 
 __all__ = ["ReplayEntry", "ReplayLog", "ReplayPlan"]
 
+_NO_ENTRIES: deque[ReplayEntry] = deque(maxlen=0)
+"""Shared by every log while it is empty (an idle session's empty deque would cost more than the
+rest of the log); only :meth:`ReplayLog.append` appends, after replacing it."""
+
 
 @attrs.define(eq=False, slots=True)
 class ReplayEntry:
@@ -56,7 +60,7 @@ class ReplayLog:
     """Sent client messages not yet known to be covered by a resumable handle (bounded by bytes)."""
 
     def __init__(self, *, limit_bytes: int) -> None:
-        self._entries: deque[ReplayEntry] = deque()
+        self._entries: deque[ReplayEntry] = _NO_ENTRIES  # a deque of its own from the first entry
         self._bytes = 0
         self._limit = limit_bytes
         self.overflow = 0
@@ -75,7 +79,10 @@ class ReplayLog:
     def append(
         self, message: wire.ClientMessage, *, index: int, sent_at: float, size: int, seq: int = 0
     ) -> None:
-        self._entries.append(ReplayEntry(message, index, sent_at, size, seq=seq))
+        entries = self._entries
+        if entries is _NO_ENTRIES:
+            self._entries = entries = deque()
+        entries.append(ReplayEntry(message, index, sent_at, size, seq=seq))
         self._bytes += size
         while self._bytes > self._limit and len(self._entries) > 1:
             old = self._entries.popleft()
@@ -151,7 +158,7 @@ class ReplayLog:
         return self._entries[-1].sent_at if self._entries else -1.0
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._entries = _NO_ENTRIES
         self._bytes = 0
         self._handle_seq = None
 
