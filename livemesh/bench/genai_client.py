@@ -369,7 +369,8 @@ async def _final_check(conn: _Connection, spec: WorkloadSpec, state: _State) -> 
         # again on the next connection is safe.
         state.stats_attempts += 1
         if state.stats_attempts > 3:
-            raise _TurnFailed(f"s{state.plan.index}: connection closed during the final stats query")
+            why = f"{type(conn.closed).__name__}: {conn.closed}"[:160]
+            raise _TurnFailed(f"s{state.plan.index}: connection closed during the final stats query ({why})")
         return ("again", 0, None)
     stats = wl.parse_stats("".join(conn.reply))
     if stats is None:
