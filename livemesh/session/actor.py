@@ -313,18 +313,23 @@ class Session:
         """The inbox's next message. A cancellation point; a schedule point only when it has to
         wait, or every ``_EAGER_RECEIVES`` messages taken in a row (so a consumer that always
         finds one still lets others run): trio's ``receive`` yields even when a message is
-        waiting, a scheduling round per message."""
-        inbox = self._links.inbox
-        if self._eager >= _EAGER_RECEIVES:
+        waiting, a scheduling round per message. ``Links.unread`` says whether one is waiting,
+        so a consumer that keeps up waits at once (no ``WouldBlock`` raised and caught first)."""
+        links = self._links
+        inbox = links.inbox
+        if self._eager >= _EAGER_RECEIVES or links.unread <= 0:
             self._eager = 0
-            return await inbox.receive()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            message = inbox.receive_nowait()
-        except trio.WouldBlock:
-            self._eager = 0
-            return await inbox.receive()
-        self._eager += 1
+            message = await inbox.receive()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                message = inbox.receive_nowait()
+            except trio.WouldBlock:
+                self._eager = 0
+                message = await inbox.receive()
+            else:
+                self._eager += 1
+        links.unread -= 1
         return message
 
     def _raise_error(self) -> None:

@@ -65,6 +65,9 @@ class Links:
     """The writer waits for the outbox (a ``None`` sent there wakes it)."""
     writer_wake: trio.Event | None = None
     """The writer waits with the core full of held input (this wakes it)."""
+    unread: int = 0
+    """Messages put in the inbox and not yet received (a hint: the receiver tries
+    ``receive_nowait`` only when there are; wrong either way it only costs a scheduling round)."""
     stash: wire.ServerMessage | None = None
     """A message whose delivery a move interrupted: the next connection's reader delivers it first."""
 
