@@ -283,6 +283,7 @@ class Session:
                 outbox.send_nowait(out)
             except trio.WouldBlock:
                 await outbox.send(out)
+            self._links.unsent += 1
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._check_open()
             raise SessionClosedError("the session is closing") from None
