@@ -27,8 +27,7 @@ from livemesh.errors import LivemeshError, SessionClosedError
 from livemesh.session import Session as TrioSession
 from livemesh.session import SessionConfig, SessionMetrics, Turn
 from livemesh.session import open_session as trio_open_session
-from livemesh.session.actor import check_can_ask
-from livemesh.session.turns import TurnBuilder
+from livemesh.session.turns import TurnBuilder, check_can_ask
 
 __all__ = ["Session", "open_session"]
 

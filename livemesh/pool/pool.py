@@ -55,10 +55,11 @@ from livemesh.pool.metrics import PoolMetrics, PoolSnapshot, SessionSummary, Tra
 from livemesh.pool.ratelimit import RateLimiter
 from livemesh.pool.rotation import Reason, RotationConfig, RotationInputs, Step, StepKind, plan
 from livemesh.pool.supervision import Action, Decision, Restart, RestartPolicy, RestartTracker
-from livemesh.session.actor import Session, open_session
+from livemesh.session.actor import Session
 from livemesh.session.callbacks import Callbacks, call_callback
 from livemesh.session.config import SessionConfig
 from livemesh.session.metrics import SessionMetrics
+from livemesh.session.opening import open_session
 
 __all__ = ["Handler", "Pool", "PoolSession", "SessionFailure", "Supervised", "open_pool"]
 

@@ -8,12 +8,12 @@ metrics, callbacks. Every decision is the sans-I/O core's (``livemesh.session.co
 
 from livemesh.session.actor import HandleHook as HandleHook
 from livemesh.session.actor import Session as Session
-from livemesh.session.actor import open_session as open_session
 from livemesh.session.callbacks import Callbacks as Callbacks
 from livemesh.session.config import RetryPolicy as RetryPolicy
 from livemesh.session.config import RotationPolicy as RotationPolicy
 from livemesh.session.config import SessionConfig as SessionConfig
 from livemesh.session.metrics import SessionMetrics as SessionMetrics
+from livemesh.session.opening import open_session as open_session
 from livemesh.session.tools import FunctionTool as FunctionTool
 from livemesh.session.tools import declaration_from_function as declaration_from_function
 from livemesh.session.tools import function_tool as function_tool

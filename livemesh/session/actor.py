@@ -25,14 +25,12 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
 
-from livemesh import models, telemetry, wire
-from livemesh._groups import unwrap_group
+from livemesh import telemetry, wire
 from livemesh.auth import VertexAI
 from livemesh.errors import ConfigError, LivemeshError, LocalProtocolError, SessionClosedError
 from livemesh.session.builders import build_client_content, build_realtime_input, build_tool_response, encode
@@ -43,10 +41,10 @@ from livemesh.session.lifecycle import Lifecycle, core_config
 from livemesh.session.links import Links
 from livemesh.session.metrics import SessionMetrics
 from livemesh.session.reader import HandleHook
-from livemesh.session.turns import Turn, TurnBuilder
+from livemesh.session.turns import Turn, TurnBuilder, check_can_ask
 from livemesh.transport import open_connection
 
-__all__ = ["HandleHook", "Session", "open_session"]
+__all__ = ["HandleHook", "Session"]
 
 log = logging.getLogger("livemesh.session")
 
@@ -285,6 +283,7 @@ class Session:
                 outbox.send_nowait(out)
             except trio.WouldBlock:
                 await outbox.send(out)
+            self._links.unsent += 1
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._check_open()
             raise SessionClosedError("the session is closing") from None
@@ -315,18 +314,23 @@ class Session:
         """The inbox's next message. A cancellation point; a schedule point only when it has to
         wait, or every ``_EAGER_RECEIVES`` messages taken in a row (so a consumer that always
         finds one still lets others run): trio's ``receive`` yields even when a message is
-        waiting, a scheduling round per message."""
-        inbox = self._links.inbox
-        if self._eager >= _EAGER_RECEIVES:
+        waiting, a scheduling round per message. ``Links.unread`` says whether one is waiting,
+        so a consumer that keeps up waits at once (no ``WouldBlock`` raised and caught first)."""
+        links = self._links
+        inbox = links.inbox
+        if self._eager >= _EAGER_RECEIVES or links.unread <= 0:
             self._eager = 0
-            return await inbox.receive()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            message = inbox.receive_nowait()
-        except trio.WouldBlock:
-            self._eager = 0
-            return await inbox.receive()
-        self._eager += 1
+            message = await inbox.receive()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                message = inbox.receive_nowait()
+            except trio.WouldBlock:
+                self._eager = 0
+                message = await inbox.receive()
+            else:
+                self._eager += 1
+        links.unread -= 1
         return message
 
     def _raise_error(self) -> None:
@@ -391,81 +395,3 @@ class Session:
         if self.state != "new":
             raise LocalProtocolError("a Session runs once")
         await self._life.run(lambda: task_status.started(self))
-
-
-def check_can_ask(config: SessionConfig) -> None:
-    """Refuse ``ask()`` on a session whose answers have no text to return.
-
-    Args:
-        config: The session's configuration.
-
-    Raises:
-        ConfigError: The session answers in AUDIO without ``output_audio_transcription``.
-    """
-    modality = config.response_modality
-    audio_only = models.behavior_of(config.model).audio_only
-    audio = modality == wire.Modality.AUDIO or (modality is None and audio_only)
-    if audio and config.output_audio_transcription is None:
-        raise ConfigError(
-            "ask() returns the answer's text, which for an AUDIO answer is its transcription: "
-            "open the session with output_audio_transcription={} (or read the audio with "
-            "receive_turn())"
-        )
-
-
-# ====================================================================== open_session
-
-
-@asynccontextmanager
-async def open_session(
-    config: SessionConfig | Mapping[str, Any] | None = None,
-    /,
-    *,
-    on_handle: HandleHook | None = None,
-    rng: random.Random | None = None,
-    **options: Any,
-) -> AsyncIterator[Session]:
-    """Open a Live session for the duration of the block::
-
-        async with livemesh.open_session(model="gemini-3.8-live",
-                                         output_audio_transcription={}) as s:
-            await s.send_client_content("Hello")
-            turn = await s.receive_turn()  # turn.audio, and its text in turn.output_transcript
-
-    ``config`` is a :class:`SessionConfig` or a dict of its options (seed or google-genai
-    spellings); keyword ``options`` are merged in. The block's tasks run in a nursery that belongs
-    to it; leaving the block flushes queued input, sends a close frame and ends every task. If the
-    session fails, the block is cancelled and the :class:`SessionError` is raised from it.
-    """
-    session = Session(SessionConfig.build(config, **options), on_handle=on_handle, rng=rng)
-    body_error: BaseException | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_quietly, session)
-            with trio.CancelScope() as body_scope:
-                session._body_scope = body_scope
-                try:
-                    yield session
-                except BaseException as exc:
-                    body_error = exc
-                    raise
-            with trio.CancelScope(shield=True):
-                await session.aclose()
-    except BaseExceptionGroup as group:
-        raise unwrap_group(group, body_error) from None
-    if session.error is not None and not session._error_seen:
-        raise session.error
-
-
-async def _run_quietly(
-    session: Session, *, task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """``session.run`` for :func:`open_session`: a failure after start cancels the block instead of
-    raising inside the nursery (the block then raises it, unwrapped)."""
-    try:
-        await session.run(task_status=task_status)
-    except LivemeshError:
-        if not session._core.started:
-            raise
-        if session._body_scope is not None:
-            session._body_scope.cancel()

@@ -65,6 +65,12 @@ class Links:
     """The writer waits for the outbox (a ``None`` sent there wakes it)."""
     writer_wake: trio.Event | None = None
     """The writer waits with the core full of held input (this wakes it)."""
+    unsent: int = 0
+    """Items put in the outbox (messages and wake-ups) the writer has not taken yet (a hint, as
+    :attr:`unread`: the writer looks with ``receive_nowait`` only when there are)."""
+    unread: int = 0
+    """Messages put in the inbox and not yet received (a hint: the receiver tries
+    ``receive_nowait`` only when there are; wrong either way it only costs a scheduling round)."""
     stash: wire.ServerMessage | None = None
     """A message whose delivery a move interrupted: the next connection's reader delivers it first."""
 
@@ -94,6 +100,7 @@ class Links:
             self.writer_waiting = False
             try:
                 self.wakeup.send_nowait(None)
+                self.unsent += 1
             except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                 pass  # full: the writer is not waiting for it; closed: the session is ending
 

@@ -41,6 +41,7 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
         stashed = links.stash
         try:
             await links.inbox_in.send(stashed)
+            links.unread += 1
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
         links.stash = None
@@ -78,6 +79,7 @@ async def read(conn: Connection, links: Links, on_handle: HandleHook | None) -> 
                 # same): one task step less per message. The reader still yields: receive()
                 # waits at the socket.
                 inbox_in.send_nowait(message)
+                links.unread += 1
             except trio.WouldBlock:
                 await _deliver(links, message)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -133,6 +135,7 @@ async def _deliver(links: Links, message: wire.ServerMessage) -> None:
     connection's ``setupComplete`` reaches the user, so the reader delivers none)."""
     try:
         await links.inbox_in.send(message)
+        links.unread += 1
     except trio.Cancelled:
         links.stash = message  # moving on: the next connection's reader delivers it first
         raise
@@ -144,6 +147,7 @@ def deliver_nowait(links: Links, message: wire.ServerMessage) -> None:
     """Deliver without waiting (the first ``setupComplete``); stashed if the inbox is full."""
     try:
         links.inbox_in.send_nowait(message)
+        links.unread += 1
     except trio.WouldBlock:
         links.stash = message
 

@@ -16,14 +16,18 @@ before the first turn on current models), and function calls whose arguments arr
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from livemesh import wire
+from livemesh import models, wire
+from livemesh.errors import ConfigError
 from livemesh.wire import helpers
 
-__all__ = ["Turn", "TurnBuilder", "ends_interaction"]
+if TYPE_CHECKING:
+    from livemesh.session.config import SessionConfig
+
+__all__ = ["Turn", "TurnBuilder", "check_can_ask", "ends_interaction"]
 
 
 _ENDS: Final = frozenset({wire.InteractionStatus.IDLE, wire.InteractionStatus.REQUIRES_ACTION})
@@ -161,4 +165,24 @@ class TurnBuilder:
             model_turns=self._model_turns,
             interaction_status=self._status,
             messages=tuple(self._messages),
+        )
+
+
+def check_can_ask(config: SessionConfig) -> None:
+    """Refuse ``ask()`` on a session whose answers have no text to return.
+
+    Args:
+        config: The session's configuration.
+
+    Raises:
+        ConfigError: The session answers in AUDIO without ``output_audio_transcription``.
+    """
+    modality = config.response_modality
+    audio_only = models.behavior_of(config.model).audio_only
+    audio = modality == wire.Modality.AUDIO or (modality is None and audio_only)
+    if audio and config.output_audio_transcription is None:
+        raise ConfigError(
+            "ask() returns the answer's text, which for an AUDIO answer is its transcription: "
+            "open the session with output_audio_transcription={} (or read the audio with "
+            "receive_turn())"
         )

@@ -22,6 +22,7 @@ WRITE_BATCH = 32
 
 
 def _take(links: Links, out: Outgoing | None) -> None:
+    links.unsent -= 1
     if out is not None:
         links.core.take(out)
 
@@ -32,7 +33,7 @@ async def write(conn: Connection, links: Links) -> None:
     open_ = True  # the outbox: senders (the user, the tool runner) may still put messages in it
     while True:
         # Take what is waiting, as far as the core has room (it holds input during a move).
-        while open_ and core.room(WRITE_BATCH):
+        while open_ and links.unsent > 0 and core.room(WRITE_BATCH):
             try:
                 _take(links, outbox.receive_nowait())
             except trio.WouldBlock:

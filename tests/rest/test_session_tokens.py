@@ -9,7 +9,7 @@ from livemesh.auth import ApiKey
 from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.errors import AuthError
 from livemesh.rest import ModelResolver, create_ephemeral_token
-from livemesh.session.actor import open_session
+from livemesh.session.opening import open_session
 
 SENTINEL = "SENTINEL-KEY-9f3a1c"
 KEY = ApiKey(SENTINEL)
