@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from livemesh.telemetry import names as n
 from livemesh.telemetry.probes import PoolProbe, SessionProbe, TrafficCounters
-from livemesh.telemetry.usage import token_counts
+from livemesh.telemetry.usage import add_token_counts, token_counts
 
 if TYPE_CHECKING:
     from livemesh import wire
@@ -585,16 +585,14 @@ class OtelSessionProbe(SessionProbe):
         self._end_turn(now, interrupted=interrupted)
 
     def usage(self, usage: wire.UsageMetadata) -> None:
-        counts = token_counts(usage)
-        self.metrics.token_usage.record(counts.input, self._input)
-        self.metrics.token_usage.record(counts.output, self._output)
-        counted = self.counted
-        for modality, count in counts.input_by_modality:
-            counted.count(n.USAGE_INPUT_TOKENS, modality, count)
-        for modality, count in counts.output_by_modality:
-            counted.count(n.USAGE_OUTPUT_TOKENS, modality, count)
+        tokens_in, tokens_out = add_token_counts(
+            usage, self.counted.counts, n.USAGE_INPUT_TOKENS, n.USAGE_OUTPUT_TOKENS
+        )
+        self.metrics.token_usage.record(tokens_in, self._input)
+        self.metrics.token_usage.record(tokens_out, self._output)
         span = self._turn
         if span is not None:
+            counts = token_counts(usage)
             found: dict[str, int] = {n.USAGE_INPUT: counts.input, n.USAGE_OUTPUT: counts.output}
             for modality, count in counts.input_by_modality:
                 found[f"gen_ai.usage.{modality}.input_tokens"] = count
