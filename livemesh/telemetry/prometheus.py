@@ -53,8 +53,8 @@ def serve_prometheus(port: int, addr: str = "127.0.0.1", *, tracer_provider: Any
         raise ConfigError(MISSING_EXPORTER) from None
     registry = CollectorRegistry()
     reader = PrometheusMetricReader(registry=registry)
-    # Prometheus's text format carries no exemplars: with the default (trace-based) filter, every
-    # measurement made under a sampled span would fill an exemplar reservoir nobody reads.
+    # The exporter carries no exemplars: with the default (trace-based) filter, every measurement
+    # made under a sampled span would fill an exemplar reservoir nobody reads.
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
     server, thread = start_http_server(port, addr, registry=registry)
     saved = (telemetry._State.telemetry, telemetry._State.disabled)
