@@ -7,8 +7,13 @@ SDK allows (a synchronous SDK measurement costs several microseconds in Python):
 * every counter is *observed*: a probe bumps a plain integer of its own at each event, and the
   totals (live sessions' plus finished ones') are read when a reader collects. Traffic is read
   from the sessions' own counters the same way, so the per-message cost is nothing at all;
-* histograms (turn duration, time to first chunk, token usage, move stalls, tool latency) are
-  recorded when the event happens, a few per turn, with attribute dicts made once per probe;
+* histograms (turn duration, time to first chunk, token usage, move stalls, tool latency): a
+  probe queues each measurement (a tuple appended), and the queue is handed to the SDK once it
+  holds :data:`BATCH` and whenever a reader collects (the observers' callbacks flush it, and the
+  SDK runs those before it reads the histograms), so a reader always sees every measurement.
+  Handed over in a batch, the SDK's code runs many times in a row while it is warm in the CPU's
+  caches: in the bench, one measurement made alone between session work cost about 1.5 times as
+  much. Attribute dicts are made once per probe;
 * spans: one per logical session, a child per connection (``gen_ai.realtime_session.id``), a
   ``realtime_inference`` span per model turn and an ``execute_tool`` span per tool call, with events
   for goAways, move decisions and replays; made only while the session's own span records (an SDK
@@ -24,25 +29,34 @@ only its class name (``error.type``).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from livemesh.telemetry import names as n
 from livemesh.telemetry.probes import PoolProbe, SessionProbe, TrafficCounters
-from livemesh.telemetry.usage import token_counts
+from livemesh.telemetry.usage import add_token_counts, token_counts
 
 if TYPE_CHECKING:
     from livemesh import wire
 
-__all__ = ["Instruments", "Telemetry"]
+__all__ = ["BATCH", "Instruments", "Telemetry"]
 
 _VERSION = "0.1.0"
 _Key = tuple[str, str, str]  # (provider, model, engine)
 _CLEAN_CLOSES = frozenset({1000, 1001})
+
+BATCH = 64
+"""Queued histogram measurements handed to the SDK at once (about half a millisecond of SDK work)."""
+
+# The context a measurement is recorded in when its session is not traced: one with no span, so
+# an exemplar filter links nothing (rather than whatever span is current where a batch is handed
+# over). A traced session's measurements carry its turn's (or tool call's) span instead.
+_UNTRACED = trace.set_span_in_context(trace.INVALID_SPAN)
 
 # The observed counters: (name, unit, description, the attribute their label is, extra attributes).
 # A probe counts ``(name, label) -> n``; a label of None adds no attribute.
@@ -143,6 +157,9 @@ class Instruments:
         self._attrs: dict[_Key, dict[str, str]] = {}
         self._retired_traffic: dict[_Key, list[int]] = {}  # bytes in, out, messages in, out
         self._retired: dict[tuple[_Key, str, Any], int] = {}  # (key, metric, label) -> total
+        # Histogram measurements not yet handed to the SDK: appended on the sessions' thread,
+        # taken by whichever thread flushes (deque appends and pops are atomic).
+        self._pending: deque[tuple[metrics.Histogram, float, Mapping[str, Any], context.Context]] = deque()
 
         def histogram(
             name: str, unit: str, description: str, buckets: tuple[float, ...]
@@ -190,6 +207,28 @@ class Instruments:
             n.TRAFFIC_MESSAGES, [self._traffic_observer(2)], "{message}", "Live API messages, each way."
         )
 
+    # ------------------------------------------------------------------ histograms
+
+    def record(
+        self, histogram: metrics.Histogram, value: float, attrs: Mapping[str, Any], where: context.Context
+    ) -> None:
+        """Queue one measurement; hand the queue to the SDK once it holds :data:`BATCH`."""
+        pending = self._pending
+        pending.append((histogram, value, attrs, where))
+        if len(pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand every queued measurement to the SDK (called by the observers, so before a reader
+        collects the histograms)."""
+        pending = self._pending
+        while pending:
+            try:
+                histogram, value, attrs, where = pending.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            histogram.record(value, attrs, where)
+
     # ------------------------------------------------------------------ the registry
 
     def _add(self, registry: dict[int, Any], probe: OtelSessionProbe | OtelPoolProbe) -> None:
@@ -215,6 +254,7 @@ class Instruments:
         self, metric: str, label_key: str | None, extra: Mapping[str, str]
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
+            self.flush()
             totals: dict[tuple[_Key, Any], int] = {}
             with self._lock:
                 for (key, name, label), amount in self._retired.items():
@@ -237,6 +277,7 @@ class Instruments:
         return observe
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
+        self.flush()
         with self._lock:
             active = dict.fromkeys(self._attrs, 0)
             for probe in self._live.values():
@@ -245,6 +286,7 @@ class Instruments:
         return [Observation(count, attrs[key]) for key, count in active.items()]
 
     def _observe_queued(self, options: CallbackOptions) -> Iterable[Observation]:
+        self.flush()
         with self._lock:
             pools = list(self._pools.values())
         queued: dict[_Key, tuple[dict[str, str], int]] = {}
@@ -256,6 +298,7 @@ class Instruments:
 
     def _traffic_observer(self, first: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
+            self.flush()
             with self._lock:
                 totals = {key: list(values) for key, values in self._retired_traffic.items()}
                 for probe in self._live.values():
@@ -415,10 +458,14 @@ class OtelSessionProbe(SessionProbe):
 
     # ------------------------------------------------------------------ helpers
 
+    def _in(self, span: trace.Span | None) -> context.Context:
+        """The context a measurement is recorded in: its span's, so exemplars point at it."""
+        return _UNTRACED if span is None else trace.set_span_in_context(span)
+
     def _start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> trace.Span:
         parent = self._turn or self._connection or self._session
-        context = trace.set_span_in_context(parent) if parent is not None else None
-        return self.telemetry.tracer.start_span(name, context, kind, attributes, record_exception=False)
+        under = trace.set_span_in_context(parent) if parent is not None else None
+        return self.telemetry.tracer.start_span(name, under, kind, attributes, record_exception=False)
 
     # ------------------------------------------------------------------ session
 
@@ -513,7 +560,8 @@ class OtelSessionProbe(SessionProbe):
         attrs = self._by_reason.get(label)
         if attrs is None:
             attrs = self._by_reason[label] = _with(self.attrs, n.MOVE_REASON, label)
-        self.metrics.move_stall.record(max(0.0, stall_s), attrs)
+        where = self._in(self._session if self._tracing else None)
+        self.metrics.record(self.metrics.move_stall, max(0.0, stall_s), attrs, where)
         if self._session is not None and self._tracing:
             self._session.add_event(n.EVENT_MOVE_DONE, {n.MOVE_REASON: label, n.STALL: stall_s})
 
@@ -557,7 +605,8 @@ class OtelSessionProbe(SessionProbe):
         elif self._first_chunk_at is None:
             self._first_chunk_at = now
             if self._turn_asked_at is not None:
-                self.metrics.time_to_first_chunk.record(max(0.0, now - self._turn_asked_at), self._op)
+                took = max(0.0, now - self._turn_asked_at)
+                self.metrics.record(self.metrics.time_to_first_chunk, took, self._op, self._in(self._turn))
 
     def _end_turn(self, now: float | None, *, interrupted: bool) -> None:
         if not self._turn_open:
@@ -566,9 +615,10 @@ class OtelSessionProbe(SessionProbe):
         self._turn_asked_at = None
         self._first_chunk_at = None
         interrupted, self._cut = interrupted or self._cut, False
-        if now is not None:
-            self.metrics.operation_duration.record(max(0.0, now - self._turn_started_at), self._op)
         span, self._turn = self._turn, None
+        if now is not None:
+            took = max(0.0, now - self._turn_started_at)
+            self.metrics.record(self.metrics.operation_duration, took, self._op, self._in(span))
         if span is None:
             return
         span.set_attribute(n.FINISH_REASONS, ["interrupted" if interrupted else "stop"])
@@ -585,16 +635,15 @@ class OtelSessionProbe(SessionProbe):
         self._end_turn(now, interrupted=interrupted)
 
     def usage(self, usage: wire.UsageMetadata) -> None:
-        counts = token_counts(usage)
-        self.metrics.token_usage.record(counts.input, self._input)
-        self.metrics.token_usage.record(counts.output, self._output)
-        counted = self.counted
-        for modality, count in counts.input_by_modality:
-            counted.count(n.USAGE_INPUT_TOKENS, modality, count)
-        for modality, count in counts.output_by_modality:
-            counted.count(n.USAGE_OUTPUT_TOKENS, modality, count)
+        tokens_in, tokens_out = add_token_counts(
+            usage, self.counted.counts, n.USAGE_INPUT_TOKENS, n.USAGE_OUTPUT_TOKENS
+        )
         span = self._turn
+        where = self._in(span)
+        self.metrics.record(self.metrics.token_usage, tokens_in, self._input, where)
+        self.metrics.record(self.metrics.token_usage, tokens_out, self._output, where)
         if span is not None:
+            counts = token_counts(usage)
             found: dict[str, int] = {n.USAGE_INPUT: counts.input, n.USAGE_OUTPUT: counts.output}
             for modality, count in counts.input_by_modality:
                 found[f"gen_ai.usage.{modality}.input_tokens"] = count
@@ -632,7 +681,7 @@ class OtelSessionProbe(SessionProbe):
             attrs = self._by_outcome.get(label)
             if attrs is None:
                 attrs = self._by_outcome[label] = _with(self.attrs, n.TOOL_OUTCOME, label)
-            self.metrics.tool_duration.record(max(0.0, now - started), attrs)
+            self.metrics.record(self.metrics.tool_duration, max(0.0, now - started), attrs, self._in(span))
         if span is None:
             return
         span.set_attribute(n.TOOL_OUTCOME, label)

@@ -47,13 +47,15 @@ def serve_prometheus(port: int, addr: str = "127.0.0.1", *, tracer_provider: Any
 
     try:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
         from prometheus_client import CollectorRegistry, start_http_server
     except ImportError:
         raise ConfigError(MISSING_EXPORTER) from None
     registry = CollectorRegistry()
     reader = PrometheusMetricReader(registry=registry)
-    provider = MeterProvider(metric_readers=[reader])
+    # The exporter carries no exemplars: with the default (trace-based) filter, every measurement
+    # made under a sampled span would fill an exemplar reservoir nobody reads.
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
     server, thread = start_http_server(port, addr, registry=registry)
     saved = (telemetry._State.telemetry, telemetry._State.disabled)
     try:

@@ -11,16 +11,22 @@ cached tokens) and ``output`` (including reasoning tokens), optionally split by 
 
 Tokens a total reports but no breakdown covers are counted under ``unknown``, so the modalities
 always add up to the total.
+
+A session reports usage once per model turn, so :func:`add_token_counts` adds straight into the
+caller's running totals: no intermediate objects, no sorting.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from livemesh import wire
 from livemesh.telemetry.names import modality
 
-__all__ = ["TokenCounts", "token_counts"]
+__all__ = ["TokenCounts", "add_token_counts", "token_counts"]
+
+_K = TypeVar("_K")
+_Details = list[wire.ModalityTokenCount] | None
 
 
 class TokenCounts(NamedTuple):
@@ -32,24 +38,43 @@ class TokenCounts(NamedTuple):
     output_by_modality: tuple[tuple[str, int], ...] = ()
 
 
-_Details = list[wire.ModalityTokenCount] | None
-
-
-def _split(
-    total: int, details: _Details, more: _Details = None, extra_text: int = 0
-) -> tuple[tuple[str, int], ...]:
-    found: dict[str, int] = {"text": extra_text} if extra_text else {}
+def _split(into: dict[tuple[_K, str], int], key: _K, total: int, *groups: _Details) -> None:
     covered = 0
-    for group in (details, more):
+    for group in groups:
         for item in group or ():
             count = item.token_count
             if count:
-                key = modality(item.modality)
-                found[key] = found.get(key, 0) + count
+                found = (key, modality(item.modality))
+                into[found] = into.get(found, 0) + count
                 covered += count
     if total > covered:
-        found["unknown"] = found.get("unknown", 0) + total - covered
-    return tuple(sorted(found.items()))
+        found = (key, "unknown")
+        into[found] = into.get(found, 0) + total - covered
+
+
+def add_token_counts(
+    usage: wire.UsageMetadata, into: dict[tuple[_K, str], int], input_key: _K, output_key: _K
+) -> tuple[int, int]:
+    """Add the input and output tokens ``usage`` reports, by modality, to running totals.
+
+    Args:
+        usage: a ``usageMetadata`` as the session decoded it.
+        into: totals keyed by ``(input_key or output_key, modality)``; updated in place.
+        input_key: the first half of the keys input tokens are added under.
+        output_key: the first half of the keys output tokens are added under.
+
+    Returns:
+        The report's input and output totals (zero where it is silent).
+    """
+    prompt = (usage.prompt_token_count or 0) + (usage.tool_use_prompt_token_count or 0)
+    thoughts = usage.thoughts_token_count or 0
+    response = usage.response_token_count or 0
+    _split(into, input_key, prompt, usage.prompt_tokens_details, usage.tool_use_prompt_tokens_details)
+    if thoughts:  # thoughts are text
+        found = (output_key, "text")
+        into[found] = into.get(found, 0) + thoughts
+    _split(into, output_key, response, usage.response_tokens_details)
+    return prompt, response + thoughts
 
 
 def token_counts(usage: wire.UsageMetadata) -> TokenCounts:
@@ -61,12 +86,10 @@ def token_counts(usage: wire.UsageMetadata) -> TokenCounts:
     Returns:
         The counts; zero where the report is silent.
     """
-    prompt = (usage.prompt_token_count or 0) + (usage.tool_use_prompt_token_count or 0)
-    thoughts = usage.thoughts_token_count or 0
-    response = usage.response_token_count or 0
-    return TokenCounts(
-        prompt,
-        response + thoughts,
-        _split(prompt, usage.prompt_tokens_details, usage.tool_use_prompt_tokens_details),
-        _split(response, usage.response_tokens_details, extra_text=thoughts),  # thoughts are text
-    )
+    found: dict[tuple[str, str], int] = {}
+    total_in, total_out = add_token_counts(usage, found, "input", "output")
+
+    def by_modality(kind: str) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted((name, count) for (of, name), count in found.items() if of == kind))
+
+    return TokenCounts(total_in, total_out, by_modality("input"), by_modality("output"))
