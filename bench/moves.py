@@ -24,6 +24,7 @@ import json
 import math
 import statistics
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -34,7 +35,7 @@ from livemesh.emulator import EmulatorConfig, open_emulator
 from livemesh.emulator.app import Emulator
 from livemesh.emulator.context import SessionStats
 from livemesh.limits import ServiceLimits
-from livemesh.session import RetryPolicy, RotationPolicy, open_session
+from livemesh.session import RetryPolicy, RotationPolicy, Session, open_session
 
 CHUNK_S = 0.1
 SPEECH = b"".join(
@@ -55,6 +56,37 @@ class Tally:
 
 async def _token() -> str:
     return "bench-token"
+
+
+async def speak(
+    session: Session,
+    tally: Tally | Any,
+    index: int,
+    end: float,
+    turn_every: float,
+    each_chunk: Callable[[float], Awaitable[None]] | None = None,
+) -> None:
+    """A caller until ``end``: real-time audio in 100 ms chunks, 1.5 s of speech then 1.5 s of
+    silence (like a caller pausing between phrases), and a numbered text turn every
+    ``turn_every`` s; ``each_chunk(now)`` runs after each chunk. Counts into ``tally.chunks`` and
+    ``tally.turns``."""
+    start = trio.current_time()
+    next_turn = start + turn_every
+    k = 0
+    while trio.current_time() < end:
+        chunk = SPEECH if (k % 30) < 15 else SILENCE
+        await session.send_realtime_input(audio=chunk)
+        tally.chunks += 1
+        now = trio.current_time()
+        if now >= next_turn:
+            text = f"s{index} turn {len(tally.turns)}"
+            await session.send_client_content(text)
+            tally.turns.append(text)
+            next_turn += turn_every
+        if each_chunk is not None:
+            await each_chunk(now)
+        k += 1
+        await trio.sleep_until(start + k * CHUNK_S)
 
 
 async def run_session(emu: Emulator, args: argparse.Namespace, index: int, out: list[Tally]) -> None:
@@ -82,21 +114,7 @@ async def run_session(emu: Emulator, args: argparse.Namespace, index: int, out: 
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain)
-            start = trio.current_time()
-            next_turn = start + args.turn_every
-            k = 0
-            while trio.current_time() < end:
-                # 1.5 s of speech then 1.5 s of silence, like a caller pausing between phrases
-                chunk = SPEECH if (k % 30) < 15 else SILENCE
-                await session.send_realtime_input(audio=chunk)
-                tally.chunks += 1
-                if trio.current_time() >= next_turn:
-                    text = f"s{index} turn {len(tally.turns)}"
-                    await session.send_client_content(text)
-                    tally.turns.append(text)
-                    next_turn += args.turn_every
-                k += 1
-                await trio.sleep_until(start + k * CHUNK_S)
+            await speak(session, tally, index, end, args.turn_every)
             nursery.cancel_scope.cancel()
         await session.aclose()  # flushes what is queued and waits for a handle covering it
         tally.server_id = session.server_session_id

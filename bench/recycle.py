@@ -28,11 +28,9 @@ from typing import Any
 
 import attrs
 import trio
-from moves import (  # the same speech, pacing and Vertex token as bench/moves.py
-    CHUNK_S,
-    SILENCE,
-    SPEECH,
+from moves import (  # the same caller (speech, pacing, text turns) and Vertex token as bench/moves.py
     _token,
+    speak,
 )
 
 from livemesh.auth import ApiKey, VertexAI
@@ -89,33 +87,22 @@ async def caller(emu: Emulator, pool: Pool, args: argparse.Namespace, index: int
     try:
         async with pool.session(session_config(emu, args, index)) as session:
             end = trio.current_time() + args.seconds
-            tool_at = trio.current_time() + rng.uniform(1.0, max(1.0, args.seconds - 3.0))
+            tool_at: float | None = trio.current_time() + rng.uniform(1.0, max(1.0, args.seconds - 3.0))
 
             async def drain() -> None:
                 async for message in session:
                     if message.tool_call is not None:
                         tally.tool_calls += len(message.tool_call.function_calls or ())
 
+            async def call_once(now: float) -> None:
+                nonlocal tool_at
+                if tool_at is not None and now >= tool_at:
+                    await session.send_client_content(f'call lookup {{"n": {index}}}')
+                    tool_at = None
+
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(drain)
-                start = trio.current_time()
-                next_turn = start + args.turn_every
-                k = 0
-                while trio.current_time() < end:
-                    chunk = SPEECH if (k % 30) < 15 else SILENCE
-                    await session.send_realtime_input(audio=chunk)
-                    tally.chunks += 1
-                    now = trio.current_time()
-                    if now >= next_turn:
-                        text = f"s{index} turn {len(tally.turns)}"
-                        await session.send_client_content(text)
-                        tally.turns.append(text)
-                        next_turn += args.turn_every
-                    if tool_at is not None and now >= tool_at:
-                        await session.send_client_content(f'call lookup {{"n": {index}}}')
-                        tool_at = None
-                    k += 1
-                    await trio.sleep_until(start + k * CHUNK_S)
+                await speak(session, tally, index, end, args.turn_every, call_once)
                 nursery.cancel_scope.cancel()
             await session.aclose()  # flushes what is queued and waits for a handle covering it
             tally.server_id = session.server_session_id
