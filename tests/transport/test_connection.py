@@ -448,19 +448,32 @@ async def test_frames_read_late_are_dated_no_later_than_their_arrival(
             assert conn.arrived_after is not None and conn.arrived_after <= sent
 
 
+async def _drive_keepalive(conn: Connection) -> None:
+    """What the session's mover does: the keepalive at its deadline, until it raises."""
+    while True:
+        await trio.sleep_until(conn.keepalive_deadline())
+        await conn.keepalive()
+
+
+@pytest.mark.parametrize("by_caller", [False, True], ids=["in-receive", "by-caller"])
 async def test_keepalive_pings_an_idle_connection_and_a_late_pong_keeps_it(
-    engine: Engine, autojump_clock: trio.testing.MockClock
+    engine: Engine, by_caller: bool, autojump_clock: trio.testing.MockClock
 ) -> None:
+    """Run by the waiting receive, or by the caller (``by_caller``: the receive has no deadline of
+    its own; the caller's ``keepalive()`` pings, and the receive parses the pong)."""
     async with engine_and_peer(engine) as (conn, peer):
-        conn.set_keepalive(interval=20, pong_timeout=60)
+        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=by_caller)
         got: list[bytes | str] = []
         start = trio.current_time()
         async with trio.open_nursery() as inner:
 
             async def receive() -> None:
                 got.append(await conn.receive())
+                inner.cancel_scope.cancel()  # (ends the caller's keepalive loop)
 
             inner.start_soon(receive)
+            if by_caller:
+                inner.start_soon(_drive_keepalive, conn)
             for _ in range(3):
                 (ping,) = await peer.read_frames(1)  # one ping per idle interval, answered late
                 assert ping.opcode is Opcode.PING
@@ -484,63 +497,18 @@ async def test_keepalive_does_not_ping_while_frames_flow(
             peer.sock.recv(1, socket.MSG_PEEK)  # the client wrote nothing: no ping
 
 
+@pytest.mark.parametrize("by_caller", [False, True], ids=["in-receive", "by-caller"])
 async def test_keepalive_gives_up_without_any_frame(
-    engine: Engine, autojump_clock: trio.testing.MockClock
+    engine: Engine, by_caller: bool, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with engine_and_peer(engine) as (conn, peer):
-        conn.set_keepalive(interval=20, pong_timeout=60)
-        start = trio.current_time()
-        with pytest.raises(ConnectionLostError, match="keepalive") as lost:
-            await conn.receive()
-        assert lost.value.code == 1011
-        assert trio.current_time() - start == pytest.approx(80)
-        assert (await peer.read_frames(1))[0].opcode is Opcode.PING
-
-
-async def _drive_keepalive(conn: Connection) -> None:
-    """What the session's mover does: the keepalive at its deadline, until it raises."""
-    while True:
-        await trio.sleep_until(conn.keepalive_deadline())
-        await conn.keepalive()
-
-
-async def test_caller_driven_keepalive_pings_and_a_late_pong_keeps_it(
-    engine: Engine, autojump_clock: trio.testing.MockClock
-) -> None:
-    """``by_caller``: the waiting receive has no deadline of its own; the caller's
-    ``keepalive()`` pings an idle connection, and the receive parses the (late) pong."""
-    async with engine_and_peer(engine) as (conn, peer):
-        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=True)
-        got: list[bytes | str] = []
+        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=by_caller)
         start = trio.current_time()
         async with trio.open_nursery() as inner:
-
-            async def receive() -> None:
-                got.append(await conn.receive())
-                inner.cancel_scope.cancel()
-
-            inner.start_soon(receive)
-            inner.start_soon(_drive_keepalive, conn)
-            for _ in range(3):
-                (ping,) = await peer.read_frames(1)
-                assert ping.opcode is Opcode.PING
-                await trio.sleep(50)
-                await peer.stream.send_all(server_frame(0xA, bytes(ping.data)))
-            assert trio.current_time() - start >= 3 * 20
-            await peer.stream.send_all(text("hello"))
-        assert got == ["hello"]
-
-
-async def test_caller_driven_keepalive_gives_up_without_any_frame(
-    engine: Engine, autojump_clock: trio.testing.MockClock
-) -> None:
-    async with engine_and_peer(engine) as (conn, peer):
-        conn.set_keepalive(interval=20, pong_timeout=60, by_caller=True)
-        start = trio.current_time()
-        async with trio.open_nursery() as inner:
-            inner.start_soon(conn.receive)  # reading: the pong would be parsed
+            if by_caller:
+                inner.start_soon(conn.receive)  # reading: the pong would be parsed
             with pytest.raises(ConnectionLostError, match="keepalive") as lost:
-                await _drive_keepalive(conn)
+                await (_drive_keepalive(conn) if by_caller else conn.receive())
             inner.cancel_scope.cancel()
         assert lost.value.code == 1011
         assert trio.current_time() - start == pytest.approx(80)
