@@ -11,7 +11,6 @@ hypothesis.stateful rules are synchronous; each one here enters the trio thread
 from __future__ import annotations
 
 import collections
-import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ import trio.testing
 from livemesh.errors import LivemeshError, SessionError
 from livemesh.session import Session, SessionConfig, SessionMetrics, function_tool
 from livemesh.transport import CloseInfo, ConnectionLostError
+from tests.session.conftest import NoKeepalive
 from tests.session.servermodel import ServerConn, ServerModel, audio_payload, text_payload
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class TrioThread:
         self._thread.join(timeout=10)
 
 
-class ModelConnection:
+class ModelConnection(NoKeepalive):
     """The :class:`~livemesh.transport.Connection` the session sees; the model is the peer.
 
     A frame the server emitted has *arrived*; the session reads it only when the test grants a
@@ -127,15 +127,6 @@ class ModelConnection:
         if self.conn is None:
             return None
         return self.conn.pongs.pop(token, None)
-
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> bool:
-        return True
-
-    def keepalive_deadline(self) -> float:
-        return math.inf
-
-    async def keepalive(self) -> None:
-        return None
 
     async def ping(self) -> None:
         await trio.lowlevel.checkpoint()

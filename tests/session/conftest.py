@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -58,3 +59,16 @@ def mock_clock() -> trio.testing.MockClock:
     time: a healthy test never is, and a stuck one then reaches its ``fail_after`` and fails
     instead of hanging the run (virtual time never passes on its own)."""
     return trio.testing.MockClock(autojump_threshold=2.0)
+
+
+class NoKeepalive:
+    """The keepalive part of a fake ``Connection``: off (a scripted peer never falls silent)."""
+
+    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
+        return None
+
+    def keepalive_deadline(self) -> float:
+        return math.inf
+
+    async def keepalive(self) -> None:
+        return None

@@ -7,7 +7,6 @@ or doubles turns, and only a scripted peer can stage them exactly, every run.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,10 +17,10 @@ from livemesh import wire
 from livemesh.auth import ApiKey
 from livemesh.session import RotationPolicy, SessionConfig
 from livemesh.transport import CloseInfo, ConnectionLostError
-from tests.session.conftest import TEXT_MODEL, vertex_auth
+from tests.session.conftest import TEXT_MODEL, NoKeepalive, vertex_auth
 
 
-class ScriptedConnection:
+class ScriptedConnection(NoKeepalive):
     """One fake WebSocket: the session writes client frames, the test reads them and answers."""
 
     def __init__(self) -> None:
@@ -75,15 +74,6 @@ class ScriptedConnection:
             raise ConnectionLostError("dropped by the scripted server", code=1006) from None
 
     async def ping(self) -> None:
-        return None
-
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
-        return None
-
-    def keepalive_deadline(self) -> float:
-        return math.inf
-
-    async def keepalive(self) -> None:
         return None
 
     async def send_many(self, frames: list[bytes]) -> None:

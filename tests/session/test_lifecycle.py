@@ -3,7 +3,6 @@ backpressure that bounds memory."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +14,7 @@ from livemesh.emulator.app import Emulator
 from livemesh.session import Session, open_session
 from livemesh.session.writer import WRITE_BATCH
 from livemesh.transport import CloseInfo
-from tests.session.conftest import make_config
+from tests.session.conftest import NoKeepalive, make_config
 from tests.session.workload import SILENCE
 
 
@@ -52,7 +51,7 @@ async def test_pool_style_run_in_a_callers_nursery(emu: Emulator) -> None:
         assert (metrics.rotations, metrics.reconnects, metrics.turns) == (1, 1, 2)
 
 
-class _StuckConnection:
+class _StuckConnection(NoKeepalive):
     """Answers setup, then never finishes sending: a network that stopped draining."""
 
     def __init__(self) -> None:
@@ -90,15 +89,6 @@ class _StuckConnection:
         return b"fence"
 
     def fence_result(self, token: bytes) -> int | None:
-        return None
-
-    def set_keepalive(self, *, interval: float | None, pong_timeout: float, by_caller: bool = False) -> None:
-        return None
-
-    def keepalive_deadline(self) -> float:
-        return math.inf
-
-    async def keepalive(self) -> None:
         return None
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
